@@ -1,0 +1,424 @@
+//! The TOML configuration: serde types that exist only here and compile into
+//! a [`CacheBuilder`]. Errors name the rule index or cache name, the field and
+//! the reason; a file with any error applies nothing.
+//!
+//! ```
+//! let cache = cachet_core::Cache::from_toml(r#"
+//!     [caches.url]
+//!     max_bytes = "64MiB"
+//!     ttl = "1h"
+//!
+//!     [[rules]]
+//!     path = '^/api/urls/$'
+//!     cache = "url"
+//!     ttl = "5m"
+//!     vary_by_user = true
+//! "#).unwrap();
+//! assert_eq!(cache.rules().rules()[0].cache(), "url");
+//!
+//! let err = cachet_core::Cache::from_toml("[[rules]]\npath = '^/('").unwrap_err();
+//! assert!(err.to_string().starts_with("rule 0 (^/(): field `path`: invalid regex"));
+//! ```
+//!
+//! See `docs/configuration.md` for every field and its default.
+
+use crate::cache::{Cache, CacheBuilder};
+use crate::error::ConfigError;
+use crate::identity::Identity;
+use crate::rules::{CacheSpec, Rule};
+use crate::units::{DurationSpec, SizeSpec};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+const SECTIONS: [&str; 3] = ["caches", "rules", "identity"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheDto {
+    max_bytes: Option<SizeSpec>,
+    ttl: Option<DurationSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDto {
+    path: String,
+    cache: Option<String>,
+    ttl: Option<DurationSpec>,
+    methods: Option<Vec<String>>,
+    vary_by_user: Option<bool>,
+    vary_by_method: Option<bool>,
+    vary_headers: Option<Vec<String>>,
+    max_body: Option<SizeSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityDto {
+    extension: Option<bool>,
+    headers: Option<Vec<String>>,
+    cookies: Option<Vec<String>>,
+    secret_env: Option<String>,
+}
+
+/// A serde error as (field, reason): the field from the error's path, or
+/// from the message for a missing or unknown field (serde reports those one
+/// level up).
+fn field_and_reason(error: &serde_path_to_error::Error<toml::de::Error>) -> (String, String) {
+    let reason = error.inner().message().trim().to_owned();
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| reason.strip_prefix(prefix)?.split('`').next());
+    let field = match named {
+        Some(name) => name.to_owned(),
+        None => error.path().to_string(),
+    };
+    (field, reason)
+}
+
+fn deserialize<T: DeserializeOwned>(value: toml::Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|err| field_and_reason(&err))
+}
+
+impl CacheBuilder {
+    /// A builder configured from TOML text (see the [module docs](crate::config)).
+    /// Clock and store can still be set before [`build`](Self::build).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let table: toml::Table =
+            text.parse()
+                .map_err(|err: toml::de::Error| ConfigError::Syntax {
+                    reason: err.to_string().trim().to_owned(),
+                })?;
+        if let Some(unknown) = table.keys().find(|key| !SECTIONS.contains(&key.as_str())) {
+            return Err(ConfigError::Syntax {
+                reason: format!(
+                    "unknown section `{unknown}`; expected one of {}",
+                    SECTIONS.join(", ")
+                ),
+            });
+        }
+        let mut builder = Cache::builder();
+        if let Some(caches) = table.get("caches") {
+            let caches = caches.as_table().ok_or_else(|| ConfigError::Syntax {
+                reason: "`caches` must be a table of named caches, like [caches.url]".into(),
+            })?;
+            for (name, value) in caches {
+                builder = builder.cache(name.clone(), cache_spec(name, value.clone())?);
+            }
+        }
+        if let Some(rules) = table.get("rules") {
+            let rules = rules.as_array().ok_or_else(|| ConfigError::Syntax {
+                reason: "`rules` must be an array of tables, written [[rules]]".into(),
+            })?;
+            for (index, value) in rules.iter().enumerate() {
+                builder = builder.rule(rule(index, value.clone())?);
+            }
+        }
+        if let Some(identity) = table.get("identity") {
+            builder = builder.identity(identity_spec(identity.clone())?);
+        }
+        Ok(builder)
+    }
+}
+
+impl Cache {
+    /// A cache configured from TOML text, on the in-memory store and the
+    /// system clock.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        CacheBuilder::from_toml(text)?.build()
+    }
+}
+
+fn cache_spec(name: &str, value: toml::Value) -> Result<CacheSpec, ConfigError> {
+    let error = |(field, reason): (String, String)| ConfigError::Cache {
+        name: name.to_owned(),
+        field,
+        reason,
+    };
+    let dto: CacheDto = deserialize(value).map_err(error)?;
+    let mut spec = CacheSpec::default();
+    if let Some(max_bytes) = dto.max_bytes {
+        spec.max_bytes = max_bytes
+            .parse()
+            .map_err(|reason| error(("max_bytes".into(), reason)))?;
+    }
+    if let Some(ttl) = dto.ttl {
+        spec.ttl = ttl
+            .parse()
+            .map_err(|reason| error(("ttl".into(), reason)))?;
+    }
+    Ok(spec)
+}
+
+fn rule(index: usize, value: toml::Value) -> Result<Rule, ConfigError> {
+    let path = value
+        .get("path")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("?")
+        .to_owned();
+    let error = |(field, reason): (String, String)| ConfigError::Rule {
+        index,
+        path: path.clone(),
+        field,
+        reason,
+    };
+    let dto: RuleDto = deserialize(value).map_err(error)?;
+    let mut rule = Rule::new(dto.path);
+    if let Some(cache) = dto.cache {
+        rule = rule.cache(cache);
+    }
+    if let Some(ttl) = dto.ttl {
+        rule = rule.ttl(
+            ttl.parse()
+                .map_err(|reason| error(("ttl".into(), reason)))?,
+        );
+    }
+    if let Some(methods) = dto.methods {
+        rule = rule.methods(methods);
+    }
+    if let Some(on) = dto.vary_by_user {
+        rule = rule.vary_by_user(on);
+    }
+    if let Some(on) = dto.vary_by_method {
+        rule = rule.vary_by_method(on);
+    }
+    if let Some(headers) = dto.vary_headers {
+        rule = rule.vary_headers(headers);
+    }
+    if let Some(max_body) = dto.max_body {
+        rule = rule.max_body(
+            max_body
+                .parse()
+                .map_err(|reason| error(("max_body".into(), reason)))?,
+        );
+    }
+    Ok(rule)
+}
+
+fn identity_spec(value: toml::Value) -> Result<Identity, ConfigError> {
+    let error = |(field, reason): (String, String)| ConfigError::Section {
+        section: "identity".into(),
+        field,
+        reason,
+    };
+    let dto: IdentityDto = deserialize(value).map_err(error)?;
+    let mut identity = Identity::none();
+    if dto.extension.unwrap_or(true) {
+        identity = identity.extension();
+    }
+    for header in dto
+        .headers
+        .unwrap_or_else(|| vec!["authorization".to_owned()])
+    {
+        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            return Err(error((
+                "headers".into(),
+                format!("`{header}` is not a valid header name"),
+            )));
+        }
+        identity = identity.header(&header);
+    }
+    for cookie in dto.cookies.unwrap_or_default() {
+        identity = identity.cookie(&cookie);
+    }
+    if let Some(variable) = dto.secret_env {
+        let secret = std::env::var(&variable).map_err(|_| {
+            error((
+                "secret_env".into(),
+                format!("environment variable `{variable}` is not set (or not UTF-8)"),
+            ))
+        })?;
+        identity = identity.secret(&secret);
+    }
+    Ok(identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn error(text: &str) -> ConfigError {
+        Cache::from_toml(text).unwrap_err()
+    }
+
+    fn rule_error(text: &str) -> (usize, String, String) {
+        match error(text) {
+            ConfigError::Rule {
+                index,
+                field,
+                reason,
+                ..
+            } => (index, field, reason),
+            other => panic!("expected a rule error, got {other:?}"),
+        }
+    }
+
+    const GOOD: &str = "[[rules]]\npath = '^/ok'\n";
+
+    #[test]
+    fn a_full_file_compiles() {
+        let cache = Cache::from_toml(
+            r#"
+            [caches.url]
+            max_bytes = "64MiB"
+            ttl = "1h"
+            [caches.analytics]
+            max_bytes = 1048576
+            ttl = 900
+
+            [[rules]]
+            path = '^/api/urls/$'
+            cache = "url"
+            ttl = "5m"
+            methods = ["GET"]
+            vary_by_user = true
+            vary_by_method = false
+            vary_headers = ["Accept-Language"]
+            max_body = "256KiB"
+
+            [[rules]]
+            path = '^/api/urls/stats/$'
+            cache = "analytics"
+
+            [identity]
+            headers = ["x-user"]
+            cookies = ["sessionid"]
+            "#,
+        )
+        .unwrap();
+        let rules = cache.rules().rules();
+        assert_eq!(rules[0].ttl(), Duration::from_secs(300));
+        assert_eq!(rules[0].max_body(), 256 * 1024);
+        assert!(rules[0].vary_by_user());
+        assert!(!rules[0].vary_by_method());
+        assert_eq!(rules[1].ttl(), Duration::from_secs(900));
+        assert_eq!(cache.caches()["url"].max_bytes, 64 * 1024 * 1024);
+        assert!(cache.caches().contains_key("default"));
+    }
+
+    #[test]
+    fn invalid_regex_names_rule_and_field() {
+        let (index, field, reason) =
+            rule_error(&format!("{GOOD}[[rules]]\npath = '^/(unclosed'\n"));
+        assert_eq!((index, field.as_str()), (1, "path"));
+        assert!(reason.starts_with("invalid regex"), "{reason}");
+    }
+
+    #[test]
+    fn unknown_cache_names_rule_and_field() {
+        let (index, field, reason) = rule_error("[[rules]]\npath = '^/'\ncache = 'nope'\n");
+        assert_eq!((index, field.as_str()), (0, "cache"));
+        assert!(reason.contains("unknown cache `nope`"), "{reason}");
+    }
+
+    #[test]
+    fn unknown_field_names_rule_and_field() {
+        let (index, field, reason) =
+            rule_error(&format!("{GOOD}[[rules]]\npath = '^/'\nttll = '5m'\n"));
+        assert_eq!((index, field.as_str()), (1, "ttll"));
+        assert!(reason.contains("unknown field"), "{reason}");
+    }
+
+    #[test]
+    fn missing_path_names_the_field() {
+        let (index, field, _) = rule_error("[[rules]]\nttl = '5m'\n");
+        assert_eq!((index, field.as_str()), (0, "path"));
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nvary_by_user = 'yes'\n");
+        assert_eq!(field, "vary_by_user");
+        assert!(reason.contains("invalid type"), "{reason}");
+    }
+
+    #[test]
+    fn bad_duration_names_rule_and_field() {
+        let (index, field, reason) = rule_error("[[rules]]\npath = '^/'\nttl = 'five minutes'\n");
+        assert_eq!((index, field.as_str()), (0, "ttl"));
+        assert!(reason.contains("not a duration"), "{reason}");
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nttl = -5\n");
+        assert_eq!(field, "ttl");
+        assert!(reason.contains("negative"), "{reason}");
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nttl = 0\n");
+        assert_eq!(field, "ttl");
+        assert!(reason.contains("zero"), "{reason}");
+    }
+
+    #[test]
+    fn zero_and_negative_sizes_are_rejected() {
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nmax_body = 0\n");
+        assert_eq!(field, "max_body");
+        assert!(reason.contains("zero"), "{reason}");
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nmax_body = -1\n");
+        assert_eq!(field, "max_body");
+        assert!(reason.contains("negative"), "{reason}");
+        let err = error("[caches.url]\nmax_bytes = '0 MiB'\n");
+        assert_eq!(
+            err,
+            ConfigError::Cache {
+                name: "url".into(),
+                field: "max_bytes".into(),
+                reason: "a size of zero bytes would store nothing; it must be above zero".into(),
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "cache `url`: field `max_bytes`: a size of zero bytes would store nothing; it must be above zero"
+        );
+        let err = error("[caches.url]\nmax_bytes = 'huge'\n");
+        assert!(
+            matches!(err, ConfigError::Cache { ref field, .. } if field == "max_bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_cache_field_is_named() {
+        let err = error("[caches.url]\nmax_size = 5\n");
+        assert!(
+            matches!(err, ConfigError::Cache { ref field, .. } if field == "max_size"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn methods_other_than_get_and_head_are_rejected() {
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nmethods = ['POST']\n");
+        assert_eq!(field, "methods");
+        assert!(reason.contains("`POST`"), "{reason}");
+        let (_, field, _) = rule_error("[[rules]]\npath = '^/'\nmethods = []\n");
+        assert_eq!(field, "methods");
+    }
+
+    #[test]
+    fn invalid_vary_header_is_rejected() {
+        let (_, field, reason) =
+            rule_error("[[rules]]\npath = '^/'\nvary_headers = ['bad header']\n");
+        assert_eq!(field, "vary_headers");
+        assert!(reason.contains("`bad header`"), "{reason}");
+    }
+
+    #[test]
+    fn syntax_and_unknown_sections_are_reported() {
+        assert!(matches!(error("[[rules]\n"), ConfigError::Syntax { .. }));
+        let err = error("[admin]\ntoken = 'x'\n");
+        assert!(err.to_string().contains("unknown section `admin`"), "{err}");
+        assert!(matches!(error("rules = 5\n"), ConfigError::Syntax { .. }));
+    }
+
+    #[test]
+    fn identity_errors_name_the_section() {
+        let err = error("[identity]\nsecret_env = 'CACHET_TEST_UNSET_VARIABLE_XYZ'\n");
+        assert!(
+            matches!(err, ConfigError::Section { ref section, ref field, .. } if section == "identity" && field == "secret_env"),
+            "{err}"
+        );
+        let err = error("[identity]\nheader = ['x']\n");
+        assert!(
+            matches!(err, ConfigError::Section { ref field, .. } if field == "header"),
+            "{err}"
+        );
+    }
+}

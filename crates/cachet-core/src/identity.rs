@@ -1,0 +1,278 @@
+//! Who a request is for, for rules with `vary_by_user = true`.
+//!
+//! The identity is read from a request extension ([`UserId`]), a header, a
+//! cookie or a closure, in the order configured, and reduced to a keyed
+//! BLAKE3 hash. Raw credentials never reach a key, a log line or a store.
+
+use crate::request::{RequestHead, UserId};
+use std::fmt;
+use std::sync::Arc;
+
+type CustomFn = dyn Fn(&dyn RequestHead) -> Option<String> + Send + Sync;
+
+/// One place to read an identity from.
+#[derive(Clone)]
+enum Source {
+    Extension,
+    Header(String),
+    Cookie(String),
+    Custom(Arc<CustomFn>),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Extension => f.write_str("Extension"),
+            Self::Header(name) => write!(f, "Header({name})"),
+            Self::Cookie(name) => write!(f, "Cookie({name})"),
+            Self::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// How to tell users apart, and the secret their identities are hashed with.
+///
+/// The default reads the [`UserId`] request extension, then the
+/// `Authorization` header, with a random secret made at start-up. Instances
+/// that share a store (Redis) must share the secret: set it with
+/// [`Identity::secret`].
+///
+/// ```
+/// use cachet_core::Identity;
+/// let identity = Identity::none()
+///     .extension()
+///     .cookie("sessionid")
+///     .custom(|req| req.header("x-api-key").map(|key| String::from_utf8_lossy(key).into_owned()));
+/// ```
+#[derive(Clone)]
+pub struct Identity {
+    sources: Vec<Source>,
+    key: [u8; 32],
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self::none().extension().header("authorization")
+    }
+}
+
+impl Identity {
+    /// No sources yet, and a random secret.
+    pub fn none() -> Self {
+        let mut key = [0u8; 32];
+        // Without OS randomness, fall back to a secret derived from the
+        // process and time: still unknown to clients, never a fixed value.
+        if getrandom::fill(&mut key).is_err() {
+            let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+            key = blake3::derive_key("cachet identity fallback", seed.as_bytes());
+        }
+        Self {
+            sources: Vec::new(),
+            key,
+        }
+    }
+
+    /// Reads the [`UserId`] extension that the application's auth layer sets.
+    #[must_use]
+    pub fn extension(mut self) -> Self {
+        self.sources.push(Source::Extension);
+        self
+    }
+
+    /// Reads the header `name` (such as `authorization`).
+    #[must_use]
+    pub fn header(mut self, name: &str) -> Self {
+        self.sources.push(Source::Header(name.to_ascii_lowercase()));
+        self
+    }
+
+    /// Reads the cookie `name` (such as `sessionid`).
+    #[must_use]
+    pub fn cookie(mut self, name: &str) -> Self {
+        self.sources.push(Source::Cookie(name.to_owned()));
+        self
+    }
+
+    /// Reads the identity with a closure.
+    #[must_use]
+    pub fn custom<F>(mut self, read: F) -> Self
+    where
+        F: Fn(&dyn RequestHead) -> Option<String> + Send + Sync + 'static,
+    {
+        self.sources.push(Source::Custom(Arc::new(read)));
+        self
+    }
+
+    /// Sets the secret identities are hashed with. Instances sharing a store
+    /// must use the same secret so that they compute the same keys.
+    #[must_use]
+    pub fn secret(mut self, secret: &str) -> Self {
+        self.key = blake3::derive_key("cachet identity v1", secret.as_bytes());
+        self
+    }
+
+    /// The hashed identity of `req`, from the first source that has one.
+    pub fn of(&self, req: &dyn RequestHead) -> Option<IdentityHash> {
+        self.sources.iter().find_map(|source| {
+            // The source is hashed with the value, so a header that happens to
+            // equal another user's id (from the extension) gives another hash.
+            let mut hasher = blake3::Hasher::new_keyed(&self.key);
+            match source {
+                Source::Extension => {
+                    let id: UserId = req.user_id()?;
+                    hasher.update(b"ext\0").update(id.as_str().as_bytes());
+                }
+                Source::Header(name) => {
+                    let value = req.header(name).filter(|value| !value.is_empty())?;
+                    hasher
+                        .update(b"hdr\0")
+                        .update(name.as_bytes())
+                        .update(b"\0");
+                    hasher.update(value);
+                }
+                Source::Cookie(name) => {
+                    let value = cookie_value(req, name)?;
+                    hasher
+                        .update(b"cookie\0")
+                        .update(name.as_bytes())
+                        .update(b"\0");
+                    hasher.update(&value);
+                }
+                Source::Custom(read) => {
+                    let id = read(req)?;
+                    hasher.update(b"custom\0").update(id.as_bytes());
+                }
+            }
+            let mut hash = [0u8; 16];
+            hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+            Some(IdentityHash(hash))
+        })
+    }
+}
+
+/// The first non-empty value of cookie `name` across the `Cookie` headers.
+fn cookie_value(req: &dyn RequestHead, name: &str) -> Option<Vec<u8>> {
+    let mut found = None;
+    req.header_values("cookie", &mut |header| {
+        if found.is_some() {
+            return;
+        }
+        for pair in header.split(|&byte| byte == b';') {
+            let pair = pair.trim_ascii();
+            let Some(eq) = pair.iter().position(|&byte| byte == b'=') else {
+                continue;
+            };
+            if &pair[..eq] == name.as_bytes() && eq + 1 < pair.len() {
+                found = Some(pair[eq + 1..].to_vec());
+                return;
+            }
+        }
+    });
+    found
+}
+
+/// A 128-bit keyed hash of a user's identity. It renders as 32 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdentityHash([u8; 16]);
+
+impl fmt::Display for IdentityHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for IdentityHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdentityHash({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)], user: Option<&str>) -> http::Request<()> {
+        let mut builder = http::Request::builder().uri("/");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut req = builder.body(()).unwrap();
+        if let Some(user) = user {
+            req.extensions_mut().insert(UserId::new(user));
+        }
+        req
+    }
+
+    #[test]
+    fn the_first_source_with_a_value_wins() {
+        let identity = Identity::default().secret("s");
+        let by_ext = identity.of(&request(&[("authorization", "t")], Some("42")));
+        let by_ext_only = identity.of(&request(&[], Some("42")));
+        assert_eq!(by_ext, by_ext_only);
+        let by_header = identity.of(&request(&[("authorization", "t")], None));
+        assert!(by_header.is_some());
+        assert_ne!(by_header, by_ext);
+        assert_eq!(identity.of(&request(&[], None)), None);
+    }
+
+    #[test]
+    fn a_header_equal_to_a_user_id_is_another_identity() {
+        let identity = Identity::default().secret("s");
+        let user = identity.of(&request(&[], Some("42")));
+        let forged = identity.of(&request(&[("authorization", "42")], None));
+        assert_ne!(user, forged);
+    }
+
+    #[test]
+    fn cookies_are_read_by_name() {
+        let identity = Identity::none().cookie("sessionid").secret("s");
+        let a = identity.of(&request(&[("cookie", "theme=dark; sessionid=abc")], None));
+        let b = identity.of(&request(&[("cookie", "sessionid=abc")], None));
+        let c = identity.of(&request(&[("cookie", "sessionid=abd")], None));
+        assert!(a.is_some());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            identity.of(&request(&[("cookie", "sessionid=")], None)),
+            None
+        );
+        assert_eq!(
+            identity.of(&request(&[("cookie", "other=abc")], None)),
+            None
+        );
+    }
+
+    #[test]
+    fn secrets_change_the_hash_and_raw_ids_never_show() {
+        let req = request(&[], Some("alice"));
+        let one = Identity::default().secret("one").of(&req).unwrap();
+        let two = Identity::default().secret("two").of(&req).unwrap();
+        assert_ne!(one, two);
+        assert_eq!(one.to_string().len(), 32);
+        assert!(!one.to_string().contains("alice"));
+        assert_eq!(format!("{:?}", UserId::new("alice")), "UserId(..)");
+    }
+
+    #[test]
+    fn custom_sources_read_the_request() {
+        let identity = Identity::none()
+            .custom(|req| {
+                req.header("x-key")
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+            .secret("s");
+        assert!(identity.of(&request(&[("x-key", "k")], None)).is_some());
+        assert!(identity.of(&request(&[], None)).is_none());
+    }
+}

@@ -1,0 +1,422 @@
+//! Cache keys: a readable string that is injective in its parts.
+//!
+//! A key reads like `/api/urls/?a=1&b=2 GET u=5f1c… h:accept-language=5:en-US`:
+//!
+//! - the path, normalized (RFC 3986 §6.2.2: percent-encodings of unreserved
+//!   characters decoded, the others upper-cased) and the query with its
+//!   parameters sorted by name and one canonical percent-encoding;
+//! - the method (`GET` also for `HEAD` when the rule does not vary by method);
+//! - `u=` and the keyed hash of the user's identity (`u=-` for anonymous) when
+//!   the rule varies by user;
+//! - `h:NAME=` and each varied header's value, length-prefixed, or `!` when
+//!   the request has no such header (absent is not the same as empty).
+//!
+//! The path and query never contain a space, and every later part is either a
+//! fixed token or length-prefixed, so two different requests can never make
+//! the same key. Keys start with the path so that path regexes (`^/api/`)
+//! select keys directly.
+
+use crate::identity::IdentityHash;
+use percent_encoding::{percent_decode, percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+/// Characters kept as they are in a canonical query component: RFC 3986's
+/// unreserved set.
+const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A cache key. Cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey(Arc<str>);
+
+impl CacheKey {
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key as a shared string, as stores hold it.
+    pub fn as_arc(&self) -> &Arc<str> {
+        &self.0
+    }
+
+    /// Wraps a key read back from a store or given by an operator.
+    pub fn from_raw(key: impl Into<Arc<str>>) -> Self {
+        Self(key.into())
+    }
+}
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for CacheKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheKey({:?})", &*self.0)
+    }
+}
+
+/// Builds a [`CacheKey`] part by part, in the order the parts are written.
+///
+/// ```
+/// use cachet_core::KeyBuilder;
+/// let key = KeyBuilder::new("/api/items", Some("b=2&a=1"))
+///     .method("GET")
+///     .header("accept-language", Some(b"en-US"))
+///     .header("x-tenant", None)
+///     .finish();
+/// assert_eq!(key.as_str(), "/api/items?a=1&b=2 GET h:accept-language=5:en-US h:x-tenant=!");
+/// ```
+#[derive(Debug)]
+pub struct KeyBuilder {
+    buf: String,
+}
+
+impl KeyBuilder {
+    /// Starts a key with the normalized path and query.
+    pub fn new(path: &str, query: Option<&str>) -> Self {
+        let mut buf = String::with_capacity(path.len() + query.map_or(0, str::len) + 48);
+        push_normalized_path(&mut buf, path);
+        if let Some(query) = query {
+            push_normalized_query(&mut buf, query);
+        }
+        Self { buf }
+    }
+
+    /// Adds the method (a token such as `GET`).
+    #[must_use]
+    pub fn method(mut self, method: &str) -> Self {
+        self.buf.push(' ');
+        push_escaped(&mut self.buf, method.as_bytes(), true);
+        self
+    }
+
+    /// Adds the user part: a hashed identity, or the anonymous marker.
+    #[must_use]
+    pub fn user(mut self, identity: Option<IdentityHash>) -> Self {
+        match identity {
+            Some(hash) => {
+                let _ = write!(self.buf, " u={hash}");
+            }
+            None => self.buf.push_str(" u=-"),
+        }
+        self
+    }
+
+    /// Adds a varied request header: its (combined) value, or `None` when the
+    /// request does not have the header.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: Option<&[u8]>) -> Self {
+        self.buf.push_str(" h:");
+        self.buf.push_str(name);
+        self.buf.push('=');
+        match value {
+            None => self.buf.push('!'),
+            Some(value) => {
+                let mut escaped = String::with_capacity(value.len());
+                push_escaped(&mut escaped, value, false);
+                let _ = write!(self.buf, "{}:{escaped}", escaped.len());
+            }
+        }
+        self
+    }
+
+    /// The finished key.
+    pub fn finish(self) -> CacheKey {
+        CacheKey(self.buf.into())
+    }
+}
+
+/// Combines the values of one header the way a recipient may (RFC 9110 §5.3):
+/// each value trimmed of surrounding whitespace, joined with `", "`. `None`
+/// when the header is absent.
+pub(crate) fn combine_header_values(values: &[&[u8]]) -> Option<Vec<u8>> {
+    let (first, rest) = values.split_first()?;
+    let mut combined = first.trim_ascii().to_vec();
+    for value in rest {
+        combined.extend_from_slice(b", ");
+        combined.extend_from_slice(value.trim_ascii());
+    }
+    Some(combined)
+}
+
+/// Visible ASCII (and, unless `escape_space`, the space) stays; `%`, controls
+/// and non-ASCII bytes become `%XX`.
+fn push_escaped(buf: &mut String, bytes: &[u8], escape_space: bool) {
+    for &byte in bytes {
+        let keep = byte.is_ascii_graphic() && byte != b'%' || byte == b' ' && !escape_space;
+        if keep {
+            buf.push(char::from(byte));
+        } else {
+            push_pct(buf, byte);
+        }
+    }
+}
+
+fn push_pct(buf: &mut String, byte: u8) {
+    let _ = write!(buf, "%{byte:02X}");
+}
+
+fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+/// RFC 3986 `pchar` plus `/`: what may stand unencoded in a path.
+fn is_path_char(byte: u8) -> bool {
+    is_unreserved(byte)
+        || matches!(
+            byte,
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+        )
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    char::from(byte)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+fn push_normalized_path(buf: &mut String, path: &str) {
+    if path.is_empty() {
+        buf.push('/');
+        return;
+    }
+    let bytes = path.as_bytes();
+    if !bytes.contains(&b'%') && bytes.iter().all(|&b| is_path_char(b)) {
+        buf.push_str(path);
+        return;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        let escaped = (byte == b'%')
+            .then(|| Some(hex_value(*bytes.get(i + 1)?)? << 4 | hex_value(*bytes.get(i + 2)?)?))
+            .flatten();
+        match escaped {
+            Some(decoded) if is_unreserved(decoded) => {
+                buf.push(char::from(decoded));
+                i += 3;
+            }
+            Some(decoded) => {
+                push_pct(buf, decoded);
+                i += 3;
+            }
+            None if is_path_char(byte) => {
+                buf.push(char::from(byte));
+                i += 1;
+            }
+            None => {
+                push_pct(buf, byte);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component to bytes
+/// (`+` is a space), without the lossy UTF-8 step that would merge
+/// different byte strings.
+fn decode_component(raw: &str) -> Vec<u8> {
+    let plus_as_space: Vec<u8> = raw
+        .bytes()
+        .map(|byte| if byte == b'+' { b' ' } else { byte })
+        .collect();
+    percent_decode(&plus_as_space).collect()
+}
+
+fn push_normalized_query(buf: &mut String, query: &str) {
+    let mut params: Vec<(Vec<u8>, Option<Vec<u8>>)> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) => (decode_component(name), Some(decode_component(value))),
+            None => (decode_component(pair), None),
+        })
+        .collect();
+    if params.is_empty() {
+        return;
+    }
+    // Stable: repeated names keep their order, which may carry meaning (lists).
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    for (index, (name, value)) in params.iter().enumerate() {
+        buf.push(if index == 0 { '?' } else { '&' });
+        let _ = write!(buf, "{}", percent_encode(name, QUERY_COMPONENT));
+        if let Some(value) = value {
+            let _ = write!(buf, "={}", percent_encode(value, QUERY_COMPONENT));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn path_query(path: &str, query: Option<&str>) -> String {
+        KeyBuilder::new(path, query).finish().as_str().to_owned()
+    }
+
+    #[test]
+    fn query_parameters_are_sorted_and_canonically_encoded() {
+        assert_eq!(path_query("/s", Some("q=b&a=1")), "/s?a=1&q=b");
+        assert_eq!(
+            path_query("/s", Some("q=a+b")),
+            path_query("/s", Some("q=a%20b"))
+        );
+        assert_eq!(
+            path_query("/s", Some("q=%7e")),
+            path_query("/s", Some("q=~"))
+        );
+        assert_eq!(path_query("/s", Some("q=%2B")), "/s?q=%2B");
+        assert_ne!(
+            path_query("/s", Some("q=%2B")),
+            path_query("/s", Some("q=+"))
+        );
+        assert_eq!(path_query("/s", Some("&&a=1&")), "/s?a=1");
+        assert_eq!(path_query("/s", Some("")), "/s");
+        assert_ne!(
+            path_query("/s", Some("flag")),
+            path_query("/s", Some("flag="))
+        );
+        // Repeated names keep their relative order.
+        assert_eq!(path_query("/s", Some("t=2&a=0&t=1")), "/s?a=0&t=2&t=1");
+        // Different bytes never merge (no lossy UTF-8 step).
+        assert_ne!(
+            path_query("/s", Some("q=%FF")),
+            path_query("/s", Some("q=%FE"))
+        );
+    }
+
+    #[test]
+    fn query_values_differ_from_one_another() {
+        assert_ne!(path_query("/s", Some("q=a")), path_query("/s", Some("q=b")));
+    }
+
+    #[test]
+    fn paths_are_normalized_per_rfc_3986() {
+        assert_eq!(path_query("/a%7Eb", None), "/a~b");
+        assert_eq!(path_query("/a%2fb", None), "/a%2Fb");
+        assert_ne!(path_query("/a%2Fb", None), path_query("/a/b", None));
+        assert_eq!(path_query("/a b", None), "/a%20b");
+        assert_eq!(path_query("/100%", None), "/100%25");
+        assert_eq!(path_query("", None), "/");
+    }
+
+    #[test]
+    fn crafted_collisions_are_distinct() {
+        let key = |a: &[u8], b: &[u8]| {
+            KeyBuilder::new("/", None)
+                .method("GET")
+                .header("x-a", Some(a))
+                .header("x-b", Some(b))
+                .finish()
+        };
+        assert_ne!(key(b"a|bc", b""), key(b"a", b"bc"));
+        assert_ne!(key(b"a", b"bc"), key(b"ab", b"c"));
+        assert_ne!(key(b"1:x h:x-b=1:y", b"z"), key(b"1:x", b"y h:x-b=1:z"));
+        let absent = KeyBuilder::new("/", None).header("x-a", None).finish();
+        let empty = KeyBuilder::new("/", None).header("x-a", Some(b"")).finish();
+        assert_ne!(absent, empty);
+        let anon = KeyBuilder::new("/", None).user(None).finish();
+        let shared = KeyBuilder::new("/", None).finish();
+        assert_ne!(anon, shared);
+    }
+
+    #[test]
+    fn header_values_combine_trimmed() {
+        assert_eq!(
+            combine_header_values(&[b" en ", b"fr"]),
+            Some(b"en, fr".to_vec())
+        );
+        assert_eq!(combine_header_values(&[]), None);
+        assert_eq!(combine_header_values(&[b""]), Some(Vec::new()));
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Parts {
+        path: String,
+        query: Option<String>,
+        method: String,
+        headers: Vec<Option<Vec<u8>>>,
+    }
+
+    /// Header values made of the key's own delimiters, to provoke collisions.
+    fn header_value() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            proptest::sample::select(vec![b'1', b':', b'h', b' ', b'=', b'x', b'!', b'%', 0xff]),
+            0..8,
+        )
+    }
+
+    fn parts() -> impl Strategy<Value = Parts> {
+        (
+            "/[a-z%/ ]{0,6}",
+            proptest::option::of("[a-z=&%+ ]{0,6}"),
+            prop_oneof![Just("GET".to_owned()), Just("HEAD".to_owned())],
+            proptest::collection::vec(proptest::option::of(header_value()), 2),
+        )
+            .prop_map(|(path, query, method, headers)| Parts {
+                path,
+                query,
+                method,
+                headers,
+            })
+    }
+
+    fn build(parts: &Parts) -> CacheKey {
+        let mut builder =
+            KeyBuilder::new(&parts.path, parts.query.as_deref()).method(&parts.method);
+        for (index, value) in parts.headers.iter().enumerate() {
+            builder = builder.header(["x-a", "x-b"][index], value.as_deref());
+        }
+        builder.finish()
+    }
+
+    proptest! {
+        /// Equal keys imply equal method and headers (those are never merged
+        /// by normalization), and equal normalized path and query.
+        #[test]
+        fn keys_are_injective_in_method_and_headers(a in parts(), b in parts()) {
+            if build(&a) == build(&b) {
+                prop_assert_eq!(&a.method, &b.method);
+                prop_assert_eq!(&a.headers, &b.headers);
+                prop_assert_eq!(
+                    KeyBuilder::new(&a.path, a.query.as_deref()).finish(),
+                    KeyBuilder::new(&b.path, b.query.as_deref()).finish()
+                );
+            }
+        }
+
+        /// The path-and-query part never contains a space, so it cannot
+        /// bleed into the parts after it.
+        #[test]
+        fn path_and_query_never_contain_a_space(p in "\\PC{0,12}", q in proptest::option::of("\\PC{0,12}")) {
+            let key = KeyBuilder::new(&p, q.as_deref()).finish();
+            prop_assert!(!key.as_str().contains(' '));
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! URL rules: which requests are cached, where, for how long, and keyed by what.
+//!
+//! A [`Rule`] is the declarative form, written in code or read from TOML. The
+//! rules of a cache compile into one [`RuleSet`]: a single `RegexSet` over
+//! the request path, where the first matching rule wins.
+
+use crate::error::ConfigError;
+use regex::{Regex, RegexSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The cache a rule uses when it names none.
+pub const DEFAULT_CACHE: &str = "default";
+/// The largest body a rule buffers and stores when it sets no `max_body`.
+pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+
+/// A named cache's budget: its size in bytes and the TTL of rules that set none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSpec {
+    /// Memory budget: bodies, headers and keys, in bytes.
+    pub max_bytes: u64,
+    /// TTL for entries whose rule sets none.
+    pub ttl: Duration,
+}
+
+impl Default for CacheSpec {
+    /// 64 MiB and five minutes.
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+            ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One URL rule, as written. Compiled into a [`RuleSet`] by the cache builder.
+///
+/// ```
+/// use cachet_core::Rule;
+/// use std::time::Duration;
+/// let rule = Rule::new(r"^/api/urls/$")
+///     .cache("url")
+///     .ttl(Duration::from_secs(300))
+///     .vary_by_user(true)
+///     .vary_by_method(false)
+///     .vary_headers(["Accept-Language"])
+///     .max_body(256 * 1024);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Rule {
+    pub(crate) path: String,
+    pub(crate) cache: Option<String>,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) methods: Option<Vec<String>>,
+    pub(crate) vary_by_user: bool,
+    pub(crate) vary_by_method: bool,
+    pub(crate) vary_headers: Vec<String>,
+    pub(crate) max_body: Option<u64>,
+}
+
+impl Rule {
+    /// A rule for paths matching the regex `path`, with the defaults: the
+    /// `default` cache and its TTL, GET and HEAD, shared between users, keyed
+    /// by method, no varied headers, bodies up to 1 MiB.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            cache: None,
+            ttl: None,
+            methods: None,
+            vary_by_user: false,
+            vary_by_method: true,
+            vary_headers: Vec::new(),
+            max_body: None,
+        }
+    }
+
+    /// The named cache that holds this rule's entries.
+    pub fn cache(mut self, name: impl Into<String>) -> Self {
+        self.cache = Some(name.into());
+        self
+    }
+
+    /// How long entries stay fresh (default: the cache's TTL).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// The methods whose responses are cached: `GET`, `HEAD` or both (default).
+    pub fn methods<I, M>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<String>,
+    {
+        self.methods = Some(methods.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Whether each user gets their own entries (default `false`).
+    pub fn vary_by_user(mut self, on: bool) -> Self {
+        self.vary_by_user = on;
+        self
+    }
+
+    /// Whether the method is part of the key (default `true`). When `false`,
+    /// `HEAD` is answered from the `GET` entry.
+    pub fn vary_by_method(mut self, on: bool) -> Self {
+        self.vary_by_method = on;
+        self
+    }
+
+    /// Request headers whose values are part of the key.
+    pub fn vary_headers<I, H>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = H>,
+        H: Into<String>,
+    {
+        self.vary_headers = headers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The largest body buffered and stored, in bytes; larger bodies pass
+    /// through unbuffered (default 1 MiB).
+    pub fn max_body(mut self, bytes: u64) -> Self {
+        self.max_body = Some(bytes);
+        self
+    }
+}
+
+/// A rule after validation, as the request path uses it.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    index: usize,
+    pattern: Regex,
+    cache: Arc<str>,
+    ttl: Duration,
+    cache_get: bool,
+    cache_head: bool,
+    vary_by_user: bool,
+    vary_by_method: bool,
+    vary_headers: Vec<String>,
+    max_body: u64,
+}
+
+impl CompiledRule {
+    /// Position of the rule in the configuration, from 0.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    /// The path regex.
+    pub fn pattern(&self) -> &str {
+        self.pattern.as_str()
+    }
+    /// The named cache holding the rule's entries.
+    pub fn cache(&self) -> &str {
+        &self.cache
+    }
+    /// How long entries stay fresh.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+    /// Whether responses to `method` are cached by this rule.
+    pub fn caches_method(&self, method: &str) -> bool {
+        match method {
+            "GET" => self.cache_get,
+            "HEAD" => self.cache_head,
+            _ => false,
+        }
+    }
+    /// Whether each user gets their own entries.
+    pub fn vary_by_user(&self) -> bool {
+        self.vary_by_user
+    }
+    /// Whether the method is part of the key.
+    pub fn vary_by_method(&self) -> bool {
+        self.vary_by_method
+    }
+    /// Request headers (lowercase, sorted) whose values are part of the key.
+    pub fn vary_headers(&self) -> &[String] {
+        &self.vary_headers
+    }
+    /// The largest body buffered and stored, in bytes.
+    pub fn max_body(&self) -> u64 {
+        self.max_body
+    }
+}
+
+/// Compiled rules: one `RegexSet`, first match wins.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    set: RegexSet,
+    rules: Vec<Arc<CompiledRule>>,
+}
+
+impl RuleSet {
+    /// Validates and compiles `rules` against the named `caches`.
+    pub fn compile(
+        rules: &[Rule],
+        caches: &BTreeMap<String, CacheSpec>,
+    ) -> Result<Self, ConfigError> {
+        let compiled = rules
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| compile_rule(index, rule, caches))
+            .collect::<Result<Vec<_>, _>>()?;
+        let set =
+            RegexSet::new(compiled.iter().map(|rule| rule.pattern.as_str())).map_err(|err| {
+                ConfigError::Syntax {
+                    reason: format!("the rules' regexes do not fit in one set: {err}"),
+                }
+            })?;
+        Ok(Self {
+            set,
+            rules: compiled.into_iter().map(Arc::new).collect(),
+        })
+    }
+
+    /// The first rule whose regex matches `path`.
+    pub fn find(&self, path: &str) -> Option<&Arc<CompiledRule>> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let index = self.set.matches(path).iter().next()?;
+        self.rules.get(index)
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Arc<CompiledRule>] {
+        &self.rules
+    }
+}
+
+fn compile_rule(
+    index: usize,
+    rule: &Rule,
+    caches: &BTreeMap<String, CacheSpec>,
+) -> Result<CompiledRule, ConfigError> {
+    let error = |field: &str, reason: String| ConfigError::Rule {
+        index,
+        path: rule.path.clone(),
+        field: field.to_owned(),
+        reason,
+    };
+    let pattern =
+        Regex::new(&rule.path).map_err(|err| error("path", format!("invalid regex: {err}")))?;
+    let cache_name = rule.cache.as_deref().unwrap_or(DEFAULT_CACHE);
+    let Some(spec) = caches.get(cache_name) else {
+        let known: Vec<&str> = caches.keys().map(String::as_str).collect();
+        return Err(error(
+            "cache",
+            format!(
+                "unknown cache `{cache_name}`; the configured caches are: {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    let ttl = rule.ttl.unwrap_or(spec.ttl);
+    if ttl.is_zero() {
+        return Err(error(
+            "ttl",
+            "a ttl of zero would never serve a hit; remove the rule instead".into(),
+        ));
+    }
+    let (mut cache_get, mut cache_head) = (true, true);
+    if let Some(methods) = &rule.methods {
+        if methods.is_empty() {
+            return Err(error(
+                "methods",
+                "the list is empty; name GET, HEAD or both".into(),
+            ));
+        }
+        (cache_get, cache_head) = (false, false);
+        for method in methods {
+            match method.to_ascii_uppercase().as_str() {
+                "GET" => cache_get = true,
+                "HEAD" => cache_head = true,
+                other => {
+                    return Err(error(
+                        "methods",
+                        format!("`{other}` responses are not cached; only GET and HEAD are (mutations invalidate instead)"),
+                    ))
+                }
+            }
+        }
+    }
+    let mut vary_headers = Vec::with_capacity(rule.vary_headers.len());
+    for name in &rule.vary_headers {
+        let header = http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+            error(
+                "vary_headers",
+                format!("`{name}` is not a valid header name"),
+            )
+        })?;
+        vary_headers.push(header.as_str().to_owned());
+    }
+    vary_headers.sort();
+    vary_headers.dedup();
+    let max_body = match rule.max_body {
+        Some(0) => {
+            return Err(error(
+                "max_body",
+                "a size of zero bytes would store nothing; it must be above zero".into(),
+            ))
+        }
+        Some(bytes) => bytes,
+        None => DEFAULT_MAX_BODY,
+    };
+    Ok(CompiledRule {
+        index,
+        pattern,
+        cache: cache_name.into(),
+        ttl,
+        cache_get,
+        cache_head,
+        vary_by_user: rule.vary_by_user,
+        vary_by_method: rule.vary_by_method,
+        vary_headers,
+        // A body larger than its cache could never be kept.
+        max_body: max_body.min(spec.max_bytes),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caches() -> BTreeMap<String, CacheSpec> {
+        BTreeMap::from([(DEFAULT_CACHE.to_owned(), CacheSpec::default())])
+    }
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let rules = [
+            Rule::new("^/api/urls/stats/$").ttl(Duration::from_secs(900)),
+            Rule::new("^/api/"),
+        ];
+        let set = RuleSet::compile(&rules, &caches()).unwrap();
+        assert_eq!(set.find("/api/urls/stats/").unwrap().index(), 0);
+        assert_eq!(set.find("/api/urls/").unwrap().index(), 1);
+        assert!(set.find("/health").is_none());
+        assert_eq!(set.find("/api/x").unwrap().ttl(), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn methods_and_headers_are_normalized() {
+        let rule =
+            Rule::new("^/")
+                .methods(["get"])
+                .vary_headers(["Accept-Language", "accept", "ACCEPT"]);
+        let set = RuleSet::compile(&[rule], &caches()).unwrap();
+        let rule = &set.rules()[0];
+        assert!(rule.caches_method("GET"));
+        assert!(!rule.caches_method("HEAD"));
+        assert_eq!(rule.vary_headers(), ["accept", "accept-language"]);
+    }
+
+    #[test]
+    fn max_body_is_capped_by_the_cache_budget() {
+        let caches = BTreeMap::from([(
+            DEFAULT_CACHE.to_owned(),
+            CacheSpec {
+                max_bytes: 1000,
+                ttl: Duration::from_secs(1),
+            },
+        )]);
+        let set = RuleSet::compile(&[Rule::new("^/")], &caches).unwrap();
+        assert_eq!(set.rules()[0].max_body(), 1000);
+    }
+
+    #[test]
+    fn an_empty_rule_set_matches_nothing() {
+        let set = RuleSet::compile(&[], &caches()).unwrap();
+        assert!(set.find("/").is_none());
+    }
+}

@@ -1,0 +1,86 @@
+//! Hit/miss statistics per named cache, as one serializable snapshot.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters the request path moves for one named cache.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) inserts: AtomicU64,
+    pub(crate) not_stored: AtomicU64,
+    pub(crate) store_errors: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The state of every named cache at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsSnapshot {
+    /// Seconds since the cache was built.
+    pub uptime_secs: u64,
+    /// Each named cache's figures, by name.
+    pub caches: BTreeMap<String, CacheStats>,
+}
+
+/// The figures of one named cache.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that went to the origin.
+    pub misses: u64,
+    /// `hits / (hits + misses)`, 0 when there were no lookups.
+    pub hit_rate: f64,
+    /// Responses stored.
+    pub inserts: u64,
+    /// Responses the policy did not allow to be stored.
+    pub not_stored: u64,
+    /// Store failures (each fell back to the origin).
+    pub store_errors: u64,
+    /// Entries dropped to stay within `max_bytes`.
+    pub evictions: u64,
+    /// Entries dropped because their TTL ran out.
+    pub expirations: u64,
+    /// Live entries.
+    pub entries: u64,
+    /// Bytes held.
+    pub bytes: u64,
+    /// The byte budget.
+    pub max_bytes: u64,
+}
+
+impl CacheStats {
+    pub(crate) fn new(
+        counters: &Counters,
+        usage: crate::store::StoreUsage,
+        max_bytes: u64,
+    ) -> Self {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let (hits, misses) = (load(&counters.hits), load(&counters.misses));
+        let lookups = hits + misses;
+        Self {
+            hits,
+            misses,
+            hit_rate: if lookups == 0 {
+                0.0
+            } else {
+                hits as f64 / lookups as f64
+            },
+            inserts: load(&counters.inserts),
+            not_stored: load(&counters.not_stored),
+            store_errors: load(&counters.store_errors),
+            evictions: usage.evictions,
+            expirations: usage.expirations,
+            entries: usage.entries,
+            bytes: usage.bytes,
+            max_bytes,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Where entries live: the [`Store`] trait and the in-memory [`MokaStore`].
+//!
+//! A store holds several named caches, each with its own byte budget. It
+//! drops entries once they expire by the cache's [`Clock`](crate::Clock) and
+//! reports its usage, evictions and expirations for the stats.
+
+mod moka;
+
+pub use self::moka::MokaStore;
+
+use crate::entry::CachedResponse;
+use crate::error::StoreError;
+use crate::key::CacheKey;
+use std::fmt;
+use std::sync::Arc;
+
+/// Storage for cached responses, organised in named caches.
+///
+/// Implementations must be cheap to share (`Arc<dyn Store>`) and must never
+/// return an entry past its [`CachedResponse::fresh_until`] by the clock they
+/// were built with. Errors are reported, not panicked: the cache turns them
+/// into a pass-through to the origin.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// The entry under `key` in `cache`, if there is a live one.
+    async fn get(&self, cache: &str, key: &str) -> Result<Option<Arc<CachedResponse>>, StoreError>;
+    /// Stores `entry` under `key` in `cache`, replacing any previous entry.
+    async fn insert(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        entry: Arc<CachedResponse>,
+    ) -> Result<(), StoreError>;
+    /// Removes `key` from `cache`; whether it was there.
+    async fn remove(&self, cache: &str, key: &str) -> Result<bool, StoreError>;
+    /// The keys of the live entries in `cache`.
+    async fn keys(&self, cache: &str) -> Result<Vec<CacheKey>, StoreError>;
+    /// Removes every entry of `cache`.
+    async fn clear(&self, cache: &str) -> Result<(), StoreError>;
+    /// Current usage of `cache`, or `None` for an unknown cache.
+    fn usage(&self, cache: &str) -> Option<StoreUsage>;
+}
+
+/// What a named cache holds and has dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreUsage {
+    /// Live entries.
+    pub entries: u64,
+    /// Bytes held, as weighed against `max_bytes`.
+    pub bytes: u64,
+    /// Entries dropped to stay within `max_bytes`.
+    pub evictions: u64,
+    /// Entries dropped because their TTL ran out.
+    pub expirations: u64,
+}
+
+/// The error for a cache name the store does not know.
+pub(crate) fn unknown_cache(name: &str) -> StoreError {
+    StoreError::new(format!("unknown cache `{name}`"))
+}

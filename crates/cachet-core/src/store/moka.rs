@@ -1,0 +1,264 @@
+//! The default store: one moka cache per named cache, in process memory.
+
+use super::{unknown_cache, Store, StoreUsage};
+use crate::clock::SharedClock;
+use crate::entry::CachedResponse;
+use crate::error::StoreError;
+use crate::key::CacheKey;
+use crate::rules::CacheSpec;
+use moka::notification::RemovalCause;
+use moka::sync::Cache as MokaCache;
+use moka::Expiry;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Entries = MokaCache<Arc<str>, Arc<CachedResponse>>;
+
+#[derive(Debug, Default)]
+struct Removals {
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Named {
+    entries: Entries,
+    removals: Arc<Removals>,
+}
+
+/// An in-memory [`Store`] on [moka](https://docs.rs/moka): entries are
+/// weighed in bytes (body, headers, key) against each named cache's
+/// `max_bytes`, expire after their own TTL, and are never serialised — a hit
+/// is a pointer clone.
+///
+/// ```
+/// use cachet_core::{store::{MokaStore, Store}, CacheSpec, SystemClock};
+/// use std::{collections::BTreeMap, sync::Arc};
+///
+/// let caches = BTreeMap::from([("url".to_owned(), CacheSpec::default())]);
+/// let store = MokaStore::new(&caches, Arc::new(SystemClock));
+/// assert_eq!(store.usage("url").unwrap().entries, 0);
+/// assert!(store.usage("nope").is_none());
+/// ```
+#[derive(Debug, Clone)]
+pub struct MokaStore {
+    caches: Arc<HashMap<String, Named>>,
+    clock: SharedClock,
+}
+
+/// Moka's own expiry for an entry: the time left until it goes stale, so
+/// memory is reclaimed even for keys that are never read again.
+struct EntryExpiry {
+    clock: SharedClock,
+}
+
+impl Expiry<Arc<str>, Arc<CachedResponse>> for EntryExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &Arc<str>,
+        value: &Arc<CachedResponse>,
+        _at: Instant,
+    ) -> Option<Duration> {
+        Some(value.time_to_live(self.clock.now()))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &Arc<str>,
+        value: &Arc<CachedResponse>,
+        _at: Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.time_to_live(self.clock.now()))
+    }
+}
+
+impl MokaStore {
+    /// A store with one moka cache per entry of `caches`, reading time from `clock`.
+    pub fn new(caches: &BTreeMap<String, CacheSpec>, clock: SharedClock) -> Self {
+        let caches = caches
+            .iter()
+            .map(|(name, spec)| {
+                let removals = Arc::new(Removals::default());
+                let counted = Arc::clone(&removals);
+                let entries = MokaCache::builder()
+                    .max_capacity(spec.max_bytes)
+                    .weigher(|key: &Arc<str>, value: &Arc<CachedResponse>| {
+                        u32::try_from(key.len() as u64 + value.weight()).unwrap_or(u32::MAX)
+                    })
+                    .expire_after(EntryExpiry {
+                        clock: Arc::clone(&clock),
+                    })
+                    .eviction_listener(move |_key, _value, cause| match cause {
+                        RemovalCause::Size => {
+                            counted.evictions.fetch_add(1, Ordering::Relaxed);
+                        }
+                        RemovalCause::Expired => {
+                            counted.expirations.fetch_add(1, Ordering::Relaxed);
+                        }
+                        RemovalCause::Explicit | RemovalCause::Replaced => {}
+                    })
+                    .build();
+                (name.clone(), Named { entries, removals })
+            })
+            .collect();
+        Self {
+            caches: Arc::new(caches),
+            clock,
+        }
+    }
+
+    fn named(&self, cache: &str) -> Result<&Named, StoreError> {
+        self.caches.get(cache).ok_or_else(|| unknown_cache(cache))
+    }
+
+    /// Runs moka's pending maintenance (evictions, expirations) now, so that
+    /// usage figures are exact. Tests and stats call it; the request path does not.
+    pub fn run_pending_tasks(&self) {
+        for named in self.caches.values() {
+            named.entries.run_pending_tasks();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MokaStore {
+    async fn get(&self, cache: &str, key: &str) -> Result<Option<Arc<CachedResponse>>, StoreError> {
+        let named = self.named(cache)?;
+        let Some(entry) = named.entries.get(key) else {
+            return Ok(None);
+        };
+        // moka expires by its own clock; the cache's clock is the authority.
+        if entry.is_fresh(self.clock.now()) {
+            return Ok(Some(entry));
+        }
+        if named.entries.remove(key).is_some() {
+            named.removals.expirations.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(None)
+    }
+
+    async fn insert(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        entry: Arc<CachedResponse>,
+    ) -> Result<(), StoreError> {
+        self.named(cache)?
+            .entries
+            .insert(Arc::clone(key.as_arc()), entry);
+        Ok(())
+    }
+
+    async fn remove(&self, cache: &str, key: &str) -> Result<bool, StoreError> {
+        Ok(self.named(cache)?.entries.remove(key).is_some())
+    }
+
+    async fn keys(&self, cache: &str) -> Result<Vec<CacheKey>, StoreError> {
+        let now = self.clock.now();
+        let mut keys: Vec<CacheKey> = self
+            .named(cache)?
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.is_fresh(now))
+            .map(|(key, _)| CacheKey::from_raw(Arc::clone(&*key)))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn clear(&self, cache: &str) -> Result<(), StoreError> {
+        let named = self.named(cache)?;
+        named.entries.invalidate_all();
+        named.entries.run_pending_tasks();
+        Ok(())
+    }
+
+    fn usage(&self, cache: &str) -> Option<StoreUsage> {
+        let named = self.caches.get(cache)?;
+        Some(StoreUsage {
+            entries: named.entries.entry_count(),
+            bytes: named.entries.weighted_size(),
+            evictions: named.removals.evictions.load(Ordering::Relaxed),
+            expirations: named.removals.expirations.load(Ordering::Relaxed),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::MockClock;
+    use crate::key::KeyBuilder;
+    use bytes::Bytes;
+    use http::{HeaderMap, StatusCode};
+
+    fn store(max_bytes: u64, clock: &MockClock) -> MokaStore {
+        let caches = BTreeMap::from([(
+            "c".to_owned(),
+            CacheSpec {
+                max_bytes,
+                ttl: Duration::from_secs(60),
+            },
+        )]);
+        MokaStore::new(&caches, Arc::new(clock.clone()))
+    }
+
+    fn entry(clock: &MockClock, body: usize, ttl: u64) -> Arc<CachedResponse> {
+        Arc::new(CachedResponse::new(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::from(vec![b'x'; body]),
+            crate::Clock::now(clock),
+            Duration::from_secs(ttl),
+        ))
+    }
+
+    fn key(path: &str) -> CacheKey {
+        KeyBuilder::new(path, None).method("GET").finish()
+    }
+
+    #[tokio::test]
+    async fn entries_expire_by_the_injected_clock() {
+        let clock = MockClock::new();
+        let store = store(1 << 20, &clock);
+        store
+            .insert("c", &key("/a"), entry(&clock, 10, 60))
+            .await
+            .unwrap();
+        assert!(store.get("c", key("/a").as_str()).await.unwrap().is_some());
+        assert_eq!(store.keys("c").await.unwrap(), vec![key("/a")]);
+        clock.advance(Duration::from_secs(60));
+        assert!(store.keys("c").await.unwrap().is_empty());
+        assert!(store.get("c", key("/a").as_str()).await.unwrap().is_none());
+        assert_eq!(store.usage("c").unwrap().expirations, 1);
+    }
+
+    #[tokio::test]
+    async fn max_bytes_bounds_the_weighed_size() {
+        let clock = MockClock::new();
+        let store = store(64 * 1024, &clock);
+        for index in 0..200 {
+            store
+                .insert("c", &key(&format!("/{index}")), entry(&clock, 1024, 60))
+                .await
+                .unwrap();
+        }
+        store.run_pending_tasks();
+        let usage = store.usage("c").unwrap();
+        assert!(usage.bytes <= 64 * 1024, "{usage:?}");
+        assert!(usage.entries < 200, "{usage:?}");
+        assert!(usage.evictions >= 200 - usage.entries, "{usage:?}");
+        assert_eq!(usage.expirations, 0);
+    }
+
+    #[tokio::test]
+    async fn unknown_caches_are_errors() {
+        let clock = MockClock::new();
+        let store = store(1024, &clock);
+        let err = store.get("nope", "/").await.unwrap_err();
+        assert!(err.to_string().contains("unknown cache `nope`"));
+    }
+}
