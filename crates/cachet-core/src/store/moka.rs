@@ -178,6 +178,9 @@ impl Store for MokaStore {
 
     fn usage(&self, cache: &str) -> Option<StoreUsage> {
         let named = self.caches.get(cache)?;
+        // Exact figures need moka's pending evictions applied; stats are off
+        // the request path, so the cost is fine here.
+        named.entries.run_pending_tasks();
         Some(StoreUsage {
             entries: named.entries.entry_count(),
             bytes: named.entries.weighted_size(),

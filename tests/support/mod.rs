@@ -1,0 +1,209 @@
+//! Shared fixtures: an axum origin that counts its calls, wrapped in cachet.
+
+#![allow(dead_code, unreachable_pub)]
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Request, Response, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use cachet::{Cache, CacheLayer, MockClock};
+use http_body_util::BodyExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub const RULES: &str = r#"
+[caches.small]
+max_bytes = "8KiB"
+ttl = "1m"
+
+[[rules]]
+path = '^/api/items$'
+ttl = "60s"
+
+[[rules]]
+path = '^/api/shared-head$'
+vary_by_method = false
+
+[[rules]]
+path = '^/api/me$'
+vary_by_user = true
+
+[[rules]]
+path = '^/api/lang$'
+vary_headers = ["Accept-Language"]
+
+[[rules]]
+path = '^/api/big$'
+max_body = "1KiB"
+
+[[rules]]
+path = '^/api/small/'
+cache = "small"
+
+[[rules]]
+path = '^/api/'
+"#;
+
+/// The origin: every handler counts its calls and puts the count in the body.
+#[derive(Clone, Default)]
+pub struct Origin {
+    pub calls: Arc<AtomicUsize>,
+}
+
+impl Origin {
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn next(&self) -> usize {
+        self.calls.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+async fn items(State(origin): State<Origin>) -> String {
+    format!("items #{}", origin.next())
+}
+
+async fn me(State(origin): State<Origin>, req: Request<Body>) -> String {
+    let user = match req.extensions().get::<cachet::UserId>() {
+        Some(id) => format!("ext:{}", id.as_str()),
+        None => req
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or("?").to_owned())
+            .unwrap_or_else(|| "anonymous".into()),
+    };
+    format!("me={user} #{}", origin.next())
+}
+
+async fn lang(State(origin): State<Origin>, headers: HeaderMap) -> Response<Body> {
+    let lang = headers
+        .get("accept-language")
+        .map(|v| v.to_str().unwrap_or("?").to_owned())
+        .unwrap_or_else(|| "none".into());
+    Response::builder()
+        .header("vary", "Accept-Language")
+        .body(Body::from(format!("lang={lang} #{}", origin.next())))
+        .unwrap()
+}
+
+async fn big(State(origin): State<Origin>) -> Vec<u8> {
+    origin.next();
+    vec![b'b'; 4096]
+}
+
+async fn streamed(State(origin): State<Origin>) -> Body {
+    let n = origin.next();
+    let chunks = (0..4).map(move |i| Ok::<_, std::io::Error>(format!("chunk{i}-{n};")));
+    Body::from_stream(futures_util::stream::iter(chunks))
+}
+
+async fn with_headers(State(origin): State<Origin>, req: Request<Body>) -> Response<Body> {
+    let n = origin.next();
+    let mut builder = Response::builder();
+    for (name, value) in req.headers() {
+        if let Some(name) = name.as_str().strip_prefix("x-respond-") {
+            builder = builder.header(name, value);
+        }
+    }
+    let status = req
+        .headers()
+        .get("x-status")
+        .and_then(|v| v.to_str().ok()?.parse::<u16>().ok())
+        .unwrap_or(200);
+    builder
+        .status(StatusCode::from_u16(status).unwrap())
+        .body(Body::from(format!("headers #{n}")))
+        .unwrap()
+}
+
+pub fn router(origin: Origin) -> Router {
+    Router::new()
+        .route("/api/items", get(items))
+        .route("/api/shared-head", get(items))
+        .route("/api/me", get(me))
+        .route("/api/lang", get(lang))
+        .route("/api/big", get(big))
+        .route("/api/stream", get(streamed))
+        .route("/api/small/{n}", get(items))
+        .route("/api/respond", get(with_headers))
+        .route("/uncached", get(items))
+        .with_state(origin)
+}
+
+/// The origin wrapped in a cache built from [`RULES`] on a mock clock.
+pub struct App {
+    pub router: Router,
+    pub origin: Origin,
+    pub cache: Cache,
+    pub clock: MockClock,
+}
+
+impl App {
+    pub fn new() -> Self {
+        Self::with_rules(RULES)
+    }
+
+    pub fn with_rules(rules: &str) -> Self {
+        let clock = MockClock::new();
+        let cache = cachet::CacheBuilder::from_toml(rules)
+            .unwrap()
+            .identity(cachet::Identity::default().secret("test"))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let origin = Origin::default();
+        let router = router(origin.clone()).layer(CacheLayer::new(cache.clone()));
+        Self {
+            router,
+            origin,
+            cache,
+            clock,
+        }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn x_cache(&self) -> &str {
+        self.headers
+            .get("x-cache")
+            .map_or("-", |v| v.to_str().unwrap())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+pub fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Body::empty()).unwrap()
+}

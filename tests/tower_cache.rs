@@ -1,0 +1,395 @@
+//! The Tower layer end to end, on an axum origin and a mock clock.
+
+mod support;
+
+use axum::body::Body;
+use cachet::{store::Store, CacheKey, CachedResponse, StoreError, UserId};
+use regex::Regex;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{request, App};
+
+#[tokio::test]
+async fn a_hit_never_calls_the_origin() {
+    let app = App::new();
+    let first = app.get("/api/items").await;
+    assert_eq!((first.x_cache(), first.body.as_str()), ("MISS", "items #1"));
+    for _ in 0..5 {
+        let hit = app.get("/api/items").await;
+        assert_eq!((hit.x_cache(), hit.body.as_str()), ("HIT", "items #1"));
+        assert_eq!(hit.header("age"), Some("0"));
+    }
+    assert_eq!(app.origin.calls(), 1);
+    let stats = &app.cache.stats().caches["default"];
+    assert_eq!((stats.hits, stats.misses, stats.inserts), (5, 1, 1));
+}
+
+#[tokio::test]
+async fn requests_without_a_rule_pass_through_untouched() {
+    let app = App::new();
+    let one = app.get("/uncached").await;
+    let two = app.get("/uncached").await;
+    assert_eq!(
+        (one.body.as_str(), two.body.as_str()),
+        ("items #1", "items #2")
+    );
+    assert_eq!(one.header("x-cache"), None);
+    assert_eq!(app.origin.calls(), 2);
+}
+
+#[tokio::test]
+async fn unsafe_methods_pass_through() {
+    let app = App::new();
+    app.get("/api/items").await;
+    let post = app.send(request("POST", "/api/items", &[])).await;
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("x-cache"), None);
+}
+
+#[tokio::test]
+async fn age_is_the_resident_time() {
+    let app = App::new();
+    app.get("/api/items").await;
+    app.clock.advance(Duration::from_secs(7));
+    assert_eq!(app.get("/api/items").await.header("age"), Some("7"));
+}
+
+#[tokio::test]
+async fn entries_expire_after_their_ttl_on_the_injected_clock() {
+    let app = App::new();
+    app.get("/api/items").await;
+    app.clock.advance(Duration::from_secs(59));
+    assert_eq!(app.get("/api/items").await.x_cache(), "HIT");
+    app.clock.advance(Duration::from_secs(1));
+    let after = app.get("/api/items").await;
+    assert_eq!((after.x_cache(), after.body.as_str()), ("MISS", "items #2"));
+    assert_eq!(app.cache.stats().caches["default"].expirations, 1);
+}
+
+#[tokio::test]
+async fn head_is_answered_from_the_get_entry_when_not_varying_by_method() {
+    let app = App::new();
+    let get = app.get("/api/shared-head").await;
+    let head = app.send(request("HEAD", "/api/shared-head", &[])).await;
+    assert_eq!(head.x_cache(), "HIT");
+    assert_eq!(head.body, "");
+    assert_eq!(
+        head.header("content-length"),
+        Some(get.body.len().to_string().as_str())
+    );
+    assert_eq!(app.origin.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_head_response_never_becomes_the_get_entry() {
+    let app = App::new();
+    let head = app.send(request("HEAD", "/api/shared-head", &[])).await;
+    assert_eq!(head.x_cache(), "MISS");
+    let get = app.get("/api/shared-head").await;
+    assert_eq!((get.x_cache(), get.body.as_str()), ("MISS", "items #2"));
+    assert_eq!(app.get("/api/shared-head").await.body, "items #2");
+}
+
+#[tokio::test]
+async fn head_has_its_own_entry_when_varying_by_method() {
+    let app = App::new();
+    app.get("/api/items").await;
+    let head = app.send(request("HEAD", "/api/items", &[])).await;
+    assert_eq!(head.x_cache(), "MISS");
+    assert_eq!(
+        app.send(request("HEAD", "/api/items", &[])).await.x_cache(),
+        "HIT"
+    );
+    assert_eq!(app.get("/api/items").await.body, "items #1");
+    assert_eq!(app.origin.calls(), 2);
+}
+
+#[tokio::test]
+async fn the_query_is_normalized_and_part_of_the_key() {
+    let app = App::new();
+    assert_eq!(app.get("/api/items?b=2&a=1").await.x_cache(), "MISS");
+    assert_eq!(app.get("/api/items?a=1&b=2").await.x_cache(), "HIT");
+    assert_eq!(app.get("/api/items?a=1&b=%32").await.x_cache(), "HIT");
+    let other = app.get("/api/items?a=1&b=3").await;
+    assert_eq!((other.x_cache(), other.body.as_str()), ("MISS", "items #2"));
+    assert_eq!(app.get("/api/items").await.body, "items #3");
+}
+
+#[tokio::test]
+async fn varied_headers_key_their_own_variants() {
+    let app = App::new();
+    let lang = |value: &'static str| request("GET", "/api/lang", &[("accept-language", value)]);
+    assert_eq!(app.send(lang("en")).await.body, "lang=en #1");
+    assert_eq!(app.send(lang("fr")).await.body, "lang=fr #2");
+    let en = app.send(lang("en")).await;
+    assert_eq!((en.x_cache(), en.body.as_str()), ("HIT", "lang=en #1"));
+    // Surrounding whitespace is not part of the value.
+    assert_eq!(app.send(lang(" en ")).await.body, "lang=en #1");
+    // Absent and empty are different variants.
+    assert_eq!(app.get("/api/lang").await.body, "lang=none #3");
+    assert_eq!(app.send(lang("")).await.body, "lang= #4");
+    assert_eq!(app.get("/api/lang").await.body, "lang=none #3");
+}
+
+#[tokio::test]
+async fn users_get_their_own_entries() {
+    let app = App::new();
+    let as_user = |token: &'static str| request("GET", "/api/me", &[("authorization", token)]);
+    assert_eq!(app.send(as_user("Bearer a")).await.body, "me=Bearer a #1");
+    assert_eq!(app.send(as_user("Bearer b")).await.body, "me=Bearer b #2");
+    let again = app.send(as_user("Bearer a")).await;
+    assert_eq!(
+        (again.x_cache(), again.body.as_str()),
+        ("HIT", "me=Bearer a #1")
+    );
+    assert_eq!(app.get("/api/me").await.body, "me=anonymous #3");
+    assert_eq!(app.get("/api/me").await.body, "me=anonymous #3");
+    let mut by_extension = request("GET", "/api/me", &[]);
+    by_extension.extensions_mut().insert(UserId::new("42"));
+    assert_eq!(app.send(by_extension).await.body, "me=ext:42 #4");
+    // Keys hold a hash, never the credential.
+    let keys = app.cache.keys().await.unwrap();
+    assert!(
+        keys.iter().all(|k| !k.key.as_str().contains("Bearer")),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn responses_the_policy_refuses_are_not_stored() {
+    let refused: [&[(&str, &str)]; 7] = [
+        &[("x-respond-set-cookie", "session=1")],
+        &[("x-respond-cache-control", "no-store")],
+        &[("x-respond-cache-control", "Private")],
+        &[("x-respond-cache-control", "no-cache")],
+        &[("x-respond-vary", "*")],
+        &[("x-status", "404")],
+        &[("authorization", "Bearer a")],
+    ];
+    for headers in refused {
+        let app = App::new();
+        app.send(request("GET", "/api/respond", headers)).await;
+        let second = app.send(request("GET", "/api/respond", headers)).await;
+        assert_eq!(second.x_cache(), "MISS", "{headers:?}");
+        assert_eq!(app.origin.calls(), 2, "{headers:?}");
+        assert_eq!(
+            app.cache.stats().caches["default"].not_stored,
+            2,
+            "{headers:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn authorized_requests_are_shared_when_the_response_is_public() {
+    let app = App::new();
+    let headers = [
+        ("authorization", "Bearer a"),
+        ("x-respond-cache-control", "public"),
+    ];
+    app.send(request("GET", "/api/respond", &headers)).await;
+    assert_eq!(
+        app.send(request("GET", "/api/respond", &headers))
+            .await
+            .x_cache(),
+        "HIT"
+    );
+}
+
+#[tokio::test]
+async fn bodies_over_max_body_pass_through_whole() {
+    let app = App::new();
+    for n in 1..=2 {
+        let reply = app.get("/api/big").await;
+        assert_eq!(reply.body.len(), 4096);
+        assert_eq!(reply.x_cache(), "MISS");
+        assert_eq!(app.origin.calls(), n);
+    }
+    assert_eq!(app.cache.stats().caches["default"].not_stored, 2);
+}
+
+#[tokio::test]
+async fn streamed_bodies_within_max_body_are_stored() {
+    let app = App::new();
+    let first = app.get("/api/stream").await;
+    assert_eq!(first.body, "chunk0-1;chunk1-1;chunk2-1;chunk3-1;");
+    let second = app.get("/api/stream").await;
+    assert_eq!((second.x_cache(), &second.body), ("HIT", &first.body));
+    assert_eq!(second.header("content-length"), Some("36"));
+}
+
+#[tokio::test]
+async fn max_bytes_bounds_each_named_cache() {
+    let app = App::new();
+    for n in 0..200 {
+        app.get(&format!("/api/small/{n}")).await;
+    }
+    let small = &app.cache.stats().caches["small"];
+    assert!(small.bytes <= 8 * 1024, "{small:?}");
+    assert!(small.evictions > 0, "{small:?}");
+    assert_eq!(small.entries + small.evictions, 200, "{small:?}");
+}
+
+#[tokio::test]
+async fn keys_can_be_listed_deleted_refreshed_and_cleared() {
+    let app = App::new();
+    for uri in [
+        "/api/items",
+        "/api/items?page=2",
+        "/api/stream",
+        "/api/small/1",
+    ] {
+        app.get(uri).await;
+    }
+    let keys: Vec<String> = app
+        .cache
+        .keys()
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.key.to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "/api/items GET",
+            "/api/items?page=2 GET",
+            "/api/stream GET",
+            "/api/small/1 GET"
+        ]
+    );
+    let items = Regex::new("^/api/items").unwrap();
+    assert_eq!(app.cache.keys_matching(&items).await.unwrap().len(), 2);
+
+    assert!(app.cache.delete("/api/stream GET").await.unwrap());
+    assert!(!app.cache.delete("/api/stream GET").await.unwrap());
+    assert_eq!(app.get("/api/stream").await.x_cache(), "MISS");
+
+    app.clock.advance(Duration::from_secs(50));
+    assert_eq!(
+        app.cache
+            .refresh_matching(&items, Duration::from_secs(600))
+            .await
+            .unwrap(),
+        2
+    );
+    app.clock.advance(Duration::from_secs(100));
+    assert_eq!(app.get("/api/items").await.x_cache(), "HIT");
+    assert!(app
+        .cache
+        .refresh("/api/small/1 GET", Duration::from_secs(600))
+        .await
+        .is_ok());
+
+    assert_eq!(app.cache.delete_matching(&items).await.unwrap(), 2);
+    assert_eq!(app.get("/api/items").await.x_cache(), "MISS");
+
+    app.cache.clear("small").await.unwrap();
+    assert!(app
+        .cache
+        .keys_matching(&Regex::new("small").unwrap())
+        .await
+        .unwrap()
+        .is_empty());
+    app.cache.clear_all().await.unwrap();
+    assert!(app.cache.keys().await.unwrap().is_empty());
+    let err = app.cache.clear("nope").await.unwrap_err();
+    assert!(err.to_string().contains("unknown cache `nope`"));
+}
+
+/// A store whose every operation fails, like an unreachable Redis.
+#[derive(Debug)]
+struct BrokenStore;
+
+#[async_trait::async_trait]
+impl Store for BrokenStore {
+    async fn get(&self, _: &str, _: &str) -> Result<Option<Arc<CachedResponse>>, StoreError> {
+        Err(StoreError::new("connection refused"))
+    }
+    async fn insert(
+        &self,
+        _: &str,
+        _: &CacheKey,
+        _: Arc<CachedResponse>,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::new("connection refused"))
+    }
+    async fn remove(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+        Err(StoreError::new("connection refused"))
+    }
+    async fn keys(&self, _: &str) -> Result<Vec<CacheKey>, StoreError> {
+        Err(StoreError::new("connection refused"))
+    }
+    async fn clear(&self, _: &str) -> Result<(), StoreError> {
+        Err(StoreError::new("connection refused"))
+    }
+    fn usage(&self, _: &str) -> Option<cachet::store::StoreUsage> {
+        None
+    }
+}
+
+#[tokio::test]
+async fn a_store_failure_falls_back_to_the_origin() {
+    let cache = cachet::CacheBuilder::from_toml(support::RULES)
+        .unwrap()
+        .store(Arc::new(BrokenStore))
+        .build()
+        .unwrap();
+    let origin = support::Origin::default();
+    let router = support::router(origin.clone()).layer(cachet::CacheLayer::new(cache.clone()));
+    for n in 1..=2 {
+        let response =
+            tower::ServiceExt::oneshot(router.clone(), request("GET", "/api/items", &[]))
+                .await
+                .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(origin.calls(), n);
+    }
+    assert_eq!(cache.stats().caches["default"].store_errors, 4);
+}
+
+#[tokio::test]
+async fn an_origin_body_error_reaches_the_client_and_is_not_stored() {
+    use http_body_util::BodyExt;
+    let cache = cachet::Cache::from_toml(support::RULES).unwrap();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let origin = tower::service_fn(move |_req: http::Request<Body>| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let chunks = vec![
+                Ok(bytes::Bytes::from_static(b"partial")),
+                Err(std::io::Error::other("reset")),
+            ];
+            Ok::<_, std::convert::Infallible>(http::Response::new(Body::from_stream(
+                futures_util::stream::iter(chunks),
+            )))
+        }
+    });
+    let service = tower::ServiceBuilder::new()
+        .layer(cachet::CacheLayer::new(cache.clone()))
+        .service(origin);
+    for n in 1..=2 {
+        let response =
+            tower::ServiceExt::oneshot(service.clone(), request("GET", "/api/items", &[]))
+                .await
+                .unwrap();
+        let mut body = response.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "partial");
+        assert!(body.frame().await.unwrap().is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), n);
+    }
+    assert_eq!(cache.stats().caches["default"].inserts, 0);
+}
+
+#[tokio::test]
+async fn range_requests_pass_through() {
+    let app = App::new();
+    app.get("/api/items").await;
+    let ranged = app
+        .send(request("GET", "/api/items", &[("range", "bytes=0-1")]))
+        .await;
+    assert_eq!(ranged.header("x-cache"), None);
+    assert_eq!(app.origin.calls(), 2);
+}
