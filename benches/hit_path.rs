@@ -1,1 +1,81 @@
-fn main() {}
+//! A request through `CacheService` against the bare inner service, in one run.
+//!
+//! `cargo bench --bench hit_path`
+
+#![allow(missing_docs)]
+
+use bytes::Bytes;
+use cachet::{Cache, CacheLayer};
+use criterion::{criterion_group, criterion_main, Criterion};
+use http_body_util::{BodyExt, Full};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tower::{Layer, Service, ServiceExt};
+
+const BODY: &[u8] = &[b'x'; 1024];
+
+type Request = http::Request<Full<Bytes>>;
+
+fn origin() -> impl Service<Request, Response = http::Response<Full<Bytes>>, Error = Infallible, Future: Send>
+       + Clone
+       + Send
+       + 'static {
+    tower::service_fn(|_req: Request| async {
+        let mut response = http::Response::new(Full::new(Bytes::from_static(BODY)));
+        response
+            .headers_mut()
+            .insert("content-type", http::HeaderValue::from_static("application/json"));
+        Ok::<_, Infallible>(response)
+    })
+}
+
+fn request(uri: &str) -> Request {
+    http::Request::get(uri).body(Full::default()).unwrap()
+}
+
+async fn drive<S, B>(service: &S, uri: &str) -> usize
+where
+    S: Service<Request, Response = http::Response<B>, Error = Infallible> + Clone,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let response = service.clone().oneshot(request(uri)).await.unwrap();
+    response.into_body().collect().await.unwrap().to_bytes().len()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let cache = Cache::from_toml(
+        r#"
+        [caches.default]
+        max_bytes = "256MiB"
+        ttl = "1h"
+
+        [[rules]]
+        path = '^/api/'
+        "#,
+    )
+    .unwrap();
+    let bare = origin();
+    let cached = CacheLayer::new(cache).layer(origin());
+    rt.block_on(drive(&cached, "/api/items"));
+
+    let mut group = c.benchmark_group("1 KiB response");
+    group.bench_function("bare inner service", |b| b.to_async(&rt).iter(|| drive(&bare, "/api/items")));
+    group.bench_function("cache hit", |b| b.to_async(&rt).iter(|| drive(&cached, "/api/items")));
+    group.bench_function("no rule (pass-through)", |b| {
+        b.to_async(&rt).iter(|| drive(&cached, "/static/app.css"))
+    });
+    let counter = AtomicU64::new(0);
+    group.bench_function("miss, stored", |b| {
+        b.to_async(&rt).iter(|| {
+            let uri = format!("/api/items?n={}", counter.fetch_add(1, Ordering::Relaxed));
+            let cached = cached.clone();
+            async move { drive(&cached, &uri).await }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
