@@ -16,15 +16,17 @@ const BODY: &[u8] = &[b'x'; 1024];
 
 type Request = http::Request<Full<Bytes>>;
 
-fn origin() -> impl Service<Request, Response = http::Response<Full<Bytes>>, Error = Infallible, Future: Send>
+fn origin(
+) -> impl Service<Request, Response = http::Response<Full<Bytes>>, Error = Infallible, Future: Send>
        + Clone
        + Send
        + 'static {
     tower::service_fn(|_req: Request| async {
         let mut response = http::Response::new(Full::new(Bytes::from_static(BODY)));
-        response
-            .headers_mut()
-            .insert("content-type", http::HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            "content-type",
+            http::HeaderValue::from_static("application/json"),
+        );
         Ok::<_, Infallible>(response)
     })
 }
@@ -40,11 +42,19 @@ where
     B::Error: std::fmt::Debug,
 {
     let response = service.clone().oneshot(request(uri)).await.unwrap();
-    response.into_body().collect().await.unwrap().to_bytes().len()
+    response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .len()
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let cache = Cache::from_toml(
         r#"
         [caches.default]
@@ -61,8 +71,12 @@ fn bench(c: &mut Criterion) {
     rt.block_on(drive(&cached, "/api/items"));
 
     let mut group = c.benchmark_group("1 KiB response");
-    group.bench_function("bare inner service", |b| b.to_async(&rt).iter(|| drive(&bare, "/api/items")));
-    group.bench_function("cache hit", |b| b.to_async(&rt).iter(|| drive(&cached, "/api/items")));
+    group.bench_function("bare inner service", |b| {
+        b.to_async(&rt).iter(|| drive(&bare, "/api/items"))
+    });
+    group.bench_function("cache hit", |b| {
+        b.to_async(&rt).iter(|| drive(&cached, "/api/items"))
+    });
     group.bench_function("no rule (pass-through)", |b| {
         b.to_async(&rt).iter(|| drive(&cached, "/static/app.css"))
     });

@@ -23,9 +23,15 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("100 rules");
     group.bench_function("match: rule 50", |b| {
-        b.iter(|| rules.find(black_box("/api/v1/resource50/12345/items")).map(|r| r.index()))
+        b.iter(|| {
+            rules
+                .find(black_box("/api/v1/resource50/12345/items"))
+                .map(|r| r.index())
+        })
     });
-    group.bench_function("match: no rule", |b| b.iter(|| rules.find(black_box("/static/app.css")).is_none()));
+    group.bench_function("match: no rule", |b| {
+        b.iter(|| rules.find(black_box("/static/app.css")).is_none())
+    });
 
     let mut shared = http::Request::get("/api/v1/resource51/12345/items?sort=name&page=2")
         .header("accept-language", "en-GB")
@@ -33,7 +39,11 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     shared.extensions_mut().insert(UserId::new("user-1"));
     group.bench_function("plan: shared rule, query, one header", |b| {
-        b.iter(|| cache.plan(black_box(&shared)).map(|p| p.key().as_str().len()))
+        b.iter(|| {
+            cache
+                .plan(black_box(&shared))
+                .map(|p| p.key().as_str().len())
+        })
     });
 
     let mut per_user = http::Request::get("/api/v1/resource50/12345/items?sort=name&page=2")
@@ -42,11 +52,17 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     per_user.extensions_mut().insert(UserId::new("user-1"));
     group.bench_function("plan: per-user rule, query, one header", |b| {
-        b.iter(|| cache.plan(black_box(&per_user)).map(|p| p.key().as_str().len()))
+        b.iter(|| {
+            cache
+                .plan(black_box(&per_user))
+                .map(|p| p.key().as_str().len())
+        })
     });
 
     let unmatched = http::Request::get("/static/app.css").body(()).unwrap();
-    group.bench_function("plan: no rule", |b| b.iter(|| cache.plan(black_box(&unmatched)).is_none()));
+    group.bench_function("plan: no rule", |b| {
+        b.iter(|| cache.plan(black_box(&unmatched)).is_none())
+    });
     group.finish();
 }
 

@@ -30,7 +30,9 @@ async fn me(headers: HeaderMap) -> String {
 
 /// Not matched by any rule: always computed.
 async fn time() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format!("{}\n", now.as_millis())
 }
 
@@ -40,7 +42,9 @@ async fn stats(State(cache): State<Cache>) -> Json<StatsSnapshot> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:3000".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:3000".into());
     let cache = Cache::from_toml(include_str!("cachet.toml"))?;
 
     let app = Router::new()
@@ -60,7 +64,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Per-user entries: alice and bob never see each other's page:");
     println!("  curl -s -H 'Authorization: alice' http://{addr}/api/me");
     println!("  curl -s -H 'Authorization: bob' http://{addr}/api/me");
-    println!("  curl -sI -H 'Authorization: alice' http://{addr}/api/me   # HEAD from the GET entry\n");
+    println!(
+        "  curl -sI -H 'Authorization: alice' http://{addr}/api/me   # HEAD from the GET entry\n"
+    );
     println!("Uncached, always fresh:");
     println!("  curl -si http://{addr}/api/time\n");
     println!("Hit/miss statistics:");

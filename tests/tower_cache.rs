@@ -303,7 +303,12 @@ struct BrokenStore;
 
 #[async_trait::async_trait]
 impl Store for BrokenStore {
-    async fn get(&self, _: &str, _: &str) -> Result<Option<Arc<CachedResponse>>, StoreError> {
+    async fn get(
+        &self,
+        _: &str,
+        _: &str,
+        _: std::time::SystemTime,
+    ) -> Result<Option<Arc<CachedResponse>>, StoreError> {
         Err(StoreError::new("connection refused"))
     }
     async fn insert(

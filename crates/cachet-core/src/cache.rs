@@ -70,7 +70,9 @@ pub struct Cache {
 struct Inner {
     rules: RuleSet,
     caches: BTreeMap<String, CacheSpec>,
-    counters: HashMap<String, Counters>,
+    counters: HashMap<String, Arc<Counters>>,
+    /// The counters of each rule's cache, by rule index.
+    rule_counters: Vec<Arc<Counters>>,
     store: Arc<dyn Store>,
     clock: SharedClock,
     identity: Identity,
@@ -175,10 +177,15 @@ impl CacheBuilder {
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(MokaStore::new(&self.caches, Arc::clone(&self.clock))));
-        let counters = self
+        let counters: HashMap<String, Arc<Counters>> = self
             .caches
             .keys()
-            .map(|name| (name.clone(), Counters::default()))
+            .map(|name| (name.clone(), Arc::default()))
+            .collect();
+        let rule_counters = rules
+            .rules()
+            .iter()
+            .map(|rule| Arc::clone(&counters[rule.cache()]))
             .collect();
         let started = self.clock.now();
         Ok(Cache {
@@ -186,6 +193,7 @@ impl CacheBuilder {
                 rules,
                 caches: self.caches,
                 counters,
+                rule_counters,
                 store,
                 clock: self.clock,
                 identity: self.identity,
@@ -278,7 +286,7 @@ impl Cache {
         };
         let rule = self.inner.rules.find(req.path())?;
         // Range requests pass through: partial content is never stored.
-        if !rule.caches_method(method) || req.header("range").is_some() {
+        if !rule.caches_method(method) || req.header(&header::RANGE).is_some() {
             return None;
         }
         let key_method = if rule.vary_by_method() { method } else { "GET" };
@@ -292,7 +300,7 @@ impl Cache {
         for name in rule.vary_headers() {
             let mut values: Vec<&[u8]> = Vec::new();
             req.header_values(name, &mut |value| values.push(value));
-            key = key.header(name, combine_header_values(&values).as_deref());
+            key = key.header(name.as_str(), combine_header_values(&values).as_deref());
         }
         Some(Plan {
             rule: Arc::clone(rule),
@@ -300,7 +308,7 @@ impl Cache {
             head,
             facts: RequestFacts {
                 shared,
-                authorized: req.header("authorization").is_some(),
+                authorized: req.header(&header::AUTHORIZATION).is_some(),
                 head_as_get: head && !rule.vary_by_method(),
             },
         })
@@ -309,16 +317,40 @@ impl Cache {
     /// Step 4: the fresh entry for `plan`, if any. Counts a hit or a miss; a
     /// store failure is logged and counted, and reads as a miss.
     pub async fn lookup(&self, plan: &Plan) -> Option<Hit> {
-        let counters = self.counters(plan.rule.cache());
-        match self
+        if let Some(found) = self.lookup_now(plan) {
+            return found;
+        }
+        let now = self.inner.clock.now();
+        let found = self
             .inner
             .store
-            .get(plan.rule.cache(), plan.key.as_str())
-            .await
-        {
+            .get(plan.rule.cache(), plan.key.as_str(), now)
+            .await;
+        self.record_lookup(plan, found, now)
+    }
+
+    /// [`lookup`](Self::lookup) without waiting, when the store can answer at
+    /// once (the in-memory store always can); `None` when it cannot.
+    pub fn lookup_now(&self, plan: &Plan) -> Option<Option<Hit>> {
+        let now = self.inner.clock.now();
+        let found = self
+            .inner
+            .store
+            .get_now(plan.rule.cache(), plan.key.as_str(), now)?;
+        Some(self.record_lookup(plan, found, now))
+    }
+
+    fn record_lookup(
+        &self,
+        plan: &Plan,
+        found: Result<Option<Arc<CachedResponse>>, StoreError>,
+        now: SystemTime,
+    ) -> Option<Hit> {
+        let counters = self.counters(plan);
+        match found {
             Ok(Some(entry)) => {
                 Counters::bump(&counters.hits);
-                let age = entry.age(self.inner.clock.now());
+                let age = entry.age(now);
                 Some(Hit { entry, age })
             }
             Ok(None) => {
@@ -353,7 +385,7 @@ impl Cache {
     /// after [`check_storable`](Self::check_storable) (its body was too large,
     /// it had trailers).
     pub fn not_stored(&self, plan: &Plan) {
-        Counters::bump(&self.counters(plan.rule.cache()).not_stored);
+        Counters::bump(&self.counters(plan).not_stored);
     }
 
     /// Step 5, once the body is complete: stores the response for `plan`
@@ -377,7 +409,7 @@ impl Cache {
             self.inner.clock.now(),
             plan.rule.ttl(),
         );
-        let counters = self.counters(plan.rule.cache());
+        let counters = self.counters(plan);
         match self
             .inner
             .store
@@ -396,9 +428,10 @@ impl Cache {
         }
     }
 
-    fn counters(&self, cache: &str) -> &Counters {
-        // Rules only name configured caches, so the entry always exists.
-        &self.inner.counters[cache]
+    /// The counters of the cache holding `plan`'s entry (by rule index: no
+    /// string hashing on the request path).
+    fn counters(&self, plan: &Plan) -> &Counters {
+        &self.inner.rule_counters[plan.rule.index()]
     }
 
     /// The compiled rules.
@@ -491,10 +524,11 @@ impl Cache {
         key: &CacheKey,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let Some(entry) = self.inner.store.get(cache, key.as_str()).await? else {
+        let now = self.inner.clock.now();
+        let Some(entry) = self.inner.store.get(cache, key.as_str(), now).await? else {
             return Ok(false);
         };
-        let refreshed = entry.refreshed(self.inner.clock.now(), ttl);
+        let refreshed = entry.refreshed(now, ttl);
         self.inner
             .store
             .insert(cache, key, Arc::new(refreshed))
@@ -528,7 +562,7 @@ impl Cache {
                 let usage = self.inner.store.usage(name).unwrap_or_default();
                 (
                     name.clone(),
-                    CacheStats::new(self.counters(name), usage, spec.max_bytes),
+                    CacheStats::new(&self.inner.counters[name], usage, spec.max_bytes),
                 )
             })
             .collect();

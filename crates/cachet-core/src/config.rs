@@ -210,13 +210,13 @@ fn identity_spec(value: toml::Value) -> Result<Identity, ConfigError> {
         .headers
         .unwrap_or_else(|| vec!["authorization".to_owned()])
     {
-        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-            return Err(error((
+        let name = http::HeaderName::from_bytes(header.trim().as_bytes()).map_err(|_| {
+            error((
                 "headers".into(),
                 format!("`{header}` is not a valid header name"),
-            )));
-        }
-        identity = identity.header(&header);
+            ))
+        })?;
+        identity = identity.header(name);
     }
     for cookie in dto.cookies.unwrap_or_default() {
         identity = identity.cookie(&cookie);

@@ -5,6 +5,7 @@
 //! BLAKE3 hash. Raw credentials never reach a key, a log line or a store.
 
 use crate::request::{RequestHead, UserId};
+use http::HeaderName;
 use std::fmt;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ type CustomFn = dyn Fn(&dyn RequestHead) -> Option<String> + Send + Sync;
 #[derive(Clone)]
 enum Source {
     Extension,
-    Header(String),
+    Header(HeaderName),
     Cookie(String),
     Custom(Arc<CustomFn>),
 }
@@ -42,7 +43,10 @@ impl fmt::Debug for Source {
 /// let identity = Identity::none()
 ///     .extension()
 ///     .cookie("sessionid")
-///     .custom(|req| req.header("x-api-key").map(|key| String::from_utf8_lossy(key).into_owned()));
+///     .custom(|req| {
+///         let key = req.header(&http::HeaderName::from_static("x-api-key"))?;
+///         Some(String::from_utf8_lossy(key).into_owned())
+///     });
 /// ```
 #[derive(Clone)]
 pub struct Identity {
@@ -60,7 +64,7 @@ impl fmt::Debug for Identity {
 
 impl Default for Identity {
     fn default() -> Self {
-        Self::none().extension().header("authorization")
+        Self::none().extension().header(http::header::AUTHORIZATION)
     }
 }
 
@@ -89,8 +93,8 @@ impl Identity {
 
     /// Reads the header `name` (such as `authorization`).
     #[must_use]
-    pub fn header(mut self, name: &str) -> Self {
-        self.sources.push(Source::Header(name.to_ascii_lowercase()));
+    pub fn header(mut self, name: HeaderName) -> Self {
+        self.sources.push(Source::Header(name));
         self
     }
 
@@ -134,7 +138,7 @@ impl Identity {
                     let value = req.header(name).filter(|value| !value.is_empty())?;
                     hasher
                         .update(b"hdr\0")
-                        .update(name.as_bytes())
+                        .update(name.as_str().as_bytes())
                         .update(b"\0");
                     hasher.update(value);
                 }
@@ -161,7 +165,7 @@ impl Identity {
 /// The first non-empty value of cookie `name` across the `Cookie` headers.
 fn cookie_value(req: &dyn RequestHead, name: &str) -> Option<Vec<u8>> {
     let mut found = None;
-    req.header_values("cookie", &mut |header| {
+    req.header_values(&http::header::COOKIE, &mut |header| {
         if found.is_some() {
             return;
         }
@@ -183,12 +187,23 @@ fn cookie_value(req: &dyn RequestHead, name: &str) -> Option<Vec<u8>> {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IdentityHash([u8; 16]);
 
+impl IdentityHash {
+    /// The hash as 32 lowercase hex digits, appended to `out` (the key
+    /// builder's hot path; `Display` formatting is several times slower).
+    pub(crate) fn push_hex(&self, out: &mut String) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for byte in self.0 {
+            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        }
+    }
+}
+
 impl fmt::Display for IdentityHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        let mut hex = String::with_capacity(32);
+        self.push_hex(&mut hex);
+        f.write_str(&hex)
     }
 }
 
@@ -268,7 +283,7 @@ mod tests {
     fn custom_sources_read_the_request() {
         let identity = Identity::none()
             .custom(|req| {
-                req.header("x-key")
+                req.header(&HeaderName::from_static("x-key"))
                     .map(|v| String::from_utf8_lossy(v).into_owned())
             })
             .secret("s");

@@ -3,7 +3,22 @@
 
 use http::header::{HeaderName, HeaderValue, AGE};
 use http::HeaderMap;
+use std::sync::LazyLock;
 use std::time::Duration;
+
+/// `Age` values for the first ten minutes, made once: a hit clones one (a
+/// reference count) instead of formatting and allocating a new value.
+static AGE_VALUES: LazyLock<Vec<HeaderValue>> =
+    LazyLock::new(|| (0..600u64).map(HeaderValue::from).collect());
+
+fn age_value(age: Duration) -> HeaderValue {
+    let secs = age.as_secs();
+    usize::try_from(secs)
+        .ok()
+        .and_then(|index| AGE_VALUES.get(index))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(secs))
+}
 
 /// The `X-Cache` header.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -26,11 +41,38 @@ impl Outcome {
         match self {
             Self::Hit { age } => {
                 headers.insert(X_CACHE, HeaderValue::from_static("HIT"));
-                headers.insert(AGE, HeaderValue::from(age.as_secs()));
+                headers.insert(AGE, age_value(age));
             }
             Self::Miss => {
                 headers.insert(X_CACHE, HeaderValue::from_static("MISS"));
             }
         }
+    }
+
+    /// How many headers [`write_headers`](Self::write_headers) may add, so
+    /// callers can size a header map once.
+    pub const MAX_HEADERS: usize = 2;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hits_carry_age_and_x_cache() {
+        let mut headers = HeaderMap::new();
+        Outcome::Hit {
+            age: Duration::from_millis(7_900),
+        }
+        .write_headers(&mut headers);
+        assert_eq!(headers[AGE], "7");
+        assert_eq!(headers[X_CACHE], "HIT");
+        Outcome::Hit {
+            age: Duration::from_secs(86_400),
+        }
+        .write_headers(&mut headers);
+        assert_eq!(headers[AGE], "86400");
+        Outcome::Miss.write_headers(&mut headers);
+        assert_eq!(headers[X_CACHE], "MISS");
     }
 }

@@ -69,7 +69,7 @@ pub struct RequestFacts {
 /// request described by `facts`, keyed on the request headers `keyed`.
 pub fn check_storable(
     facts: RequestFacts,
-    keyed: &[String],
+    keyed: &[http::HeaderName],
     status: StatusCode,
     headers: &HeaderMap,
 ) -> Result<(), NotStorable> {
@@ -104,7 +104,11 @@ pub fn check_storable(
             if name == "*" {
                 return Err(NotStorable::VaryAll);
             }
-            if !name.is_empty() && !keyed.iter().any(|keyed| keyed.eq_ignore_ascii_case(name)) {
+            if !name.is_empty()
+                && !keyed
+                    .iter()
+                    .any(|keyed| keyed.as_str().eq_ignore_ascii_case(name))
+            {
                 return Err(NotStorable::VaryUnkeyed);
             }
         }
@@ -130,7 +134,12 @@ mod tests {
                 value.parse().unwrap(),
             );
         }
-        check_storable(facts, &["accept-language".to_owned()], StatusCode::OK, &map)
+        check_storable(
+            facts,
+            &[http::header::ACCEPT_LANGUAGE],
+            StatusCode::OK,
+            &map,
+        )
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Adapters implement [`RequestHead`] over their own request type, so the core
 //! never copies a header map to look at a request. It is implemented here for
 //! `http` 1.x requests; the actix-web adapter implements it for `ServiceRequest`.
+//! Header names are `http` 1.x [`HeaderName`]s, so the hot path never parses one.
 
+use http::HeaderName;
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,10 +18,10 @@ pub trait RequestHead {
     fn path(&self) -> &str;
     /// The raw query string, without the `?`.
     fn query(&self) -> Option<&str>;
-    /// The first value of the header `name` (lowercase).
-    fn header(&self, name: &str) -> Option<&[u8]>;
-    /// Calls `each` with every value of the header `name` (lowercase), in order.
-    fn header_values<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a [u8]));
+    /// The first value of the header `name`.
+    fn header(&self, name: &HeaderName) -> Option<&[u8]>;
+    /// Calls `each` with every value of the header `name`, in order.
+    fn header_values<'a>(&'a self, name: &HeaderName, each: &mut dyn FnMut(&'a [u8]));
     /// The identity set by the application, if any (see [`UserId`]).
     fn user_id(&self) -> Option<UserId>;
 }
@@ -67,10 +69,10 @@ impl<B> RequestHead for http::Request<B> {
     fn query(&self) -> Option<&str> {
         self.uri().query()
     }
-    fn header(&self, name: &str) -> Option<&[u8]> {
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
         self.headers().get(name).map(http::HeaderValue::as_bytes)
     }
-    fn header_values<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a [u8])) {
+    fn header_values<'a>(&'a self, name: &HeaderName, each: &mut dyn FnMut(&'a [u8])) {
         for value in self.headers().get_all(name) {
             each(value.as_bytes());
         }
@@ -90,10 +92,10 @@ impl RequestHead for http::request::Parts {
     fn query(&self) -> Option<&str> {
         self.uri.query()
     }
-    fn header(&self, name: &str) -> Option<&[u8]> {
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
         self.headers.get(name).map(http::HeaderValue::as_bytes)
     }
-    fn header_values<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a [u8])) {
+    fn header_values<'a>(&'a self, name: &HeaderName, each: &mut dyn FnMut(&'a [u8])) {
         for value in self.headers.get_all(name) {
             each(value.as_bytes());
         }

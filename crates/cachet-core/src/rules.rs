@@ -5,6 +5,7 @@
 //! the request path, where the first matching rule wins.
 
 use crate::error::ConfigError;
+use http::HeaderName;
 use regex::{Regex, RegexSet};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -141,7 +142,7 @@ pub struct CompiledRule {
     cache_head: bool,
     vary_by_user: bool,
     vary_by_method: bool,
-    vary_headers: Vec<String>,
+    vary_headers: Vec<HeaderName>,
     max_body: u64,
 }
 
@@ -178,8 +179,8 @@ impl CompiledRule {
     pub fn vary_by_method(&self) -> bool {
         self.vary_by_method
     }
-    /// Request headers (lowercase, sorted) whose values are part of the key.
-    pub fn vary_headers(&self) -> &[String] {
+    /// Request headers (sorted by name) whose values are part of the key.
+    pub fn vary_headers(&self) -> &[HeaderName] {
         &self.vary_headers
     }
     /// The largest body buffered and stored, in bytes.
@@ -288,15 +289,15 @@ fn compile_rule(
     }
     let mut vary_headers = Vec::with_capacity(rule.vary_headers.len());
     for name in &rule.vary_headers {
-        let header = http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+        let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
             error(
                 "vary_headers",
                 format!("`{name}` is not a valid header name"),
             )
         })?;
-        vary_headers.push(header.as_str().to_owned());
+        vary_headers.push(header);
     }
-    vary_headers.sort();
+    vary_headers.sort_by(|a: &HeaderName, b: &HeaderName| a.as_str().cmp(b.as_str()));
     vary_headers.dedup();
     let max_body = match rule.max_body {
         Some(0) => {

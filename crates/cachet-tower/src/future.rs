@@ -15,8 +15,9 @@ pin_project! {
     /// Response future of [`CacheService`](crate::CacheService).
     ///
     /// Requests that match no rule poll the inner service's future directly,
-    /// without allocating; requests that match a rule run the cache steps in
-    /// one boxed future.
+    /// and a hit from an in-memory store is ready at once: neither allocates
+    /// a future. Other requests that match a rule run the cache steps in one
+    /// boxed future.
     pub struct ResponseFuture<F, B: Body, E> {
         #[pin]
         kind: Kind<F, B, E>,
@@ -27,6 +28,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B: Body, E> {
         Passthrough { #[pin] future: F },
+        Ready { response: Option<Response<ResponseBody<B>>> },
         Cached { future: BoxResponseFuture<B, E> },
     }
 }
@@ -35,6 +37,14 @@ impl<F, B: Body, E> ResponseFuture<F, B, E> {
     pub(crate) fn passthrough(future: F) -> Self {
         Self {
             kind: Kind::Passthrough { future },
+        }
+    }
+
+    pub(crate) fn ready(response: Response<ResponseBody<B>>) -> Self {
+        Self {
+            kind: Kind::Ready {
+                response: Some(response),
+            },
         }
     }
 
@@ -57,6 +67,9 @@ where
             KindProj::Passthrough { future } => {
                 let response = ready!(future.poll(cx))?;
                 Poll::Ready(Ok(response.map(ResponseBody::passthrough)))
+            }
+            KindProj::Ready { response } => {
+                Poll::Ready(Ok(response.take().expect("future polled after completion")))
             }
             KindProj::Cached { future } => future.as_mut().poll(cx),
         }

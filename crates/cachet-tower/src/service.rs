@@ -77,18 +77,25 @@ where
         let Some(plan) = self.cache.plan(&req) else {
             return ResponseFuture::passthrough(self.inner.call(req));
         };
+        // An in-memory store answers at once: a hit needs no boxed future.
+        let looked_up = match self.cache.lookup_now(&plan) {
+            Some(Some(hit)) => return ResponseFuture::ready(hit_response(&hit, plan.is_head())),
+            Some(None) => true,
+            None => false,
+        };
         // The ready service handles this request; the clone waits for the
         // next `poll_ready` (tower-service: "Be careful when cloning inner services").
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let cache = self.cache.clone();
-        ResponseFuture::cached(Box::pin(serve(cache, plan, inner, req)))
+        ResponseFuture::cached(Box::pin(serve(cache, plan, looked_up, inner, req)))
     }
 }
 
 async fn serve<S, ReqBody, ResBody>(
     cache: Cache,
     plan: Plan,
+    looked_up: bool,
     mut inner: S,
     req: Request<ReqBody>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
@@ -96,8 +103,10 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
 {
-    if let Some(hit) = cache.lookup(&plan).await {
-        return Ok(hit_response(&hit, plan.is_head()));
+    if !looked_up {
+        if let Some(hit) = cache.lookup(&plan).await {
+            return Ok(hit_response(&hit, plan.is_head()));
+        }
     }
     let (mut parts, body) = inner.call(req).await?.into_parts();
     let body = store_if_allowed(&cache, &plan, &mut parts, body).await;
@@ -158,8 +167,13 @@ fn hit_response<B: Body>(hit: &Hit, head: bool) -> Response<ResponseBody<B>> {
     };
     let mut response = Response::new(body);
     *response.status_mut() = entry.status();
-    *response.headers_mut() = entry.headers().clone();
-    Outcome::Hit { age: hit.age() }.write_headers(response.headers_mut());
+    // Sized for the outcome headers too, so adding them never regrows the map.
+    let headers = response.headers_mut();
+    headers.reserve(entry.headers().len() + Outcome::MAX_HEADERS);
+    for (name, value) in entry.headers() {
+        headers.append(name.clone(), value.clone());
+    }
+    Outcome::Hit { age: hit.age() }.write_headers(headers);
     response
 }
 

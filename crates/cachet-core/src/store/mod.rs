@@ -13,17 +13,34 @@ use crate::error::StoreError;
 use crate::key::CacheKey;
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// Storage for cached responses, organised in named caches.
 ///
-/// Implementations must be cheap to share (`Arc<dyn Store>`) and must never
-/// return an entry past its [`CachedResponse::fresh_until`] by the clock they
-/// were built with. Errors are reported, not panicked: the cache turns them
+/// Implementations must be cheap to share (`Arc<dyn Store>`), must never
+/// return an entry past its [`CachedResponse::fresh_until`] (at the `now`
+/// given to `get`, or by their clock for `keys`). Errors are reported, not panicked: the cache turns them
 /// into a pass-through to the origin.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
-    /// The entry under `key` in `cache`, if there is a live one.
-    async fn get(&self, cache: &str, key: &str) -> Result<Option<Arc<CachedResponse>>, StoreError>;
+    /// The entry under `key` in `cache`, if there is one still fresh at `now`.
+    async fn get(
+        &self,
+        cache: &str,
+        key: &str,
+        now: SystemTime,
+    ) -> Result<Option<Arc<CachedResponse>>, StoreError>;
+    /// The same as [`get`](Self::get) for a store that can answer without
+    /// waiting (an in-memory one), or `None` to say "call `get`". Adapters
+    /// use it to answer a hit without allocating a future.
+    fn get_now(
+        &self,
+        _cache: &str,
+        _key: &str,
+        _now: SystemTime,
+    ) -> Option<Result<Option<Arc<CachedResponse>>, StoreError>> {
+        None
+    }
     /// Stores `entry` under `key` in `cache`, replacing any previous entry.
     async fn insert(
         &self,

@@ -12,7 +12,7 @@ use moka::Expiry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 type Entries = MokaCache<Arc<str>, Arc<CachedResponse>>;
 
@@ -114,6 +114,26 @@ impl MokaStore {
         self.caches.get(cache).ok_or_else(|| unknown_cache(cache))
     }
 
+    fn lookup(
+        &self,
+        cache: &str,
+        key: &str,
+        now: SystemTime,
+    ) -> Result<Option<Arc<CachedResponse>>, StoreError> {
+        let named = self.named(cache)?;
+        let Some(entry) = named.entries.get(key) else {
+            return Ok(None);
+        };
+        // moka expires by its own clock; the cache's clock is the authority.
+        if entry.is_fresh(now) {
+            return Ok(Some(entry));
+        }
+        if named.entries.remove(key).is_some() {
+            named.removals.expirations.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(None)
+    }
+
     /// Runs moka's pending maintenance (evictions, expirations) now, so that
     /// usage figures are exact. Tests and stats call it; the request path does not.
     pub fn run_pending_tasks(&self) {
@@ -125,19 +145,22 @@ impl MokaStore {
 
 #[async_trait::async_trait]
 impl Store for MokaStore {
-    async fn get(&self, cache: &str, key: &str) -> Result<Option<Arc<CachedResponse>>, StoreError> {
-        let named = self.named(cache)?;
-        let Some(entry) = named.entries.get(key) else {
-            return Ok(None);
-        };
-        // moka expires by its own clock; the cache's clock is the authority.
-        if entry.is_fresh(self.clock.now()) {
-            return Ok(Some(entry));
-        }
-        if named.entries.remove(key).is_some() {
-            named.removals.expirations.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(None)
+    async fn get(
+        &self,
+        cache: &str,
+        key: &str,
+        now: SystemTime,
+    ) -> Result<Option<Arc<CachedResponse>>, StoreError> {
+        self.lookup(cache, key, now)
+    }
+
+    fn get_now(
+        &self,
+        cache: &str,
+        key: &str,
+        now: SystemTime,
+    ) -> Option<Result<Option<Arc<CachedResponse>>, StoreError>> {
+        Some(self.lookup(cache, key, now))
     }
 
     async fn insert(
@@ -148,7 +171,7 @@ impl Store for MokaStore {
     ) -> Result<(), StoreError> {
         self.named(cache)?
             .entries
-            .insert(Arc::clone(key.as_arc()), entry);
+            .insert(Arc::from(key.as_str()), entry);
         Ok(())
     }
 
@@ -163,7 +186,7 @@ impl Store for MokaStore {
             .entries
             .iter()
             .filter(|(_, entry)| entry.is_fresh(now))
-            .map(|(key, _)| CacheKey::from_raw(Arc::clone(&*key)))
+            .map(|(key, _)| CacheKey::from_raw(&**key))
             .collect();
         keys.sort();
         Ok(keys)
@@ -231,11 +254,19 @@ mod tests {
             .insert("c", &key("/a"), entry(&clock, 10, 60))
             .await
             .unwrap();
-        assert!(store.get("c", key("/a").as_str()).await.unwrap().is_some());
+        assert!(store
+            .get("c", key("/a").as_str(), crate::Clock::now(&clock))
+            .await
+            .unwrap()
+            .is_some());
         assert_eq!(store.keys("c").await.unwrap(), vec![key("/a")]);
         clock.advance(Duration::from_secs(60));
         assert!(store.keys("c").await.unwrap().is_empty());
-        assert!(store.get("c", key("/a").as_str()).await.unwrap().is_none());
+        assert!(store
+            .get("c", key("/a").as_str(), crate::Clock::now(&clock))
+            .await
+            .unwrap()
+            .is_none());
         assert_eq!(store.usage("c").unwrap().expirations, 1);
     }
 
@@ -261,7 +292,10 @@ mod tests {
     async fn unknown_caches_are_errors() {
         let clock = MockClock::new();
         let store = store(1024, &clock);
-        let err = store.get("nope", "/").await.unwrap_err();
+        let err = store
+            .get("nope", "/", crate::Clock::now(&clock))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("unknown cache `nope`"));
     }
 }

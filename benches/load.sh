@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Load run over loopback: the same 1 KiB handler bare (:3001) and behind
+# CacheLayer as a hit (:3002), alternating wrk runs, medians and their ratio.
+#
+#   benches/load.sh [rounds] [seconds-per-run]
+#
+# Needs wrk (apt-get install -y wrk). The server runs on CPU 0 with one tokio
+# worker and wrk on CPU 1, so the two do not compete for a core.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-7}
+secs=${2:-5}
+
+cargo build --release --example bench_server >/dev/null 2>&1
+TOKIO_WORKER_THREADS=1 taskset -c 0 ./target/release/examples/bench_server >/dev/null &
+server=$!
+trap 'kill $server 2>/dev/null' EXIT
+sleep 1
+curl -s -o /dev/null http://127.0.0.1:3002/api/items   # fill the cache
+
+run() { taskset -c 1 wrk -t1 -c32 -d"${secs}s" "http://127.0.0.1:$1/api/items" | awk '/Requests\/sec/ {print $2}'; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+bare=(); hit=()
+for ((i = 1; i <= rounds; i++)); do
+  bare+=("$(run 3001)")
+  hit+=("$(run 3002)")
+  echo "round $i: bare ${bare[-1]} req/s, hit ${hit[-1]} req/s"
+done
+b=$(printf '%s\n' "${bare[@]}" | median)
+h=$(printf '%s\n' "${hit[@]}" | median)
+echo "median: bare $b req/s, hit $h req/s, hit/bare = $(awk "BEGIN {printf \"%.3f\", $h / $b}")"
