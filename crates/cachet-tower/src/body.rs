@@ -140,3 +140,63 @@ impl<B: Body> std::fmt::Debug for ResponseBody<B> {
         f.debug_struct("ResponseBody").field("kind", &kind).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full, StreamBody};
+
+    type Stream = StreamBody<
+        futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
+    >;
+
+    fn stream(chunks: Vec<Result<Frame<Bytes>, std::io::Error>>) -> Stream {
+        StreamBody::new(futures_util::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn full_bodies_are_one_exact_frame() {
+        let body = ResponseBody::<Full<Bytes>>::full(Bytes::from_static(b"hello"));
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert!(!body.is_end_stream());
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+        let empty = ResponseBody::<Full<Bytes>>::empty();
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn replay_sends_the_prefix_then_the_rest() {
+        let prefix = VecDeque::from([Frame::data(Bytes::from_static(b"ab"))]);
+        let rest = stream(vec![Ok(Frame::data(Bytes::from_static(b"cd")))]);
+        let body = ResponseBody::replay(prefix, None, Some(Box::pin(rest)));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "abcd");
+    }
+
+    #[tokio::test]
+    async fn replay_ends_with_the_error_that_stopped_the_read() {
+        let prefix = VecDeque::from([Frame::data(Bytes::from_static(b"ab"))]);
+        let mut body =
+            ResponseBody::<Stream>::replay(prefix, Some(std::io::Error::other("reset")), None);
+        assert_eq!(
+            body.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "ab"
+        );
+        assert!(body.frame().await.unwrap().is_err());
+        assert!(body.frame().await.is_none());
+        assert!(body.is_end_stream());
+    }
+
+    #[test]
+    fn bodies_and_futures_are_send() {
+        fn is_send<T: Send>() {}
+        is_send::<ResponseBody<Full<Bytes>>>();
+        is_send::<
+            crate::ResponseFuture<
+                std::future::Ready<Result<http::Response<Full<Bytes>>, ()>>,
+                Full<Bytes>,
+                (),
+            >,
+        >();
+    }
+}
