@@ -4,7 +4,7 @@
 
 #![allow(missing_docs)]
 
-use cachet::{Cache, Rule, UserId};
+use cachet::{Cache, Route, Rule, UserId};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 
@@ -15,6 +15,13 @@ fn cache_with_100_rules() -> Cache {
             .vary_headers(["accept-language"])
     });
     Cache::builder().rules(rules).build().expect("valid rules")
+}
+
+fn key_len(route: Route) -> usize {
+    match route {
+        Route::Cache(plan) => plan.key().as_str().len(),
+        _ => 0,
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -39,11 +46,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     shared.extensions_mut().insert(UserId::new("user-1"));
     group.bench_function("plan: shared rule, query, one header", |b| {
-        b.iter(|| {
-            cache
-                .plan(black_box(&shared))
-                .map(|p| p.key().as_str().len())
-        })
+        b.iter(|| key_len(cache.route(black_box(&shared))))
     });
 
     let mut per_user = http::Request::get("/api/v1/resource50/12345/items?sort=name&page=2")
@@ -52,16 +55,12 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     per_user.extensions_mut().insert(UserId::new("user-1"));
     group.bench_function("plan: per-user rule, query, one header", |b| {
-        b.iter(|| {
-            cache
-                .plan(black_box(&per_user))
-                .map(|p| p.key().as_str().len())
-        })
+        b.iter(|| key_len(cache.route(black_box(&per_user))))
     });
 
     let unmatched = http::Request::get("/static/app.css").body(()).unwrap();
     group.bench_function("plan: no rule", |b| {
-        b.iter(|| cache.plan(black_box(&unmatched)).is_none())
+        b.iter(|| matches!(cache.route(black_box(&unmatched)), Route::Pass))
     });
     group.finish();
 }

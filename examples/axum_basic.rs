@@ -59,8 +59,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     println!("cachet demo listening on http://{addr}\n");
     println!("A miss (50 ms at the origin), then a hit from memory:");
-    println!("  curl -si http://{addr}/api/products | grep -iE 'x-cache|age|^\\['");
-    println!("  curl -si http://{addr}/api/products | grep -iE 'x-cache|age|^\\['\n");
+    println!("  curl -si http://{addr}/api/products | grep -iE 'cache-status|age|^\\['");
+    println!("  curl -si http://{addr}/api/products | grep -iE 'cache-status|age|^\\['\n");
     println!("Per-user entries: alice and bob never see each other's page:");
     println!("  curl -s -H 'Authorization: alice' http://{addr}/api/me");
     println!("  curl -s -H 'Authorization: bob' http://{addr}/api/me");

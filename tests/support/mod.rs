@@ -189,10 +189,16 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn x_cache(&self) -> &str {
-        self.headers
-            .get("x-cache")
-            .map_or("-", |v| v.to_str().unwrap())
+    /// HIT, MISS or BYPASS, read from `Cache-Status`; `-` without one.
+    pub fn outcome(&self) -> &str {
+        match self.header("cache-status") {
+            None => "-",
+            Some(status) if status.contains("; hit") => "HIT",
+            Some(status) if status.contains("fwd=bypass") || status.contains("fwd=method") => {
+                "BYPASS"
+            }
+            Some(_) => "MISS",
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -3,18 +3,14 @@
 //! the key-tracking operations that operators call.
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::entry::CachedResponse;
 use crate::error::{ConfigError, StoreError};
 use crate::identity::Identity;
-use crate::key::{combine_header_values, CacheKey, KeyBuilder};
-use crate::policy::{check_storable, NotStorable, RequestFacts};
-use crate::request::RequestHead;
-use crate::rules::{CacheSpec, CompiledRule, Rule, RuleSet, DEFAULT_CACHE};
+use crate::key::CacheKey;
+use crate::outcome::StatusHeaders;
+use crate::request_path::Plan;
+use crate::rules::{CacheSpec, Rule, RuleSet, DEFAULT_CACHE};
 use crate::stats::{CacheStats, Counters, StatsSnapshot};
 use crate::store::{MokaStore, Store};
-use bytes::Bytes;
-use http::header::{self, HeaderMap};
-use http::StatusCode;
 use regex::Regex;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -25,12 +21,13 @@ use std::time::{Duration, SystemTime};
 /// A response cache: what to cache (rules), where (named caches in a store),
 /// and its statistics. Clone it freely; clones share everything.
 ///
-/// Adapters drive it per request with [`plan`](Self::plan),
-/// [`lookup`](Self::lookup), [`check_storable`](Self::check_storable) and
-/// [`store`](Self::store); operators use the key-tracking methods.
+/// Adapters drive it per request with [`route`](Self::route),
+/// [`lookup`](Self::lookup), [`answer`](Self::answer),
+/// [`check_storable`](Self::check_storable) and [`store`](Self::store)
+/// (see the `request_path` steps); operators use the key-tracking methods.
 ///
 /// ```
-/// use cachet_core::{Cache, MockClock, Rule};
+/// use cachet_core::{Cache, Lookup, MockClock, Route, Rule};
 /// use std::time::Duration;
 ///
 /// # tokio_test_block_on(async {
@@ -42,21 +39,21 @@ use std::time::{Duration, SystemTime};
 ///     .unwrap();
 ///
 /// let request = http::Request::get("/api/items?b=2&a=1").body(()).unwrap();
-/// let plan = cache.plan(&request).expect("a rule matches");
+/// let Route::Cache(plan) = cache.route(&request) else { panic!("a rule matches") };
 /// assert_eq!(plan.key().as_str(), "/api/items?a=1&b=2 GET");
-/// assert!(cache.lookup(&plan).await.is_none());
+/// assert!(matches!(cache.lookup(&plan).await, Lookup::Miss(_)));
 ///
 /// let headers = http::HeaderMap::new();
-/// cache.check_storable(&plan, http::StatusCode::OK, &headers).unwrap();
-/// cache.store(&plan, http::StatusCode::OK, headers, "hello".into()).await;
+/// let storable = cache.check_storable(&plan, http::StatusCode::OK, &headers).unwrap();
+/// cache.store(&plan, storable, http::StatusCode::OK, headers, "hello".into()).await;
 ///
 /// clock.advance(Duration::from_secs(5));
-/// let hit = cache.lookup(&plan).await.expect("fresh");
+/// let Lookup::Hit(hit) = cache.lookup(&plan).await else { panic!("fresh") };
 /// assert_eq!(hit.entry().body(), "hello");
 /// assert_eq!(hit.age(), Duration::from_secs(5));
 ///
 /// clock.advance(Duration::from_secs(60));
-/// assert!(cache.lookup(&plan).await.is_none());
+/// assert!(matches!(cache.lookup(&plan).await, Lookup::Miss(_)));
 /// # });
 /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
@@ -64,18 +61,19 @@ use std::time::{Duration, SystemTime};
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    rules: RuleSet,
+pub(crate) struct Inner {
+    pub(crate) rules: RuleSet,
     caches: BTreeMap<String, CacheSpec>,
     counters: HashMap<String, Arc<Counters>>,
     /// The counters of each rule's cache, by rule index.
     rule_counters: Vec<Arc<Counters>>,
-    store: Arc<dyn Store>,
-    clock: SharedClock,
-    identity: Identity,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: SharedClock,
+    pub(crate) identity: Identity,
+    pub(crate) status_headers: StatusHeaders,
     started: SystemTime,
 }
 
@@ -98,6 +96,7 @@ pub struct CacheBuilder {
     identity: Identity,
     clock: SharedClock,
     store: Option<Arc<dyn Store>>,
+    status_headers: StatusHeaders,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -118,6 +117,7 @@ impl Default for CacheBuilder {
             identity: Identity::default(),
             clock: Arc::new(SystemClock),
             store: None,
+            status_headers: StatusHeaders::default(),
         }
     }
 }
@@ -161,6 +161,20 @@ impl CacheBuilder {
         self
     }
 
+    /// Also write `X-Cache: HIT|MISS|BYPASS` (default `false`; `Cache-Status`
+    /// is always written).
+    pub fn x_cache(mut self, on: bool) -> Self {
+        self.status_headers.x_cache = on;
+        self
+    }
+
+    /// Put the key and the reason a response was not stored into
+    /// `Cache-Status` (default `false`: keys reveal request details).
+    pub fn debug_headers(mut self, on: bool) -> Self {
+        self.status_headers.debug = on;
+        self
+    }
+
     /// Checks the configuration and builds the cache.
     pub fn build(self) -> Result<Cache, ConfigError> {
         for (name, spec) in &self.caches {
@@ -197,52 +211,10 @@ impl CacheBuilder {
                 store,
                 clock: self.clock,
                 identity: self.identity,
+                status_headers: self.status_headers,
                 started,
             }),
         })
-    }
-}
-
-/// What the cache will do with one request that matched a rule: the rule and
-/// the key, and the facts the storage policy needs later.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    rule: Arc<CompiledRule>,
-    key: CacheKey,
-    head: bool,
-    facts: RequestFacts,
-}
-
-impl Plan {
-    /// The matching rule.
-    pub fn rule(&self) -> &CompiledRule {
-        &self.rule
-    }
-    /// The entry's key.
-    pub fn key(&self) -> &CacheKey {
-        &self.key
-    }
-    /// Whether the request is a `HEAD`: a hit is answered without a body.
-    pub fn is_head(&self) -> bool {
-        self.head
-    }
-}
-
-/// A fresh entry found for a request.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    entry: Arc<CachedResponse>,
-    age: Duration,
-}
-
-impl Hit {
-    /// The stored response.
-    pub fn entry(&self) -> &Arc<CachedResponse> {
-        &self.entry
-    }
-    /// How long it has been stored.
-    pub fn age(&self) -> Duration {
-        self.age
     }
 }
 
@@ -255,183 +227,16 @@ pub struct StoredKey {
     pub key: CacheKey,
 }
 
-/// Headers that describe a connection, not the response (RFC 9110 §7.6.1),
-/// and `Age`, which the cache computes itself: never stored.
-const NOT_STORED_HEADERS: [header::HeaderName; 8] = [
-    header::CONNECTION,
-    header::TRANSFER_ENCODING,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::AGE,
-];
-
 impl Cache {
     /// A builder with the `default` cache and no rules.
     pub fn builder() -> CacheBuilder {
         CacheBuilder::default()
     }
 
-    /// Step 1 and 3 of the request path: the rule that matches `req` and the
-    /// key of its entry, or `None` when the request is not cached (no rule,
-    /// a method the rule does not cache, or a range request).
-    pub fn plan(&self, req: &dyn RequestHead) -> Option<Plan> {
-        let method = req.method();
-        let head = match method {
-            "GET" => false,
-            "HEAD" => true,
-            _ => return None,
-        };
-        let rule = self.inner.rules.find(req.path())?;
-        // Range requests pass through: partial content is never stored.
-        if !rule.caches_method(method) || req.header(&header::RANGE).is_some() {
-            return None;
-        }
-        let key_method = if rule.vary_by_method() { method } else { "GET" };
-        let mut key = KeyBuilder::new(req.path(), req.query()).method(key_method);
-        let mut shared = true;
-        if rule.vary_by_user() {
-            let identity = self.inner.identity.of(req);
-            shared = identity.is_none();
-            key = key.user(identity);
-        }
-        for name in rule.vary_headers() {
-            let mut values: Vec<&[u8]> = Vec::new();
-            req.header_values(name, &mut |value| values.push(value));
-            key = key.header(name.as_str(), combine_header_values(&values).as_deref());
-        }
-        Some(Plan {
-            rule: Arc::clone(rule),
-            key: key.finish(),
-            head,
-            facts: RequestFacts {
-                shared,
-                authorized: req.header(&header::AUTHORIZATION).is_some(),
-                head_as_get: head && !rule.vary_by_method(),
-            },
-        })
-    }
-
-    /// Step 4: the fresh entry for `plan`, if any. Counts a hit or a miss; a
-    /// store failure is logged and counted, and reads as a miss.
-    pub async fn lookup(&self, plan: &Plan) -> Option<Hit> {
-        if let Some(found) = self.lookup_now(plan) {
-            return found;
-        }
-        let now = self.inner.clock.now();
-        let found = self
-            .inner
-            .store
-            .get(plan.rule.cache(), plan.key.as_str(), now)
-            .await;
-        self.record_lookup(plan, found, now)
-    }
-
-    /// [`lookup`](Self::lookup) without waiting, when the store can answer at
-    /// once (the in-memory store always can); `None` when it cannot.
-    pub fn lookup_now(&self, plan: &Plan) -> Option<Option<Hit>> {
-        let now = self.inner.clock.now();
-        let found = self
-            .inner
-            .store
-            .get_now(plan.rule.cache(), plan.key.as_str(), now)?;
-        Some(self.record_lookup(plan, found, now))
-    }
-
-    fn record_lookup(
-        &self,
-        plan: &Plan,
-        found: Result<Option<Arc<CachedResponse>>, StoreError>,
-        now: SystemTime,
-    ) -> Option<Hit> {
-        let counters = self.counters(plan);
-        match found {
-            Ok(Some(entry)) => {
-                Counters::bump(&counters.hits);
-                let age = entry.age(now);
-                Some(Hit { entry, age })
-            }
-            Ok(None) => {
-                Counters::bump(&counters.misses);
-                None
-            }
-            Err(error) => {
-                tracing::warn!(%error, key = %plan.key, "cache lookup failed; forwarding to the origin");
-                Counters::bump(&counters.store_errors);
-                Counters::bump(&counters.misses);
-                None
-            }
-        }
-    }
-
-    /// Step 5, before the body is read: whether a response with `status` and
-    /// `headers` may be stored for `plan`. A refusal is counted.
-    pub fn check_storable(
-        &self,
-        plan: &Plan,
-        status: StatusCode,
-        headers: &HeaderMap,
-    ) -> Result<(), NotStorable> {
-        let verdict = check_storable(plan.facts, plan.rule.vary_headers(), status, headers);
-        if verdict.is_err() {
-            self.not_stored(plan);
-        }
-        verdict
-    }
-
-    /// Records that a response for `plan` was not stored for a reason found
-    /// after [`check_storable`](Self::check_storable) (its body was too large,
-    /// it had trailers).
-    pub fn not_stored(&self, plan: &Plan) {
-        Counters::bump(&self.counters(plan).not_stored);
-    }
-
-    /// Step 5, once the body is complete: stores the response for `plan`
-    /// (which must have passed [`check_storable`](Self::check_storable)).
-    /// Returns whether it was stored; a store failure is logged and counted.
-    pub async fn store(
-        &self,
-        plan: &Plan,
-        status: StatusCode,
-        mut headers: HeaderMap,
-        body: Bytes,
-    ) -> bool {
-        for name in &NOT_STORED_HEADERS {
-            headers.remove(name);
-        }
-        headers.insert(header::CONTENT_LENGTH, body.len().into());
-        let entry = CachedResponse::new(
-            status,
-            headers,
-            body,
-            self.inner.clock.now(),
-            plan.rule.ttl(),
-        );
-        let counters = self.counters(plan);
-        match self
-            .inner
-            .store
-            .insert(plan.rule.cache(), &plan.key, Arc::new(entry))
-            .await
-        {
-            Ok(()) => {
-                Counters::bump(&counters.inserts);
-                true
-            }
-            Err(error) => {
-                tracing::warn!(%error, key = %plan.key, "storing a response failed");
-                Counters::bump(&counters.store_errors);
-                false
-            }
-        }
-    }
-
     /// The counters of the cache holding `plan`'s entry (by rule index: no
     /// string hashing on the request path).
-    fn counters(&self, plan: &Plan) -> &Counters {
-        &self.inner.rule_counters[plan.rule.index()]
+    pub(crate) fn counters(&self, plan: &Plan) -> &Counters {
+        &self.inner.rule_counters[plan.rule().index()]
     }
 
     /// The compiled rules.

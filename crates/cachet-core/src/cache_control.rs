@@ -1,6 +1,10 @@
-//! `Cache-Control` directives (RFC 9111 §5.2), parsed leniently: names are
-//! case-insensitive, several header lines combine, whitespace is tolerated,
-//! quoted values are unquoted, and no input makes the parser panic.
+//! `Cache-Control` directives (RFC 9111 §5.2): a typed value that parses
+//! leniently (names are case-insensitive, several header lines combine,
+//! whitespace is tolerated, quoted values are unquoted, unknown extensions are
+//! kept, and no input makes the parser panic), builds, and writes itself back.
+
+use std::fmt;
+use std::time::Duration;
 
 /// The directives of one or more `Cache-Control` header lines.
 ///
@@ -10,6 +14,9 @@
 /// assert!(cc.has("public"));
 /// assert_eq!(cc.seconds("max-age"), Some(60));
 /// assert_eq!(cc.seconds("s-maxage"), Some(30));
+///
+/// let built = CacheControl::new().public().max_age(std::time::Duration::from_secs(300));
+/// assert_eq!(built.to_string(), "public, max-age=300");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheControl {
@@ -17,6 +24,94 @@ pub struct CacheControl {
 }
 
 impl CacheControl {
+    /// No directives; add them with the builder methods.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the directive `name` (lowercased), with an optional value.
+    #[must_use]
+    pub fn directive(mut self, name: &str, value: Option<&str>) -> Self {
+        self.directives
+            .push((name.to_ascii_lowercase(), value.map(str::to_owned)));
+        self
+    }
+
+    /// `public`: any cache may store the response (§5.2.2.9).
+    #[must_use]
+    pub fn public(self) -> Self {
+        self.directive("public", None)
+    }
+
+    /// `private`: only the user's own (browser) cache may store it (§5.2.2.7).
+    #[must_use]
+    pub fn private(self) -> Self {
+        self.directive("private", None)
+    }
+
+    /// `no-store`: no cache may store it (§5.2.2.5).
+    #[must_use]
+    pub fn no_store(self) -> Self {
+        self.directive("no-store", None)
+    }
+
+    /// `no-cache`: caches must revalidate before each use (§5.2.2.4).
+    #[must_use]
+    pub fn no_cache(self) -> Self {
+        self.directive("no-cache", None)
+    }
+
+    /// `must-revalidate`: never serve it stale (§5.2.2.2).
+    #[must_use]
+    pub fn must_revalidate(self) -> Self {
+        self.directive("must-revalidate", None)
+    }
+
+    /// `immutable`: the body never changes while fresh (RFC 8246).
+    #[must_use]
+    pub fn immutable(self) -> Self {
+        self.directive("immutable", None)
+    }
+
+    /// `max-age=N` (§5.2.2.1), in whole seconds.
+    #[must_use]
+    pub fn max_age(self, age: Duration) -> Self {
+        self.directive("max-age", Some(&age.as_secs().to_string()))
+    }
+
+    /// `s-maxage=N`: the lifetime for shared caches only (§5.2.2.10).
+    #[must_use]
+    pub fn s_maxage(self, age: Duration) -> Self {
+        self.directive("s-maxage", Some(&age.as_secs().to_string()))
+    }
+
+    /// `stale-while-revalidate=N` (RFC 5861).
+    #[must_use]
+    pub fn stale_while_revalidate(self, window: Duration) -> Self {
+        self.directive(
+            "stale-while-revalidate",
+            Some(&window.as_secs().to_string()),
+        )
+    }
+
+    /// `stale-if-error=N` (RFC 5861).
+    #[must_use]
+    pub fn stale_if_error(self, window: Duration) -> Self {
+        self.directive("stale-if-error", Some(&window.as_secs().to_string()))
+    }
+
+    /// The directives in order, as (lowercase name, value).
+    pub fn directives(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.directives
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_deref()))
+    }
+
+    /// The header value, or `None` if a value holds characters a header cannot.
+    pub fn to_header_value(&self) -> Option<http::HeaderValue> {
+        http::HeaderValue::try_from(self.to_string()).ok()
+    }
+
     /// Parses the header lines in order.
     pub fn parse<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut directives = Vec::new();
@@ -74,8 +169,42 @@ impl CacheControl {
     }
 }
 
+impl fmt::Display for CacheControl {
+    /// Writes `name` or `name=value`, quoting values that are not tokens.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, (name, value)) in self.directives.iter().enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(name)?;
+            match value {
+                None => {}
+                Some(value) if !value.is_empty() && value.bytes().all(is_tchar) => {
+                    write!(f, "={value}")?
+                }
+                Some(value) => {
+                    f.write_str("=\"")?;
+                    for ch in value.chars() {
+                        if ch == '"' || ch == '\\' {
+                            f.write_str("\\")?;
+                        }
+                        write!(f, "{ch}")?;
+                    }
+                    f.write_str("\"")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
 /// Splits a comma-separated list, ignoring commas inside quoted strings.
-fn split_list(line: &str) -> Vec<&str> {
+pub(crate) fn split_list(line: &str) -> Vec<&str> {
     let mut items = Vec::new();
     let (mut start, mut in_quotes, mut escaped) = (0, false, false);
     for (index, ch) in line.char_indices() {
@@ -139,10 +268,40 @@ mod tests {
         assert_eq!(cc.seconds("s-maxage"), Some(u64::MAX));
     }
 
+    #[test]
+    fn builds_and_keeps_unknown_extensions() {
+        let cc = CacheControl::new()
+            .private()
+            .max_age(Duration::from_secs(60))
+            .stale_while_revalidate(Duration::from_secs(30))
+            .directive("X-Ext", Some("a b"));
+        assert_eq!(
+            cc.to_string(),
+            "private, max-age=60, stale-while-revalidate=30, x-ext=\"a b\""
+        );
+        let parsed = CacheControl::parse([cc.to_string().as_bytes()]);
+        assert_eq!(parsed.value("x-ext"), Some("a b"));
+        assert_eq!(parsed, cc);
+    }
+
+    fn directive() -> impl Strategy<Value = (String, Option<String>)> {
+        ("[a-z][a-z0-9-]{0,8}", proptest::option::of("[ -~]{0,8}"))
+    }
+
     proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = CacheControl::parse([bytes.as_slice()]);
+        }
+
+        /// Whatever is built is written as a valid header and read back the same.
+        #[test]
+        fn round_trips(directives in proptest::collection::vec(directive(), 0..6)) {
+            let cc = directives
+                .iter()
+                .fold(CacheControl::new(), |cc, (name, value)| cc.directive(name, value.as_deref()));
+            let value = cc.to_header_value().expect("a valid header value");
+            prop_assert_eq!(CacheControl::parse([value.as_bytes()]), cc);
         }
     }
 }

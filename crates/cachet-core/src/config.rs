@@ -30,7 +30,7 @@ use crate::units::{DurationSpec, SizeSpec};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-const SECTIONS: [&str; 3] = ["caches", "rules", "identity"];
+const SECTIONS: [&str; 4] = ["caches", "rules", "identity", "headers"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +50,15 @@ struct RuleDto {
     vary_by_method: Option<bool>,
     vary_headers: Option<Vec<String>>,
     max_body: Option<SizeSpec>,
+    respect_origin: Option<bool>,
+    statuses: Option<Vec<u16>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadersDto {
+    x_cache: Option<bool>,
+    debug: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +125,17 @@ impl CacheBuilder {
         }
         if let Some(identity) = table.get("identity") {
             builder = builder.identity(identity_spec(identity.clone())?);
+        }
+        if let Some(headers) = table.get("headers") {
+            let dto: HeadersDto =
+                deserialize(headers.clone()).map_err(|(field, reason)| ConfigError::Section {
+                    section: "headers".into(),
+                    field,
+                    reason,
+                })?;
+            builder = builder
+                .x_cache(dto.x_cache.unwrap_or(false))
+                .debug_headers(dto.debug.unwrap_or(false));
         }
         Ok(builder)
     }
@@ -184,6 +204,12 @@ fn rule(index: usize, value: toml::Value) -> Result<Rule, ConfigError> {
     }
     if let Some(headers) = dto.vary_headers {
         rule = rule.vary_headers(headers);
+    }
+    if let Some(on) = dto.respect_origin {
+        rule = rule.respect_origin(on);
+    }
+    if let Some(statuses) = dto.statuses {
+        rule = rule.statuses(statuses);
     }
     if let Some(max_body) = dto.max_body {
         rule = rule.max_body(
@@ -276,6 +302,8 @@ mod tests {
             vary_by_method = false
             vary_headers = ["Accept-Language"]
             max_body = "256KiB"
+            respect_origin = false
+            statuses = [302]
 
             [[rules]]
             path = '^/api/urls/stats/$'
@@ -284,6 +312,10 @@ mod tests {
             [identity]
             headers = ["x-user"]
             cookies = ["sessionid"]
+
+            [headers]
+            x_cache = true
+            debug = true
             "#,
         )
         .unwrap();
@@ -292,6 +324,9 @@ mod tests {
         assert_eq!(rules[0].max_body(), 256 * 1024);
         assert!(rules[0].vary_by_user());
         assert!(!rules[0].vary_by_method());
+        assert!(!rules[0].respect_origin());
+        assert_eq!(rules[0].statuses(), [302]);
+        assert!(rules[1].respect_origin());
         assert_eq!(rules[1].ttl(), Duration::from_secs(900));
         assert_eq!(cache.caches()["url"].max_bytes, 64 * 1024 * 1024);
         assert!(cache.caches().contains_key("default"));
@@ -390,6 +425,25 @@ mod tests {
         assert!(reason.contains("`POST`"), "{reason}");
         let (_, field, _) = rule_error("[[rules]]\npath = '^/'\nmethods = []\n");
         assert_eq!(field, "methods");
+    }
+
+    #[test]
+    fn unstorable_statuses_are_rejected() {
+        for status in [100, 206, 304, 600] {
+            let (_, field, reason) =
+                rule_error(&format!("[[rules]]\npath = '^/'\nstatuses = [{status}]\n"));
+            assert_eq!(field, "statuses");
+            assert!(reason.contains(&status.to_string()), "{reason}");
+        }
+    }
+
+    #[test]
+    fn headers_section_is_checked() {
+        let err = error("[headers]\nxcache = true\n");
+        assert!(
+            matches!(err, ConfigError::Section { ref section, ref field, .. } if section == "headers" && field == "xcache"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub struct CachedResponse {
     body: Bytes,
     stored_at: SystemTime,
     fresh_until: SystemTime,
+    initial_age: Duration,
 }
 
 impl CachedResponse {
@@ -37,7 +38,16 @@ impl CachedResponse {
             body,
             stored_at,
             fresh_until: stored_at + ttl,
+            initial_age: Duration::ZERO,
         }
+    }
+
+    /// Sets how old the response already was when stored (RFC 9111
+    /// §4.2.3's corrected initial age, from `Age` and `Date`).
+    #[must_use]
+    pub fn with_initial_age(mut self, age: Duration) -> Self {
+        self.initial_age = age;
+        self
     }
 
     /// The status code.
@@ -66,10 +76,10 @@ impl CachedResponse {
         now < self.fresh_until
     }
 
-    /// How long the entry has been stored at `now` (RFC 9111 §4.2.3's
-    /// resident time), zero if the clock went backwards.
+    /// The entry's age at `now` (RFC 9111 §4.2.3): its initial age plus the
+    /// time it has been stored (zero resident time if the clock went back).
     pub fn age(&self, now: SystemTime) -> Duration {
-        now.duration_since(self.stored_at).unwrap_or_default()
+        self.initial_age + now.duration_since(self.stored_at).unwrap_or_default()
     }
 
     /// Time left until the entry goes stale (zero once stale).
@@ -121,6 +131,11 @@ mod tests {
             Duration::from_secs(7)
         );
         assert_eq!(entry.age(t0 - Duration::from_secs(7)), Duration::ZERO);
+        let aged = entry.clone().with_initial_age(Duration::from_secs(10));
+        assert_eq!(
+            aged.age(t0 + Duration::from_secs(7)),
+            Duration::from_secs(17)
+        );
         assert_eq!(
             entry.time_to_live(t0 + Duration::from_secs(50)),
             Duration::from_secs(10)

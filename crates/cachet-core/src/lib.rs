@@ -2,12 +2,12 @@
 //!
 //! This crate holds everything that does not depend on a web framework: URL
 //! [rules](rules) compiled from TOML or a builder, cache [keys](key), the
-//! storage [policy], the [`Store`](store::Store) trait and its in-memory
-//! [moka](store::MokaStore) implementation, named caches with byte budgets,
-//! [statistics](stats) and the key-tracking operations. Adapters
-//! (`cachet-tower`, and an actix-web one) call the request-path steps of
-//! [`Cache`]: [`plan`](Cache::plan), [`lookup`](Cache::lookup),
-//! [`check_storable`](Cache::check_storable) and [`store`](Cache::store).
+//! storage [policy] and [freshness] of RFC 9111, [conditional] requests, the
+//! [`Store`](store::Store) trait and its in-memory [moka](store::MokaStore)
+//! implementation, named caches with byte budgets, [statistics](stats), the
+//! key-tracking operations, and [header helpers](response_headers) for
+//! handlers. Adapters (`cachet-tower`, and an actix-web one) call the
+//! [request-path](request_path) steps of [`Cache`].
 //!
 //! Requests are read through the [`RequestHead`] view, so an adapter never
 //! copies a header map to consult the cache. Responses are `http` 1.x types.
@@ -16,7 +16,7 @@
 //! # Example
 //!
 //! ```
-//! use cachet_core::{Cache, MockClock};
+//! use cachet_core::{Lookup, MockClock, Route};
 //! use std::time::Duration;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -32,12 +32,15 @@
 //!
 //! let alice = http::Request::get("/api/me").header("authorization", "Bearer alice").body(())?;
 //! let bob = http::Request::get("/api/me").header("authorization", "Bearer bob").body(())?;
-//! let plan = cache.plan(&alice).unwrap();
-//! cache.store(&plan, http::StatusCode::OK, http::HeaderMap::new(), "alice's page".into()).await;
+//! let Route::Cache(plan) = cache.route(&alice) else { unreachable!() };
+//! let headers = http::HeaderMap::new();
+//! let storable = cache.check_storable(&plan, http::StatusCode::OK, &headers).unwrap();
+//! cache.store(&plan, storable, http::StatusCode::OK, headers, "alice's page".into()).await;
 //!
 //! // Bob's key differs from Alice's, so he never sees her page.
-//! assert!(cache.lookup(&cache.plan(&bob).unwrap()).await.is_none());
-//! assert!(cache.lookup(&plan).await.is_some());
+//! let Route::Cache(bobs) = cache.route(&bob) else { unreachable!() };
+//! assert!(matches!(cache.lookup(&bobs).await, Lookup::Miss(_)));
+//! assert!(matches!(cache.lookup(&plan).await, Lookup::Hit(_)));
 //! assert_eq!(cache.stats().caches["default"].hits, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
@@ -55,13 +58,18 @@
 
 pub mod cache_control;
 pub mod clock;
+pub mod conditional;
 pub mod config;
+pub mod directives;
 pub mod entry;
+pub mod freshness;
 pub mod identity;
 pub mod key;
 pub mod outcome;
 pub mod policy;
 pub mod request;
+pub mod request_path;
+pub mod response_headers;
 pub mod rules;
 pub mod stats;
 pub mod store;
@@ -70,15 +78,21 @@ mod cache;
 mod error;
 mod units;
 
-pub use crate::cache::{Cache, CacheBuilder, Hit, Plan, StoredKey};
+pub use crate::cache::{Cache, CacheBuilder, StoredKey};
 pub use crate::cache_control::CacheControl;
 pub use crate::clock::{Clock, MockClock, SharedClock, SystemClock};
+pub use crate::conditional::Validators;
+pub use crate::directives::RequestDirectives;
 pub use crate::entry::CachedResponse;
 pub use crate::error::{ConfigError, StoreError};
+pub use crate::freshness::Freshness;
 pub use crate::identity::{Identity, IdentityHash};
 pub use crate::key::{CacheKey, KeyBuilder};
 pub use crate::outcome::Outcome;
+pub use crate::outcome::{Forward, StatusHeaders};
 pub use crate::policy::NotStorable;
 pub use crate::request::{RequestHead, UserId};
+pub use crate::request_path::{Answer, Hit, Lookup, Plan, Route, Storable};
+pub use crate::response_headers::{cache_headers, never_cache, CacheHeaders, Visibility};
 pub use crate::rules::{CacheSpec, CompiledRule, Rule, RuleSet};
 pub use crate::stats::{CacheStats, StatsSnapshot};

@@ -2,6 +2,7 @@
 //! of §3.5 for every entry that is not scoped to one user).
 
 use crate::cache_control::CacheControl;
+use crate::freshness::Freshness;
 use http::header::{SET_COOKIE, VARY};
 use http::{HeaderMap, StatusCode};
 use std::fmt;
@@ -12,6 +13,8 @@ use std::fmt;
 pub enum NotStorable {
     /// A `HEAD` response never becomes the `GET` entry.
     HeadRequest,
+    /// The request said `Cache-Control: no-store` (§5.2.1.5).
+    RequestNoStore,
     /// The status is not one the cache stores.
     Status(StatusCode),
     /// `Cache-Control: no-store` (RFC 9111 §5.2.2.5).
@@ -33,25 +36,37 @@ pub enum NotStorable {
     TooLarge,
     /// The body ended with trailers, which the cache does not keep.
     Trailers,
+    /// The response was already stale when it arrived (§4.2).
+    Stale,
+    /// The store failed (logged and counted; the response was still served).
+    StoreFailed,
 }
 
 impl fmt::Display for NotStorable {
+    /// A short token, as used in `Cache-Status: …; detail=`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::HeadRequest => f.write_str("HEAD response"),
-            Self::Status(status) => write!(f, "status {}", status.as_u16()),
+            Self::HeadRequest => f.write_str("head-request"),
+            Self::RequestNoStore => f.write_str("request-no-store"),
+            Self::Status(status) => write!(f, "status-{}", status.as_u16()),
             Self::NoStore => f.write_str("no-store"),
             Self::Private => f.write_str("private"),
             Self::NoCache => f.write_str("no-cache"),
             Self::SetCookie => f.write_str("set-cookie"),
             Self::Authorization => f.write_str("authorization"),
-            Self::VaryAll => f.write_str("vary *"),
-            Self::VaryUnkeyed => f.write_str("vary on an unkeyed header"),
-            Self::TooLarge => f.write_str("body too large"),
+            Self::VaryAll => f.write_str("vary-star"),
+            Self::VaryUnkeyed => f.write_str("vary-unkeyed"),
+            Self::TooLarge => f.write_str("too-large"),
             Self::Trailers => f.write_str("trailers"),
+            Self::Stale => f.write_str("stale"),
+            Self::StoreFailed => f.write_str("store-failed"),
         }
     }
 }
+
+/// Statuses a cache may store with a heuristic lifetime (RFC 9110 §15.1).
+pub const HEURISTICALLY_CACHEABLE: [u16; 11] =
+    [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 
 /// What the policy needs to know about the request a response answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,23 +78,47 @@ pub struct RequestFacts {
     pub authorized: bool,
     /// The request was a `HEAD` that would be stored as the `GET` entry.
     pub head_as_get: bool,
+    /// The request said `Cache-Control: no-store`.
+    pub no_store: bool,
 }
 
-/// Decides whether a response with `status` and `headers` may be stored for a
-/// request described by `facts`, keyed on the request headers `keyed`.
+/// What the policy needs to know about the rule.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleFacts<'a> {
+    /// Request headers the key varies on.
+    pub keyed: &'a [http::HeaderName],
+    /// Statuses stored beyond the heuristically cacheable ones.
+    pub statuses: &'a [u16],
+}
+
+/// Decides whether a response with `status`, `headers` and `freshness` may be
+/// stored for a request described by `facts`, under a rule described by `rule`.
+///
+/// A status is storable when it is heuristically cacheable (RFC 9110 §15.1),
+/// listed by the rule, or has explicit freshness or `public` (RFC 9111 §3);
+/// partial content and 304 never are.
 pub fn check_storable(
     facts: RequestFacts,
-    keyed: &[http::HeaderName],
+    rule: RuleFacts<'_>,
     status: StatusCode,
     headers: &HeaderMap,
+    freshness: &Freshness,
 ) -> Result<(), NotStorable> {
     if facts.head_as_get {
         return Err(NotStorable::HeadRequest);
     }
-    if status != StatusCode::OK {
-        return Err(NotStorable::Status(status));
+    if facts.no_store {
+        return Err(NotStorable::RequestNoStore);
     }
     let cc = CacheControl::from_headers(headers);
+    let code = status.as_u16();
+    let status_allowed = HEURISTICALLY_CACHEABLE.contains(&code)
+        || rule.statuses.contains(&code)
+        || freshness.explicit
+        || cc.has("public");
+    if !status_allowed || status.is_informational() || matches!(code, 206 | 304) {
+        return Err(NotStorable::Status(status));
+    }
     if cc.has("no-store") {
         return Err(NotStorable::NoStore);
     }
@@ -105,13 +144,17 @@ pub fn check_storable(
                 return Err(NotStorable::VaryAll);
             }
             if !name.is_empty()
-                && !keyed
+                && !rule
+                    .keyed
                     .iter()
                     .any(|keyed| keyed.as_str().eq_ignore_ascii_case(name))
             {
                 return Err(NotStorable::VaryUnkeyed);
             }
         }
+    }
+    if freshness.remaining().is_zero() {
+        return Err(NotStorable::Stale);
     }
     Ok(())
 }
@@ -124,9 +167,36 @@ mod tests {
         shared: true,
         authorized: false,
         head_as_get: false,
+        no_store: false,
     };
 
-    fn check(facts: RequestFacts, headers: &[(&str, &str)]) -> Result<(), NotStorable> {
+    const KEYED: [http::HeaderName; 1] = [http::header::ACCEPT_LANGUAGE];
+    const RULE: RuleFacts<'static> = RuleFacts {
+        keyed: &KEYED,
+        statuses: &[302],
+    };
+
+    fn fresh(headers: &HeaderMap) -> Freshness {
+        crate::freshness::freshness(
+            headers,
+            std::time::SystemTime::UNIX_EPOCH,
+            std::time::Duration::from_secs(60),
+            true,
+        )
+    }
+
+    fn check_status(status: u16, headers: &[(&str, &str)]) -> Result<(), NotStorable> {
+        let map = header_map(headers);
+        check_storable(
+            SHARED,
+            RULE,
+            StatusCode::from_u16(status).unwrap(),
+            &map,
+            &fresh(&map),
+        )
+    }
+
+    fn header_map(headers: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.append(
@@ -134,12 +204,12 @@ mod tests {
                 value.parse().unwrap(),
             );
         }
-        check_storable(
-            facts,
-            &[http::header::ACCEPT_LANGUAGE],
-            StatusCode::OK,
-            &map,
-        )
+        map
+    }
+
+    fn check(facts: RequestFacts, headers: &[(&str, &str)]) -> Result<(), NotStorable> {
+        let map = header_map(headers);
+        check_storable(facts, RULE, StatusCode::OK, &map, &fresh(&map))
     }
 
     #[test]
@@ -148,9 +218,45 @@ mod tests {
     }
 
     #[test]
-    fn only_200_is_stored() {
-        let not_found = check_storable(SHARED, &[], StatusCode::NOT_FOUND, &HeaderMap::new());
-        assert_eq!(not_found, Err(NotStorable::Status(StatusCode::NOT_FOUND)));
+    fn heuristically_cacheable_statuses_are_stored_rfc9110_15_1() {
+        for status in HEURISTICALLY_CACHEABLE {
+            assert_eq!(check_status(status, &[]), Ok(()), "{status}");
+        }
+        let server_error = StatusCode::INTERNAL_SERVER_ERROR;
+        assert_eq!(
+            check_status(500, &[]),
+            Err(NotStorable::Status(server_error))
+        );
+    }
+
+    #[test]
+    fn other_statuses_need_explicit_freshness_or_the_rule_rfc9111_3() {
+        assert_eq!(check_status(500, &[("cache-control", "max-age=5")]), Ok(()));
+        assert_eq!(check_status(307, &[("cache-control", "public")]), Ok(()));
+        assert_eq!(check_status(302, &[]), Ok(()), "listed by the rule");
+        assert!(check_status(206, &[("cache-control", "max-age=5")]).is_err());
+        assert!(check_status(304, &[("cache-control", "max-age=5")]).is_err());
+    }
+
+    #[test]
+    fn stale_on_arrival_is_not_stored_rfc9111_4_2() {
+        assert_eq!(
+            check_status(200, &[("cache-control", "max-age=0")]),
+            Err(NotStorable::Stale)
+        );
+        assert_eq!(
+            check_status(200, &[("expires", "0")]),
+            Err(NotStorable::Stale)
+        );
+    }
+
+    #[test]
+    fn request_no_store_is_honoured_rfc9111_5_2_1_5() {
+        let facts = RequestFacts {
+            no_store: true,
+            ..SHARED
+        };
+        assert_eq!(check(facts, &[]), Err(NotStorable::RequestNoStore));
     }
 
     #[test]

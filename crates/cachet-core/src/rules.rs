@@ -59,12 +59,15 @@ pub struct Rule {
     pub(crate) vary_by_method: bool,
     pub(crate) vary_headers: Vec<String>,
     pub(crate) max_body: Option<u64>,
+    pub(crate) respect_origin: bool,
+    pub(crate) statuses: Vec<u16>,
 }
 
 impl Rule {
     /// A rule for paths matching the regex `path`, with the defaults: the
     /// `default` cache and its TTL, GET and HEAD, shared between users, keyed
-    /// by method, no varied headers, bodies up to 1 MiB.
+    /// by method, no varied headers, bodies up to 1 MiB, freshness from the
+    /// origin's headers when it sends any.
     pub fn new(path: impl Into<String>) -> Self {
         Self {
             path: path.into(),
@@ -75,6 +78,8 @@ impl Rule {
             vary_by_method: true,
             vary_headers: Vec::new(),
             max_body: None,
+            respect_origin: true,
+            statuses: Vec::new(),
         }
     }
 
@@ -129,6 +134,21 @@ impl Rule {
         self.max_body = Some(bytes);
         self
     }
+
+    /// Whether the origin's `Cache-Control`/`Expires` set the freshness
+    /// (default `true`; the rule's TTL is then the fallback). With `false`
+    /// the rule's TTL always wins; `no-store` and `private` still count.
+    pub fn respect_origin(mut self, on: bool) -> Self {
+        self.respect_origin = on;
+        self
+    }
+
+    /// Statuses stored besides the heuristically cacheable ones (200, 203,
+    /// 204, 300, 301, 308, 404, 405, 410, 414, 501).
+    pub fn statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+        self.statuses = statuses.into_iter().collect();
+        self
+    }
 }
 
 /// A rule after validation, as the request path uses it.
@@ -144,6 +164,8 @@ pub struct CompiledRule {
     vary_by_method: bool,
     vary_headers: Vec<HeaderName>,
     max_body: u64,
+    respect_origin: bool,
+    statuses: Vec<u16>,
 }
 
 impl CompiledRule {
@@ -186,6 +208,14 @@ impl CompiledRule {
     /// The largest body buffered and stored, in bytes.
     pub fn max_body(&self) -> u64 {
         self.max_body
+    }
+    /// Whether the origin's headers set the freshness.
+    pub fn respect_origin(&self) -> bool {
+        self.respect_origin
+    }
+    /// Statuses stored besides the heuristically cacheable ones.
+    pub fn statuses(&self) -> &[u16] {
+        &self.statuses
     }
 }
 
@@ -309,6 +339,14 @@ fn compile_rule(
         Some(bytes) => bytes,
         None => DEFAULT_MAX_BODY,
     };
+    for &status in &rule.statuses {
+        if !(200..=599).contains(&status) || matches!(status, 206 | 304) {
+            return Err(error(
+                "statuses",
+                format!("{status} cannot be stored: only final statuses from 200 to 599, except 206 and 304"),
+            ));
+        }
+    }
     Ok(CompiledRule {
         index,
         pattern,
@@ -321,6 +359,8 @@ fn compile_rule(
         vary_headers,
         // A body larger than its cache could never be kept.
         max_body: max_body.min(spec.max_bytes),
+        respect_origin: rule.respect_origin,
+        statuses: rule.statuses.clone(),
     })
 }
 

@@ -42,12 +42,6 @@ impl<B: Body> ResponseBody<B> {
         }
     }
 
-    pub(crate) fn empty() -> Self {
-        Self {
-            kind: Kind::Full { data: None },
-        }
-    }
-
     pub(crate) fn passthrough(body: B) -> Self {
         Self {
             kind: Kind::Passthrough { body },
@@ -160,7 +154,7 @@ mod tests {
         assert_eq!(body.size_hint().exact(), Some(5));
         assert!(!body.is_end_stream());
         assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
-        let empty = ResponseBody::<Full<Bytes>>::empty();
+        let empty = ResponseBody::<Full<Bytes>>::full(Bytes::new());
         assert!(empty.is_end_stream());
         assert_eq!(empty.size_hint().exact(), Some(0));
     }

@@ -1,7 +1,7 @@
 //! The response future of [`CacheService`](crate::CacheService).
 
 use crate::body::ResponseBody;
-use http::Response;
+use http::{HeaderMap, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use std::future::Future;
@@ -28,6 +28,8 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B: Body, E> {
         Passthrough { #[pin] future: F },
+        // Passed through, with cache headers added to the response.
+        Labelled { #[pin] future: F, labels: Option<HeaderMap> },
         Ready { response: Option<Response<ResponseBody<B>>> },
         Cached { future: BoxResponseFuture<B, E> },
     }
@@ -37,6 +39,15 @@ impl<F, B: Body, E> ResponseFuture<F, B, E> {
     pub(crate) fn passthrough(future: F) -> Self {
         Self {
             kind: Kind::Passthrough { future },
+        }
+    }
+
+    pub(crate) fn labelled(future: F, labels: HeaderMap) -> Self {
+        Self {
+            kind: Kind::Labelled {
+                future,
+                labels: Some(labels),
+            },
         }
     }
 
@@ -66,6 +77,13 @@ where
         match self.project().kind.project() {
             KindProj::Passthrough { future } => {
                 let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(response.map(ResponseBody::passthrough)))
+            }
+            KindProj::Labelled { future, labels } => {
+                let mut response = ready!(future.poll(cx))?;
+                response
+                    .headers_mut()
+                    .extend(labels.take().unwrap_or_default());
                 Poll::Ready(Ok(response.map(ResponseBody::passthrough)))
             }
             KindProj::Ready { response } => {

@@ -4,13 +4,20 @@
 //! [`CacheLayer`] wraps a service with [`CacheService`]. For each request it
 //! asks the [`Cache`](cachet_core::Cache) for a plan:
 //!
-//! - no rule matches (or the method is not cached): the request goes straight
-//!   to the inner service, and its future is polled without any allocation;
-//! - a fresh entry exists: the response comes from memory with `Age` and
-//!   `X-Cache: HIT`, and the inner service is not called;
-//! - otherwise the inner service answers (`X-Cache: MISS`) and the response is
-//!   stored if the policy allows it and its body fits the rule's `max_body`;
-//!   larger bodies are passed on as they are.
+//! - no rule matches: the request goes straight to the inner service, and its
+//!   future is polled without any allocation;
+//! - a rule matches but the request cannot use the cache (a method the rule
+//!   does not cache, a range request): it goes to the inner service and the
+//!   response says so in `Cache-Status`;
+//! - a fresh entry exists that the request's directives accept: the response
+//!   comes from memory (304 when the client's `If-None-Match` or
+//!   `If-Modified-Since` shows its copy is current) with `Age` and
+//!   `Cache-Status: cachet; hit; ttl=N`, and the inner service is not called;
+//! - otherwise the inner service answers (`Cache-Status: cachet;
+//!   fwd=uri-miss; fwd-status=200; stored`) and the response is stored if
+//!   RFC 9111 and the rule allow it and its body fits the rule's `max_body`;
+//!   larger bodies are passed on as they are. `only-if-cached` misses get a
+//!   504 without reaching the inner service.
 //!
 //! A store failure never fails a request: it reads as a miss. The service
 //! keeps the inner service's error type.
@@ -35,9 +42,9 @@
 //!     .layer(CacheLayer::new(cache));
 //!
 //! let first = app.clone().oneshot(http::Request::get("/products").body(axum::body::Body::empty())?).await?;
-//! assert_eq!(first.headers()["x-cache"], "MISS");
+//! assert_eq!(first.headers()["cache-status"], "cachet; fwd=uri-miss; fwd-status=200; stored");
 //! let second = app.oneshot(http::Request::get("/products").body(axum::body::Body::empty())?).await?;
-//! assert_eq!(second.headers()["x-cache"], "HIT");
+//! assert!(second.headers()["cache-status"].to_str()?.starts_with("cachet; hit; ttl="));
 //! assert_eq!(second.headers()["age"], "0");
 //! # Ok(())
 //! # }

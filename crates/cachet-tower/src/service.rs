@@ -4,8 +4,9 @@ use crate::body::ResponseBody;
 use crate::future::ResponseFuture;
 use crate::layer::CacheLayer;
 use bytes::{Bytes, BytesMut};
-use cachet_core::{Cache, Hit, Outcome, Plan};
+use cachet_core::{Answer, Cache, Forward, Lookup, NotStorable, Plan, Route};
 use http::header::CONTENT_LENGTH;
+use http::HeaderMap;
 use http::{Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
@@ -74,14 +75,22 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let Some(plan) = self.cache.plan(&req) else {
-            return ResponseFuture::passthrough(self.inner.call(req));
+        let plan = match self.cache.route(&req) {
+            Route::Pass => return ResponseFuture::passthrough(self.inner.call(req)),
+            Route::Bypass(reason) => {
+                let mut labels = HeaderMap::new();
+                self.cache.bypassed(reason, &mut labels);
+                return ResponseFuture::labelled(self.inner.call(req), labels);
+            }
+            Route::Cache(plan) => plan,
         };
         // An in-memory store answers at once: a hit needs no boxed future.
         let looked_up = match self.cache.lookup_now(&plan) {
-            Some(Some(hit)) => return ResponseFuture::ready(hit_response(&hit, plan.is_head())),
-            Some(None) => true,
-            None => false,
+            Some(Lookup::Hit(hit)) => {
+                return ResponseFuture::ready(answer(self.cache.answer(&plan, &hit, &req)))
+            }
+            Some(Lookup::Miss(reason)) => Some(reason),
+            None => None,
         };
         // The ready service handles this request; the clone waits for the
         // next `poll_ready` (tower-service: "Be careful when cloning inner services").
@@ -95,7 +104,7 @@ where
 async fn serve<S, ReqBody, ResBody>(
     cache: Cache,
     plan: Plan,
-    looked_up: bool,
+    looked_up: Option<Forward>,
     mut inner: S,
     req: Request<ReqBody>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
@@ -103,31 +112,35 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
 {
-    if !looked_up {
-        if let Some(hit) = cache.lookup(&plan).await {
-            return Ok(hit_response(&hit, plan.is_head()));
-        }
+    let reason = match looked_up {
+        Some(reason) => reason,
+        None => match cache.lookup(&plan).await {
+            Lookup::Hit(hit) => return Ok(answer(cache.answer(&plan, &hit, &req))),
+            Lookup::Miss(reason) => reason,
+        },
+    };
+    if plan.only_if_cached() {
+        return Ok(answer(cache.only_if_cached(&plan)));
     }
     let (mut parts, body) = inner.call(req).await?.into_parts();
-    let body = store_if_allowed(&cache, &plan, &mut parts, body).await;
-    Outcome::Miss.write_headers(&mut parts.headers);
+    let (stored, body) = store_if_allowed(&cache, &plan, &mut parts, body).await;
+    cache.forwarded(&plan, reason, parts.status, stored, &mut parts.headers);
     Ok(Response::from_parts(parts, body))
 }
 
 /// Stores the origin's response when the policy allows it and its body fits
-/// the rule's `max_body`; returns the body to send on.
+/// the rule's `max_body`; returns whether it was stored (or why not) and the
+/// body to send on.
 async fn store_if_allowed<B: Body<Data = Bytes>>(
     cache: &Cache,
     plan: &Plan,
     parts: &mut http::response::Parts,
     body: B,
-) -> ResponseBody<B> {
-    if cache
-        .check_storable(plan, parts.status, &parts.headers)
-        .is_err()
-    {
-        return ResponseBody::passthrough(body);
-    }
+) -> (Result<(), NotStorable>, ResponseBody<B>) {
+    let storable = match cache.check_storable(plan, parts.status, &parts.headers) {
+        Ok(storable) => storable,
+        Err(reason) => return (Err(reason), ResponseBody::passthrough(body)),
+    };
     let max_body = plan.rule().max_body();
     let declared = parts
         .headers
@@ -135,15 +148,28 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|length| length > max_body) {
         cache.not_stored(plan);
-        return ResponseBody::passthrough(body);
+        return (Err(NotStorable::TooLarge), ResponseBody::passthrough(body));
     }
     match buffer(body, max_body).await {
         Buffered::Complete(bytes) => {
-            cache
-                .store(plan, parts.status, parts.headers.clone(), bytes.clone())
+            let stored = cache
+                .store(
+                    plan,
+                    storable,
+                    parts.status,
+                    parts.headers.clone(),
+                    bytes.clone(),
+                )
                 .await;
             parts.headers.insert(CONTENT_LENGTH, bytes.len().into());
-            ResponseBody::full(bytes)
+            // A store failure is already logged and counted; the client
+            // still gets the whole response.
+            let outcome = if stored {
+                Ok(())
+            } else {
+                Err(NotStorable::StoreFailed)
+            };
+            (outcome, ResponseBody::full(bytes))
         }
         Buffered::Incomplete {
             prefix,
@@ -151,32 +177,24 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
             rest,
         } => {
             cache.not_stored(plan);
-            ResponseBody::replay(prefix, error, rest)
+            let reason =
+                if error.is_none() && prefix.back().is_some_and(|frame| frame.is_trailers()) {
+                    NotStorable::Trailers
+                } else {
+                    NotStorable::TooLarge
+                };
+            (Err(reason), ResponseBody::replay(prefix, error, rest))
         }
     }
 }
 
-/// The response for a fresh entry: its status, headers and body (none for
-/// `HEAD`), with `Age` and `X-Cache`. The inner service is not called.
-fn hit_response<B: Body>(hit: &Hit, head: bool) -> Response<ResponseBody<B>> {
-    let entry = hit.entry();
-    let body = if head {
-        ResponseBody::empty()
-    } else {
-        ResponseBody::full(entry.body().clone())
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = entry.status();
-    // Sized for the outcome headers too, so adding them never regrows the map.
-    let headers = response.headers_mut();
-    headers.reserve(entry.headers().len() + Outcome::MAX_HEADERS);
-    for (name, value) in entry.headers() {
-        headers.append(name.clone(), value.clone());
-    }
-    Outcome::Hit { age: hit.age() }.write_headers(headers);
+/// A response the cache made itself.
+fn answer<B: Body>(answer: Answer) -> Response<ResponseBody<B>> {
+    let mut response = Response::new(ResponseBody::full(answer.body));
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers;
     response
 }
-
 enum Buffered<B: Body> {
     /// The whole body, within the limit and without trailers.
     Complete(Bytes),

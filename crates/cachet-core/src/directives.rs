@@ -1,0 +1,106 @@
+//! The request's own caching directives (RFC 9111 §5.2.1, and `Pragma`,
+//! §5.4): what a client allows the cache to do for it.
+
+use crate::cache_control::CacheControl;
+use crate::request::RequestHead;
+use http::header;
+use std::time::Duration;
+
+/// The directives of a request's `Cache-Control` (or, without one, its
+/// `Pragma: no-cache`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestDirectives {
+    /// `no-cache`, `max-age=0` or `Pragma: no-cache`: do not answer from the
+    /// cache without validating (§5.2.1.4); cachet forwards and stores anew.
+    pub no_cache: bool,
+    /// `no-store`: store nothing of this exchange (§5.2.1.5).
+    pub no_store: bool,
+    /// `max-age=N`: only entries at most N seconds old (§5.2.1.1).
+    pub max_age: Option<u64>,
+    /// `min-fresh=N`: only entries fresh for N more seconds (§5.2.1.3).
+    pub min_fresh: Option<u64>,
+    /// `only-if-cached`: never contact the origin; 504 on a miss (§5.2.1.7).
+    pub only_if_cached: bool,
+}
+
+impl RequestDirectives {
+    /// Reads the directives of `req`.
+    ///
+    /// `max-stale` is accepted and has no effect: cachet drops entries when
+    /// they go stale, so it never has a stale one to offer.
+    pub fn of(req: &dyn RequestHead) -> Self {
+        let mut lines: Vec<&[u8]> = Vec::new();
+        req.header_values(&header::CACHE_CONTROL, &mut |line| lines.push(line));
+        if lines.is_empty() {
+            let mut pragma_no_cache = false;
+            req.header_values(&header::PRAGMA, &mut |line| {
+                pragma_no_cache |= CacheControl::parse([line]).has("no-cache");
+            });
+            return Self {
+                no_cache: pragma_no_cache,
+                ..Self::default()
+            };
+        }
+        let cc = CacheControl::parse(lines);
+        let max_age = cc.seconds("max-age");
+        Self {
+            no_cache: cc.has("no-cache") || max_age == Some(0),
+            no_store: cc.has("no-store"),
+            max_age,
+            min_fresh: cc.seconds("min-fresh"),
+            only_if_cached: cc.has("only-if-cached"),
+        }
+    }
+
+    /// Whether an entry of `age`, fresh for `ttl` more, may answer this request.
+    pub fn accepts(&self, age: Duration, ttl: Duration) -> bool {
+        !self.no_cache
+            && self.max_age.is_none_or(|max| age.as_secs() <= max)
+            && self.min_fresh.is_none_or(|min| ttl.as_secs() >= min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(headers: &[(&str, &str)]) -> RequestDirectives {
+        let mut builder = http::Request::get("/");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        RequestDirectives::of(&builder.body(()).unwrap())
+    }
+
+    const AGE: Duration = Duration::from_secs(30);
+    const TTL: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn no_cache_and_max_age_zero_force_the_origin_rfc9111_5_2_1_4() {
+        assert!(!of(&[("cache-control", "no-cache")]).accepts(AGE, TTL));
+        assert!(!of(&[("cache-control", "max-age=0")]).accepts(Duration::ZERO, TTL));
+        assert!(of(&[]).accepts(AGE, TTL));
+    }
+
+    #[test]
+    fn pragma_counts_only_without_cache_control_rfc9111_5_4() {
+        assert!(of(&[("pragma", "no-cache")]).no_cache);
+        assert!(!of(&[("pragma", "no-cache"), ("cache-control", "max-age=60")]).no_cache);
+    }
+
+    #[test]
+    fn max_age_and_min_fresh_bound_the_entry_rfc9111_5_2_1_1_and_5_2_1_3() {
+        assert!(of(&[("cache-control", "max-age=30")]).accepts(AGE, TTL));
+        assert!(!of(&[("cache-control", "max-age=29")]).accepts(AGE, TTL));
+        assert!(of(&[("cache-control", "min-fresh=30")]).accepts(AGE, TTL));
+        assert!(!of(&[("cache-control", "min-fresh=31")]).accepts(AGE, TTL));
+    }
+
+    #[test]
+    fn no_store_and_only_if_cached_are_read() {
+        let d = of(&[("cache-control", "No-Store, ONLY-IF-CACHED")]);
+        assert!(d.no_store && d.only_if_cached);
+        // max-stale never makes a stale entry acceptable: there are none.
+        assert!(of(&[("cache-control", "max-stale=600")]).accepts(AGE, TTL));
+    }
+}
