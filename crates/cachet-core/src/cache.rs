@@ -43,9 +43,10 @@ use std::time::{Duration, SystemTime};
 /// assert_eq!(plan.key().as_str(), "/api/items?a=1&b=2 GET");
 /// assert!(matches!(cache.lookup(&plan).await, Lookup::Miss(_)));
 ///
-/// let headers = http::HeaderMap::new();
+/// let mut headers = http::HeaderMap::new();
 /// let storable = cache.check_storable(&plan, http::StatusCode::OK, &headers).unwrap();
-/// cache.store(&plan, storable, http::StatusCode::OK, headers, "hello".into()).await;
+/// cache.store(&plan, storable, http::StatusCode::OK, &mut headers, "hello".into()).await;
+/// assert!(headers.contains_key("etag"));
 ///
 /// clock.advance(Duration::from_secs(5));
 /// let Lookup::Hit(hit) = cache.lookup(&plan).await else { panic!("fresh") };

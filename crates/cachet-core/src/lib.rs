@@ -33,9 +33,9 @@
 //! let alice = http::Request::get("/api/me").header("authorization", "Bearer alice").body(())?;
 //! let bob = http::Request::get("/api/me").header("authorization", "Bearer bob").body(())?;
 //! let Route::Cache(plan) = cache.route(&alice) else { unreachable!() };
-//! let headers = http::HeaderMap::new();
+//! let mut headers = http::HeaderMap::new();
 //! let storable = cache.check_storable(&plan, http::StatusCode::OK, &headers).unwrap();
-//! cache.store(&plan, storable, http::StatusCode::OK, headers, "alice's page".into()).await;
+//! cache.store(&plan, storable, http::StatusCode::OK, &mut headers, "alice's page".into()).await;
 //!
 //! // Bob's key differs from Alice's, so he never sees her page.
 //! let Route::Cache(bobs) = cache.route(&bob) else { unreachable!() };

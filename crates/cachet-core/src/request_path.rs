@@ -355,23 +355,25 @@ impl Cache {
     }
 
     /// Step 4, once the body is complete: stores the response for `plan`.
-    /// Hop-by-hop headers are dropped, `Content-Length` is set to the body's
-    /// length, and a body without an `ETag` gets a strong one. Returns
-    /// whether it was stored; a store failure is logged and counted.
+    /// `headers` are the response's: they gain `Content-Length` and, for a
+    /// body without one, a strong `ETag`, so the client sees what later hits
+    /// will send. The stored copy drops hop-by-hop headers. Returns whether
+    /// it was stored; a store failure is logged and counted.
     pub async fn store(
         &self,
         plan: &Plan,
         storable: Storable,
         status: StatusCode,
-        mut headers: HeaderMap,
+        headers: &mut HeaderMap,
         body: Bytes,
     ) -> bool {
-        for name in &NOT_STORED_HEADERS {
-            headers.remove(name);
-        }
         headers.insert(header::CONTENT_LENGTH, body.len().into());
         if !headers.contains_key(header::ETAG) {
             headers.insert(header::ETAG, etag_for_body(&body));
+        }
+        let mut headers = headers.clone();
+        for name in &NOT_STORED_HEADERS {
+            headers.remove(name);
         }
         let Storable {
             freshness,

@@ -157,11 +157,10 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
                     plan,
                     storable,
                     parts.status,
-                    parts.headers.clone(),
+                    &mut parts.headers,
                     bytes.clone(),
                 )
                 .await;
-            parts.headers.insert(CONTENT_LENGTH, bytes.len().into());
             // A store failure is already logged and counted; the client
             // still gets the whole response.
             let outcome = if stored {
