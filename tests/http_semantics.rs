@@ -11,11 +11,9 @@ const RESPOND: &str = "/api/respond";
 
 /// A GET to the echoing origin that answers with `headers` (`x-respond-NAME`).
 fn respond(
-    app: &App,
     response_headers: &[(&str, String)],
     request_headers: &[(&str, &str)],
 ) -> http::Request<axum::body::Body> {
-    let _ = app;
     let mut headers: Vec<(String, String)> = response_headers
         .iter()
         .map(|(name, value)| (format!("x-respond-{name}"), value.clone()))
@@ -46,21 +44,21 @@ fn http_date(app: &App, offset: i64) -> String {
 async fn origin_max_age_sets_freshness_rfc9111_4_2_1() {
     let app = App::new();
     let cc = [("cache-control", "max-age=10".to_owned())];
-    assert_eq!(app.send(respond(&app, &cc, &[])).await.outcome(), "MISS");
+    assert_eq!(app.send(respond(&cc, &[])).await.outcome(), "MISS");
     app.clock.advance(Duration::from_secs(9));
-    let hit = app.send(respond(&app, &cc, &[])).await;
+    let hit = app.send(respond(&cc, &[])).await;
     assert_eq!(hit.header("cache-status"), Some("cachet; hit; ttl=1"));
     app.clock.advance(Duration::from_secs(1));
-    assert_eq!(app.send(respond(&app, &cc, &[])).await.outcome(), "MISS");
+    assert_eq!(app.send(respond(&cc, &[])).await.outcome(), "MISS");
 }
 
 #[tokio::test]
 async fn s_maxage_beats_max_age_in_a_shared_cache_rfc9111_5_2_2_10() {
     let app = App::new();
     let cc = [("cache-control", "max-age=100, s-maxage=5".to_owned())];
-    app.send(respond(&app, &cc, &[])).await;
+    app.send(respond(&cc, &[])).await;
     app.clock.advance(Duration::from_secs(5));
-    assert_eq!(app.send(respond(&app, &cc, &[])).await.outcome(), "MISS");
+    assert_eq!(app.send(respond(&cc, &[])).await.outcome(), "MISS");
 }
 
 #[tokio::test]
@@ -70,24 +68,18 @@ async fn expires_minus_date_sets_freshness_rfc9111_4_2_1() {
         ("expires", http_date(&app, 30)),
         ("date", http_date(&app, 0)),
     ];
-    app.send(respond(&app, &headers, &[])).await;
+    app.send(respond(&headers, &[])).await;
     app.clock.advance(Duration::from_secs(29));
-    assert_eq!(
-        app.send(respond(&app, &headers, &[])).await.outcome(),
-        "HIT"
-    );
+    assert_eq!(app.send(respond(&headers, &[])).await.outcome(), "HIT");
     app.clock.advance(Duration::from_secs(1));
-    assert_eq!(
-        app.send(respond(&app, &headers, &[])).await.outcome(),
-        "MISS"
-    );
+    assert_eq!(app.send(respond(&headers, &[])).await.outcome(), "MISS");
 }
 
 #[tokio::test]
 async fn invalid_expires_means_already_stale_rfc9111_5_3() {
     let app = App::with_rules(&format!("{}\n[headers]\ndebug = true\n", support::RULES));
     let headers = [("expires", "0".to_owned())];
-    let first = app.send(respond(&app, &headers, &[])).await;
+    let first = app.send(respond(&headers, &[])).await;
     assert!(
         first
             .header("cache-status")
@@ -95,10 +87,7 @@ async fn invalid_expires_means_already_stale_rfc9111_5_3() {
             .contains("detail=\"stale\""),
         "{first:?}"
     );
-    assert_eq!(
-        app.send(respond(&app, &headers, &[])).await.outcome(),
-        "MISS"
-    );
+    assert_eq!(app.send(respond(&headers, &[])).await.outcome(), "MISS");
 }
 
 #[tokio::test]
@@ -108,9 +97,9 @@ async fn upstream_age_is_subtracted_and_reported_rfc9111_4_2_3() {
         ("cache-control", "max-age=60".to_owned()),
         ("age", "20".to_owned()),
     ];
-    app.send(respond(&app, &headers, &[])).await;
+    app.send(respond(&headers, &[])).await;
     app.clock.advance(Duration::from_secs(5));
-    let hit = app.send(respond(&app, &headers, &[])).await;
+    let hit = app.send(respond(&headers, &[])).await;
     assert_eq!(hit.header("age"), Some("25"));
     assert_eq!(hit.header("cache-status"), Some("cachet; hit; ttl=35"));
 }
@@ -128,16 +117,13 @@ async fn respect_origin_false_lets_the_rule_ttl_win_but_keeps_private() {
     let rules = "[[rules]]\npath = '^/api/respond$'\nttl = '2m'\nrespect_origin = false\n";
     let app = App::with_rules(rules);
     let cc = [("cache-control", "max-age=1".to_owned())];
-    app.send(respond(&app, &cc, &[])).await;
+    app.send(respond(&cc, &[])).await;
     app.clock.advance(Duration::from_secs(119));
-    assert_eq!(app.send(respond(&app, &cc, &[])).await.outcome(), "HIT");
+    assert_eq!(app.send(respond(&cc, &[])).await.outcome(), "HIT");
     let private = [("cache-control", "private, max-age=600".to_owned())];
     let app = App::with_rules(rules);
-    app.send(respond(&app, &private, &[])).await;
-    assert_eq!(
-        app.send(respond(&app, &private, &[])).await.outcome(),
-        "MISS"
-    );
+    app.send(respond(&private, &[])).await;
+    assert_eq!(app.send(respond(&private, &[])).await.outcome(), "MISS");
 }
 
 #[tokio::test]
@@ -318,9 +304,9 @@ async fn if_none_match_on_a_hit_answers_304_rfc9110_13_1_2() {
 async fn the_origin_etag_is_kept_rfc9110_8_8_3() {
     let app = App::new();
     let headers = [("etag", "W/\"v7\"".to_owned())];
-    app.send(respond(&app, &headers, &[])).await;
+    app.send(respond(&headers, &[])).await;
     let hit = app
-        .send(respond(&app, &headers, &[("if-none-match", "\"v7\"")]))
+        .send(respond(&headers, &[("if-none-match", "\"v7\"")]))
         .await;
     assert_eq!(
         (hit.status.as_u16(), hit.header("etag")),
@@ -332,15 +318,15 @@ async fn the_origin_etag_is_kept_rfc9110_8_8_3() {
 async fn if_modified_since_on_a_hit_answers_304_rfc9110_13_1_3() {
     let app = App::new();
     let headers = [("last-modified", http_date(&app, -3600))];
-    app.send(respond(&app, &headers, &[])).await;
+    app.send(respond(&headers, &[])).await;
     let since = http_date(&app, -60);
     let reply = app
-        .send(respond(&app, &headers, &[("if-modified-since", &since)]))
+        .send(respond(&headers, &[("if-modified-since", &since)]))
         .await;
     assert_eq!(reply.status, 304);
     let before = http_date(&app, -7200);
     let reply = app
-        .send(respond(&app, &headers, &[("if-modified-since", &before)]))
+        .send(respond(&headers, &[("if-modified-since", &before)]))
         .await;
     assert_eq!(reply.status, 200);
 }
@@ -349,13 +335,13 @@ async fn if_modified_since_on_a_hit_answers_304_rfc9110_13_1_3() {
 async fn if_none_match_takes_precedence_over_if_modified_since_rfc9110_13_2_2() {
     let app = App::new();
     let headers = [("last-modified", http_date(&app, -3600))];
-    app.send(respond(&app, &headers, &[])).await;
+    app.send(respond(&headers, &[])).await;
     let since = http_date(&app, 0);
     let both = [
         ("if-modified-since", since.as_str()),
         ("if-none-match", "\"nope\""),
     ];
-    assert_eq!(app.send(respond(&app, &headers, &both)).await.status, 200);
+    assert_eq!(app.send(respond(&headers, &both)).await.status, 200);
 }
 
 #[tokio::test]
