@@ -2,6 +2,7 @@
 //! `If-Modified-Since` with 304 Not Modified, from the cache or, through
 //! [`Validators`], before a handler does its expensive work.
 
+use crate::freshness::parse_http_date;
 use crate::request::RequestHead;
 use http::header::{self, HeaderMap, HeaderValue};
 use std::time::SystemTime;
@@ -23,10 +24,7 @@ pub fn is_not_modified(
     let Some(since) = req.header(&header::IF_MODIFIED_SINCE) else {
         return false;
     };
-    let since = std::str::from_utf8(since)
-        .ok()
-        .and_then(|text| httpdate::parse_http_date(text.trim()).ok());
-    match (since, last_modified) {
+    match (parse_http_date(since), last_modified) {
         (Some(since), Some(modified)) => modified <= since,
         _ => false,
     }
@@ -200,13 +198,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn req(headers: &[(&str, &str)]) -> http::Request<()> {
-        let mut builder = http::Request::get("/");
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        builder.body(()).unwrap()
-    }
+    use crate::test_support::request as req;
 
     const ETAG: &[u8] = b"\"v1\"";
 

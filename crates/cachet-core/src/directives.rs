@@ -65,11 +65,7 @@ mod tests {
     use super::*;
 
     fn of(headers: &[(&str, &str)]) -> RequestDirectives {
-        let mut builder = http::Request::get("/");
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        RequestDirectives::of(&builder.body(()).unwrap())
+        RequestDirectives::of(&crate::test_support::request(headers))
     }
 
     const AGE: Duration = Duration::from_secs(30);

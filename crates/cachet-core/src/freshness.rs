@@ -82,9 +82,15 @@ pub fn freshness(
     heuristic
 }
 
-/// Parses an HTTP-date (RFC 9110 §5.6.7); `None` when absent or invalid.
+/// Parses an HTTP-date header value (RFC 9110 §5.6.7); `None` when absent
+/// or invalid.
 pub(crate) fn http_date(value: Option<&http::HeaderValue>) -> Option<SystemTime> {
-    httpdate::parse_http_date(value?.to_str().ok()?.trim()).ok()
+    parse_http_date(value?.as_bytes())
+}
+
+/// Parses an HTTP-date (RFC 9110 §5.6.7) from raw bytes; `None` if invalid.
+pub(crate) fn parse_http_date(bytes: &[u8]) -> Option<SystemTime> {
+    httpdate::parse_http_date(std::str::from_utf8(bytes).ok()?.trim()).ok()
 }
 
 #[cfg(test)]
@@ -98,14 +104,8 @@ mod tests {
     }
 
     fn headers(pairs: &[(&str, String)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
-        map
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        crate::test_support::header_map(&pairs)
     }
 
     fn date(offset_secs: i64) -> String {

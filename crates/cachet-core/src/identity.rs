@@ -218,11 +218,7 @@ mod tests {
     use super::*;
 
     fn request(headers: &[(&str, &str)], user: Option<&str>) -> http::Request<()> {
-        let mut builder = http::Request::builder().uri("/");
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let mut req = builder.body(()).unwrap();
+        let mut req = crate::test_support::request(headers);
         if let Some(user) = user {
             req.extensions_mut().insert(UserId::new(user));
         }

@@ -76,6 +76,8 @@ pub mod store;
 
 mod cache;
 mod error;
+#[cfg(test)]
+mod test_support;
 mod units;
 
 pub use crate::cache::{Cache, CacheBuilder, StoredKey};

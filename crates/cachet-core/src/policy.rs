@@ -196,16 +196,7 @@ mod tests {
         )
     }
 
-    fn header_map(headers: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
-        map
-    }
+    use crate::test_support::header_map;
 
     fn check(facts: RequestFacts, headers: &[(&str, &str)]) -> Result<(), NotStorable> {
         let map = header_map(headers);
