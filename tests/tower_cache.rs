@@ -3,7 +3,7 @@
 mod support;
 
 use axum::body::Body;
-use cachet::{store::Store, CacheKey, CachedResponse, StoreError, UserId};
+use cachet::{store::Store, CacheKey, StoreError, Stored, UserId};
 use regex::Regex;
 use std::sync::Arc;
 use std::time::Duration;
@@ -309,15 +309,10 @@ impl Store for BrokenStore {
         _: &str,
         _: &str,
         _: std::time::SystemTime,
-    ) -> Result<Option<Arc<CachedResponse>>, StoreError> {
+    ) -> Result<Option<Stored>, StoreError> {
         Err(StoreError::new("connection refused"))
     }
-    async fn insert(
-        &self,
-        _: &str,
-        _: &CacheKey,
-        _: Arc<CachedResponse>,
-    ) -> Result<(), StoreError> {
+    async fn insert(&self, _: &str, _: &CacheKey, _: Stored) -> Result<(), StoreError> {
         Err(StoreError::new("connection refused"))
     }
     async fn remove(&self, _: &str, _: &str) -> Result<bool, StoreError> {

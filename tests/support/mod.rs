@@ -10,7 +10,7 @@ use axum::Router;
 use cachet::{Cache, CacheLayer, MockClock};
 use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
 
 pub const RULES: &str = r#"
@@ -50,11 +50,18 @@ path = '^/api/'
 #[derive(Clone, Default)]
 pub struct Origin {
     pub calls: Arc<AtomicUsize>,
+    /// The preconditions each call to `/api/cond` carried, in order.
+    pub conditions: Arc<Mutex<Vec<String>>>,
 }
 
 impl Origin {
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// What `/api/cond` received, one line per call: `inm=…` and `ims=…`.
+    pub fn conditions(&self) -> Vec<String> {
+        self.conditions.lock().unwrap().clone()
     }
 
     fn next(&self) -> usize {
@@ -119,6 +126,44 @@ async fn with_headers(State(origin): State<Origin>, req: Request<Body>) -> Respo
         .unwrap()
 }
 
+/// A resource with an entity-tag (the request's `x-etag`, else `"v1"`):
+/// answers 304 when `If-None-Match` matches it, else 200. Echoes
+/// `x-respond-*` headers on both, and records the preconditions it saw.
+async fn conditional(State(origin): State<Origin>, req: Request<Body>) -> Response<Body> {
+    let n = origin.next();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let etag = header("x-etag").unwrap_or_else(|| "\"v1\"".to_owned());
+    let inm = header("if-none-match");
+    origin.conditions.lock().unwrap().push(format!(
+        "inm={} ims={}",
+        inm.as_deref().unwrap_or("-"),
+        header("if-modified-since").as_deref().unwrap_or("-")
+    ));
+    let mut response = if inm.as_deref() == Some(etag.as_str()) {
+        let mut not_modified = Response::new(Body::empty());
+        *not_modified.status_mut() = StatusCode::NOT_MODIFIED;
+        not_modified
+    } else {
+        Response::new(Body::from(format!("body #{n}")))
+    };
+    let headers = response.headers_mut();
+    headers.insert("etag", etag.parse().unwrap());
+    // `x-respond-*` replaces what the handler set (an `etag`, for one).
+    for (name, value) in req.headers() {
+        if let Some(name) = name.as_str().strip_prefix("x-respond-") {
+            headers.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.clone(),
+            );
+        }
+    }
+    response
+}
+
 pub fn router(origin: Origin) -> Router {
     Router::new()
         .route("/api/items", get(items))
@@ -129,6 +174,7 @@ pub fn router(origin: Origin) -> Router {
         .route("/api/stream", get(streamed))
         .route("/api/small/{n}", get(items))
         .route("/api/respond", get(with_headers))
+        .route("/api/cond", get(conditional))
         .route("/uncached", get(items))
         .with_state(origin)
 }

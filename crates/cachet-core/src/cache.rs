@@ -3,6 +3,7 @@
 //! the key-tracking operations that operators call.
 
 use crate::clock::{SharedClock, SystemClock};
+use crate::entry::Stored;
 use crate::error::{ConfigError, StoreError};
 use crate::identity::Identity;
 use crate::key::CacheKey;
@@ -41,20 +42,20 @@ use std::time::{Duration, SystemTime};
 /// let request = http::Request::get("/api/items?b=2&a=1").body(()).unwrap();
 /// let Route::Cache(plan) = cache.route(&request) else { panic!("a rule matches") };
 /// assert_eq!(plan.key().as_str(), "/api/items?a=1&b=2 GET");
-/// assert!(matches!(cache.lookup(&plan).await, Lookup::Miss(_)));
+/// assert!(matches!(cache.lookup(&plan, &request).await, Lookup::Miss(_)));
 ///
 /// let mut headers = http::HeaderMap::new();
 /// let storable = cache.check_storable(&plan, http::StatusCode::OK, &headers).unwrap();
-/// cache.store(&plan, storable, http::StatusCode::OK, &mut headers, "hello".into()).await;
+/// cache.store(&plan, storable, &request, http::StatusCode::OK, &mut headers, "hello".into()).await;
 /// assert!(headers.contains_key("etag"));
 ///
 /// clock.advance(Duration::from_secs(5));
-/// let Lookup::Hit(hit) = cache.lookup(&plan).await else { panic!("fresh") };
+/// let Lookup::Hit(hit) = cache.lookup(&plan, &request).await else { panic!("fresh") };
 /// assert_eq!(hit.entry().body(), "hello");
 /// assert_eq!(hit.age(), Duration::from_secs(5));
 ///
 /// clock.advance(Duration::from_secs(60));
-/// assert!(matches!(cache.lookup(&plan).await, Lookup::Miss(_)));
+/// assert!(matches!(cache.lookup(&plan, &request).await, Lookup::Miss(_)));
 /// # });
 /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
@@ -331,13 +332,15 @@ impl Cache {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let now = self.inner.clock.now();
-        let Some(entry) = self.inner.store.get(cache, key.as_str(), now).await? else {
+        // A variant index has no freshness of its own; its variants do.
+        let Some(Stored::Response(entry)) = self.inner.store.get(cache, key.as_str(), now).await?
+        else {
             return Ok(false);
         };
         let refreshed = entry.refreshed(now, ttl);
         self.inner
             .store
-            .insert(cache, key, Arc::new(refreshed))
+            .insert(cache, key, Stored::from(refreshed))
             .await?;
         Ok(true)
     }

@@ -30,6 +30,39 @@ pub fn is_not_modified(
     }
 }
 
+/// Whether a `status` response with `headers` answers `req` with 304 Not
+/// Modified instead: only a 200, and only when the request has
+/// `If-None-Match` or `If-Modified-Since` that its validators satisfy.
+/// The cache asks this for hits and for origin responses to requests whose
+/// preconditions it kept from the origin.
+pub fn answers_not_modified(
+    req: &dyn RequestHead,
+    status: http::StatusCode,
+    headers: &HeaderMap,
+) -> bool {
+    let conditional = req.header(&header::IF_NONE_MATCH).is_some()
+        || req.header(&header::IF_MODIFIED_SINCE).is_some();
+    conditional
+        && status == http::StatusCode::OK
+        && is_not_modified(
+            req,
+            headers.get(header::ETAG).map(HeaderValue::as_bytes),
+            crate::freshness::http_date(headers.get(header::LAST_MODIFIED)),
+        )
+}
+
+/// The preconditions a client's request carries that the cache evaluates
+/// itself: they are removed before a cacheable request goes to the origin,
+/// so the origin sends the whole response to store (RFC 9111 §4.3.2).
+pub const CLIENT_PRECONDITIONS: [header::HeaderName; 2] =
+    [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE];
+
+/// Whether two entity-tags are the same by the weak comparison (RFC 9110
+/// §8.8.3.2): their opaque parts are equal, whatever their weakness.
+pub(crate) fn same_entity_tag(a: &[u8], b: &[u8]) -> bool {
+    matches!((opaque_tag(a), opaque_tag(b)), (Some(a), Some(b)) if a == b)
+}
+
 /// `If-None-Match` (RFC 9110 §13.1.2) with the weak comparison: `*` matches
 /// any current representation; otherwise any listed tag whose opaque part
 /// equals `etag`'s. Malformed members are ignored.
@@ -56,9 +89,10 @@ fn opaque_tag(tag: &[u8]) -> Option<&[u8]> {
 /// The headers a 304 carries (RFC 9110 §15.4.5): those of the stored 200
 /// that a cache needs to update its copy, and nothing about the body.
 pub fn not_modified_headers(stored: &HeaderMap) -> HeaderMap {
-    const KEPT: [header::HeaderName; 6] = [
+    const KEPT: [header::HeaderName; 7] = [
         header::CACHE_CONTROL,
         header::CONTENT_LOCATION,
+        header::DATE,
         header::ETAG,
         header::EXPIRES,
         header::VARY,

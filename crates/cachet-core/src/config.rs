@@ -52,6 +52,7 @@ struct RuleDto {
     max_body: Option<SizeSpec>,
     respect_origin: Option<bool>,
     statuses: Option<Vec<u16>>,
+    keep: Option<DurationSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +211,12 @@ fn rule(index: usize, value: toml::Value) -> Result<Rule, ConfigError> {
     }
     if let Some(statuses) = dto.statuses {
         rule = rule.statuses(statuses);
+    }
+    if let Some(keep) = dto.keep {
+        rule = rule.keep(
+            keep.parse()
+                .map_err(|reason| error(("keep".into(), reason)))?,
+        );
     }
     if let Some(max_body) = dto.max_body {
         rule = rule.max_body(

@@ -21,13 +21,13 @@ pub struct RequestDirectives {
     pub min_fresh: Option<u64>,
     /// `only-if-cached`: never contact the origin; 504 on a miss (§5.2.1.7).
     pub only_if_cached: bool,
+    /// `max-stale[=N]`: stale entries are acceptable, up to N seconds past
+    /// their freshness (`u64::MAX` without a value) (§5.2.1.2).
+    pub max_stale: Option<u64>,
 }
 
 impl RequestDirectives {
     /// Reads the directives of `req`.
-    ///
-    /// `max-stale` is accepted and has no effect: cachet drops entries when
-    /// they go stale, so it never has a stale one to offer.
     pub fn of(req: &dyn RequestHead) -> Self {
         let mut lines: Vec<&[u8]> = Vec::new();
         req.header_values(&header::CACHE_CONTROL, &mut |line| lines.push(line));
@@ -49,6 +49,9 @@ impl RequestDirectives {
             max_age,
             min_fresh: cc.seconds("min-fresh"),
             only_if_cached: cc.has("only-if-cached"),
+            max_stale: cc
+                .has("max-stale")
+                .then(|| cc.seconds("max-stale").unwrap_or(u64::MAX)),
         }
     }
 
@@ -57,6 +60,18 @@ impl RequestDirectives {
         !self.no_cache
             && self.max_age.is_none_or(|max| age.as_secs() <= max)
             && self.min_fresh.is_none_or(|min| ttl.as_secs() >= min)
+    }
+
+    /// Whether an entry of `age`, stale for `staleness`, may answer this
+    /// request without revalidation. Only `max-stale` allows it, and never
+    /// for a response that forbids it (`must-revalidate`, `proxy-revalidate`,
+    /// `s-maxage`, `no-cache`: `forbids_stale`) (§4.2.4, §5.2.2.2).
+    pub fn accepts_stale(&self, age: Duration, staleness: Duration, forbids_stale: bool) -> bool {
+        !forbids_stale
+            && !self.no_cache
+            && self.max_stale.is_some_and(|max| staleness.as_secs() <= max)
+            && self.max_age.is_none_or(|max| age.as_secs() <= max)
+            && self.min_fresh.is_none_or(|min| min == 0)
     }
 }
 
@@ -96,7 +111,21 @@ mod tests {
     fn no_store_and_only_if_cached_are_read() {
         let d = of(&[("cache-control", "No-Store, ONLY-IF-CACHED")]);
         assert!(d.no_store && d.only_if_cached);
-        // max-stale never makes a stale entry acceptable: there are none.
-        assert!(of(&[("cache-control", "max-stale=600")]).accepts(AGE, TTL));
+    }
+
+    #[test]
+    fn max_stale_accepts_stale_entries_within_its_bound_rfc9111_5_2_1_2() {
+        let stale = Duration::from_secs(20);
+        assert!(!of(&[]).accepts_stale(AGE, stale, false));
+        assert!(of(&[("cache-control", "max-stale")]).accepts_stale(AGE, stale, false));
+        assert!(of(&[("cache-control", "max-stale=20")]).accepts_stale(AGE, stale, false));
+        assert!(!of(&[("cache-control", "max-stale=19")]).accepts_stale(AGE, stale, false));
+        assert!(!of(&[("cache-control", "max-stale, max-age=29")]).accepts_stale(AGE, stale, false));
+    }
+
+    #[test]
+    fn max_stale_never_overrides_must_revalidate_and_kin_rfc9111_5_2_2_2() {
+        let stale = Duration::from_secs(1);
+        assert!(!of(&[("cache-control", "max-stale")]).accepts_stale(AGE, stale, true));
     }
 }

@@ -1,7 +1,11 @@
-//! A stored response.
+//! What a store holds under a key: a response, or the index of a URL's
+//! variants (RFC 9111 §4.1).
 
+use crate::cache_control::CacheControl;
 use bytes::Bytes;
+use http::header::{self, HeaderName};
 use http::{HeaderMap, StatusCode};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Fixed per-entry cost counted against a cache's `max_bytes`, for the entry's
@@ -10,9 +14,13 @@ const ENTRY_OVERHEAD: u64 = 160;
 /// Per-header cost on top of the name and value bytes (the map's slots).
 const HEADER_OVERHEAD: u64 = 48;
 
-/// A response as the cache keeps it: status, headers, the whole body, and when
-/// it was stored and stops being fresh. Shared as `Arc<CachedResponse>`: a hit
-/// clones the pointer, never the body.
+/// A response as the cache keeps it: status, headers, the whole body, when
+/// it was stored, when it stops being fresh and when the store may drop it.
+/// Shared as `Arc<CachedResponse>`: a hit clones the pointer, never the body.
+///
+/// Between `fresh_until` and `keep_until` the entry is *stale*: kept so that
+/// it can be revalidated with its validators (RFC 9111 §4.3) or served to a
+/// client that accepts stale responses (`max-stale`).
 #[derive(Debug, Clone)]
 pub struct CachedResponse {
     status: StatusCode,
@@ -20,11 +28,14 @@ pub struct CachedResponse {
     body: Bytes,
     stored_at: SystemTime,
     fresh_until: SystemTime,
+    keep_until: SystemTime,
     initial_age: Duration,
+    generated_etag: bool,
+    no_stale: bool,
 }
 
 impl CachedResponse {
-    /// A response stored at `stored_at`, fresh for `ttl`.
+    /// A response stored at `stored_at`, fresh for `ttl` and dropped then.
     pub fn new(
         status: StatusCode,
         headers: HeaderMap,
@@ -32,14 +43,43 @@ impl CachedResponse {
         stored_at: SystemTime,
         ttl: Duration,
     ) -> Self {
+        let cc = CacheControl::from_headers(&headers);
+        // Directives under which a stale copy must never be used without
+        // revalidation (§5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10).
+        let no_stale = [
+            "must-revalidate",
+            "proxy-revalidate",
+            "s-maxage",
+            "no-cache",
+        ]
+        .iter()
+        .any(|directive| cc.has(directive));
         Self {
             status,
             headers,
             body,
             stored_at,
             fresh_until: stored_at + ttl,
+            keep_until: stored_at + ttl,
             initial_age: Duration::ZERO,
+            generated_etag: false,
+            no_stale,
         }
+    }
+
+    /// Keeps the entry for `grace` after it goes stale.
+    #[must_use]
+    pub fn with_keep(mut self, grace: Duration) -> Self {
+        self.keep_until = self.fresh_until + grace;
+        self
+    }
+
+    /// Marks the `ETag` as made by the cache, not the origin: it is answered
+    /// to clients but never sent upstream to revalidate.
+    #[must_use]
+    pub fn with_generated_etag(mut self) -> Self {
+        self.generated_etag = true;
+        self
     }
 
     /// Sets how old the response already was when stored (RFC 9111
@@ -71,9 +111,53 @@ impl CachedResponse {
         self.fresh_until
     }
 
+    /// When the store may drop the entry.
+    pub fn keep_until(&self) -> SystemTime {
+        self.keep_until
+    }
+
+    /// Whether the `ETag` was made by the cache rather than the origin.
+    pub fn has_generated_etag(&self) -> bool {
+        self.generated_etag
+    }
+
     /// Whether the entry may be served at `now` without asking the origin.
     pub fn is_fresh(&self, now: SystemTime) -> bool {
         now < self.fresh_until
+    }
+
+    /// Whether the store still holds the entry at `now`, fresh or stale.
+    pub fn is_kept(&self, now: SystemTime) -> bool {
+        now < self.keep_until
+    }
+
+    /// Whether the response forbids serving it stale without revalidation
+    /// (`must-revalidate`, `proxy-revalidate`, `s-maxage`, `no-cache`): then
+    /// `max-stale` is ignored and an unreachable origin gives 504 (§4.2.4).
+    pub fn forbids_stale(&self) -> bool {
+        self.no_stale
+    }
+
+    /// The request headers that ask the origin whether this entry is still
+    /// current (RFC 9111 §4.3.1): `If-None-Match` with the origin's `ETag`,
+    /// `If-Modified-Since` with its `Last-Modified`. Empty when the origin
+    /// gave no validator.
+    pub fn validators(&self) -> HeaderMap {
+        let mut conditions = HeaderMap::new();
+        if !self.generated_etag {
+            if let Some(etag) = self.headers.get(header::ETAG) {
+                conditions.insert(header::IF_NONE_MATCH, etag.clone());
+            }
+        }
+        if let Some(modified) = self.headers.get(header::LAST_MODIFIED) {
+            conditions.insert(header::IF_MODIFIED_SINCE, modified.clone());
+        }
+        conditions
+    }
+
+    /// How long ago the entry went stale at `now` (zero while fresh).
+    pub fn staleness(&self, now: SystemTime) -> Duration {
+        now.duration_since(self.fresh_until).unwrap_or_default()
     }
 
     /// The entry's age at `now` (RFC 9111 §4.2.3): its initial age plus the
@@ -87,11 +171,17 @@ impl CachedResponse {
         self.fresh_until.duration_since(now).unwrap_or_default()
     }
 
-    /// A copy that is fresh for `ttl` from `now`, for refreshing an entry's TTL.
+    /// A copy that is fresh for `ttl` from `now`, for refreshing an entry's
+    /// TTL; it is kept as long after that as before.
     #[must_use]
     pub fn refreshed(&self, now: SystemTime, ttl: Duration) -> Self {
+        let grace = self
+            .keep_until
+            .duration_since(self.fresh_until)
+            .unwrap_or_default();
         Self {
             fresh_until: now + ttl,
+            keep_until: now + ttl + grace,
             ..self.clone()
         }
     }
@@ -105,6 +195,101 @@ impl CachedResponse {
             .map(|(name, value)| (name.as_str().len() + value.len()) as u64 + HEADER_OVERHEAD)
             .sum();
         self.body.len() as u64 + headers + ENTRY_OVERHEAD
+    }
+}
+
+/// What the store keeps under the primary key of a URL whose responses vary
+/// by request headers the rule does not key on (RFC 9111 §4.1): the names of
+/// those headers. Each variant lives under its own key, made from the
+/// primary key, the index's generation and the request's values.
+///
+/// The generation is random per index: once an index is replaced (by a
+/// response without `Vary`, or another `Vary`) or purged, the variants
+/// stored under the old one can never be found again, and expire unread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantIndex {
+    names: Arc<[HeaderName]>,
+    generation: u64,
+    keep_until: SystemTime,
+}
+
+impl VariantIndex {
+    /// An index for responses varying on `names`, kept until `keep_until`.
+    pub fn new(names: Arc<[HeaderName]>, generation: u64, keep_until: SystemTime) -> Self {
+        Self {
+            names,
+            generation,
+            keep_until,
+        }
+    }
+    /// The request headers the variants differ by, lowercase and sorted.
+    pub fn names(&self) -> &[HeaderName] {
+        &self.names
+    }
+    /// The index's generation, part of every variant key.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    /// When the store may drop the index.
+    pub fn keep_until(&self) -> SystemTime {
+        self.keep_until
+    }
+    /// The same index, kept at least until `until`.
+    #[must_use]
+    pub fn kept_until(&self, until: SystemTime) -> Self {
+        Self {
+            keep_until: self.keep_until.max(until),
+            ..self.clone()
+        }
+    }
+}
+
+/// One value in a store.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    /// A response.
+    Response(Arc<CachedResponse>),
+    /// The variant index of a URL.
+    Variants(Arc<VariantIndex>),
+}
+
+impl Stored {
+    /// When the store may drop the value.
+    pub fn keep_until(&self) -> SystemTime {
+        match self {
+            Self::Response(response) => response.keep_until,
+            Self::Variants(index) => index.keep_until,
+        }
+    }
+
+    /// Whether the store still holds the value at `now`.
+    pub fn is_kept(&self, now: SystemTime) -> bool {
+        now < self.keep_until()
+    }
+
+    /// What the value costs against a cache's `max_bytes`.
+    pub fn weight(&self) -> u64 {
+        match self {
+            Self::Response(response) => response.weight(),
+            Self::Variants(index) => {
+                let names: u64 = index.names.iter().map(|n| n.as_str().len() as u64).sum();
+                names + ENTRY_OVERHEAD
+            }
+        }
+    }
+
+    /// The response, if this is one.
+    pub fn response(&self) -> Option<&Arc<CachedResponse>> {
+        match self {
+            Self::Response(response) => Some(response),
+            Self::Variants(_) => None,
+        }
+    }
+}
+
+impl From<CachedResponse> for Stored {
+    fn from(response: CachedResponse) -> Self {
+        Self::Response(Arc::new(response))
     }
 }
 
@@ -147,5 +332,44 @@ mod tests {
         let refreshed = entry.refreshed(t0 + Duration::from_secs(100), Duration::from_secs(5));
         assert!(refreshed.is_fresh(t0 + Duration::from_secs(104)));
         assert_eq!(refreshed.stored_at(), t0);
+    }
+
+    #[test]
+    fn stale_entries_are_kept_for_their_grace() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let entry = CachedResponse::new(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::new(),
+            t0,
+            Duration::from_secs(10),
+        )
+        .with_keep(Duration::from_secs(30));
+        let later = t0 + Duration::from_secs(25);
+        assert!(!entry.is_fresh(later) && entry.is_kept(later));
+        assert_eq!(entry.staleness(later), Duration::from_secs(15));
+        assert!(!entry.is_kept(t0 + Duration::from_secs(40)));
+        let refreshed = entry.refreshed(later, Duration::from_secs(10));
+        assert_eq!(refreshed.keep_until(), later + Duration::from_secs(40));
+    }
+
+    #[test]
+    fn validators_come_from_the_origin_only_rfc9111_4_3_1() {
+        let headers = crate::test_support::header_map(&[
+            ("etag", "\"v1\""),
+            ("last-modified", "Tue, 01 Sep 2026 10:00:00 GMT"),
+            ("cache-control", "max-age=5, Must-Revalidate"),
+        ]);
+        let t0 = SystemTime::UNIX_EPOCH;
+        let entry = CachedResponse::new(StatusCode::OK, headers, Bytes::new(), t0, Duration::ZERO);
+        let conditions = entry.validators();
+        assert_eq!(conditions["if-none-match"], "\"v1\"");
+        assert_eq!(
+            conditions["if-modified-since"],
+            "Tue, 01 Sep 2026 10:00:00 GMT"
+        );
+        assert!(entry.forbids_stale());
+        let generated = entry.with_generated_etag();
+        assert!(!generated.validators().contains_key("if-none-match"));
     }
 }

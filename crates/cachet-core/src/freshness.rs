@@ -27,7 +27,8 @@ impl Freshness {
 
 /// Computes the freshness of a response received at `now`.
 ///
-/// With `respect_origin`, the lifetime is `s-maxage`, else `max-age`, else
+/// With `respect_origin`, the lifetime is zero for `no-cache`, else
+/// `s-maxage`, else `max-age`, else
 /// `Expires − Date` (an invalid `Expires` means already stale, §5.3), else
 /// `fallback` (the rule's TTL). Without it, the lifetime is `fallback`. The
 /// initial age is the larger of the `Age` header and `now − Date`.
@@ -64,6 +65,10 @@ pub fn freshness(
         initial_age,
         explicit: true,
     };
+    if cc.has("no-cache") {
+        // Stored stale: every use revalidates (RFC 9111 §5.2.2.4).
+        return explicit(Duration::ZERO);
+    }
     if let Some(secs) = cc.seconds("s-maxage").or_else(|| cc.seconds("max-age")) {
         return explicit(Duration::from_secs(secs));
     }

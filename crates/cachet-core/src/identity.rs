@@ -162,6 +162,22 @@ impl Identity {
     }
 }
 
+impl Identity {
+    /// A keyed hash of a request header's value, for keys that must not
+    /// hold the value itself (a `Vary: Cookie` variant, for one).
+    pub(crate) fn hash_header(&self, name: &HeaderName, value: &[u8]) -> IdentityHash {
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        hasher
+            .update(b"vary\0")
+            .update(name.as_str().as_bytes())
+            .update(b"\0")
+            .update(value);
+        let mut hash = [0u8; 16];
+        hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        IdentityHash(hash)
+    }
+}
+
 /// The first non-empty value of cookie `name` across the `Cookie` headers.
 fn cookie_value(req: &dyn RequestHead, name: &str) -> Option<Vec<u8>> {
     let mut found = None;

@@ -9,7 +9,11 @@
 //! - `u=` and the keyed hash of the user's identity (`u=-` for anonymous) when
 //!   the rule varies by user;
 //! - `h:NAME=` and each varied header's value, length-prefixed, or `!` when
-//!   the request has no such header (absent is not the same as empty).
+//!   the request has no such header (absent is not the same as empty);
+//! - for a variant of a response with `Vary` (RFC 9111 §4.1), `g=` and the
+//!   variant index's generation, then `v:NAME=` and each varied header's
+//!   normalized value, length-prefixed, `!` when absent, or `#` and a keyed
+//!   hash for headers that may carry credentials.
 //!
 //! The path and query never contain a space, and every later part is either a
 //! fixed token or length-prefixed, so two different requests can never make
@@ -117,21 +121,57 @@ impl KeyBuilder {
         self.buf.push_str(" h:");
         self.buf.push_str(name);
         self.buf.push('=');
+        self.push_value(value.map_or(HeaderPart::Absent, HeaderPart::Plain));
+        self
+    }
+
+    /// Continues a primary key with a variant's parts (RFC 9111 §4.1).
+    pub(crate) fn variant_of(primary: &CacheKey, generation: u64) -> Self {
+        let mut buf = String::with_capacity(primary.0.len() + 64);
+        buf.push_str(&primary.0);
+        let _ = write!(buf, " g={generation:016x}");
+        Self { buf }
+    }
+
+    /// Adds a header a response varies on, in one of its key forms.
+    #[must_use]
+    pub(crate) fn vary(mut self, name: &str, value: HeaderPart<'_>) -> Self {
+        self.buf.push_str(" v:");
+        self.buf.push_str(name);
+        self.buf.push('=');
+        self.push_value(value);
+        self
+    }
+
+    fn push_value(&mut self, value: HeaderPart<'_>) {
         match value {
-            None => self.buf.push('!'),
-            Some(value) => {
+            HeaderPart::Absent => self.buf.push('!'),
+            HeaderPart::Hashed(hash) => {
+                self.buf.push('#');
+                hash.push_hex(&mut self.buf);
+            }
+            HeaderPart::Plain(value) => {
                 let mut escaped = String::with_capacity(value.len());
                 push_escaped(&mut escaped, value, false);
                 let _ = write!(self.buf, "{}:{escaped}", escaped.len());
             }
         }
-        self
     }
 
     /// The finished key.
     pub fn finish(self) -> CacheKey {
         CacheKey(self.buf)
     }
+}
+
+/// How a header value goes into a key: absent (`!`), as a keyed hash
+/// (`#` and 32 hex digits, for values that may be credentials) or as its
+/// length-prefixed text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HeaderPart<'a> {
+    Absent,
+    Hashed(IdentityHash),
+    Plain(&'a [u8]),
 }
 
 /// Combines the values of one header the way a recipient may (RFC 9110 §5.3):

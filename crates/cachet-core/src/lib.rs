@@ -35,12 +35,12 @@
 //! let Route::Cache(plan) = cache.route(&alice) else { unreachable!() };
 //! let mut headers = http::HeaderMap::new();
 //! let storable = cache.check_storable(&plan, http::StatusCode::OK, &headers).unwrap();
-//! cache.store(&plan, storable, http::StatusCode::OK, &mut headers, "alice's page".into()).await;
+//! cache.store(&plan, storable, &alice, http::StatusCode::OK, &mut headers, "alice's page".into()).await;
 //!
 //! // Bob's key differs from Alice's, so he never sees her page.
 //! let Route::Cache(bobs) = cache.route(&bob) else { unreachable!() };
-//! assert!(matches!(cache.lookup(&bobs).await, Lookup::Miss(_)));
-//! assert!(matches!(cache.lookup(&plan).await, Lookup::Hit(_)));
+//! assert!(matches!(cache.lookup(&bobs, &bob).await, Lookup::Miss(_)));
+//! assert!(matches!(cache.lookup(&plan, &alice).await, Lookup::Hit(_)));
 //! assert_eq!(cache.stats().caches["default"].hits, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
@@ -73,6 +73,7 @@ pub mod response_headers;
 pub mod rules;
 pub mod stats;
 pub mod store;
+mod variants;
 
 mod cache;
 mod error;
@@ -83,9 +84,9 @@ mod units;
 pub use crate::cache::{Cache, CacheBuilder, StoredKey};
 pub use crate::cache_control::CacheControl;
 pub use crate::clock::{Clock, MockClock, SharedClock, SystemClock};
-pub use crate::conditional::Validators;
+pub use crate::conditional::{answers_not_modified, Validators, CLIENT_PRECONDITIONS};
 pub use crate::directives::RequestDirectives;
-pub use crate::entry::CachedResponse;
+pub use crate::entry::{CachedResponse, Stored, VariantIndex};
 pub use crate::error::{ConfigError, StoreError};
 pub use crate::freshness::Freshness;
 pub use crate::identity::{Identity, IdentityHash};
@@ -94,7 +95,7 @@ pub use crate::outcome::Outcome;
 pub use crate::outcome::{Forward, StatusHeaders};
 pub use crate::policy::NotStorable;
 pub use crate::request::{RequestHead, UserId};
-pub use crate::request_path::{Answer, Hit, Lookup, Plan, Route, Storable};
+pub use crate::request_path::{Answer, Hit, Lookup, Plan, Revalidation, Route, Storable};
 pub use crate::response_headers::{cache_headers, never_cache, CacheHeaders, Visibility};
 pub use crate::rules::{CacheSpec, CompiledRule, Rule, RuleSet};
 pub use crate::stats::{CacheStats, StatsSnapshot};

@@ -39,6 +39,11 @@ fn precomputed(table: &LazyLock<Vec<HeaderValue>>, secs: u64) -> Option<HeaderVa
 pub enum Forward {
     /// No entry for this URI (`uri-miss`).
     UriMiss,
+    /// Entries for this URI, but none for the request's values of the
+    /// headers the response varies on (`vary-miss`).
+    VaryMiss,
+    /// The entry is stale: revalidated or fetched anew (`stale`).
+    Stale,
     /// An entry exists but the request's directives did not allow its use
     /// (`request`): `no-cache`, `max-age`, `min-fresh`.
     Request,
@@ -53,6 +58,8 @@ impl Forward {
     fn token(self) -> &'static str {
         match self {
             Self::UriMiss => "uri-miss",
+            Self::VaryMiss => "vary-miss",
+            Self::Stale => "stale",
             Self::Request => "request",
             Self::Bypass => "bypass",
             Self::Method => "method",
@@ -69,6 +76,14 @@ pub enum Outcome {
         age: Duration,
         /// How long the entry stays fresh.
         ttl: Duration,
+    },
+    /// Answered from a stale entry the request accepts (`max-stale`):
+    /// `ttl` is negative in `Cache-Status`.
+    StaleHit {
+        /// The entry's age.
+        age: Duration,
+        /// How long ago it went stale.
+        staleness: Duration,
     },
     /// Sent to the origin.
     Forward {
@@ -102,16 +117,17 @@ impl StatusHeaders {
     pub fn write(&self, outcome: &Outcome, key: Option<&CacheKey>, headers: &mut HeaderMap) {
         let (x_cache, status) = match outcome {
             Outcome::Hit { age, ttl } => {
-                let age_secs = age.as_secs();
-                headers.insert(
-                    AGE,
-                    precomputed(&AGE_VALUES, age_secs).unwrap_or_else(|| age_secs.into()),
-                );
+                write_age(*age, headers);
                 let status = match (self.debug, precomputed(&HIT_VALUES, ttl.as_secs())) {
                     (false, Some(value)) => value,
                     _ => self.value(format!("cachet; hit; ttl={}", ttl.as_secs()), key, None),
                 };
                 ("HIT", status)
+            }
+            Outcome::StaleHit { age, staleness } => {
+                write_age(*age, headers);
+                let text = format!("cachet; hit; ttl=-{}", staleness.as_secs());
+                ("HIT", self.value(text, key, Some("max-stale")))
             }
             Outcome::Forward {
                 reason,
@@ -161,6 +177,14 @@ impl StatusHeaders {
     /// The names of the headers [`write`](Self::write) may add, for sizing
     /// a header map once.
     pub const MAX_HEADERS: usize = 3;
+}
+
+fn write_age(age: Duration, headers: &mut HeaderMap) {
+    let secs = age.as_secs();
+    headers.insert(
+        AGE,
+        precomputed(&AGE_VALUES, secs).unwrap_or_else(|| secs.into()),
+    );
 }
 
 /// A Structured Field string (RFC 8941 §3.3.3): quoted, `\` and `"` escaped.

@@ -3,9 +3,11 @@
 
 use crate::cache_control::CacheControl;
 use crate::freshness::Freshness;
-use http::header::{SET_COOKIE, VARY};
+use crate::variants::response_vary;
+use http::header::{HeaderName, ETAG, LAST_MODIFIED, SET_COOKIE};
 use http::{HeaderMap, StatusCode};
 use std::fmt;
+use std::time::Duration;
 
 /// Why a response was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +23,8 @@ pub enum NotStorable {
     NoStore,
     /// `Cache-Control: private` on an entry shared between users (§5.2.2.7).
     Private,
-    /// `Cache-Control: no-cache`: every use needs revalidation (§5.2.2.4).
+    /// `Cache-Control: no-cache` without a validator to revalidate with, or
+    /// a rule that keeps no stale entries (§5.2.2.4).
     NoCache,
     /// `Set-Cookie`: replaying it would hand one client's cookie to another.
     SetCookie,
@@ -30,13 +33,14 @@ pub enum NotStorable {
     Authorization,
     /// `Vary: *` (§4.1).
     VaryAll,
-    /// `Vary` names a request header the rule does not key on.
-    VaryUnkeyed,
+    /// `Vary` names something that is not a header name.
+    VaryInvalid,
     /// The body is larger than the rule's `max_body`.
     TooLarge,
     /// The body ended with trailers, which the cache does not keep.
     Trailers,
-    /// The response was already stale when it arrived (§4.2).
+    /// The response was already stale when it arrived (§4.2), without a
+    /// validator to revalidate it with.
     Stale,
     /// The store failed (logged and counted; the response was still served).
     StoreFailed,
@@ -55,7 +59,7 @@ impl fmt::Display for NotStorable {
             Self::SetCookie => f.write_str("set-cookie"),
             Self::Authorization => f.write_str("authorization"),
             Self::VaryAll => f.write_str("vary-star"),
-            Self::VaryUnkeyed => f.write_str("vary-unkeyed"),
+            Self::VaryInvalid => f.write_str("vary-invalid"),
             Self::TooLarge => f.write_str("too-large"),
             Self::Trailers => f.write_str("trailers"),
             Self::Stale => f.write_str("stale"),
@@ -89,6 +93,11 @@ pub struct RuleFacts<'a> {
     pub keyed: &'a [http::HeaderName],
     /// Statuses stored beyond the heuristically cacheable ones.
     pub statuses: &'a [u16],
+    /// How long stale entries with validators are kept for revalidation.
+    pub keep: Duration,
+    /// Whether the origin's freshness counts; without it the rule's TTL
+    /// overrides `no-cache` (but never `no-store` or `private`).
+    pub respect_origin: bool,
 }
 
 /// Decides whether a response with `status`, `headers` and `freshness` may be
@@ -96,14 +105,19 @@ pub struct RuleFacts<'a> {
 ///
 /// A status is storable when it is heuristically cacheable (RFC 9110 §15.1),
 /// listed by the rule, or has explicit freshness or `public` (RFC 9111 §3);
-/// partial content and 304 never are.
+/// partial content and 304 never are. A response that is stale on arrival
+/// or says `no-cache` is stored only when it has a validator and the rule
+/// keeps stale entries: every use then revalidates it (§4.3).
+///
+/// On success, returns the request headers the response varies on beyond
+/// those the rule keys on (§4.1): its variants are stored by their values.
 pub fn check_storable(
     facts: RequestFacts,
     rule: RuleFacts<'_>,
     status: StatusCode,
     headers: &HeaderMap,
     freshness: &Freshness,
-) -> Result<(), NotStorable> {
+) -> Result<Vec<HeaderName>, NotStorable> {
     if facts.head_as_get {
         return Err(NotStorable::HeadRequest);
     }
@@ -122,7 +136,9 @@ pub fn check_storable(
     if cc.has("no-store") {
         return Err(NotStorable::NoStore);
     }
-    if cc.has("no-cache") {
+    let revalidatable =
+        !rule.keep.is_zero() && (headers.contains_key(ETAG) || headers.contains_key(LAST_MODIFIED));
+    if rule.respect_origin && cc.has("no-cache") && !revalidatable {
         return Err(NotStorable::NoCache);
     }
     if facts.shared && cc.has("private") {
@@ -137,26 +153,11 @@ pub fn check_storable(
     {
         return Err(NotStorable::Authorization);
     }
-    for line in headers.get_all(VARY) {
-        for name in String::from_utf8_lossy(line.as_bytes()).split(',') {
-            let name = name.trim();
-            if name == "*" {
-                return Err(NotStorable::VaryAll);
-            }
-            if !name.is_empty()
-                && !rule
-                    .keyed
-                    .iter()
-                    .any(|keyed| keyed.as_str().eq_ignore_ascii_case(name))
-            {
-                return Err(NotStorable::VaryUnkeyed);
-            }
-        }
-    }
-    if freshness.remaining().is_zero() {
+    let vary = response_vary(headers, rule.keyed)?;
+    if freshness.remaining().is_zero() && !revalidatable {
         return Err(NotStorable::Stale);
     }
-    Ok(())
+    Ok(vary)
 }
 
 #[cfg(test)]
@@ -174,6 +175,8 @@ mod tests {
     const RULE: RuleFacts<'static> = RuleFacts {
         keyed: &KEYED,
         statuses: &[302],
+        keep: Duration::from_secs(300),
+        respect_origin: true,
     };
 
     fn fresh(headers: &HeaderMap) -> Freshness {
@@ -194,13 +197,14 @@ mod tests {
             &map,
             &fresh(&map),
         )
+        .map(drop)
     }
 
     use crate::test_support::header_map;
 
     fn check(facts: RequestFacts, headers: &[(&str, &str)]) -> Result<(), NotStorable> {
         let map = header_map(headers);
-        check_storable(facts, RULE, StatusCode::OK, &map, &fresh(&map))
+        check_storable(facts, RULE, StatusCode::OK, &map, &fresh(&map)).map(drop)
     }
 
     #[test]
@@ -266,10 +270,6 @@ mod tests {
             ),
             Err(NotStorable::NoStore)
         );
-        assert_eq!(
-            check(SHARED, &[("cache-control", "no-cache")]),
-            Err(NotStorable::NoCache)
-        );
     }
 
     #[test]
@@ -313,15 +313,48 @@ mod tests {
     }
 
     #[test]
-    fn vary_must_be_keyed() {
-        assert_eq!(check(SHARED, &[("vary", " Accept-Language ")]), Ok(()));
+    fn vary_star_is_never_stored_and_other_names_make_variants_rfc9111_4_1() {
+        let map = header_map(&[("vary", " Accept-Language, Accept-Encoding ")]);
+        let vary = check_storable(SHARED, RULE, StatusCode::OK, &map, &fresh(&map)).unwrap();
+        assert_eq!(
+            vary,
+            [http::header::ACCEPT_ENCODING],
+            "keyed names need no variants"
+        );
         assert_eq!(
             check(SHARED, &[("vary", "accept-language, *")]),
             Err(NotStorable::VaryAll)
         );
+    }
+
+    #[test]
+    fn no_cache_and_stale_responses_are_stored_only_to_revalidate_rfc9111_4_3() {
         assert_eq!(
-            check(SHARED, &[("vary", "accept-encoding")]),
-            Err(NotStorable::VaryUnkeyed)
+            check(SHARED, &[("cache-control", "no-cache")]),
+            Err(NotStorable::NoCache)
+        );
+        assert_eq!(
+            check(SHARED, &[("cache-control", "no-cache"), ("etag", "\"1\"")]),
+            Ok(())
+        );
+        assert_eq!(
+            check_status(
+                200,
+                &[
+                    ("cache-control", "max-age=0"),
+                    ("last-modified", "Tue, 01 Sep 2026 10:00:00 GMT")
+                ]
+            ),
+            Ok(())
+        );
+        let keeps_nothing = RuleFacts {
+            keep: Duration::ZERO,
+            ..RULE
+        };
+        let map = header_map(&[("cache-control", "no-cache"), ("etag", "\"1\"")]);
+        assert_eq!(
+            check_storable(SHARED, keeps_nothing, StatusCode::OK, &map, &fresh(&map)),
+            Err(NotStorable::NoCache)
         );
     }
 

@@ -11,19 +11,22 @@
 //!    label the response.
 
 use crate::cache::Cache;
-use crate::conditional::{etag_for_body, is_not_modified, not_modified_headers};
+use crate::conditional::{
+    answers_not_modified, etag_for_body, not_modified_headers, same_entity_tag,
+};
 use crate::directives::RequestDirectives;
-use crate::entry::CachedResponse;
+use crate::entry::{CachedResponse, Stored, VariantIndex};
 use crate::error::StoreError;
-use crate::freshness::{freshness, http_date, Freshness};
+use crate::freshness::{freshness, Freshness};
 use crate::key::{combine_header_values, CacheKey, KeyBuilder};
 use crate::outcome::{Forward, Outcome, StatusHeaders};
 use crate::policy::{check_storable, NotStorable, RequestFacts, RuleFacts};
 use crate::request::RequestHead;
 use crate::rules::CompiledRule;
 use crate::stats::Counters;
+use crate::variants::variant_key;
 use bytes::Bytes;
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderName};
 use http::StatusCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -74,18 +77,23 @@ impl Plan {
 /// The result of a lookup.
 #[derive(Debug, Clone)]
 pub enum Lookup {
-    /// A fresh entry the request accepts.
+    /// An entry the request accepts: fresh, or stale within its `max-stale`.
     Hit(Hit),
+    /// An entry that must be revalidated before use (stale, or the request
+    /// said `no-cache`): forward with [`Revalidation::conditions`] and hand
+    /// a 304 to [`Cache::revalidated`].
+    Revalidate(Revalidation),
     /// Go to the origin, for this reason.
     Miss(Forward),
 }
 
-/// A fresh entry found for a request.
+/// An entry found for a request.
 #[derive(Debug, Clone)]
 pub struct Hit {
     entry: Arc<CachedResponse>,
     age: Duration,
     ttl: Duration,
+    staleness: Option<Duration>,
 }
 
 impl Hit {
@@ -97,18 +105,48 @@ impl Hit {
     pub fn age(&self) -> Duration {
         self.age
     }
-    /// How long it stays fresh.
+    /// How long it stays fresh (zero for a stale hit).
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
+    /// How long ago it went stale, for a stale hit (`max-stale`).
+    pub fn staleness(&self) -> Option<Duration> {
+        self.staleness
+    }
 }
 
-/// A response head that may be stored, with its freshness. Made only by
-/// [`Cache::check_storable`] and consumed by [`Cache::store`].
-#[derive(Debug, Clone, Copy)]
+/// A stored entry to revalidate with the origin (RFC 9111 §4.3).
+#[derive(Debug, Clone)]
+pub struct Revalidation {
+    entry: Arc<CachedResponse>,
+    key: CacheKey,
+    reason: Forward,
+}
+
+impl Revalidation {
+    /// The stored response.
+    pub fn entry(&self) -> &Arc<CachedResponse> {
+        &self.entry
+    }
+    /// Why it is revalidated: it is stale, or the request asked.
+    pub fn reason(&self) -> Forward {
+        self.reason
+    }
+    /// The headers to send upstream in place of the client's own
+    /// preconditions: `If-None-Match` and/or `If-Modified-Since` (§4.3.1).
+    pub fn conditions(&self) -> HeaderMap {
+        self.entry.validators()
+    }
+}
+
+/// A response head that may be stored, with its freshness and the request
+/// headers it varies on. Made only by [`Cache::check_storable`] and consumed
+/// by [`Cache::store`].
+#[derive(Debug, Clone)]
 pub struct Storable {
     freshness: Freshness,
     received_at: SystemTime,
+    vary: Vec<HeaderName>,
 }
 
 /// A response the cache makes itself: a hit (200 or 304) or a 504 for
@@ -121,6 +159,60 @@ pub struct Answer {
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
+}
+
+/// What a store read found, and where.
+enum Found {
+    /// Under the primary key.
+    Primary(Result<Option<Stored>, StoreError>),
+    /// Under the variant key the primary key's index selected.
+    Variant(Result<Option<Stored>, StoreError>, CacheKey),
+}
+
+/// A random generation for a new variant index, so that variants of an
+/// index that was replaced or purged are never found again.
+fn new_generation() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        // No OS randomness: the clock still separates generations.
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64)
+    })
+}
+
+/// Whether a 304 describes the stored response (RFC 9111 §4.3.4): when it
+/// carries an `ETag`, the stored response must have the same one (weak
+/// comparison); without one, the single stored response is selected.
+fn selects(stored: &CachedResponse, not_modified: &HeaderMap) -> bool {
+    let Some(etag) = not_modified.get(header::ETAG) else {
+        return true;
+    };
+    !stored.has_generated_etag()
+        && stored
+            .headers()
+            .get(header::ETAG)
+            .is_some_and(|current| same_entity_tag(current.as_bytes(), etag.as_bytes()))
+}
+
+/// The stored headers updated with a 304's (RFC 9111 §3.2): each header
+/// the 304 carries replaces the stored one, except `Content-Length` (it
+/// describes the 304, not the stored body), `Set-Cookie` (never stored) and
+/// the headers that are never stored.
+fn merge_not_modified(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMap {
+    let mut headers = stored.clone();
+    for name in not_modified.keys() {
+        if *name == header::CONTENT_LENGTH
+            || *name == header::SET_COOKIE
+            || NOT_STORED_HEADERS.contains(name)
+        {
+            continue;
+        }
+        headers.remove(name);
+        for value in not_modified.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers
 }
 
 /// Headers that describe a connection, not the response (RFC 9110 §7.6.1),
@@ -184,68 +276,107 @@ impl Cache {
         })
     }
 
-    /// Step 2: a fresh entry for `plan` that the request accepts, or why
-    /// not. Counts a hit or a miss; a store failure is logged, counted, and
-    /// reads as a miss.
-    pub async fn lookup(&self, plan: &Plan) -> Lookup {
-        if let Some(found) = self.lookup_now(plan) {
+    /// Step 2: an entry for `plan` that the request accepts, one to
+    /// revalidate, or why neither. `req` selects among the URL's variants.
+    /// Counts a hit or a miss; a store failure is logged, counted, and reads
+    /// as a miss.
+    pub async fn lookup(&self, plan: &Plan, req: &(dyn RequestHead + Sync)) -> Lookup {
+        if let Some(found) = self.lookup_now(plan, req) {
             return found;
         }
         let now = self.inner.clock.now();
-        let found = self
-            .inner
-            .store
-            .get(plan.rule.cache(), plan.key.as_str(), now)
-            .await;
+        let store = &self.inner.store;
+        let cache = plan.rule.cache();
+        let found = match store.get(cache, plan.key.as_str(), now).await {
+            Ok(Some(Stored::Variants(index))) => {
+                let key = variant_key(&plan.key, &index, req, &self.inner.identity);
+                let found = store.get(cache, key.as_str(), now).await;
+                Found::Variant(found, key)
+            }
+            found => Found::Primary(found),
+        };
         self.record_lookup(plan, found, now)
     }
 
     /// [`lookup`](Self::lookup) without waiting, when the store can answer at
     /// once (the in-memory store always can); `None` when it cannot.
-    pub fn lookup_now(&self, plan: &Plan) -> Option<Lookup> {
+    pub fn lookup_now(&self, plan: &Plan, req: &dyn RequestHead) -> Option<Lookup> {
         let now = self.inner.clock.now();
-        if plan.directives.no_cache {
-            // The client wants the origin's answer (RFC 9111 §5.2.1.4).
-            return Some(self.record_lookup(plan, Ok(None), now));
-        }
-        let found = self
-            .inner
-            .store
-            .get_now(plan.rule.cache(), plan.key.as_str(), now)?;
+        let store = &self.inner.store;
+        let cache = plan.rule.cache();
+        let found = match store.get_now(cache, plan.key.as_str(), now)? {
+            Ok(Some(Stored::Variants(index))) => {
+                let key = variant_key(&plan.key, &index, req, &self.inner.identity);
+                let found = store.get_now(cache, key.as_str(), now)?;
+                Found::Variant(found, key)
+            }
+            found => Found::Primary(found),
+        };
         Some(self.record_lookup(plan, found, now))
     }
 
-    fn record_lookup(
-        &self,
-        plan: &Plan,
-        found: Result<Option<Arc<CachedResponse>>, StoreError>,
-        now: SystemTime,
-    ) -> Lookup {
+    fn record_lookup(&self, plan: &Plan, found: Found, now: SystemTime) -> Lookup {
         let counters = self.counters(plan);
+        let miss = |reason| {
+            Counters::bump(&counters.misses);
+            Lookup::Miss(reason)
+        };
+        let (found, variant) = match found {
+            Found::Primary(found) => (found, None),
+            Found::Variant(found, key) => (found, Some(key)),
+        };
         let entry = match found {
-            Ok(entry) => entry,
+            Ok(Some(Stored::Response(entry))) => entry,
+            // An index under a variant key: the generation collided; a miss.
+            Ok(Some(Stored::Variants(_)) | None) => {
+                return miss(if variant.is_some() {
+                    Forward::VaryMiss
+                } else {
+                    Forward::UriMiss
+                });
+            }
             Err(error) => {
                 tracing::warn!(%error, key = %plan.key, "cache lookup failed; forwarding to the origin");
                 Counters::bump(&counters.store_errors);
-                None
+                return miss(Forward::UriMiss);
             }
         };
-        let Some(entry) = entry else {
-            Counters::bump(&counters.misses);
-            let reason = if plan.directives.no_cache {
-                Forward::Request
-            } else {
-                Forward::UriMiss
-            };
-            return Lookup::Miss(reason);
+        let age = entry.age(now);
+        let directives = &plan.directives;
+        let reason = if entry.is_fresh(now) {
+            let ttl = entry.time_to_live(now);
+            if directives.accepts(age, ttl) {
+                Counters::bump(&counters.hits);
+                return Lookup::Hit(Hit {
+                    entry,
+                    age,
+                    ttl,
+                    staleness: None,
+                });
+            }
+            Forward::Request
+        } else {
+            let staleness = entry.staleness(now);
+            if directives.accepts_stale(age, staleness, entry.forbids_stale()) {
+                Counters::bump(&counters.hits);
+                return Lookup::Hit(Hit {
+                    entry,
+                    age,
+                    ttl: Duration::ZERO,
+                    staleness: Some(staleness),
+                });
+            }
+            Forward::Stale
         };
-        let (age, ttl) = (entry.age(now), entry.time_to_live(now));
-        if !plan.directives.accepts(age, ttl) {
-            Counters::bump(&counters.misses);
-            return Lookup::Miss(Forward::Request);
+        if entry.validators().is_empty() {
+            return miss(reason);
         }
-        Counters::bump(&counters.hits);
-        Lookup::Hit(Hit { entry, age, ttl })
+        Counters::bump(&counters.misses);
+        Lookup::Revalidate(Revalidation {
+            entry,
+            key: variant.unwrap_or_else(|| plan.key.clone()),
+            reason,
+        })
     }
 
     /// Step 3: the response for a hit — 304 when `req`'s preconditions show
@@ -253,28 +384,33 @@ impl Cache {
     /// response (without a body for `HEAD`) — labelled with `Age` and
     /// `Cache-Status`. The origin is not contacted.
     pub fn answer(&self, plan: &Plan, hit: &Hit, req: &dyn RequestHead) -> Answer {
-        let entry = hit.entry();
-        let outcome = Outcome::Hit {
-            age: hit.age,
-            ttl: hit.ttl,
+        let outcome = match hit.staleness {
+            None => Outcome::Hit {
+                age: hit.age,
+                ttl: hit.ttl,
+            },
+            Some(staleness) => Outcome::StaleHit {
+                age: hit.age,
+                staleness,
+            },
         };
-        let conditional = req.header(&header::IF_NONE_MATCH).is_some()
-            || req.header(&header::IF_MODIFIED_SINCE).is_some();
-        if conditional
-            && entry.status() == StatusCode::OK
-            && is_not_modified(
-                req,
-                entry
-                    .headers()
-                    .get(header::ETAG)
-                    .map(http::HeaderValue::as_bytes),
-                http_date(entry.headers().get(header::LAST_MODIFIED)),
-            )
-        {
+        self.respond(plan, hit.entry(), &outcome, req)
+    }
+
+    /// A stored response for `req`, labelled with `outcome`: 304 when the
+    /// client's preconditions match it, else the response itself.
+    fn respond(
+        &self,
+        plan: &Plan,
+        entry: &CachedResponse,
+        outcome: &Outcome,
+        req: &dyn RequestHead,
+    ) -> Answer {
+        if answers_not_modified(req, entry.status(), entry.headers()) {
             let mut headers = not_modified_headers(entry.headers());
             self.inner
                 .status_headers
-                .write(&outcome, Some(&plan.key), &mut headers);
+                .write(outcome, Some(&plan.key), &mut headers);
             return Answer {
                 status: StatusCode::NOT_MODIFIED,
                 headers,
@@ -289,7 +425,7 @@ impl Cache {
         }
         self.inner
             .status_headers
-            .write(&outcome, Some(&plan.key), &mut headers);
+            .write(outcome, Some(&plan.key), &mut headers);
         Answer {
             status: entry.status(),
             headers,
@@ -331,19 +467,31 @@ impl Cache {
             plan.rule.ttl(),
             plan.rule.respect_origin(),
         );
-        let rule = RuleFacts {
-            keyed: plan.rule.vary_headers(),
-            statuses: plan.rule.statuses(),
-        };
-        match check_storable(plan.facts, rule, status, headers, &freshness) {
-            Ok(()) => Ok(Storable {
+        match check_storable(
+            plan.facts,
+            self.rule_facts(plan),
+            status,
+            headers,
+            &freshness,
+        ) {
+            Ok(vary) => Ok(Storable {
                 freshness,
                 received_at,
+                vary,
             }),
             Err(reason) => {
                 self.not_stored(plan);
                 Err(reason)
             }
+        }
+    }
+
+    fn rule_facts<'a>(&self, plan: &'a Plan) -> RuleFacts<'a> {
+        RuleFacts {
+            keyed: plan.rule.vary_headers(),
+            statuses: plan.rule.statuses(),
+            keep: plan.rule.keep(),
+            respect_origin: plan.rule.respect_origin(),
         }
     }
 
@@ -354,7 +502,8 @@ impl Cache {
         Counters::bump(&self.counters(plan).not_stored);
     }
 
-    /// Step 4, once the body is complete: stores the response for `plan`.
+    /// Step 4, once the body is complete: stores the response for `plan`,
+    /// under the variant `req` selects when the response has `Vary`.
     /// `headers` are the response's: they gain `Content-Length` and, for a
     /// body without one, a strong `ETag`, so the client sees what later hits
     /// will send. The stored copy drops hop-by-hop headers. Returns whether
@@ -363,31 +512,90 @@ impl Cache {
         &self,
         plan: &Plan,
         storable: Storable,
+        req: &(dyn RequestHead + Sync),
         status: StatusCode,
         headers: &mut HeaderMap,
         body: Bytes,
     ) -> bool {
         headers.insert(header::CONTENT_LENGTH, body.len().into());
-        if !headers.contains_key(header::ETAG) {
+        let generated_etag = !headers.contains_key(header::ETAG);
+        if generated_etag {
             headers.insert(header::ETAG, etag_for_body(&body));
         }
-        let mut headers = headers.clone();
+        let mut stored = headers.clone();
         for name in &NOT_STORED_HEADERS {
-            headers.remove(name);
+            stored.remove(name);
         }
-        let Storable {
-            freshness,
-            received_at,
-        } = storable;
-        let entry = CachedResponse::new(status, headers, body, received_at, freshness.remaining())
-            .with_initial_age(freshness.initial_age);
+        let entry = self.entry(plan, &storable, status, stored, body, generated_etag);
+        let result = self.insert_variant(plan, &storable.vary, req, entry).await;
+        self.record_insert(plan, result)
+    }
+
+    /// A response as stored: fresh by `storable`, kept stale for the rule's
+    /// `keep` when the origin gave a validator to revalidate it with (not
+    /// an `ETag` the cache generated).
+    fn entry(
+        &self,
+        plan: &Plan,
+        storable: &Storable,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        generated_etag: bool,
+    ) -> CachedResponse {
+        let entry = CachedResponse::new(
+            status,
+            headers,
+            body,
+            storable.received_at,
+            storable.freshness.remaining(),
+        )
+        .with_initial_age(storable.freshness.initial_age);
+        let entry = if generated_etag {
+            entry.with_generated_etag()
+        } else {
+            entry
+        };
+        let keep = if entry.validators().is_empty() {
+            Duration::ZERO
+        } else {
+            plan.rule.keep()
+        };
+        entry.with_keep(keep)
+    }
+
+    /// Inserts `entry` under the primary key or, when the response varies on
+    /// `vary`, under its variant key, keeping the URL's index current: an
+    /// index for other headers (or none) is replaced with a new generation.
+    async fn insert_variant(
+        &self,
+        plan: &Plan,
+        vary: &[HeaderName],
+        req: &(dyn RequestHead + Sync),
+        entry: CachedResponse,
+    ) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        let cache = plan.rule.cache();
+        if vary.is_empty() {
+            return store.insert(cache, &plan.key, Stored::from(entry)).await;
+        }
+        let now = self.inner.clock.now();
+        let index = match store.get(cache, plan.key.as_str(), now).await? {
+            Some(Stored::Variants(index)) if index.names() == vary => {
+                index.kept_until(entry.keep_until())
+            }
+            _ => VariantIndex::new(Arc::from(vary), new_generation(), entry.keep_until()),
+        };
+        let key = variant_key(&plan.key, &index, req, &self.inner.identity);
+        store
+            .insert(cache, &plan.key, Stored::Variants(Arc::new(index)))
+            .await?;
+        store.insert(cache, &key, Stored::from(entry)).await
+    }
+
+    fn record_insert(&self, plan: &Plan, result: Result<(), StoreError>) -> bool {
         let counters = self.counters(plan);
-        match self
-            .inner
-            .store
-            .insert(plan.rule.cache(), &plan.key, Arc::new(entry))
-            .await
-        {
+        match result {
             Ok(()) => {
                 Counters::bump(&counters.inserts);
                 true
@@ -398,6 +606,121 @@ impl Cache {
                 false
             }
         }
+    }
+
+    /// Step 4 for a revalidation the origin answered 304 Not Modified
+    /// (RFC 9111 §4.3.4): the stored headers are updated with the 304's
+    /// (all but `Content-Length`, `Set-Cookie` and hop-by-hop ones), its
+    /// freshness is computed anew, and the entry is stored again — or
+    /// removed, if the updated headers no longer allow storing. Returns the
+    /// response for the client (a 304 of its own when its preconditions
+    /// match), or `None` when the 304 names a different representation
+    /// than the stored one: the entry is then removed and the 304 cannot
+    /// be used.
+    pub async fn revalidated(
+        &self,
+        plan: &Plan,
+        revalidation: Revalidation,
+        not_modified: &HeaderMap,
+        req: &(dyn RequestHead + Sync),
+    ) -> Option<Answer> {
+        let stored = revalidation.entry;
+        let store = &self.inner.store;
+        let cache = plan.rule.cache();
+        if !selects(&stored, not_modified) {
+            if let Err(error) = store.remove(cache, revalidation.key.as_str()).await {
+                tracing::warn!(%error, key = %revalidation.key, "removing a replaced entry failed");
+            }
+            return None;
+        }
+        let headers = merge_not_modified(stored.headers(), not_modified);
+        let received_at = self.inner.clock.now();
+        let freshness = freshness(
+            &headers,
+            received_at,
+            plan.rule.ttl(),
+            plan.rule.respect_origin(),
+        );
+        // The entry answers a GET even when a HEAD revalidated it.
+        let facts = RequestFacts {
+            head_as_get: false,
+            ..plan.facts
+        };
+        let policy = check_storable(
+            facts,
+            self.rule_facts(plan),
+            stored.status(),
+            &headers,
+            &freshness,
+        );
+        let storable = Storable {
+            freshness,
+            received_at,
+            vary: Vec::new(),
+        };
+        let generated_etag =
+            stored.has_generated_etag() && !not_modified.contains_key(header::ETAG);
+        let entry = self.entry(
+            plan,
+            &storable,
+            stored.status(),
+            headers,
+            stored.body().clone(),
+            generated_etag,
+        );
+        let stored_again = match policy {
+            Ok(_) => {
+                let result = store
+                    .insert(cache, &revalidation.key, Stored::from(entry.clone()))
+                    .await;
+                self.record_insert(plan, result)
+            }
+            Err(NotStorable::RequestNoStore) => false,
+            Err(_) => {
+                self.not_stored(plan);
+                if let Err(error) = store.remove(cache, revalidation.key.as_str()).await {
+                    tracing::warn!(%error, key = %revalidation.key, "removing an entry failed");
+                }
+                false
+            }
+        };
+        let outcome = Outcome::Forward {
+            reason: revalidation.reason,
+            status: Some(StatusCode::NOT_MODIFIED),
+            stored: stored_again,
+            detail: None,
+        };
+        let mut answer = self.respond(plan, &entry, &outcome, req);
+        // A cookie the origin set is the client's; it is never stored.
+        for cookie in not_modified.get_all(header::SET_COOKIE) {
+            answer.headers.append(header::SET_COOKIE, cookie.clone());
+        }
+        Some(answer)
+    }
+
+    /// The answer when the origin could not be reached to revalidate an
+    /// entry that forbids serving it stale (`must-revalidate` and kin):
+    /// 504 Gateway Timeout (RFC 9111 §5.2.2.2). `None` for other entries:
+    /// the adapter passes the origin's error on.
+    pub fn unreachable(&self, plan: &Plan, revalidation: &Revalidation) -> Option<Answer> {
+        if !revalidation.entry.forbids_stale() {
+            return None;
+        }
+        let mut headers = HeaderMap::new();
+        let outcome = Outcome::Forward {
+            reason: revalidation.reason,
+            status: None,
+            stored: false,
+            detail: Some("must-revalidate".to_owned()),
+        };
+        self.inner
+            .status_headers
+            .write(&outcome, Some(&plan.key), &mut headers);
+        Some(Answer {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            headers,
+            body: Bytes::new(),
+        })
     }
 
     /// Labels a response that went to the origin for `reason`: its status,

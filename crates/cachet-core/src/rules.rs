@@ -15,6 +15,9 @@ use std::time::Duration;
 pub const DEFAULT_CACHE: &str = "default";
 /// The largest body a rule buffers and stores when it sets no `max_body`.
 pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+/// How long a stale entry with validators is kept for revalidation when the
+/// rule sets no `keep`.
+pub const DEFAULT_KEEP: Duration = Duration::from_secs(300);
 
 /// A named cache's budget: its size in bytes and the TTL of rules that set none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,13 +64,15 @@ pub struct Rule {
     pub(crate) max_body: Option<u64>,
     pub(crate) respect_origin: bool,
     pub(crate) statuses: Vec<u16>,
+    pub(crate) keep: Duration,
 }
 
 impl Rule {
     /// A rule for paths matching the regex `path`, with the defaults: the
     /// `default` cache and its TTL, GET and HEAD, shared between users, keyed
     /// by method, no varied headers, bodies up to 1 MiB, freshness from the
-    /// origin's headers when it sends any.
+    /// origin's headers when it sends any, stale entries with validators kept
+    /// five minutes for revalidation.
     pub fn new(path: impl Into<String>) -> Self {
         Self {
             path: path.into(),
@@ -80,6 +85,7 @@ impl Rule {
             max_body: None,
             respect_origin: true,
             statuses: Vec::new(),
+            keep: DEFAULT_KEEP,
         }
     }
 
@@ -149,6 +155,16 @@ impl Rule {
         self.statuses = statuses.into_iter().collect();
         self
     }
+
+    /// How long an entry with validators (an origin `ETag` or
+    /// `Last-Modified`) is kept after it goes stale, so that the next
+    /// request revalidates it with a conditional request instead of
+    /// fetching the whole body again (RFC 9111 §4.3; default five minutes,
+    /// zero to drop entries as soon as they go stale).
+    pub fn keep(mut self, keep: Duration) -> Self {
+        self.keep = keep;
+        self
+    }
 }
 
 /// A rule after validation, as the request path uses it.
@@ -166,6 +182,7 @@ pub struct CompiledRule {
     max_body: u64,
     respect_origin: bool,
     statuses: Vec<u16>,
+    keep: Duration,
 }
 
 impl CompiledRule {
@@ -216,6 +233,10 @@ impl CompiledRule {
     /// Statuses stored besides the heuristically cacheable ones.
     pub fn statuses(&self) -> &[u16] {
         &self.statuses
+    }
+    /// How long a stale entry with validators is kept for revalidation.
+    pub fn keep(&self) -> Duration {
+        self.keep
     }
 }
 
@@ -361,6 +382,7 @@ fn compile_rule(
         max_body: max_body.min(spec.max_bytes),
         respect_origin: rule.respect_origin,
         statuses: rule.statuses.clone(),
+        keep: rule.keep,
     })
 }
 

@@ -4,9 +4,12 @@ use crate::body::ResponseBody;
 use crate::future::ResponseFuture;
 use crate::layer::CacheLayer;
 use bytes::{Bytes, BytesMut};
-use cachet_core::{Answer, Cache, Forward, Lookup, NotStorable, Plan, Route};
-use http::header::CONTENT_LENGTH;
-use http::HeaderMap;
+use cachet_core::conditional::not_modified_headers;
+use cachet_core::{
+    answers_not_modified, Answer, Cache, Lookup, NotStorable, Plan, Route, CLIENT_PRECONDITIONS,
+};
+use http::header::{CONTENT_LENGTH, SET_COOKIE};
+use http::{HeaderMap, StatusCode};
 use http::{Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
@@ -85,12 +88,11 @@ where
             Route::Cache(plan) => plan,
         };
         // An in-memory store answers at once: a hit needs no boxed future.
-        let looked_up = match self.cache.lookup_now(&plan) {
+        let looked_up = match self.cache.lookup_now(&plan, &req) {
             Some(Lookup::Hit(hit)) => {
                 return ResponseFuture::ready(answer(self.cache.answer(&plan, &hit, &req)))
             }
-            Some(Lookup::Miss(reason)) => Some(reason),
-            None => None,
+            other => other,
         };
         // The ready service handles this request; the clone waits for the
         // next `poll_ready` (tower-service: "Be careful when cloning inner services").
@@ -104,7 +106,7 @@ where
 async fn serve<S, ReqBody, ResBody>(
     cache: Cache,
     plan: Plan,
-    looked_up: Option<Forward>,
+    looked_up: Option<Lookup>,
     mut inner: S,
     req: Request<ReqBody>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
@@ -112,20 +114,76 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
 {
-    let reason = match looked_up {
-        Some(reason) => reason,
-        None => match cache.lookup(&plan).await {
-            Lookup::Hit(hit) => return Ok(answer(cache.answer(&plan, &hit, &req))),
-            Lookup::Miss(reason) => reason,
-        },
+    let (mut parts, body) = req.into_parts();
+    // The client's request head, kept for choosing the variant to store and
+    // for answering its preconditions once the origin has answered.
+    let client = client_head(&parts);
+    let looked_up = match looked_up {
+        Some(found) => found,
+        None => cache.lookup(&plan, &client).await,
+    };
+    let (reason, revalidation) = match looked_up {
+        Lookup::Hit(hit) => return Ok(answer(cache.answer(&plan, &hit, &client))),
+        Lookup::Revalidate(revalidation) => (revalidation.reason(), Some(revalidation)),
+        Lookup::Miss(reason) => (reason, None),
     };
     if plan.only_if_cached() {
         return Ok(answer(cache.only_if_cached(&plan)));
     }
-    let (mut parts, body) = inner.call(req).await?.into_parts();
-    let (stored, body) = store_if_allowed(&cache, &plan, &mut parts, body).await;
+    // The cache answers the client's preconditions itself; upstream it asks
+    // only its own, so a changed resource comes back whole and is stored.
+    for name in &CLIENT_PRECONDITIONS {
+        parts.headers.remove(name);
+    }
+    if let Some(revalidation) = &revalidation {
+        parts.headers.extend(revalidation.conditions());
+    }
+    let response = match inner.call(Request::from_parts(parts, body)).await {
+        Ok(response) => response,
+        Err(error) => {
+            return match revalidation.and_then(|r| cache.unreachable(&plan, &r)) {
+                Some(gateway_timeout) => Ok(answer(gateway_timeout)),
+                None => Err(error),
+            }
+        }
+    };
+    let (mut parts, body) = response.into_parts();
+    if parts.status == StatusCode::NOT_MODIFIED {
+        if let Some(revalidation) = revalidation {
+            let updated = cache
+                .revalidated(&plan, revalidation, &parts.headers, &client)
+                .await;
+            if let Some(updated) = updated {
+                return Ok(answer(updated));
+            }
+        }
+    }
+    let (stored, body) = store_if_allowed(&cache, &plan, &client, &mut parts, body).await;
+    if answers_not_modified(&client, parts.status, &parts.headers) {
+        let mut headers = not_modified_headers(&parts.headers);
+        for cookie in parts.headers.get_all(SET_COOKIE) {
+            headers.append(SET_COOKIE, cookie.clone());
+        }
+        cache.forwarded(&plan, reason, parts.status, stored, &mut headers);
+        parts.status = StatusCode::NOT_MODIFIED;
+        parts.headers = headers;
+        return Ok(Response::from_parts(
+            parts,
+            ResponseBody::full(Bytes::new()),
+        ));
+    }
     cache.forwarded(&plan, reason, parts.status, stored, &mut parts.headers);
     Ok(Response::from_parts(parts, body))
+}
+
+/// What the cache reads from a request after its body went to the origin:
+/// method, URI and headers.
+fn client_head(parts: &http::request::Parts) -> Request<()> {
+    let mut head = Request::new(());
+    *head.method_mut() = parts.method.clone();
+    *head.uri_mut() = parts.uri.clone();
+    *head.headers_mut() = parts.headers.clone();
+    head
 }
 
 /// Stores the origin's response when the policy allows it and its body fits
@@ -134,6 +192,7 @@ where
 async fn store_if_allowed<B: Body<Data = Bytes>>(
     cache: &Cache,
     plan: &Plan,
+    client: &Request<()>,
     parts: &mut http::response::Parts,
     body: B,
 ) -> (Result<(), NotStorable>, ResponseBody<B>) {
@@ -156,6 +215,7 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
                 .store(
                     plan,
                     storable,
+                    client,
                     parts.status,
                     &mut parts.headers,
                     bytes.clone(),

@@ -8,28 +8,29 @@ mod moka;
 
 pub use self::moka::MokaStore;
 
-use crate::entry::CachedResponse;
+use crate::entry::Stored;
 use crate::error::StoreError;
 use crate::key::CacheKey;
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Storage for cached responses, organised in named caches.
 ///
-/// Implementations must be cheap to share (`Arc<dyn Store>`), must never
-/// return an entry past its [`CachedResponse::fresh_until`] (at the `now`
-/// given to `get`, or by their clock for `keys`). Errors are reported, not panicked: the cache turns them
-/// into a pass-through to the origin.
+/// Implementations must be cheap to share (`Arc<dyn Store>`) and must never
+/// return a value past its [`Stored::keep_until`] (at the `now` given to
+/// `get`, or by their clock for `keys`); stale responses within it are
+/// returned, and the cache decides what to do with them. Errors are
+/// reported, not panicked: the cache turns them into a pass-through to the
+/// origin.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
-    /// The entry under `key` in `cache`, if there is one still fresh at `now`.
+    /// The value under `key` in `cache`, if there is one still kept at `now`.
     async fn get(
         &self,
         cache: &str,
         key: &str,
         now: SystemTime,
-    ) -> Result<Option<Arc<CachedResponse>>, StoreError>;
+    ) -> Result<Option<Stored>, StoreError>;
     /// The same as [`get`](Self::get) for a store that can answer without
     /// waiting (an in-memory one), or `None` to say "call `get`". Adapters
     /// use it to answer a hit without allocating a future.
@@ -38,19 +39,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         _cache: &str,
         _key: &str,
         _now: SystemTime,
-    ) -> Option<Result<Option<Arc<CachedResponse>>, StoreError>> {
+    ) -> Option<Result<Option<Stored>, StoreError>> {
         None
     }
-    /// Stores `entry` under `key` in `cache`, replacing any previous entry.
-    async fn insert(
-        &self,
-        cache: &str,
-        key: &CacheKey,
-        entry: Arc<CachedResponse>,
-    ) -> Result<(), StoreError>;
+    /// Stores `value` under `key` in `cache`, replacing any previous one.
+    async fn insert(&self, cache: &str, key: &CacheKey, value: Stored) -> Result<(), StoreError>;
     /// Removes `key` from `cache`; whether it was there.
     async fn remove(&self, cache: &str, key: &str) -> Result<bool, StoreError>;
-    /// The keys of the live entries in `cache`.
+    /// The keys of the values still kept in `cache`.
     async fn keys(&self, cache: &str) -> Result<Vec<CacheKey>, StoreError>;
     /// Removes every entry of `cache`.
     async fn clear(&self, cache: &str) -> Result<(), StoreError>;

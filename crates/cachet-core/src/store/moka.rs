@@ -2,7 +2,7 @@
 
 use super::{unknown_cache, Store, StoreUsage};
 use crate::clock::SharedClock;
-use crate::entry::CachedResponse;
+use crate::entry::Stored;
 use crate::error::StoreError;
 use crate::key::CacheKey;
 use crate::rules::CacheSpec;
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-type Entries = MokaCache<Arc<str>, Arc<CachedResponse>>;
+type Entries = MokaCache<Arc<str>, Stored>;
 
 #[derive(Debug, Default)]
 struct Removals {
@@ -48,31 +48,35 @@ pub struct MokaStore {
     clock: SharedClock,
 }
 
-/// Moka's own expiry for an entry: the time left until it goes stale, so
+/// Moka's own expiry for a value: the time left until it may be dropped, so
 /// memory is reclaimed even for keys that are never read again.
 struct EntryExpiry {
     clock: SharedClock,
 }
 
-impl Expiry<Arc<str>, Arc<CachedResponse>> for EntryExpiry {
+impl Expiry<Arc<str>, Stored> for EntryExpiry {
     fn expire_after_create(
         &self,
         _key: &Arc<str>,
-        value: &Arc<CachedResponse>,
+        value: &Stored,
         _at: Instant,
     ) -> Option<Duration> {
-        Some(value.time_to_live(self.clock.now()))
+        Some(time_left(value, self.clock.now()))
     }
 
     fn expire_after_update(
         &self,
         _key: &Arc<str>,
-        value: &Arc<CachedResponse>,
+        value: &Stored,
         _at: Instant,
         _left: Option<Duration>,
     ) -> Option<Duration> {
-        Some(value.time_to_live(self.clock.now()))
+        Some(time_left(value, self.clock.now()))
     }
+}
+
+fn time_left(value: &Stored, now: SystemTime) -> Duration {
+    value.keep_until().duration_since(now).unwrap_or_default()
 }
 
 impl MokaStore {
@@ -85,7 +89,7 @@ impl MokaStore {
                 let counted = Arc::clone(&removals);
                 let entries = MokaCache::builder()
                     .max_capacity(spec.max_bytes)
-                    .weigher(|key: &Arc<str>, value: &Arc<CachedResponse>| {
+                    .weigher(|key: &Arc<str>, value: &Stored| {
                         u32::try_from(key.len() as u64 + value.weight()).unwrap_or(u32::MAX)
                     })
                     .expire_after(EntryExpiry {
@@ -119,13 +123,13 @@ impl MokaStore {
         cache: &str,
         key: &str,
         now: SystemTime,
-    ) -> Result<Option<Arc<CachedResponse>>, StoreError> {
+    ) -> Result<Option<Stored>, StoreError> {
         let named = self.named(cache)?;
         let Some(entry) = named.entries.get(key) else {
             return Ok(None);
         };
         // moka expires by its own clock; the cache's clock is the authority.
-        if entry.is_fresh(now) {
+        if entry.is_kept(now) {
             return Ok(Some(entry));
         }
         if named.entries.remove(key).is_some() {
@@ -150,7 +154,7 @@ impl Store for MokaStore {
         cache: &str,
         key: &str,
         now: SystemTime,
-    ) -> Result<Option<Arc<CachedResponse>>, StoreError> {
+    ) -> Result<Option<Stored>, StoreError> {
         self.lookup(cache, key, now)
     }
 
@@ -159,19 +163,14 @@ impl Store for MokaStore {
         cache: &str,
         key: &str,
         now: SystemTime,
-    ) -> Option<Result<Option<Arc<CachedResponse>>, StoreError>> {
+    ) -> Option<Result<Option<Stored>, StoreError>> {
         Some(self.lookup(cache, key, now))
     }
 
-    async fn insert(
-        &self,
-        cache: &str,
-        key: &CacheKey,
-        entry: Arc<CachedResponse>,
-    ) -> Result<(), StoreError> {
+    async fn insert(&self, cache: &str, key: &CacheKey, value: Stored) -> Result<(), StoreError> {
         self.named(cache)?
             .entries
-            .insert(Arc::from(key.as_str()), entry);
+            .insert(Arc::from(key.as_str()), value);
         Ok(())
     }
 
@@ -185,7 +184,7 @@ impl Store for MokaStore {
             .named(cache)?
             .entries
             .iter()
-            .filter(|(_, entry)| entry.is_fresh(now))
+            .filter(|(_, entry)| entry.is_kept(now))
             .map(|(key, _)| CacheKey::from_raw(&**key))
             .collect();
         keys.sort();
@@ -217,6 +216,7 @@ impl Store for MokaStore {
 mod tests {
     use super::*;
     use crate::clock::MockClock;
+    use crate::entry::CachedResponse;
     use crate::key::KeyBuilder;
     use bytes::Bytes;
     use http::{HeaderMap, StatusCode};
@@ -232,8 +232,8 @@ mod tests {
         MokaStore::new(&caches, Arc::new(clock.clone()))
     }
 
-    fn entry(clock: &MockClock, body: usize, ttl: u64) -> Arc<CachedResponse> {
-        Arc::new(CachedResponse::new(
+    fn entry(clock: &MockClock, body: usize, ttl: u64) -> Stored {
+        Stored::from(CachedResponse::new(
             StatusCode::OK,
             HeaderMap::new(),
             Bytes::from(vec![b'x'; body]),
