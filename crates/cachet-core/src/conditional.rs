@@ -352,4 +352,66 @@ mod tests {
             .unwrap()
             .starts_with("\"5-"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn bytes_request(name: &str, value: &[u8]) -> Option<http::Request<()>> {
+            let value = HeaderValue::from_bytes(value).ok()?;
+            let mut request = http::Request::new(());
+            request.headers_mut().insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value,
+            );
+            Some(request)
+        }
+
+        proptest! {
+            /// Any `If-None-Match`/`If-Modified-Since` bytes against any
+            /// stored `ETag` bytes: an answer, never a panic.
+            #[test]
+            fn preconditions_never_panic(
+                condition in proptest::collection::vec(any::<u8>(), 0..48),
+                etag in proptest::collection::vec(any::<u8>(), 0..24),
+                since in any::<bool>(),
+            ) {
+                let name = if since { "if-modified-since" } else { "if-none-match" };
+                if let Some(request) = bytes_request(name, &condition) {
+                    let _ = is_not_modified(&request, Some(&etag), Some(SystemTime::UNIX_EPOCH));
+                    let _ = same_entity_tag(&etag, &condition);
+                }
+            }
+
+            /// A tag written by `Validators` is matched by an `If-None-Match`
+            /// naming it — strong or weak, alone or in a list — and by no
+            /// list without it.
+            #[test]
+            fn entity_tags_round_trip_through_if_none_match(
+                tag in "[!#-~]{0,12}",
+                other in "[!#-~]{1,12}",
+                weak in any::<bool>(),
+            ) {
+                let validators = if weak {
+                    Validators::new().weak_etag(&tag)
+                } else {
+                    Validators::new().strong_etag(&tag)
+                };
+                let written = validators.headers()[header::ETAG].clone();
+                let written_text = written.to_str().unwrap();
+                let quoted = written_text.strip_prefix("W/").unwrap_or(written_text).to_owned();
+                for listed in [
+                    written_text.to_owned(),
+                    format!("W/{quoted}"),
+                    format!("\"{other}x\", {quoted}"),
+                ] {
+                    let request = bytes_request("if-none-match", listed.as_bytes()).unwrap();
+                    prop_assert!(validators.not_modified(&request).is_some(), "{}", listed);
+                }
+                let miss = format!("{}{other}\"", &quoted[..quoted.len() - 1]);
+                let request = bytes_request("if-none-match", miss.as_bytes()).unwrap();
+                prop_assert!(validators.not_modified(&request).is_none());
+            }
+        }
+    }
 }

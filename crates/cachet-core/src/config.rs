@@ -311,6 +311,7 @@ mod tests {
             max_body = "256KiB"
             respect_origin = false
             statuses = [302]
+            keep = "1h"
 
             [[rules]]
             path = '^/api/urls/stats/$'
@@ -333,6 +334,8 @@ mod tests {
         assert!(!rules[0].vary_by_method());
         assert!(!rules[0].respect_origin());
         assert_eq!(rules[0].statuses(), [302]);
+        assert_eq!(rules[0].keep(), Duration::from_secs(3600));
+        assert_eq!(rules[1].keep(), crate::rules::DEFAULT_KEEP);
         assert!(rules[1].respect_origin());
         assert_eq!(rules[1].ttl(), Duration::from_secs(900));
         assert_eq!(cache.caches()["url"].max_bytes, 64 * 1024 * 1024);
@@ -390,6 +393,9 @@ mod tests {
 
     #[test]
     fn zero_and_negative_sizes_are_rejected() {
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nkeep = \"soon\"\n");
+        assert_eq!(field, "keep");
+        assert!(reason.contains("not a duration"), "{reason}");
         let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nmax_body = 0\n");
         assert_eq!(field, "max_body");
         assert!(reason.contains("zero"), "{reason}");

@@ -271,6 +271,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stale_entries_are_kept_until_keep_until() {
+        let clock = MockClock::new();
+        let store = store(1 << 20, &clock);
+        let kept = CachedResponse::new(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::new(),
+            crate::Clock::now(&clock),
+            Duration::from_secs(10),
+        )
+        .with_keep(Duration::from_secs(20));
+        store
+            .insert("c", &key("/a"), Stored::from(kept))
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(29));
+        let now = crate::Clock::now(&clock);
+        let found = store.get("c", key("/a").as_str(), now).await.unwrap();
+        let response = found.and_then(|stored| stored.response().cloned()).unwrap();
+        assert!(!response.is_fresh(now), "stale but kept");
+        assert_eq!(store.keys("c").await.unwrap(), vec![key("/a")]);
+        clock.advance(Duration::from_secs(1));
+        let now = crate::Clock::now(&clock);
+        assert!(store
+            .get("c", key("/a").as_str(), now)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
     async fn max_bytes_bounds_the_weighed_size() {
         let clock = MockClock::new();
         let store = store(64 * 1024, &clock);
