@@ -9,7 +9,7 @@
 //! | feature | default | what it brings |
 //! |---|---|---|
 //! | — | always | [`cachet-core`](cachet_core): rules, keys, policy, stores, stats |
-//! | `tower` | yes | [`CacheLayer`] and [`CacheService`] for tower/axum/hyper |
+//! | `tower` | yes | [`CacheLayer`]/[`CacheService`] and [`InvalidationLayer`]/[`InvalidationService`] for tower/axum/hyper |
 //!
 //! # Example
 //!
@@ -43,7 +43,10 @@ pub use cachet_core::*;
 
 #[cfg(feature = "tower")]
 #[doc(inline)]
-pub use cachet_tower::{CacheLayer, CacheService, ResponseBody, ResponseFuture};
+pub use cachet_tower::{
+    CacheLayer, CacheService, InvalidationFuture, InvalidationLayer, InvalidationService,
+    ResponseBody, ResponseFuture,
+};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -321,6 +321,9 @@ impl Store for BrokenStore {
     async fn keys(&self, _: &str) -> Result<Vec<CacheKey>, StoreError> {
         Err(StoreError::new("connection refused"))
     }
+    async fn tagged(&self, _: &str, _: &str) -> Result<Vec<CacheKey>, StoreError> {
+        Err(StoreError::new("connection refused"))
+    }
     async fn clear(&self, _: &str) -> Result<(), StoreError> {
         Err(StoreError::new("connection refused"))
     }

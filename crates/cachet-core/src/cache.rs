@@ -11,6 +11,7 @@ use crate::outcome::StatusHeaders;
 use crate::request_path::Plan;
 use crate::rules::{CacheSpec, Rule, RuleSet, DEFAULT_CACHE};
 use crate::stats::{CacheStats, Counters, StatsSnapshot};
+use crate::tags::TagSettings;
 use crate::store::{MokaStore, Store};
 use regex::Regex;
 use serde::Serialize;
@@ -68,7 +69,7 @@ pub struct Cache {
 
 pub(crate) struct Inner {
     pub(crate) rules: RuleSet,
-    caches: BTreeMap<String, CacheSpec>,
+    pub(crate) caches: BTreeMap<String, CacheSpec>,
     counters: HashMap<String, Arc<Counters>>,
     /// The counters of each rule's cache, by rule index.
     rule_counters: Vec<Arc<Counters>>,
@@ -76,6 +77,7 @@ pub(crate) struct Inner {
     pub(crate) clock: SharedClock,
     pub(crate) identity: Identity,
     pub(crate) status_headers: StatusHeaders,
+    pub(crate) tags: TagSettings,
     started: SystemTime,
 }
 
@@ -99,6 +101,7 @@ pub struct CacheBuilder {
     clock: SharedClock,
     store: Option<Arc<dyn Store>>,
     status_headers: StatusHeaders,
+    tags: TagSettings,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -120,6 +123,7 @@ impl Default for CacheBuilder {
             clock: Arc::new(SystemClock),
             store: None,
             status_headers: StatusHeaders::default(),
+            tags: TagSettings::default(),
         }
     }
 }
@@ -177,6 +181,19 @@ impl CacheBuilder {
         self
     }
 
+    /// The response header handlers put tags in (default `Cache-Tag`).
+    pub fn tag_header(mut self, name: http::HeaderName) -> Self {
+        self.tags.header = name;
+        self
+    }
+
+    /// Whether the tag header is taken off responses before they reach the
+    /// client (default `true`).
+    pub fn strip_tag_header(mut self, strip: bool) -> Self {
+        self.tags.strip = strip;
+        self
+    }
+
     /// Checks the configuration and builds the cache.
     pub fn build(self) -> Result<Cache, ConfigError> {
         for (name, spec) in &self.caches {
@@ -214,6 +231,7 @@ impl CacheBuilder {
                 clock: self.clock,
                 identity: self.identity,
                 status_headers: self.status_headers,
+                tags: self.tags,
                 started,
             }),
         })
@@ -254,6 +272,17 @@ impl Cache {
     /// The clock the cache reads.
     pub fn clock(&self) -> &SharedClock {
         &self.inner.clock
+    }
+
+    /// The tags of a response: those in its tag header (taken off `headers`
+    /// unless configured otherwise) and in its [`CacheTags`](crate::CacheTags)
+    /// extension. Adapters call it on every response the cache handles.
+    pub fn take_tags(
+        &self,
+        headers: &mut http::HeaderMap,
+        extension: Option<&crate::CacheTags>,
+    ) -> Vec<Arc<str>> {
+        self.inner.tags.take(headers, extension)
     }
 
     /// Every live key, with the cache holding it, sorted.

@@ -25,12 +25,12 @@
 use crate::cache::{Cache, CacheBuilder};
 use crate::error::ConfigError;
 use crate::identity::Identity;
-use crate::rules::{CacheSpec, Rule};
+use crate::rules::{CacheSpec, InvalidateScope, Rule};
 use crate::units::{DurationSpec, SizeSpec};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-const SECTIONS: [&str; 4] = ["caches", "rules", "identity", "headers"];
+const SECTIONS: [&str; 5] = ["caches", "rules", "identity", "headers", "tags"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +53,22 @@ struct RuleDto {
     respect_origin: Option<bool>,
     statuses: Option<Vec<u16>>,
     keep: Option<DurationSpec>,
+    invalidates: Option<Vec<String>>,
+    invalidate_scope: Option<ScopeDto>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ScopeDto {
+    All,
+    User,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagsDto {
+    header: Option<String>,
+    strip: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +154,26 @@ impl CacheBuilder {
                 .x_cache(dto.x_cache.unwrap_or(false))
                 .debug_headers(dto.debug.unwrap_or(false));
         }
+        if let Some(tags) = table.get("tags") {
+            let error = |(field, reason): (String, String)| ConfigError::Section {
+                section: "tags".into(),
+                field,
+                reason,
+            };
+            let dto: TagsDto = deserialize(tags.clone()).map_err(error)?;
+            if let Some(header) = dto.header {
+                let name = http::HeaderName::from_bytes(header.trim().as_bytes()).map_err(|_| {
+                    error((
+                        "header".into(),
+                        format!("`{header}` is not a valid header name"),
+                    ))
+                })?;
+                builder = builder.tag_header(name);
+            }
+            if let Some(strip) = dto.strip {
+                builder = builder.strip_tag_header(strip);
+            }
+        }
         Ok(builder)
     }
 }
@@ -211,6 +247,15 @@ fn rule(index: usize, value: toml::Value) -> Result<Rule, ConfigError> {
     }
     if let Some(statuses) = dto.statuses {
         rule = rule.statuses(statuses);
+    }
+    if let Some(patterns) = dto.invalidates {
+        rule = rule.invalidates(patterns);
+    }
+    if let Some(scope) = dto.invalidate_scope {
+        rule = rule.invalidate_scope(match scope {
+            ScopeDto::All => InvalidateScope::All,
+            ScopeDto::User => InvalidateScope::User,
+        });
     }
     if let Some(keep) = dto.keep {
         rule = rule.keep(

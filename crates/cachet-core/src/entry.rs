@@ -32,6 +32,15 @@ pub struct CachedResponse {
     initial_age: Duration,
     generated_etag: bool,
     no_stale: bool,
+    tags: Tags,
+}
+
+/// The tags a stored value is indexed under, for purging by tag: the
+/// response's own (surrogate keys) and the cache's term for its URI.
+pub type Tags = Arc<[Arc<str>]>;
+
+fn no_tags() -> Tags {
+    Arc::from(Vec::new())
 }
 
 impl CachedResponse {
@@ -64,7 +73,20 @@ impl CachedResponse {
             initial_age: Duration::ZERO,
             generated_etag: false,
             no_stale,
+            tags: no_tags(),
         }
+    }
+
+    /// Indexes the entry under `tags`.
+    #[must_use]
+    pub fn with_tags(mut self, tags: Tags) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// The tags the entry is indexed under.
+    pub fn tags(&self) -> &Tags {
+        &self.tags
     }
 
     /// Keeps the entry for `grace` after it goes stale.
@@ -194,7 +216,7 @@ impl CachedResponse {
             .iter()
             .map(|(name, value)| (name.as_str().len() + value.len()) as u64 + HEADER_OVERHEAD)
             .sum();
-        self.body.len() as u64 + headers + ENTRY_OVERHEAD
+        self.body.len() as u64 + headers + tags_weight(&self.tags) + ENTRY_OVERHEAD
     }
 }
 
@@ -211,6 +233,7 @@ pub struct VariantIndex {
     names: Arc<[HeaderName]>,
     generation: u64,
     keep_until: SystemTime,
+    tags: Tags,
 }
 
 impl VariantIndex {
@@ -220,7 +243,15 @@ impl VariantIndex {
             names,
             generation,
             keep_until,
+            tags: no_tags(),
         }
+    }
+
+    /// Indexes the variant index under `tags` (its URI's term).
+    #[must_use]
+    pub fn with_tags(mut self, tags: Tags) -> Self {
+        self.tags = tags;
+        self
     }
     /// The request headers the variants differ by, lowercase and sorted.
     pub fn names(&self) -> &[HeaderName] {
@@ -244,6 +275,38 @@ impl VariantIndex {
     }
 }
 
+/// A value the application stored through the programmatic cache
+/// (`Cache::set`): serialized bytes and when they expire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredValue {
+    bytes: Bytes,
+    stored_at: SystemTime,
+    expires_at: SystemTime,
+}
+
+impl StoredValue {
+    /// `bytes` stored at `stored_at`, live for `ttl`.
+    pub fn new(bytes: Bytes, stored_at: SystemTime, ttl: Duration) -> Self {
+        Self {
+            bytes,
+            stored_at,
+            expires_at: stored_at + ttl,
+        }
+    }
+    /// The serialized value.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+    /// When it was stored.
+    pub fn stored_at(&self) -> SystemTime {
+        self.stored_at
+    }
+    /// When it expires.
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
+}
+
 /// One value in a store.
 #[derive(Debug, Clone)]
 pub enum Stored {
@@ -251,6 +314,8 @@ pub enum Stored {
     Response(Arc<CachedResponse>),
     /// The variant index of a URL.
     Variants(Arc<VariantIndex>),
+    /// An application value.
+    Value(Arc<StoredValue>),
 }
 
 impl Stored {
@@ -259,6 +324,16 @@ impl Stored {
         match self {
             Self::Response(response) => response.keep_until,
             Self::Variants(index) => index.keep_until,
+            Self::Value(value) => value.expires_at,
+        }
+    }
+
+    /// The tags the value is indexed under.
+    pub fn tags(&self) -> &[Arc<str>] {
+        match self {
+            Self::Response(response) => &response.tags,
+            Self::Variants(index) => &index.tags,
+            Self::Value(_) => &[],
         }
     }
 
@@ -267,14 +342,25 @@ impl Stored {
         now < self.keep_until()
     }
 
+    /// The address of the shared value: tells the very value apart from an
+    /// equal one (the tag index uses it to ignore a replaced value).
+    pub(crate) fn address(&self) -> usize {
+        match self {
+            Self::Response(response) => Arc::as_ptr(response) as usize,
+            Self::Variants(index) => Arc::as_ptr(index) as usize,
+            Self::Value(value) => Arc::as_ptr(value) as usize,
+        }
+    }
+
     /// What the value costs against a cache's `max_bytes`.
     pub fn weight(&self) -> u64 {
         match self {
             Self::Response(response) => response.weight(),
             Self::Variants(index) => {
                 let names: u64 = index.names.iter().map(|n| n.as_str().len() as u64).sum();
-                names + ENTRY_OVERHEAD
+                names + tags_weight(&index.tags) + ENTRY_OVERHEAD
             }
+            Self::Value(value) => value.bytes.len() as u64 + ENTRY_OVERHEAD,
         }
     }
 
@@ -282,9 +368,13 @@ impl Stored {
     pub fn response(&self) -> Option<&Arc<CachedResponse>> {
         match self {
             Self::Response(response) => Some(response),
-            Self::Variants(_) => None,
+            Self::Variants(_) | Self::Value(_) => None,
         }
     }
+}
+
+fn tags_weight(tags: &[Arc<str>]) -> u64 {
+    tags.iter().map(|tag| tag.len() as u64 + 16).sum()
 }
 
 impl From<CachedResponse> for Stored {

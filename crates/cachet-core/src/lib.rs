@@ -73,7 +73,9 @@ pub mod response_headers;
 pub mod rules;
 pub mod stats;
 pub mod store;
+pub mod tags;
 mod variants;
+pub mod invalidation;
 
 mod cache;
 mod error;
@@ -97,5 +99,7 @@ pub use crate::policy::NotStorable;
 pub use crate::request::{RequestHead, UserId};
 pub use crate::request_path::{Answer, Hit, Lookup, Plan, Revalidation, Route, Storable};
 pub use crate::response_headers::{cache_headers, never_cache, CacheHeaders, Visibility};
-pub use crate::rules::{CacheSpec, CompiledRule, Rule, RuleSet};
+pub use crate::rules::{CacheSpec, CompiledRule, InvalidateScope, Rule, RuleSet};
 pub use crate::stats::{CacheStats, StatsSnapshot};
+pub use crate::tags::{CacheTags, CACHE_TAG};
+pub use crate::invalidation::Invalidation;

@@ -24,6 +24,7 @@ use crate::policy::{check_storable, NotStorable, RequestFacts, RuleFacts};
 use crate::request::RequestHead;
 use crate::rules::CompiledRule;
 use crate::stats::Counters;
+use crate::tags::uri_term;
 use crate::variants::variant_key;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
@@ -147,6 +148,17 @@ pub struct Storable {
     freshness: Freshness,
     received_at: SystemTime,
     vary: Vec<HeaderName>,
+    tags: Vec<Arc<str>>,
+}
+
+impl Storable {
+    /// Stores the entry under `tags` too (from [`Cache::take_tags`]), so
+    /// [`Cache::purge_tag`] finds it.
+    #[must_use]
+    pub fn with_tags(mut self, tags: Vec<Arc<str>>) -> Self {
+        self.tags = tags;
+        self
+    }
 }
 
 /// A response the cache makes itself: a hit (200 or 304) or a 504 for
@@ -327,8 +339,9 @@ impl Cache {
         };
         let entry = match found {
             Ok(Some(Stored::Response(entry))) => entry,
-            // An index under a variant key: the generation collided; a miss.
-            Ok(Some(Stored::Variants(_)) | None) => {
+            // An index under a variant key (the generation collided) or an
+            // application value under an HTTP key: neither answers; a miss.
+            Ok(Some(Stored::Variants(_) | Stored::Value(_)) | None) => {
                 return miss(if variant.is_some() {
                     Forward::VaryMiss
                 } else {
@@ -478,6 +491,7 @@ impl Cache {
                 freshness,
                 received_at,
                 vary,
+                tags: Vec::new(),
             }),
             Err(reason) => {
                 self.not_stored(plan);
@@ -543,6 +557,8 @@ impl Cache {
         body: Bytes,
         generated_etag: bool,
     ) -> CachedResponse {
+        let mut tags = storable.tags.clone();
+        tags.push(uri_term(plan.key.as_str()));
         let entry = CachedResponse::new(
             status,
             headers,
@@ -550,7 +566,8 @@ impl Cache {
             storable.received_at,
             storable.freshness.remaining(),
         )
-        .with_initial_age(storable.freshness.initial_age);
+        .with_initial_age(storable.freshness.initial_age)
+        .with_tags(Arc::from(tags));
         let entry = if generated_etag {
             entry.with_generated_etag()
         } else {
@@ -584,7 +601,8 @@ impl Cache {
             Some(Stored::Variants(index)) if index.names() == vary => {
                 index.kept_until(entry.keep_until())
             }
-            _ => VariantIndex::new(Arc::from(vary), new_generation(), entry.keep_until()),
+            _ => VariantIndex::new(Arc::from(vary), new_generation(), entry.keep_until())
+                .with_tags(Arc::from(vec![uri_term(plan.key.as_str())])),
         };
         let key = variant_key(&plan.key, &index, req, &self.inner.identity);
         store
@@ -657,6 +675,7 @@ impl Cache {
             freshness,
             received_at,
             vary: Vec::new(),
+            tags: stored.tags().iter().filter(|tag| !tag.starts_with("uri ")).cloned().collect(),
         };
         let generated_etag =
             stored.has_generated_etag() && !not_modified.contains_key(header::ETAG);

@@ -65,6 +65,19 @@ pub struct Rule {
     pub(crate) respect_origin: bool,
     pub(crate) statuses: Vec<u16>,
     pub(crate) keep: Duration,
+    pub(crate) invalidates: Vec<String>,
+    pub(crate) invalidate_scope: InvalidateScope,
+}
+
+/// Whose entries a mutation under a rule clears.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InvalidateScope {
+    /// Every user's entries, and the shared ones (the default).
+    #[default]
+    All,
+    /// The entries of the user who made the request, and the shared ones;
+    /// other users' entries stay.
+    User,
 }
 
 impl Rule {
@@ -86,6 +99,8 @@ impl Rule {
             respect_origin: true,
             statuses: Vec::new(),
             keep: DEFAULT_KEEP,
+            invalidates: Vec::new(),
+            invalidate_scope: InvalidateScope::All,
         }
     }
 
@@ -165,6 +180,24 @@ impl Rule {
         self.keep = keep;
         self
     }
+
+    /// Regexes over cache keys: a successful mutation (POST, PUT, PATCH,
+    /// DELETE, ...) of a path this rule matches also deletes every key one
+    /// of them matches, besides its own URI (RFC 9111 §4.4).
+    pub fn invalidates<I, P>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.invalidates = patterns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whose entries a mutation clears (default [`InvalidateScope::All`]).
+    pub fn invalidate_scope(mut self, scope: InvalidateScope) -> Self {
+        self.invalidate_scope = scope;
+        self
+    }
 }
 
 /// A rule after validation, as the request path uses it.
@@ -183,6 +216,8 @@ pub struct CompiledRule {
     respect_origin: bool,
     statuses: Vec<u16>,
     keep: Duration,
+    invalidates: Vec<Regex>,
+    invalidate_scope: InvalidateScope,
 }
 
 impl CompiledRule {
@@ -237,6 +272,14 @@ impl CompiledRule {
     /// How long a stale entry with validators is kept for revalidation.
     pub fn keep(&self) -> Duration {
         self.keep
+    }
+    /// Key regexes a mutation under this rule also clears.
+    pub fn invalidates(&self) -> &[Regex] {
+        &self.invalidates
+    }
+    /// Whose entries a mutation under this rule clears.
+    pub fn invalidate_scope(&self) -> InvalidateScope {
+        self.invalidate_scope
     }
 }
 
@@ -368,6 +411,14 @@ fn compile_rule(
             ));
         }
     }
+    let invalidates = rule
+        .invalidates
+        .iter()
+        .map(|pattern| {
+            Regex::new(pattern)
+                .map_err(|err| error("invalidates", format!("invalid regex `{pattern}`: {err}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(CompiledRule {
         index,
         pattern,
@@ -383,6 +434,8 @@ fn compile_rule(
         respect_origin: rule.respect_origin,
         statuses: rule.statuses.clone(),
         keep: rule.keep,
+        invalidates,
+        invalidate_scope: rule.invalidate_scope,
     })
 }
 

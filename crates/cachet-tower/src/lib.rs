@@ -50,6 +50,44 @@
 //! # }
 //! ```
 //!
+//! # Invalidation
+//!
+//! [`InvalidationLayer`] clears entries after a successful mutation: the
+//! target URI, same-origin `Location`/`Content-Location`, the rule's
+//! `invalidates` regexes and the response's tags. Put it in the same stack
+//! as the cache layer; either order works (the cache layer passes unsafe
+//! methods through untouched), and outermost is simplest to reason about:
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use cachet_core::Cache;
+//! use cachet_tower::{CacheLayer, InvalidationLayer};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cache = Cache::from_toml("[[rules]]\npath = '^/materials/'\nttl = \"5m\"\n")?;
+//! let app = Router::new()
+//!     .route("/materials/{id}", get(|| async { "steel" }).put(|| async {
+//!         // A handler can also name what it changed: `Cache-Tag: material:42`.
+//!         "saved"
+//!     }))
+//!     .layer(
+//!         ServiceBuilder::new()
+//!             .layer(InvalidationLayer::new(cache.clone()))
+//!             .layer(CacheLayer::new(cache.clone())),
+//!     );
+//! let get = || http::Request::get("/materials/42").body(axum::body::Body::empty());
+//! app.clone().oneshot(get()?).await?;
+//! assert_eq!(cache.keys().await?.len(), 1);
+//! app.clone()
+//!     .oneshot(http::Request::put("/materials/42").body(axum::body::Body::empty())?)
+//!     .await?;
+//! assert!(cache.keys().await?.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Placement
 //!
 //! With axum, a layer added later wraps the ones added before it. Add
@@ -67,10 +105,15 @@
 
 mod body;
 mod future;
+mod invalidation;
 mod layer;
 mod service;
 
 #[doc(inline)]
 pub use self::{
-    body::ResponseBody, future::ResponseFuture, layer::CacheLayer, service::CacheService,
+    body::ResponseBody,
+    future::ResponseFuture,
+    invalidation::{InvalidationFuture, InvalidationLayer, InvalidationService},
+    layer::CacheLayer,
+    service::CacheService,
 };

@@ -6,7 +6,7 @@ use crate::layer::CacheLayer;
 use bytes::{Bytes, BytesMut};
 use cachet_core::conditional::not_modified_headers;
 use cachet_core::{
-    answers_not_modified, Answer, Cache, Lookup, NotStorable, Plan, Route, CLIENT_PRECONDITIONS,
+    answers_not_modified, Answer, Cache, CacheTags, Lookup, NotStorable, Plan, Route, CLIENT_PRECONDITIONS,
 };
 use http::header::{CONTENT_LENGTH, SET_COOKIE};
 use http::{HeaderMap, StatusCode};
@@ -196,8 +196,10 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
     parts: &mut http::response::Parts,
     body: B,
 ) -> (Result<(), NotStorable>, ResponseBody<B>) {
+    let extension = parts.extensions.get::<CacheTags>().cloned();
+    let tags = cache.take_tags(&mut parts.headers, extension.as_ref());
     let storable = match cache.check_storable(plan, parts.status, &parts.headers) {
-        Ok(storable) => storable,
+        Ok(storable) => storable.with_tags(tags),
         Err(reason) => return (Err(reason), ResponseBody::passthrough(body)),
     };
     let max_body = plan.rule().max_body();

@@ -5,6 +5,7 @@
 //! reports its usage, evictions and expirations for the stats.
 
 mod moka;
+mod tag_index;
 
 pub use self::moka::MokaStore;
 
@@ -46,6 +47,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn insert(&self, cache: &str, key: &CacheKey, value: Stored) -> Result<(), StoreError>;
     /// Removes `key` from `cache`; whether it was there.
     async fn remove(&self, cache: &str, key: &str) -> Result<bool, StoreError>;
+    /// The keys of the values in `cache` indexed under `tag` (see
+    /// [`Stored::tags`]). Stores keep an index so that this touches only
+    /// tagged values, and drop a key from it when its value goes.
+    async fn tagged(&self, cache: &str, tag: &str) -> Result<Vec<CacheKey>, StoreError>;
     /// The keys of the values still kept in `cache`.
     async fn keys(&self, cache: &str) -> Result<Vec<CacheKey>, StoreError>;
     /// Removes every entry of `cache`.
@@ -65,6 +70,8 @@ pub struct StoreUsage {
     pub evictions: u64,
     /// Entries dropped because their TTL ran out.
     pub expirations: u64,
+    /// (tag, key) pairs in the tag index.
+    pub tagged: u64,
 }
 
 /// The error for a cache name the store does not know.

@@ -1,5 +1,6 @@
 //! The default store: one moka cache per named cache, in process memory.
 
+use super::tag_index::TagIndex;
 use super::{unknown_cache, Store, StoreUsage};
 use crate::clock::SharedClock;
 use crate::entry::Stored;
@@ -26,6 +27,7 @@ struct Removals {
 struct Named {
     entries: Entries,
     removals: Arc<Removals>,
+    tags: Arc<TagIndex>,
 }
 
 /// An in-memory [`Store`] on [moka](https://docs.rs/moka): entries are
@@ -79,6 +81,24 @@ fn time_left(value: &Stored, now: SystemTime) -> Duration {
     value.keep_until().duration_since(now).unwrap_or_default()
 }
 
+impl Named {
+    /// Removes `key`, unindexes it and counts an expiration.
+    fn expire(&self, key: &str) {
+        if let Some(value) = self.remove(key) {
+            drop(value);
+            self.removals.expirations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes `key` and unindexes it (the listener does too; whichever
+    /// comes second finds nothing to do).
+    fn remove(&self, key: &str) -> Option<Stored> {
+        let value = self.entries.remove(key)?;
+        self.tags.removed(&Arc::from(key), &value);
+        Some(value)
+    }
+}
+
 impl MokaStore {
     /// A store with one moka cache per entry of `caches`, reading time from `clock`.
     pub fn new(caches: &BTreeMap<String, CacheSpec>, clock: SharedClock) -> Self {
@@ -87,6 +107,8 @@ impl MokaStore {
             .map(|(name, spec)| {
                 let removals = Arc::new(Removals::default());
                 let counted = Arc::clone(&removals);
+                let tags = Arc::new(TagIndex::default());
+                let indexed = Arc::clone(&tags);
                 let entries = MokaCache::builder()
                     .max_capacity(spec.max_bytes)
                     .weigher(|key: &Arc<str>, value: &Stored| {
@@ -95,17 +117,25 @@ impl MokaStore {
                     .expire_after(EntryExpiry {
                         clock: Arc::clone(&clock),
                     })
-                    .eviction_listener(move |_key, _value, cause| match cause {
-                        RemovalCause::Size => {
-                            counted.evictions.fetch_add(1, Ordering::Relaxed);
+                    .eviction_listener(move |key, value, cause| {
+                        indexed.removed(&key, &value);
+                        match cause {
+                            RemovalCause::Size => {
+                                counted.evictions.fetch_add(1, Ordering::Relaxed);
+                            }
+                            RemovalCause::Expired => {
+                                counted.expirations.fetch_add(1, Ordering::Relaxed);
+                            }
+                            RemovalCause::Explicit | RemovalCause::Replaced => {}
                         }
-                        RemovalCause::Expired => {
-                            counted.expirations.fetch_add(1, Ordering::Relaxed);
-                        }
-                        RemovalCause::Explicit | RemovalCause::Replaced => {}
                     })
                     .build();
-                (name.clone(), Named { entries, removals })
+                let named = Named {
+                    entries,
+                    removals,
+                    tags,
+                };
+                (name.clone(), named)
             })
             .collect();
         Self {
@@ -132,16 +162,27 @@ impl MokaStore {
         if entry.is_kept(now) {
             return Ok(Some(entry));
         }
-        if named.entries.remove(key).is_some() {
-            named.removals.expirations.fetch_add(1, Ordering::Relaxed);
-        }
+        named.expire(key);
         Ok(None)
     }
 
-    /// Runs moka's pending maintenance (evictions, expirations) now, so that
-    /// usage figures are exact. Tests and stats call it; the request path does not.
+    /// Runs moka's pending maintenance (evictions, expirations) now, and
+    /// drops every value past its `keep_until` by the store's clock (moka's
+    /// own timer runs on real time, which a mock clock does not move), so
+    /// that usage figures and the tag index are exact. Tests and stats call
+    /// it; the request path does not.
     pub fn run_pending_tasks(&self) {
+        let now = self.clock.now();
         for named in self.caches.values() {
+            let gone: Vec<Arc<Arc<str>>> = named
+                .entries
+                .iter()
+                .filter(|(_, value)| !value.is_kept(now))
+                .map(|(key, _)| key)
+                .collect();
+            for key in gone {
+                named.expire(&key);
+            }
             named.entries.run_pending_tasks();
         }
     }
@@ -168,14 +209,29 @@ impl Store for MokaStore {
     }
 
     async fn insert(&self, cache: &str, key: &CacheKey, value: Stored) -> Result<(), StoreError> {
-        self.named(cache)?
-            .entries
-            .insert(Arc::from(key.as_str()), value);
+        let named = self.named(cache)?;
+        let key: Arc<str> = Arc::from(key.as_str());
+        // Indexed first: the listener's notice for this value, however
+        // early, finds it indexed.
+        named.tags.add(&key, &value);
+        named.entries.insert(key, value);
         Ok(())
     }
 
     async fn remove(&self, cache: &str, key: &str) -> Result<bool, StoreError> {
-        Ok(self.named(cache)?.entries.remove(key).is_some())
+        Ok(self.named(cache)?.remove(key).is_some())
+    }
+
+    async fn tagged(&self, cache: &str, tag: &str) -> Result<Vec<CacheKey>, StoreError> {
+        let mut keys: Vec<CacheKey> = self
+            .named(cache)?
+            .tags
+            .keys(tag)
+            .into_iter()
+            .map(|key| CacheKey::from_raw(&*key))
+            .collect();
+        keys.sort();
+        Ok(keys)
     }
 
     async fn keys(&self, cache: &str) -> Result<Vec<CacheKey>, StoreError> {
@@ -195,6 +251,7 @@ impl Store for MokaStore {
         let named = self.named(cache)?;
         named.entries.invalidate_all();
         named.entries.run_pending_tasks();
+        named.tags.clear();
         Ok(())
     }
 
@@ -208,6 +265,7 @@ impl Store for MokaStore {
             bytes: named.entries.weighted_size(),
             evictions: named.removals.evictions.load(Ordering::Relaxed),
             expirations: named.removals.expirations.load(Ordering::Relaxed),
+            tagged: named.tags.pairs(),
         })
     }
 }

@@ -1,0 +1,136 @@
+//! Tags (surrogate keys): names a response carries so that everything
+//! tagged `material:42` can be purged at once, whatever its URL.
+//!
+//! A handler tags a response with the `Cache-Tag` header (the name is
+//! configurable; comma- or space-separated) or with the [`CacheTags`]
+//! response extension. The store indexes entries by tag, so a purge touches
+//! only the tagged entries. Each stored response is also indexed under its
+//! URI, which is how a mutation clears every variant, method and user entry
+//! of the URI it changed.
+
+use http::header::{HeaderMap, HeaderName};
+use std::sync::Arc;
+
+/// The default header handlers put tags in.
+pub const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
+
+/// Tags set by a handler as a response extension, for handlers that would
+/// rather not write a header.
+///
+/// ```
+/// use cachet_core::CacheTags;
+/// let mut response = http::Response::new(());
+/// response.extensions_mut().insert(CacheTags::new(["material:42", "materials"]));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheTags(Vec<String>);
+
+impl CacheTags {
+    /// The tags `tags`.
+    pub fn new<I, T>(tags: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Self(tags.into_iter().map(Into::into).collect())
+    }
+
+    /// The tags.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+/// Where tags are read from, and whether the header is taken off responses.
+#[derive(Debug, Clone)]
+pub(crate) struct TagSettings {
+    pub(crate) header: HeaderName,
+    pub(crate) strip: bool,
+}
+
+impl Default for TagSettings {
+    fn default() -> Self {
+        Self {
+            header: CACHE_TAG,
+            strip: true,
+        }
+    }
+}
+
+impl TagSettings {
+    /// The tags of a response: its tag header's (taken off `headers` when
+    /// `strip` is on) and its extension's, without duplicates.
+    pub(crate) fn take(&self, headers: &mut HeaderMap, extension: Option<&CacheTags>) -> Vec<Arc<str>> {
+        let mut tags: Vec<Arc<str>> = Vec::new();
+        for value in headers.get_all(&self.header) {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            tags.extend(
+                text.split(|c: char| c == ',' || c.is_ascii_whitespace())
+                    .filter(|tag| !tag.is_empty())
+                    .map(Arc::from),
+            );
+        }
+        if self.strip {
+            headers.remove(&self.header);
+        }
+        if let Some(extension) = extension {
+            tags.extend(
+                extension
+                    .iter()
+                    .map(str::trim)
+                    .filter(|tag| !tag.is_empty())
+                    .map(Arc::from),
+            );
+        }
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+}
+
+/// The index term of a URI: `uri ` and its normalized path and query (the
+/// first part of every key made for it). The space keeps it apart from any
+/// tag a response can carry, since tags never contain one.
+pub(crate) fn uri_term(key_or_uri: &str) -> Arc<str> {
+    let uri = key_or_uri.split(' ').next().unwrap_or(key_or_uri);
+    Arc::from(format!("uri {uri}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::header_map;
+
+    #[test]
+    fn tags_are_split_on_commas_and_spaces_deduplicated_and_stripped() {
+        let settings = TagSettings::default();
+        let mut headers = header_map(&[
+            ("cache-tag", "material:42, materials  user:7"),
+            ("cache-tag", "materials"),
+            ("content-type", "text/plain"),
+        ]);
+        let extension = CacheTags::new(["extra", " "]);
+        let tags = settings.take(&mut headers, Some(&extension));
+        let tags: Vec<&str> = tags.iter().map(|tag| &**tag).collect();
+        assert_eq!(tags, ["extra", "material:42", "materials", "user:7"]);
+        assert!(!headers.contains_key("cache-tag"));
+        assert!(headers.contains_key("content-type"));
+    }
+
+    #[test]
+    fn the_header_stays_when_not_stripping() {
+        let settings = TagSettings {
+            header: HeaderName::from_static("surrogate-key"),
+            strip: false,
+        };
+        let mut headers = header_map(&[("surrogate-key", "a b")]);
+        assert_eq!(settings.take(&mut headers, None).len(), 2);
+        assert!(headers.contains_key("surrogate-key"));
+    }
+
+    #[test]
+    fn uri_terms_never_equal_a_tag() {
+        assert_eq!(&*uri_term("/a?b=1 GET u=-"), "uri /a?b=1");
+        assert!(uri_term("/a").contains(' '));
+    }
+}
