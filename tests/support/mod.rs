@@ -5,9 +5,9 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Request, Response, StatusCode};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
-use cachet::{Cache, CacheLayer, MockClock};
+use cachet::{Cache, CacheLayer, InvalidationLayer, MockClock};
 use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -168,12 +168,12 @@ pub fn router(origin: Origin) -> Router {
     Router::new()
         .route("/api/items", get(items))
         .route("/api/shared-head", get(items))
-        .route("/api/me", get(me))
+        .route("/api/me", get(me).delete(me))
         .route("/api/lang", get(lang))
         .route("/api/big", get(big))
         .route("/api/stream", get(streamed))
         .route("/api/small/{n}", get(items))
-        .route("/api/respond", get(with_headers))
+        .route("/api/respond", any(with_headers))
         .route("/api/cond", get(conditional))
         .route("/uncached", get(items))
         .with_state(origin)
@@ -201,7 +201,9 @@ impl App {
             .build()
             .unwrap();
         let origin = Origin::default();
-        let router = router(origin.clone()).layer(CacheLayer::new(cache.clone()));
+        let router = router(origin.clone())
+            .layer(CacheLayer::new(cache.clone()))
+            .layer(InvalidationLayer::new(cache.clone()));
         Self {
             router,
             origin,

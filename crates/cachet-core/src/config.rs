@@ -162,12 +162,13 @@ impl CacheBuilder {
             };
             let dto: TagsDto = deserialize(tags.clone()).map_err(error)?;
             if let Some(header) = dto.header {
-                let name = http::HeaderName::from_bytes(header.trim().as_bytes()).map_err(|_| {
-                    error((
-                        "header".into(),
-                        format!("`{header}` is not a valid header name"),
-                    ))
-                })?;
+                let name =
+                    http::HeaderName::from_bytes(header.trim().as_bytes()).map_err(|_| {
+                        error((
+                            "header".into(),
+                            format!("`{header}` is not a valid header name"),
+                        ))
+                    })?;
                 builder = builder.tag_header(name);
             }
             if let Some(strip) = dto.strip {

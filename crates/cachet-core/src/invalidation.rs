@@ -138,7 +138,11 @@ impl Cache {
         Ok(removed)
     }
 
-    async fn remove_matching(&self, pattern: &Regex, scope: Option<&str>) -> Result<usize, StoreError> {
+    async fn remove_matching(
+        &self,
+        pattern: &Regex,
+        scope: Option<&str>,
+    ) -> Result<usize, StoreError> {
         let mut removed = 0;
         for stored in self.keys_matching(pattern).await? {
             if in_scope(stored.key.as_str(), scope) {
@@ -207,8 +211,14 @@ mod tests {
             same_origin_term(b"http://EXAMPLE.com/items/5", &same).as_deref(),
             Some("uri /items/5")
         );
-        assert_eq!(same_origin_term(b"https://evil.example/items/5", &same), None);
-        assert_eq!(same_origin_term(b"http://example.com/x", &invalidation(None)), None);
+        assert_eq!(
+            same_origin_term(b"https://evil.example/items/5", &same),
+            None
+        );
+        assert_eq!(
+            same_origin_term(b"http://example.com/x", &invalidation(None)),
+            None
+        );
         assert_eq!(same_origin_term(b"not a uri", &same), None);
     }
 

@@ -64,6 +64,7 @@ pub mod directives;
 pub mod entry;
 pub mod freshness;
 pub mod identity;
+pub mod invalidation;
 pub mod key;
 pub mod outcome;
 pub mod policy;
@@ -75,7 +76,6 @@ pub mod stats;
 pub mod store;
 pub mod tags;
 mod variants;
-pub mod invalidation;
 
 mod cache;
 mod error;
@@ -92,6 +92,7 @@ pub use crate::entry::{CachedResponse, Stored, VariantIndex};
 pub use crate::error::{ConfigError, StoreError};
 pub use crate::freshness::Freshness;
 pub use crate::identity::{Identity, IdentityHash};
+pub use crate::invalidation::Invalidation;
 pub use crate::key::{CacheKey, KeyBuilder};
 pub use crate::outcome::Outcome;
 pub use crate::outcome::{Forward, StatusHeaders};
@@ -102,4 +103,3 @@ pub use crate::response_headers::{cache_headers, never_cache, CacheHeaders, Visi
 pub use crate::rules::{CacheSpec, CompiledRule, InvalidateScope, Rule, RuleSet};
 pub use crate::stats::{CacheStats, StatsSnapshot};
 pub use crate::tags::{CacheTags, CACHE_TAG};
-pub use crate::invalidation::Invalidation;

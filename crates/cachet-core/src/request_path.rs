@@ -675,7 +675,12 @@ impl Cache {
             freshness,
             received_at,
             vary: Vec::new(),
-            tags: stored.tags().iter().filter(|tag| !tag.starts_with("uri ")).cloned().collect(),
+            tags: stored
+                .tags()
+                .iter()
+                .filter(|tag| !tag.starts_with("uri "))
+                .cloned()
+                .collect(),
         };
         let generated_etag =
             stored.has_generated_etag() && !not_modified.contains_key(header::ETAG);

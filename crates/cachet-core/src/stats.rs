@@ -54,6 +54,9 @@ pub struct CacheStats {
     pub bytes: u64,
     /// The byte budget.
     pub max_bytes: u64,
+    /// (tag, key) pairs in the tag index (each response is indexed under
+    /// its URI and its tags).
+    pub tagged: u64,
 }
 
 impl CacheStats {
@@ -81,6 +84,7 @@ impl CacheStats {
             entries: usage.entries,
             bytes: usage.bytes,
             max_bytes,
+            tagged: usage.tagged,
         }
     }
 }

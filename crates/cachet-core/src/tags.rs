@@ -60,7 +60,11 @@ impl Default for TagSettings {
 impl TagSettings {
     /// The tags of a response: its tag header's (taken off `headers` when
     /// `strip` is on) and its extension's, without duplicates.
-    pub(crate) fn take(&self, headers: &mut HeaderMap, extension: Option<&CacheTags>) -> Vec<Arc<str>> {
+    pub(crate) fn take(
+        &self,
+        headers: &mut HeaderMap,
+        extension: Option<&CacheTags>,
+    ) -> Vec<Arc<str>> {
         let mut tags: Vec<Arc<str>> = Vec::new();
         for value in headers.get_all(&self.header) {
             let text = String::from_utf8_lossy(value.as_bytes());

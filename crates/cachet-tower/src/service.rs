@@ -6,7 +6,8 @@ use crate::layer::CacheLayer;
 use bytes::{Bytes, BytesMut};
 use cachet_core::conditional::not_modified_headers;
 use cachet_core::{
-    answers_not_modified, Answer, Cache, CacheTags, Lookup, NotStorable, Plan, Route, CLIENT_PRECONDITIONS,
+    answers_not_modified, Answer, Cache, CacheTags, Lookup, NotStorable, Plan, Route,
+    CLIENT_PRECONDITIONS,
 };
 use http::header::{CONTENT_LENGTH, SET_COOKIE};
 use http::{HeaderMap, StatusCode};

@@ -82,6 +82,19 @@ fn time_left(value: &Stored, now: SystemTime) -> Duration {
 }
 
 impl Named {
+    fn run_pending_tasks(&self, now: SystemTime) {
+        let gone: Vec<Arc<Arc<str>>> = self
+            .entries
+            .iter()
+            .filter(|(_, value)| !value.is_kept(now))
+            .map(|(key, _)| key)
+            .collect();
+        for key in gone {
+            self.expire(&key);
+        }
+        self.entries.run_pending_tasks();
+    }
+
     /// Removes `key`, unindexes it and counts an expiration.
     fn expire(&self, key: &str) {
         if let Some(value) = self.remove(key) {
@@ -174,16 +187,7 @@ impl MokaStore {
     pub fn run_pending_tasks(&self) {
         let now = self.clock.now();
         for named in self.caches.values() {
-            let gone: Vec<Arc<Arc<str>>> = named
-                .entries
-                .iter()
-                .filter(|(_, value)| !value.is_kept(now))
-                .map(|(key, _)| key)
-                .collect();
-            for key in gone {
-                named.expire(&key);
-            }
-            named.entries.run_pending_tasks();
+            named.run_pending_tasks(now);
         }
     }
 }
@@ -257,9 +261,10 @@ impl Store for MokaStore {
 
     fn usage(&self, cache: &str) -> Option<StoreUsage> {
         let named = self.caches.get(cache)?;
-        // Exact figures need moka's pending evictions applied; stats are off
-        // the request path, so the cost is fine here.
-        named.entries.run_pending_tasks();
+        // Exact figures need moka's pending evictions applied and values
+        // past their time dropped; stats are off the request path, so the
+        // cost (a pass over the entries) is fine here.
+        named.run_pending_tasks(self.clock.now());
         Some(StoreUsage {
             entries: named.entries.entry_count(),
             bytes: named.entries.weighted_size(),
