@@ -13,6 +13,7 @@ use crate::rules::{CacheSpec, Rule, RuleSet, DEFAULT_CACHE};
 use crate::stats::{CacheStats, Counters, StatsSnapshot};
 use crate::store::{MokaStore, Store};
 use crate::tags::TagSettings;
+use crate::values::{Codec, Flights};
 use regex::Regex;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -78,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) identity: Identity,
     pub(crate) status_headers: StatusHeaders,
     pub(crate) tags: TagSettings,
+    pub(crate) codec: Codec,
+    pub(crate) flights: Flights,
     started: SystemTime,
 }
 
@@ -102,6 +105,7 @@ pub struct CacheBuilder {
     store: Option<Arc<dyn Store>>,
     status_headers: StatusHeaders,
     tags: TagSettings,
+    codec: Codec,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -124,6 +128,7 @@ impl Default for CacheBuilder {
             store: None,
             status_headers: StatusHeaders::default(),
             tags: TagSettings::default(),
+            codec: Codec::default(),
         }
     }
 }
@@ -194,6 +199,13 @@ impl CacheBuilder {
         self
     }
 
+    /// How the programmatic cache serializes values (default
+    /// [`Codec::Binary`]).
+    pub fn value_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
     /// Checks the configuration and builds the cache.
     pub fn build(self) -> Result<Cache, ConfigError> {
         for (name, spec) in &self.caches {
@@ -232,6 +244,8 @@ impl CacheBuilder {
                 identity: self.identity,
                 status_headers: self.status_headers,
                 tags: self.tags,
+                codec: self.codec,
+                flights: Flights::default(),
                 started,
             }),
         })

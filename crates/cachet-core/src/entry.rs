@@ -282,6 +282,7 @@ pub struct StoredValue {
     bytes: Bytes,
     stored_at: SystemTime,
     expires_at: SystemTime,
+    tags: Tags,
 }
 
 impl StoredValue {
@@ -291,6 +292,21 @@ impl StoredValue {
             bytes,
             stored_at,
             expires_at: stored_at + ttl,
+            tags: no_tags(),
+        }
+    }
+    /// Indexes the value under `tags`.
+    #[must_use]
+    pub fn with_tags(mut self, tags: Tags) -> Self {
+        self.tags = tags;
+        self
+    }
+    /// The same value, live until `now + ttl`.
+    #[must_use]
+    pub fn expiring(&self, now: SystemTime, ttl: Duration) -> Self {
+        Self {
+            expires_at: now + ttl,
+            ..self.clone()
         }
     }
     /// The serialized value.
@@ -333,7 +349,7 @@ impl Stored {
         match self {
             Self::Response(response) => &response.tags,
             Self::Variants(index) => &index.tags,
-            Self::Value(_) => &[],
+            Self::Value(value) => &value.tags,
         }
     }
 
@@ -360,7 +376,9 @@ impl Stored {
                 let names: u64 = index.names.iter().map(|n| n.as_str().len() as u64).sum();
                 names + tags_weight(&index.tags) + ENTRY_OVERHEAD
             }
-            Self::Value(value) => value.bytes.len() as u64 + ENTRY_OVERHEAD,
+            Self::Value(value) => {
+                value.bytes.len() as u64 + tags_weight(&value.tags) + ENTRY_OVERHEAD
+            }
         }
     }
 

@@ -75,6 +75,7 @@ pub mod rules;
 pub mod stats;
 pub mod store;
 pub mod tags;
+pub mod values;
 mod variants;
 
 mod cache;
@@ -88,7 +89,7 @@ pub use crate::cache_control::CacheControl;
 pub use crate::clock::{Clock, MockClock, SharedClock, SystemClock};
 pub use crate::conditional::{answers_not_modified, Validators, CLIENT_PRECONDITIONS};
 pub use crate::directives::RequestDirectives;
-pub use crate::entry::{CachedResponse, Stored, VariantIndex};
+pub use crate::entry::{CachedResponse, Stored, StoredValue, VariantIndex};
 pub use crate::error::{ConfigError, StoreError};
 pub use crate::freshness::Freshness;
 pub use crate::identity::{Identity, IdentityHash};
@@ -103,3 +104,4 @@ pub use crate::response_headers::{cache_headers, never_cache, CacheHeaders, Visi
 pub use crate::rules::{CacheSpec, CompiledRule, InvalidateScope, Rule, RuleSet};
 pub use crate::stats::{CacheStats, StatsSnapshot};
 pub use crate::tags::{CacheTags, CACHE_TAG};
+pub use crate::values::{Codec, Evict, ValueError, ValueKey};

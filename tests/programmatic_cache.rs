@@ -1,0 +1,252 @@
+//! The programmatic cache: typed values, key builder, get-or-compute with
+//! one computation per key, and eviction helpers.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use cachet::{Cache, Codec, Evict, MockClock, ValueKey};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Material {
+    id: u32,
+    name: String,
+    grades: Vec<String>,
+    density: Option<f64>,
+}
+
+fn steel() -> Material {
+    Material {
+        id: 42,
+        name: "steel".into(),
+        grades: vec!["S235".into(), "S355".into()],
+        density: Some(7.85),
+    }
+}
+
+fn cache(codec: Codec) -> (Cache, MockClock) {
+    let clock = MockClock::new();
+    let cache = Cache::builder()
+        .value_codec(codec)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    (cache, clock)
+}
+
+#[tokio::test]
+async fn typed_values_round_trip_in_both_codecs() {
+    for codec in [Codec::Binary, Codec::Json] {
+        let (cache, _) = cache(codec);
+        cache.set("material:42", &steel(), MINUTE).await.unwrap();
+        let back: Option<Material> = cache.get("material:42").await.unwrap();
+        assert_eq!(back, Some(steel()), "{codec:?}");
+        assert_eq!(cache.get::<Material>("material:7").await.unwrap(), None);
+        // A value read as another type is an error, not garbage.
+        assert!(cache.get::<Vec<u64>>("material:42").await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn exists_ttl_and_expire_follow_the_clock() {
+    let (cache, clock) = cache(Codec::Binary);
+    cache
+        .set("k", &1_u8, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(cache.exists("k").await.unwrap());
+    clock.advance(Duration::from_secs(4));
+    assert_eq!(cache.ttl("k").await.unwrap(), Some(Duration::from_secs(6)));
+    assert!(cache.expire("k", Duration::from_secs(30)).await.unwrap());
+    clock.advance(Duration::from_secs(29));
+    assert!(cache.exists("k").await.unwrap());
+    clock.advance(Duration::from_secs(1));
+    assert!(!cache.exists("k").await.unwrap());
+    assert_eq!(cache.ttl("k").await.unwrap(), None);
+    assert!(!cache.expire("k", MINUTE).await.unwrap());
+}
+
+#[tokio::test]
+async fn get_many_and_set_many() {
+    let (cache, _) = cache(Codec::Binary);
+    cache
+        .set_many([("a", 1_u32), ("b", 2), ("c", 3)], MINUTE)
+        .await
+        .unwrap();
+    let found = cache
+        .get_many::<u32, _>(&["a", "c", "missing"])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!((found["a"], found["c"]), (1, 3));
+}
+
+#[tokio::test]
+async fn pattern_deletion_and_listing_use_globs() {
+    let (cache, _) = cache(Codec::Binary);
+    for key in [
+        "user:1:profile",
+        "user:2:profile",
+        "user:2:cart",
+        "material:1",
+    ] {
+        cache.set(key, &key, MINUTE).await.unwrap();
+    }
+    assert_eq!(
+        cache.keys_like("user:*:profile").await.unwrap(),
+        ["user:1:profile", "user:2:profile"]
+    );
+    assert_eq!(cache.delete_pattern("user:*").await.unwrap(), 3);
+    assert_eq!(cache.keys_like("*").await.unwrap(), ["material:1"]);
+    assert!(cache.delete("material:1").await.unwrap());
+    assert!(cache.keys_like("*").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_callers_run_the_function_once() {
+    let (cache, _) = cache(Codec::Binary);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let (cache, calls) = (cache.clone(), Arc::clone(&calls));
+            tokio::spawn(async move {
+                cache
+                    .get_or_compute("report", MINUTE, || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        // Let the other callers pile up behind this one.
+                        for _ in 0..10 {
+                            tokio::task::yield_now().await;
+                        }
+                        Ok::<_, std::io::Error>(steel())
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), steel());
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn errors_are_never_cached() {
+    let (cache, _) = cache(Codec::Binary);
+    let failed: Result<u32, &str> = cache
+        .get_or_compute("flaky", MINUTE, || async { Err("database down") })
+        .await;
+    assert_eq!(failed, Err("database down"));
+    assert!(!cache.exists("flaky").await.unwrap());
+    let recovered: Result<u32, &str> = cache
+        .get_or_compute("flaky", MINUTE, || async { Ok(7) })
+        .await;
+    assert_eq!(recovered, Ok(7));
+    let cached: Result<u32, &str> = cache
+        .get_or_compute("flaky", MINUTE, || async { Ok(8) })
+        .await;
+    assert_eq!(cached, Ok(7));
+}
+
+#[tokio::test]
+async fn unless_skips_storing_some_results() {
+    let (cache, _) = cache(Codec::Binary);
+    let empty: Result<Vec<u32>, ()> = cache
+        .get_or_compute_unless("list", MINUTE, Vec::is_empty, || async { Ok(vec![]) })
+        .await;
+    assert_eq!(empty, Ok(vec![]));
+    assert!(!cache.exists("list").await.unwrap());
+    let full: Result<Vec<u32>, ()> = cache
+        .get_or_compute_unless("list", MINUTE, Vec::is_empty, || async { Ok(vec![1]) })
+        .await;
+    assert_eq!(full, Ok(vec![1]));
+    assert!(cache.exists("list").await.unwrap());
+}
+
+#[tokio::test]
+async fn evict_after_runs_only_on_success() {
+    let (cache, _) = cache(Codec::Binary);
+    cache
+        .set_tagged("material:42:detail", &steel(), MINUTE, &["material:42"])
+        .await
+        .unwrap();
+    cache.set("materials:page:1", &1_u8, MINUTE).await.unwrap();
+    let evict = Evict::new().tag("material:42").pattern("materials:*");
+    let failed: Result<(), &str> = cache.evict_after(&evict, async { Err("rejected") }).await;
+    assert!(failed.is_err());
+    assert!(cache.exists("material:42:detail").await.unwrap());
+    let saved: Result<&str, ()> = cache.evict_after(&evict, async { Ok("saved") }).await;
+    assert_eq!(saved, Ok("saved"));
+    assert!(!cache.exists("material:42:detail").await.unwrap());
+    assert!(!cache.exists("materials:page:1").await.unwrap());
+}
+
+#[tokio::test]
+async fn evict_before_clears_first() {
+    let (cache, _) = cache(Codec::Binary);
+    cache.set("k", &1_u8, MINUTE).await.unwrap();
+    let seen = cache
+        .evict_before(&Evict::new().key("k"), async {
+            Ok::<_, ()>(cache.exists("k").await.unwrap())
+        })
+        .await;
+    assert_eq!(seen, Ok(false));
+}
+
+#[tokio::test]
+async fn per_user_keys_hash_the_user_id() {
+    let (cache, _) = cache(Codec::Binary);
+    let alice = ValueKey::new("cart")
+        .user(&cache, "alice@example.com")
+        .to_string();
+    let bob = ValueKey::new("cart")
+        .user(&cache, "bob@example.com")
+        .to_string();
+    assert_ne!(alice, bob);
+    assert!(!alice.contains("alice"), "{alice}");
+    assert!(alice.starts_with("cart:u="), "{alice}");
+}
+
+#[tokio::test]
+async fn handlers_reach_the_cache_through_axum_state() {
+    let (cache, _) = cache(Codec::Binary);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let app = Router::new()
+        .route(
+            "/report",
+            get(move |State(cache): State<Cache>| {
+                let calls = Arc::clone(&counted);
+                async move {
+                    let total: u64 = cache
+                        .get_or_compute("report:total", MINUTE, || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            Ok::<_, std::convert::Infallible>(99)
+                        })
+                        .await
+                        .unwrap();
+                    total.to_string()
+                }
+            }),
+        )
+        .with_state(cache);
+    for _ in 0..3 {
+        let response = app
+            .clone()
+            .oneshot(
+                http::Request::get("/report")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
