@@ -9,13 +9,18 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-use cachet::{Cache, CacheLayer, StatsSnapshot};
+use cachet::{Cache, CacheLayer, InvalidationLayer, StatsSnapshot};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A "database" query that takes 50 ms.
 async fn products() -> Json<Vec<&'static str>> {
     tokio::time::sleep(Duration::from_millis(50)).await;
     Json(vec!["tea", "cake", "scones"])
+}
+
+/// Saving a product: the invalidation layer then clears `/api/products`.
+async fn save_product() -> &'static str {
+    "saved\n"
 }
 
 /// A page for the user named by the `Authorization` header.
@@ -48,10 +53,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cache = Cache::from_toml(include_str!("cachet.toml"))?;
 
     let app = Router::new()
-        .route("/api/products", get(products))
+        .route("/api/products", get(products).post(save_product))
         .route("/api/me", get(me))
         .route("/api/time", get(time))
         .layer(CacheLayer::new(cache.clone()))
+        .layer(InvalidationLayer::new(cache.clone()))
         .route("/stats", get(stats))
         .with_state(cache);
 
@@ -61,6 +67,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("A miss (50 ms at the origin), then a hit from memory:");
     println!("  curl -si http://{addr}/api/products | grep -iE 'cache-status|age|^\\['");
     println!("  curl -si http://{addr}/api/products | grep -iE 'cache-status|age|^\\['\n");
+    println!("A POST clears the entry; the next GET is a miss again:");
+    println!("  curl -s -X POST http://{addr}/api/products");
+    println!("  curl -si http://{addr}/api/products | grep -i cache-status\n");
     println!("Per-user entries: alice and bob never see each other's page:");
     println!("  curl -s -H 'Authorization: alice' http://{addr}/api/me");
     println!("  curl -s -H 'Authorization: bob' http://{addr}/api/me");
