@@ -297,3 +297,31 @@ async fn the_tag_index_holds_nothing_for_expired_keys() {
     assert_eq!(stats.caches["default"].tagged, 0);
     assert_eq!(app.cache.purge_tag("material:1").await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn handlers_can_tag_with_a_response_extension() {
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let cache = cachet::Cache::builder()
+        .rule(cachet::Rule::new("^/"))
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/materials/{id}",
+            get(|| async {
+                let mut response = "steel".into_response();
+                response
+                    .extensions_mut()
+                    .insert(cachet::CacheTags::new(["material:42"]));
+                response
+            }),
+        )
+        .layer(cachet::CacheLayer::new(cache.clone()));
+    let get = || http::Request::get("/materials/42").body(axum::body::Body::empty());
+    tower::ServiceExt::oneshot(app.clone(), get().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(cache.purge_tag("material:42").await.unwrap(), 1);
+    assert!(cache.keys().await.unwrap().is_empty());
+}

@@ -7,6 +7,10 @@
 //! `values` when one is configured, else in `default`, beside the HTTP
 //! entries and under the same byte budget, clock and store.
 //!
+//! `Cache` is `Clone + Send + Sync`: hand it to axum handlers as
+//! `State<Cache>` (or an `Extension`), and to actix-web handlers as
+//! `web::Data<Cache>`.
+//!
 //! ```
 //! use cachet_core::{Cache, ValueKey};
 //! use std::time::Duration;
