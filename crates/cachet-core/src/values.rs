@@ -335,15 +335,17 @@ impl Cache {
         let tags: Vec<Arc<str>> = tags.iter().map(|tag| Arc::from(*tag)).collect();
         let stored =
             StoredValue::new(bytes, self.inner.clock.now(), ttl).with_tags(Arc::from(tags));
-        self.inner
+        self.put_value(key, stored).await
+    }
+
+    async fn put_value(&self, key: &str, value: StoredValue) -> Result<(), ValueError> {
+        let key = CacheKey::from_raw(key);
+        let value = Stored::Value(Arc::new(value));
+        Ok(self
+            .inner
             .store
-            .insert(
-                self.values_cache(),
-                &CacheKey::from_raw(key),
-                Stored::Value(Arc::new(stored)),
-            )
-            .await?;
-        Ok(())
+            .insert(self.values_cache(), &key, value)
+            .await?)
     }
 
     /// Whether a live value is under `key`.
@@ -365,14 +367,7 @@ impl Cache {
         let Some(value) = self.stored_value(key).await? else {
             return Ok(false);
         };
-        let renewed = value.expiring(self.inner.clock.now(), ttl);
-        self.inner
-            .store
-            .insert(
-                self.values_cache(),
-                &CacheKey::from_raw(key),
-                Stored::Value(Arc::new(renewed)),
-            )
+        self.put_value(key, value.expiring(self.inner.clock.now(), ttl))
             .await?;
         Ok(true)
     }
