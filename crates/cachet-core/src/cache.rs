@@ -332,16 +332,7 @@ impl Cache {
 
     /// Deletes every key `pattern` matches; how many were deleted.
     pub async fn delete_matching(&self, pattern: &Regex) -> Result<usize, StoreError> {
-        let mut deleted = 0;
-        for stored in self.keys_matching(pattern).await? {
-            deleted += usize::from(
-                self.inner
-                    .store
-                    .remove(&stored.cache, stored.key.as_str())
-                    .await?,
-            );
-        }
-        Ok(deleted)
+        self.remove_matching(pattern, None).await
     }
 
     /// Makes `key` fresh for `ttl` from now; whether it was there.

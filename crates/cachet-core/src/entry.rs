@@ -177,6 +177,13 @@ impl CachedResponse {
         conditions
     }
 
+    /// Whether the origin gave a validator ([`validators`](Self::validators)
+    /// would not be empty), without building the headers.
+    pub fn has_validators(&self) -> bool {
+        !self.generated_etag && self.headers.contains_key(header::ETAG)
+            || self.headers.contains_key(header::LAST_MODIFIED)
+    }
+
     /// How long ago the entry went stale at `now` (zero while fresh).
     pub fn staleness(&self, now: SystemTime) -> Duration {
         now.duration_since(self.fresh_until).unwrap_or_default()

@@ -9,10 +9,9 @@
 
 use crate::cache::Cache;
 use crate::error::StoreError;
-use crate::key::KeyBuilder;
 use crate::request::RequestHead;
 use crate::rules::{CompiledRule, InvalidateScope};
-use crate::tags::uri_term;
+use crate::tags::uri_term_of;
 use http::header::{self, HeaderMap};
 use http::StatusCode;
 use regex::Regex;
@@ -48,7 +47,7 @@ impl Cache {
         if is_safe(req.method()) {
             return None;
         }
-        let target = uri_term(KeyBuilder::new(req.path(), req.query()).finish().as_str());
+        let target = uri_term_of(req.path(), req.query());
         let authority = req
             .header(&header::HOST)
             .and_then(|host| std::str::from_utf8(host).ok())
@@ -120,7 +119,7 @@ impl Cache {
     /// Deletes every entry of the URI `path` (with `query`): all methods,
     /// users and variants; how many.
     pub async fn purge_uri(&self, path: &str, query: Option<&str>) -> Result<usize, StoreError> {
-        let term = uri_term(KeyBuilder::new(path, query).finish().as_str());
+        let term = uri_term_of(path, query);
         self.remove_tagged(&term, None).await
     }
 
@@ -138,7 +137,9 @@ impl Cache {
         Ok(removed)
     }
 
-    async fn remove_matching(
+    /// Removes the keys `pattern` matches, keeping other users' when
+    /// `scope` names one user's key token.
+    pub(crate) async fn remove_matching(
         &self,
         pattern: &Regex,
         scope: Option<&str>,
@@ -182,9 +183,7 @@ fn same_origin_term(value: &[u8], invalidation: &Invalidation) -> Option<Arc<str
     if !path.starts_with('/') {
         return None;
     }
-    Some(uri_term(
-        KeyBuilder::new(path, uri.query()).finish().as_str(),
-    ))
+    Some(uri_term_of(path, uri.query()))
 }
 
 #[cfg(test)]
@@ -193,7 +192,7 @@ mod tests {
 
     fn invalidation(host: Option<&str>) -> Invalidation {
         Invalidation {
-            target: uri_term("/a"),
+            target: uri_term_of("/a", None),
             authority: host.map(str::to_owned),
             rule: None,
             user: None,

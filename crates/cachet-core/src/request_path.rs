@@ -156,7 +156,7 @@ impl Storable {
     /// [`Cache::purge_tag`] finds it.
     #[must_use]
     pub fn with_tags(mut self, tags: Vec<Arc<str>>) -> Self {
-        self.tags = tags;
+        self.tags.extend(tags);
         self
     }
 }
@@ -381,7 +381,7 @@ impl Cache {
             }
             Forward::Stale
         };
-        if entry.validators().is_empty() {
+        if !entry.has_validators() {
             return miss(reason);
         }
         Counters::bump(&counters.misses);
@@ -473,6 +473,19 @@ impl Cache {
         status: StatusCode,
         headers: &HeaderMap,
     ) -> Result<Storable, NotStorable> {
+        self.assess(plan, plan.facts, status, headers)
+            .inspect_err(|_| self.not_stored(plan))
+    }
+
+    /// The freshness of a response to `plan` received now, and whether the
+    /// policy lets it be stored for a request described by `facts`.
+    fn assess(
+        &self,
+        plan: &Plan,
+        facts: RequestFacts,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<Storable, NotStorable> {
         let received_at = self.inner.clock.now();
         let freshness = freshness(
             headers,
@@ -480,24 +493,14 @@ impl Cache {
             plan.rule.ttl(),
             plan.rule.respect_origin(),
         );
-        match check_storable(
-            plan.facts,
-            self.rule_facts(plan),
-            status,
-            headers,
-            &freshness,
-        ) {
-            Ok(vary) => Ok(Storable {
-                freshness,
-                received_at,
-                vary,
-                tags: Vec::new(),
-            }),
-            Err(reason) => {
-                self.not_stored(plan);
-                Err(reason)
-            }
-        }
+        let vary = check_storable(facts, self.rule_facts(plan), status, headers, &freshness)?;
+        Ok(Storable {
+            freshness,
+            received_at,
+            vary,
+            // Every entry is indexed under its URI, for purges by URI.
+            tags: vec![uri_term(plan.key.as_str())],
+        })
     }
 
     fn rule_facts<'a>(&self, plan: &'a Plan) -> RuleFacts<'a> {
@@ -557,8 +560,6 @@ impl Cache {
         body: Bytes,
         generated_etag: bool,
     ) -> CachedResponse {
-        let mut tags = storable.tags.clone();
-        tags.push(uri_term(plan.key.as_str()));
         let entry = CachedResponse::new(
             status,
             headers,
@@ -567,16 +568,16 @@ impl Cache {
             storable.freshness.remaining(),
         )
         .with_initial_age(storable.freshness.initial_age)
-        .with_tags(Arc::from(tags));
+        .with_tags(Arc::from(storable.tags.as_slice()));
         let entry = if generated_etag {
             entry.with_generated_etag()
         } else {
             entry
         };
-        let keep = if entry.validators().is_empty() {
-            Duration::ZERO
-        } else {
+        let keep = if entry.has_validators() {
             plan.rule.keep()
+        } else {
+            Duration::ZERO
         };
         entry.with_keep(keep)
     }
@@ -652,60 +653,54 @@ impl Cache {
             return None;
         }
         let headers = merge_not_modified(stored.headers(), not_modified);
-        let received_at = self.inner.clock.now();
-        let freshness = freshness(
-            &headers,
-            received_at,
-            plan.rule.ttl(),
-            plan.rule.respect_origin(),
-        );
         // The entry answers a GET even when a HEAD revalidated it.
         let facts = RequestFacts {
             head_as_get: false,
             ..plan.facts
         };
-        let policy = check_storable(
-            facts,
-            self.rule_facts(plan),
-            stored.status(),
-            &headers,
-            &freshness,
-        );
-        let storable = Storable {
-            freshness,
-            received_at,
-            vary: Vec::new(),
-            tags: stored
-                .tags()
-                .iter()
-                .filter(|tag| !tag.starts_with("uri "))
-                .cloned()
-                .collect(),
-        };
-        let generated_etag =
-            stored.has_generated_etag() && !not_modified.contains_key(header::ETAG);
-        let entry = self.entry(
-            plan,
-            &storable,
-            stored.status(),
-            headers,
-            stored.body().clone(),
-            generated_etag,
-        );
-        let stored_again = match policy {
-            Ok(_) => {
+        let (entry, stored_again) = match self.assess(plan, facts, stored.status(), &headers) {
+            Ok(storable) => {
+                // Same tags as before: a 304 says nothing about them.
+                let storable = Storable {
+                    tags: stored.tags().to_vec(),
+                    ..storable
+                };
+                let generated_etag =
+                    stored.has_generated_etag() && !not_modified.contains_key(header::ETAG);
+                let entry = Arc::new(self.entry(
+                    plan,
+                    &storable,
+                    stored.status(),
+                    headers,
+                    stored.body().clone(),
+                    generated_etag,
+                ));
                 let result = store
-                    .insert(cache, &revalidation.key, Stored::from(entry.clone()))
+                    .insert(
+                        cache,
+                        &revalidation.key,
+                        Stored::Response(Arc::clone(&entry)),
+                    )
                     .await;
-                self.record_insert(plan, result)
+                (entry, self.record_insert(plan, result))
             }
-            Err(NotStorable::RequestNoStore) => false,
-            Err(_) => {
-                self.not_stored(plan);
-                if let Err(error) = store.remove(cache, revalidation.key.as_str()).await {
-                    tracing::warn!(%error, key = %revalidation.key, "removing an entry failed");
+            Err(reason) => {
+                if reason != NotStorable::RequestNoStore {
+                    self.not_stored(plan);
+                    if let Err(error) = store.remove(cache, revalidation.key.as_str()).await {
+                        tracing::warn!(%error, key = %revalidation.key, "removing an entry failed");
+                    }
                 }
-                false
+                // Used once, for this answer.
+                let now = self.inner.clock.now();
+                let entry = CachedResponse::new(
+                    stored.status(),
+                    headers,
+                    stored.body().clone(),
+                    now,
+                    Duration::ZERO,
+                );
+                (Arc::new(entry), false)
             }
         };
         let outcome = Outcome::Forward {

@@ -100,6 +100,11 @@ pub(crate) fn uri_term(key_or_uri: &str) -> Arc<str> {
     Arc::from(format!("uri {uri}"))
 }
 
+/// The index term of the URI `path` with `query`, normalized as keys are.
+pub(crate) fn uri_term_of(path: &str, query: Option<&str>) -> Arc<str> {
+    uri_term(crate::key::KeyBuilder::new(path, query).finish().as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

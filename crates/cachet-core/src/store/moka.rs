@@ -97,8 +97,7 @@ impl Named {
 
     /// Removes `key`, unindexes it and counts an expiration.
     fn expire(&self, key: &str) {
-        if let Some(value) = self.remove(key) {
-            drop(value);
+        if self.remove(key).is_some() {
             self.removals.expirations.fetch_add(1, Ordering::Relaxed);
         }
     }
