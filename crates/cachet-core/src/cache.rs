@@ -3,6 +3,7 @@
 //! the key-tracking operations that operators call.
 
 use crate::clock::{SharedClock, SystemClock};
+use crate::coalesce::Coalescer;
 use crate::entry::Stored;
 use crate::error::{ConfigError, StoreError};
 use crate::identity::Identity;
@@ -81,6 +82,7 @@ pub(crate) struct Inner {
     pub(crate) tags: TagSettings,
     pub(crate) codec: Codec,
     pub(crate) flights: Flights,
+    pub(crate) coalescer: Arc<Coalescer>,
     started: SystemTime,
 }
 
@@ -240,6 +242,7 @@ impl CacheBuilder {
                 counters,
                 rule_counters,
                 store,
+                coalescer: Arc::new(Coalescer::new(Arc::clone(&self.clock))),
                 clock: self.clock,
                 identity: self.identity,
                 status_headers: self.status_headers,

@@ -55,6 +55,12 @@ struct RuleDto {
     keep: Option<DurationSpec>,
     invalidates: Option<Vec<String>>,
     invalidate_scope: Option<ScopeDto>,
+    stale_while_revalidate: Option<DurationSpec>,
+    stale_if_error: Option<DurationSpec>,
+    coalesce: Option<bool>,
+    lock_timeout: Option<DurationSpec>,
+    hit_for_miss: Option<DurationSpec>,
+    early_refresh: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,15 +227,16 @@ fn rule(index: usize, value: toml::Value) -> Result<Rule, ConfigError> {
         reason,
     };
     let dto: RuleDto = deserialize(value).map_err(error)?;
+    let duration = |field: &str, spec: DurationSpec| {
+        spec.parse()
+            .map_err(|reason| error((field.to_owned(), reason)))
+    };
     let mut rule = Rule::new(dto.path);
     if let Some(cache) = dto.cache {
         rule = rule.cache(cache);
     }
     if let Some(ttl) = dto.ttl {
-        rule = rule.ttl(
-            ttl.parse()
-                .map_err(|reason| error(("ttl".into(), reason)))?,
-        );
+        rule = rule.ttl(duration("ttl", ttl)?);
     }
     if let Some(methods) = dto.methods {
         rule = rule.methods(methods);
@@ -259,10 +266,25 @@ fn rule(index: usize, value: toml::Value) -> Result<Rule, ConfigError> {
         });
     }
     if let Some(keep) = dto.keep {
-        rule = rule.keep(
-            keep.parse()
-                .map_err(|reason| error(("keep".into(), reason)))?,
-        );
+        rule = rule.keep(duration("keep", keep)?);
+    }
+    if let Some(window) = dto.stale_while_revalidate {
+        rule = rule.stale_while_revalidate(duration("stale_while_revalidate", window)?);
+    }
+    if let Some(window) = dto.stale_if_error {
+        rule = rule.stale_if_error(duration("stale_if_error", window)?);
+    }
+    if let Some(timeout) = dto.lock_timeout {
+        rule = rule.lock_timeout(duration("lock_timeout", timeout)?);
+    }
+    if let Some(window) = dto.hit_for_miss {
+        rule = rule.hit_for_miss(duration("hit_for_miss", window)?);
+    }
+    if let Some(on) = dto.coalesce {
+        rule = rule.coalesce(on);
+    }
+    if let Some(beta) = dto.early_refresh {
+        rule = rule.early_refresh(beta);
     }
     if let Some(max_body) = dto.max_body {
         rule = rule.max_body(
@@ -358,6 +380,12 @@ mod tests {
             respect_origin = false
             statuses = [302]
             keep = "1h"
+            stale_while_revalidate = "30s"
+            stale_if_error = "1d"
+            coalesce = false
+            lock_timeout = "250ms"
+            hit_for_miss = 0
+            early_refresh = 1.5
 
             [[rules]]
             path = '^/api/urls/stats/$'
@@ -382,10 +410,31 @@ mod tests {
         assert_eq!(rules[0].statuses(), [302]);
         assert_eq!(rules[0].keep(), Duration::from_secs(3600));
         assert_eq!(rules[1].keep(), crate::rules::DEFAULT_KEEP);
+        assert_eq!(rules[0].stale_while_revalidate(), Duration::from_secs(30));
+        assert_eq!(rules[0].stale_if_error(), Duration::from_secs(86_400));
+        assert!(!rules[0].coalesce() && rules[1].coalesce());
+        assert_eq!(rules[0].lock_timeout(), Duration::from_millis(250));
+        assert_eq!(rules[0].hit_for_miss(), Duration::ZERO);
+        assert_eq!(rules[0].early_refresh(), Some(1.5));
+        assert_eq!(rules[1].early_refresh(), None);
+        assert_eq!(rules[1].lock_timeout(), crate::rules::DEFAULT_LOCK_TIMEOUT);
         assert!(rules[1].respect_origin());
         assert_eq!(rules[1].ttl(), Duration::from_secs(900));
         assert_eq!(cache.caches()["url"].max_bytes, 64 * 1024 * 1024);
         assert!(cache.caches().contains_key("default"));
+    }
+
+    #[test]
+    fn staleness_and_coalescing_fields_are_checked() {
+        let (index, field, reason) =
+            rule_error(&format!("{GOOD}[[rules]]\npath = '^/'\nstale_if_error = \"often\"\n"));
+        assert_eq!((index, field.as_str()), (1, "stale_if_error"));
+        assert!(reason.contains("not a duration"), "{reason}");
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nearly_refresh = -1.0\n");
+        assert_eq!(field, "early_refresh");
+        assert!(reason.contains("above zero"), "{reason}");
+        let (_, field, _) = rule_error("[[rules]]\npath = '^/'\nlock_timeout = -3\n");
+        assert_eq!(field, "lock_timeout");
     }
 
     #[test]

@@ -62,16 +62,24 @@ impl RequestDirectives {
             && self.min_fresh.is_none_or(|min| ttl.as_secs() >= min)
     }
 
+    /// Whether an entry of `age`, stale within its `stale-while-revalidate`
+    /// window, may answer this request while it is refreshed: unless the
+    /// request wants a validated response (`no-cache`), a younger one
+    /// (`max-age`) or a fresh one (`min-fresh`).
+    pub fn accepts_while_revalidating(&self, age: Duration) -> bool {
+        !self.no_cache
+            && self.max_age.is_none_or(|max| age.as_secs() <= max)
+            && self.min_fresh.is_none_or(|min| min == 0)
+    }
+
     /// Whether an entry of `age`, stale for `staleness`, may answer this
     /// request without revalidation. Only `max-stale` allows it, and never
     /// for a response that forbids it (`must-revalidate`, `proxy-revalidate`,
     /// `s-maxage`, `no-cache`: `forbids_stale`) (§4.2.4, §5.2.2.2).
     pub fn accepts_stale(&self, age: Duration, staleness: Duration, forbids_stale: bool) -> bool {
         !forbids_stale
-            && !self.no_cache
             && self.max_stale.is_some_and(|max| staleness.as_secs() <= max)
-            && self.max_age.is_none_or(|max| age.as_secs() <= max)
-            && self.min_fresh.is_none_or(|min| min == 0)
+            && self.accepts_while_revalidating(age)
     }
 }
 

@@ -19,8 +19,10 @@ const HEADER_OVERHEAD: u64 = 48;
 /// Shared as `Arc<CachedResponse>`: a hit clones the pointer, never the body.
 ///
 /// Between `fresh_until` and `keep_until` the entry is *stale*: kept so that
-/// it can be revalidated with its validators (RFC 9111 §4.3) or served to a
-/// client that accepts stale responses (`max-stale`).
+/// it can be revalidated with its validators (RFC 9111 §4.3), served to a
+/// client that accepts stale responses (`max-stale`), served while it is
+/// refreshed (`stale-while-revalidate`) or when the origin fails
+/// (`stale-if-error`, RFC 5861).
 #[derive(Debug, Clone)]
 pub struct CachedResponse {
     status: StatusCode,
@@ -32,6 +34,9 @@ pub struct CachedResponse {
     initial_age: Duration,
     generated_etag: bool,
     no_stale: bool,
+    while_revalidate: Duration,
+    if_error: Duration,
+    fetch_time: Duration,
     tags: Tags,
 }
 
@@ -73,6 +78,9 @@ impl CachedResponse {
             initial_age: Duration::ZERO,
             generated_etag: false,
             no_stale,
+            while_revalidate: Duration::ZERO,
+            if_error: Duration::ZERO,
+            fetch_time: Duration::ZERO,
             tags: no_tags(),
         }
     }
@@ -89,10 +97,31 @@ impl CachedResponse {
         &self.tags
     }
 
-    /// Keeps the entry for `grace` after it goes stale.
+    /// Keeps the entry for (at least) `grace` after it goes stale.
     #[must_use]
     pub fn with_keep(mut self, grace: Duration) -> Self {
-        self.keep_until = self.fresh_until + grace;
+        self.keep_until = self.keep_until.max(self.fresh_until + grace);
+        self
+    }
+
+    /// Lets the entry be served stale for `while_revalidate` after it goes
+    /// stale while a background request refreshes it, and for `if_error`
+    /// when the origin fails (RFC 5861); it is kept that long. Neither
+    /// applies to a response that forbids serving it stale, nor to a 5xx.
+    #[must_use]
+    pub fn with_stale_windows(mut self, while_revalidate: Duration, if_error: Duration) -> Self {
+        if self.no_stale || self.status.is_server_error() {
+            return self;
+        }
+        self.while_revalidate = while_revalidate;
+        self.if_error = if_error;
+        self.with_keep(while_revalidate.max(if_error))
+    }
+
+    /// Records how long the response took to fetch, for early refresh.
+    #[must_use]
+    pub fn with_fetch_time(mut self, fetch_time: Duration) -> Self {
+        self.fetch_time = fetch_time;
         self
     }
 
@@ -158,6 +187,23 @@ impl CachedResponse {
     /// `max-stale` is ignored and an unreachable origin gives 504 (§4.2.4).
     pub fn forbids_stale(&self) -> bool {
         self.no_stale
+    }
+
+    /// Whether the entry is stale at `now` but within its
+    /// `stale-while-revalidate` window: serve it, and refresh it.
+    pub fn serves_while_revalidating(&self, now: SystemTime) -> bool {
+        !self.is_fresh(now) && now < self.fresh_until + self.while_revalidate
+    }
+
+    /// Whether the entry may answer at `now` when the origin fails: fresh,
+    /// or stale within its `stale-if-error` window.
+    pub fn serves_if_error(&self, now: SystemTime) -> bool {
+        !self.if_error.is_zero() && now < self.fresh_until + self.if_error
+    }
+
+    /// How long the response took to fetch.
+    pub fn fetch_time(&self) -> Duration {
+        self.fetch_time
     }
 
     /// The request headers that ask the origin whether this entry is still
@@ -466,6 +512,33 @@ mod tests {
         assert!(!entry.is_kept(t0 + Duration::from_secs(40)));
         let refreshed = entry.refreshed(later, Duration::from_secs(10));
         assert_eq!(refreshed.keep_until(), later + Duration::from_secs(40));
+    }
+
+    #[test]
+    fn stale_windows_rfc5861() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let secs = Duration::from_secs;
+        let entry = |status: StatusCode, cc: &str| {
+            let headers = crate::test_support::header_map(&[("cache-control", cc)]);
+            CachedResponse::new(status, headers, Bytes::new(), t0, secs(10))
+                .with_keep(secs(5))
+                .with_stale_windows(secs(30), secs(60))
+        };
+        let ok = entry(StatusCode::OK, "max-age=10");
+        assert_eq!(ok.keep_until(), t0 + secs(70));
+        assert!(!ok.serves_while_revalidating(t0 + secs(9)), "fresh");
+        assert!(ok.serves_while_revalidating(t0 + secs(39)));
+        assert!(!ok.serves_while_revalidating(t0 + secs(40)));
+        assert!(ok.serves_if_error(t0 + secs(69)));
+        assert!(!ok.serves_if_error(t0 + secs(70)));
+        for forbidding in [
+            entry(StatusCode::OK, "max-age=10, must-revalidate"),
+            entry(StatusCode::SERVICE_UNAVAILABLE, "max-age=10"),
+        ] {
+            assert_eq!(forbidding.keep_until(), t0 + secs(15));
+            assert!(!forbidding.serves_while_revalidating(t0 + secs(11)));
+            assert!(!forbidding.serves_if_error(t0 + secs(11)));
+        }
     }
 
     #[test]

@@ -77,13 +77,28 @@ pub enum Outcome {
         /// How long the entry stays fresh.
         ttl: Duration,
     },
-    /// Answered from a stale entry the request accepts (`max-stale`):
-    /// `ttl` is negative in `Cache-Status`.
+    /// Answered from a stale entry the request accepts (`max-stale`), or
+    /// that is served while a background request refreshes it
+    /// (`stale-while-revalidate`): `ttl` is negative in `Cache-Status`.
     StaleHit {
         /// The entry's age.
         age: Duration,
         /// How long ago it went stale.
         staleness: Duration,
+        /// Whether it is being refreshed (`stale-while-revalidate`).
+        refreshing: bool,
+    },
+    /// The origin failed (a 5xx, or no answer) and the stored entry answered
+    /// (`stale-if-error`).
+    StaleIfError {
+        /// The entry's age.
+        age: Duration,
+        /// How long ago it went stale (zero if it is still fresh).
+        staleness: Duration,
+        /// Why the request went to the origin.
+        reason: Forward,
+        /// The origin's status, when it answered.
+        status: Option<StatusCode>,
     },
     /// Sent to the origin.
     Forward {
@@ -105,7 +120,8 @@ pub enum Outcome {
 /// carries the key and the reason a response was not stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatusHeaders {
-    /// Also write `X-Cache: HIT|MISS|BYPASS`.
+    /// Also write `X-Cache: HIT|MISS|BYPASS|STALE` (`STALE`: served by
+    /// `stale-if-error`).
     pub x_cache: bool,
     /// Add `key` and `detail` to `Cache-Status` (exposes keys: for debugging).
     pub debug: bool,
@@ -124,10 +140,44 @@ impl StatusHeaders {
                 };
                 ("HIT", status)
             }
-            Outcome::StaleHit { age, staleness } => {
+            Outcome::StaleHit {
+                age,
+                staleness,
+                refreshing: false,
+            } => {
                 write_age(*age, headers);
                 let text = format!("cachet; hit; ttl=-{}", staleness.as_secs());
                 ("HIT", self.value(text, key, Some("max-stale")))
+            }
+            Outcome::StaleHit {
+                age,
+                staleness,
+                refreshing: true,
+            } => {
+                write_age(*age, headers);
+                let text = format!(
+                    "cachet; hit; fwd=stale; ttl=-{}; detail=stale-while-revalidate",
+                    staleness.as_secs()
+                );
+                ("HIT", self.value(text, key, None))
+            }
+            Outcome::StaleIfError {
+                age,
+                staleness,
+                reason,
+                status,
+            } => {
+                write_age(*age, headers);
+                let mut text = format!("cachet; fwd={}", reason.token());
+                if let Some(status) = status {
+                    let _ = write!(text, "; fwd-status={}", status.as_u16());
+                }
+                let _ = write!(
+                    text,
+                    "; ttl=-{}; detail=stale-if-error",
+                    staleness.as_secs()
+                );
+                ("STALE", self.value(text, key, None))
             }
             Outcome::Forward {
                 reason,

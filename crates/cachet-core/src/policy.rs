@@ -39,11 +39,44 @@ pub enum NotStorable {
     TooLarge,
     /// The body ended with trailers, which the cache does not keep.
     Trailers,
+    /// The origin's body failed before its end.
+    Incomplete,
     /// The response was already stale when it arrived (§4.2), without a
     /// validator to revalidate it with.
     Stale,
     /// The store failed (logged and counted; the response was still served).
     StoreFailed,
+    /// The request waited past the rule's `lock_timeout` for another
+    /// request's fetch, and went to the origin without storing.
+    LockTimeout,
+}
+
+impl NotStorable {
+    /// Whether the reason lies in the response itself, so that the next
+    /// responses for the key will likely be refused too: the key is then
+    /// marked hit-for-miss and its requests stop queueing behind one
+    /// another. Reasons of one request (`Authorization`, `no-store`, a
+    /// `HEAD`), server errors and failures do not mark it.
+    pub fn marks_hit_for_miss(&self) -> bool {
+        match self {
+            Self::Status(status) => !status.is_server_error(),
+            Self::NoStore
+            | Self::Private
+            | Self::NoCache
+            | Self::SetCookie
+            | Self::VaryAll
+            | Self::VaryInvalid
+            | Self::TooLarge
+            | Self::Trailers
+            | Self::Stale => true,
+            Self::HeadRequest
+            | Self::RequestNoStore
+            | Self::Authorization
+            | Self::Incomplete
+            | Self::StoreFailed
+            | Self::LockTimeout => false,
+        }
+    }
 }
 
 impl fmt::Display for NotStorable {
@@ -62,8 +95,10 @@ impl fmt::Display for NotStorable {
             Self::VaryInvalid => f.write_str("vary-invalid"),
             Self::TooLarge => f.write_str("too-large"),
             Self::Trailers => f.write_str("trailers"),
+            Self::Incomplete => f.write_str("incomplete"),
             Self::Stale => f.write_str("stale"),
             Self::StoreFailed => f.write_str("store-failed"),
+            Self::LockTimeout => f.write_str("lock-timeout"),
         }
     }
 }

@@ -6,11 +6,18 @@
 //!    fresh entry the request's own directives accept, or a miss and why.
 //! 3. On a hit, [`Cache::answer`]: the response (200, or 304 when the
 //!    client's copy is current), with `Age` and `Cache-Status`.
-//! 4. On a miss, forward; then [`Cache::check_storable`] on the response head,
+//! 4. On a hit that asks for a refresh ([`Hit::into_refresh`]: the entry is
+//!    served stale while it is revalidated, or refreshed early), fetch it
+//!    in the background with [`Cache::refresh_fetch`], one at a time per key.
+//! 5. On a miss, [`Cache::coalesce`]: fetch, or wait for the request that
+//!    already is and then [`Cache::lookup_landed`].
+//! 6. Forward; then [`Cache::check_storable`] on the response head,
 //!    [`Cache::store`] once the body is complete, and [`Cache::forwarded`] to
-//!    label the response.
+//!    label the response. When the origin fails, [`Cache::origin_failed`]
+//!    may answer from the stale entry instead (`stale-if-error`).
 
 use crate::cache::Cache;
+use crate::cache_control::CacheControl;
 use crate::conditional::{
     answers_not_modified, etag_for_body, not_modified_headers, same_entity_tag,
 };
@@ -53,6 +60,9 @@ pub struct Plan {
     head: bool,
     facts: RequestFacts,
     directives: RequestDirectives,
+    /// When the request arrived, for rules that refresh early (which need
+    /// to know how long a fetch takes).
+    started: Option<SystemTime>,
 }
 
 impl Plan {
@@ -95,6 +105,7 @@ pub struct Hit {
     age: Duration,
     ttl: Duration,
     staleness: Option<Duration>,
+    refresh: Option<Revalidation>,
 }
 
 impl Hit {
@@ -110,9 +121,20 @@ impl Hit {
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
-    /// How long ago it went stale, for a stale hit (`max-stale`).
+    /// How long ago it went stale, for a stale hit (`max-stale`,
+    /// `stale-while-revalidate`).
     pub fn staleness(&self) -> Option<Duration> {
         self.staleness
+    }
+    /// Whether the entry should be refreshed in the background after it
+    /// answers: it is served stale while revalidated, or it is near its
+    /// expiry and the rule refreshes early.
+    pub fn needs_refresh(&self) -> bool {
+        self.refresh.is_some()
+    }
+    /// What to fetch in the background, once the hit has been answered.
+    pub fn into_refresh(self) -> Option<Revalidation> {
+        self.refresh
     }
 }
 
@@ -135,8 +157,13 @@ impl Revalidation {
     }
     /// The headers to send upstream in place of the client's own
     /// preconditions: `If-None-Match` and/or `If-Modified-Since` (§4.3.1).
+    /// Empty for an entry without validators, which is fetched anew.
     pub fn conditions(&self) -> HeaderMap {
         self.entry.validators()
+    }
+    /// Whether the request upstream is conditional, so that a 304 answers it.
+    pub fn is_conditional(&self) -> bool {
+        self.entry.has_validators()
     }
 }
 
@@ -159,6 +186,18 @@ impl Storable {
         self.tags.extend(tags);
         self
     }
+}
+
+/// What became of a response that went to the origin, for its label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Stored.
+    Stored,
+    /// Not stored, for this reason.
+    Refused(NotStorable),
+    /// Streaming to the client while it is recorded: stored at the body's
+    /// end if it fits the rule's `max_body`.
+    Recording,
 }
 
 /// A response the cache makes itself: a hit (200 or 304) or a 504 for
@@ -274,6 +313,7 @@ impl Cache {
             key = key.header(name.as_str(), combine_header_values(&values).as_deref());
         }
         let directives = RequestDirectives::of(req);
+        let started = rule.early_refresh().map(|_| self.inner.clock.now());
         Route::Cache(Plan {
             rule: Arc::clone(rule),
             key: key.finish(),
@@ -285,6 +325,7 @@ impl Cache {
                 no_store: directives.no_store,
             },
             directives,
+            started,
         })
     }
 
@@ -293,7 +334,27 @@ impl Cache {
     /// Counts a hit or a miss; a store failure is logged, counted, and reads
     /// as a miss.
     pub async fn lookup(&self, plan: &Plan, req: &(dyn RequestHead + Sync)) -> Lookup {
-        if let Some(found) = self.lookup_now(plan, req) {
+        self.lookup_counted(plan, req, true).await
+    }
+
+    /// Step 5, after waiting for another request's fetch of `plan`'s key:
+    /// the lookup again, not counted as a second hit or miss (the request's
+    /// miss was counted); a hit is counted as coalesced.
+    pub async fn lookup_landed(&self, plan: &Plan, req: &(dyn RequestHead + Sync)) -> Lookup {
+        let found = self.lookup_counted(plan, req, false).await;
+        if matches!(found, Lookup::Hit(_)) {
+            Counters::bump(&self.counters(plan).coalesced);
+        }
+        found
+    }
+
+    async fn lookup_counted(
+        &self,
+        plan: &Plan,
+        req: &(dyn RequestHead + Sync),
+        count: bool,
+    ) -> Lookup {
+        if let Some(found) = self.lookup_now_counted(plan, req, count) {
             return found;
         }
         let now = self.inner.clock.now();
@@ -307,12 +368,21 @@ impl Cache {
             }
             found => Found::Primary(found),
         };
-        self.record_lookup(plan, found, now)
+        self.record_lookup(plan, found, now, count)
     }
 
     /// [`lookup`](Self::lookup) without waiting, when the store can answer at
     /// once (the in-memory store always can); `None` when it cannot.
     pub fn lookup_now(&self, plan: &Plan, req: &dyn RequestHead) -> Option<Lookup> {
+        self.lookup_now_counted(plan, req, true)
+    }
+
+    fn lookup_now_counted(
+        &self,
+        plan: &Plan,
+        req: &dyn RequestHead,
+        count: bool,
+    ) -> Option<Lookup> {
         let now = self.inner.clock.now();
         let store = &self.inner.store;
         let cache = plan.rule.cache();
@@ -324,13 +394,18 @@ impl Cache {
             }
             found => Found::Primary(found),
         };
-        Some(self.record_lookup(plan, found, now))
+        Some(self.record_lookup(plan, found, now, count))
     }
 
-    fn record_lookup(&self, plan: &Plan, found: Found, now: SystemTime) -> Lookup {
+    fn record_lookup(&self, plan: &Plan, found: Found, now: SystemTime, count: bool) -> Lookup {
         let counters = self.counters(plan);
+        let bump = |counter| {
+            if count {
+                Counters::bump(counter);
+            }
+        };
         let miss = |reason| {
-            Counters::bump(&counters.misses);
+            bump(&counters.misses);
             Lookup::Miss(reason)
         };
         let (found, variant) = match found {
@@ -354,42 +429,67 @@ impl Cache {
                 return miss(Forward::UriMiss);
             }
         };
+        let revalidation = |entry: &Arc<CachedResponse>, reason| Revalidation {
+            entry: Arc::clone(entry),
+            key: variant.clone().unwrap_or_else(|| plan.key.clone()),
+            reason,
+        };
         let age = entry.age(now);
         let directives = &plan.directives;
         let reason = if entry.is_fresh(now) {
             let ttl = entry.time_to_live(now);
             if directives.accepts(age, ttl) {
-                Counters::bump(&counters.hits);
+                bump(&counters.hits);
+                let refresh = self
+                    .refreshes_early(plan, &entry, ttl)
+                    .then(|| revalidation(&entry, Forward::Stale));
                 return Lookup::Hit(Hit {
                     entry,
                     age,
                     ttl,
                     staleness: None,
+                    refresh,
                 });
             }
             Forward::Request
         } else {
             let staleness = entry.staleness(now);
-            if directives.accepts_stale(age, staleness, entry.forbids_stale()) {
-                Counters::bump(&counters.hits);
+            let while_revalidating = entry.serves_while_revalidating(now)
+                && directives.accepts_while_revalidating(age);
+            if while_revalidating
+                || directives.accepts_stale(age, staleness, entry.forbids_stale())
+            {
+                bump(&counters.hits);
+                if while_revalidating {
+                    bump(&counters.stale);
+                }
+                let refresh = while_revalidating.then(|| revalidation(&entry, Forward::Stale));
                 return Lookup::Hit(Hit {
                     entry,
                     age,
                     ttl: Duration::ZERO,
                     staleness: Some(staleness),
+                    refresh,
                 });
             }
             Forward::Stale
         };
-        if !entry.has_validators() {
-            return miss(reason);
-        }
-        Counters::bump(&counters.misses);
-        Lookup::Revalidate(Revalidation {
-            entry,
-            key: variant.unwrap_or_else(|| plan.key.clone()),
-            reason,
-        })
+        // Kept past its freshness: revalidated when it has validators,
+        // fetched anew otherwise — and served if the origin fails, within
+        // its `stale-if-error` window.
+        bump(&counters.misses);
+        Lookup::Revalidate(revalidation(&entry, reason))
+    }
+
+    /// Whether a fresh hit with `ttl` left should also refresh the entry in
+    /// the background: the rule's early refresh (XFetch) fires with a
+    /// probability that grows as expiry nears and with the fetch time.
+    fn refreshes_early(&self, plan: &Plan, entry: &CachedResponse, ttl: Duration) -> bool {
+        let Some(beta) = plan.rule.early_refresh() else {
+            return false;
+        };
+        let fetch_time = entry.fetch_time();
+        !fetch_time.is_zero() && refresh_early(ttl, fetch_time, beta, unit_random())
     }
 
     /// Step 3: the response for a hit — 304 when `req`'s preconditions show
@@ -405,6 +505,7 @@ impl Cache {
             Some(staleness) => Outcome::StaleHit {
                 age: hit.age,
                 staleness,
+                refreshing: hit.refresh.is_some(),
             },
         };
         self.respond(plan, hit.entry(), &outcome, req)
@@ -579,7 +680,34 @@ impl Cache {
         } else {
             Duration::ZERO
         };
-        entry.with_keep(keep)
+        let (while_revalidate, if_error) = self.stale_windows(plan, entry.headers());
+        let fetch_time = plan.started.map_or(Duration::ZERO, |started| {
+            storable
+                .received_at
+                .duration_since(started)
+                .unwrap_or_default()
+        });
+        entry
+            .with_keep(keep)
+            .with_stale_windows(while_revalidate, if_error)
+            .with_fetch_time(fetch_time)
+    }
+
+    /// How long a response may be served stale while revalidated, and when
+    /// the origin fails: the origin's `stale-while-revalidate` and
+    /// `stale-if-error` (RFC 5861) when it sends them and the rule respects
+    /// it, else the rule's windows.
+    fn stale_windows(&self, plan: &Plan, headers: &HeaderMap) -> (Duration, Duration) {
+        let rule = &plan.rule;
+        let cc = CacheControl::from_headers(headers);
+        let window = |directive: &str, rule_window: Duration| match cc.seconds(directive) {
+            Some(secs) if rule.respect_origin() => Duration::from_secs(secs),
+            _ => rule_window,
+        };
+        (
+            window("stale-while-revalidate", rule.stale_while_revalidate()),
+            window("stale-if-error", rule.stale_if_error()),
+        )
     }
 
     /// Inserts `entry` under the primary key or, when the response varies on
@@ -717,12 +845,37 @@ impl Cache {
         Some(answer)
     }
 
-    /// The answer when the origin could not be reached to revalidate an
-    /// entry that forbids serving it stale (`must-revalidate` and kin):
-    /// 504 Gateway Timeout (RFC 9111 §5.2.2.2). `None` for other entries:
-    /// the adapter passes the origin's error on.
-    pub fn unreachable(&self, plan: &Plan, revalidation: &Revalidation) -> Option<Answer> {
-        if !revalidation.entry.forbids_stale() {
+    /// The answer when the origin failed while a stored entry was being
+    /// revalidated or refreshed: it answered with a server error (`status`)
+    /// or not at all (`None`: a connection error or a timeout).
+    ///
+    /// - Within the entry's `stale-if-error` window, the stored entry
+    ///   (RFC 5861 §4), labelled `fwd=stale` and `detail=stale-if-error`.
+    /// - When the origin could not be reached and the entry forbids serving
+    ///   it stale (`must-revalidate` and kin), 504 Gateway Timeout (RFC 9111
+    ///   §5.2.2.2).
+    /// - Otherwise `None`: the adapter passes the origin's response or error
+    ///   on (and never stores a 5xx over the entry).
+    pub fn origin_failed(
+        &self,
+        plan: &Plan,
+        revalidation: &Revalidation,
+        status: Option<StatusCode>,
+        req: &dyn RequestHead,
+    ) -> Option<Answer> {
+        let entry = &revalidation.entry;
+        let now = self.inner.clock.now();
+        if entry.serves_if_error(now) {
+            Counters::bump(&self.counters(plan).stale);
+            let outcome = Outcome::StaleIfError {
+                age: entry.age(now),
+                staleness: entry.staleness(now),
+                reason: revalidation.reason,
+                status,
+            };
+            return Some(self.respond(plan, entry, &outcome, req));
+        }
+        if status.is_some() || !entry.forbids_stale() {
             return None;
         }
         let mut headers = HeaderMap::new();
@@ -743,20 +896,24 @@ impl Cache {
     }
 
     /// Labels a response that went to the origin for `reason`: its status,
-    /// and whether it was `stored` or why not.
+    /// and whether it was stored, why not, or that it is being recorded.
     pub fn forwarded(
         &self,
         plan: &Plan,
         reason: Forward,
         status: StatusCode,
-        stored: Result<(), NotStorable>,
+        storage: &Storage,
         headers: &mut HeaderMap,
     ) {
         let outcome = Outcome::Forward {
             reason,
             status: Some(status),
-            stored: stored.is_ok(),
-            detail: stored.err().map(|why| why.to_string()),
+            stored: matches!(storage, Storage::Stored),
+            detail: match storage {
+                Storage::Stored => None,
+                Storage::Recording => Some("recording".to_owned()),
+                Storage::Refused(why) => Some(why.to_string()),
+            },
         };
         self.inner
             .status_headers
@@ -773,5 +930,40 @@ impl Cache {
             detail: None,
         };
         self.inner.status_headers.write(&outcome, None, headers);
+    }
+}
+
+/// XFetch (Vattani, Chierichetti, Lowenstein, VLDB 2015): refresh an entry
+/// with `ttl` left when `fetch_time · beta · −ln(u)` reaches it, for `u`
+/// uniform in (0, 1]. Early refreshes spread out and grow likelier as
+/// expiry nears, and slow fetches start sooner.
+fn refresh_early(ttl: Duration, fetch_time: Duration, beta: f64, u: f64) -> bool {
+    fetch_time.as_secs_f64() * beta * -u.ln() >= ttl.as_secs_f64()
+}
+
+/// A number uniform in (0, 1], from 53 random bits.
+fn unit_random() -> f64 {
+    let bits = getrandom::u64().unwrap_or(u64::MAX) >> 11;
+    (bits as f64 + 1.0) / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_refresh_grows_likelier_near_expiry_and_with_slow_fetches() {
+        let secs = Duration::from_secs;
+        // u = 1 never refreshes; a small u refreshes well before expiry.
+        assert!(!refresh_early(secs(1), secs(1), 1.0, 1.0));
+        assert!(refresh_early(secs(4), secs(1), 1.0, 0.01));
+        assert!(!refresh_early(secs(5), secs(1), 1.0, 0.01));
+        // The same draw fires sooner for a slower fetch or a larger beta.
+        assert!(refresh_early(secs(20), secs(5), 1.0, 0.01));
+        assert!(refresh_early(secs(20), secs(1), 5.0, 0.01));
+        let draws = (0..10_000).map(|_| unit_random());
+        assert!(draws.clone().all(|u| u > 0.0 && u <= 1.0));
+        let mean = draws.sum::<f64>() / 10_000.0;
+        assert!((0.45..0.55).contains(&mean), "{mean}");
     }
 }

@@ -18,6 +18,12 @@ pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
 /// How long a stale entry with validators is kept for revalidation when the
 /// rule sets no `keep`.
 pub const DEFAULT_KEEP: Duration = Duration::from_secs(300);
+/// How long requests wait for another request's fetch of the same key when
+/// the rule sets no `lock_timeout`.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a key whose response could not be stored skips coalescing when
+/// the rule sets no `hit_for_miss`.
+pub const DEFAULT_HIT_FOR_MISS: Duration = Duration::from_secs(10);
 
 /// A named cache's budget: its size in bytes and the TTL of rules that set none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +57,7 @@ impl Default for CacheSpec {
 ///     .vary_headers(["Accept-Language"])
 ///     .max_body(256 * 1024);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub struct Rule {
     pub(crate) path: String,
@@ -67,6 +73,12 @@ pub struct Rule {
     pub(crate) keep: Duration,
     pub(crate) invalidates: Vec<String>,
     pub(crate) invalidate_scope: InvalidateScope,
+    pub(crate) stale_while_revalidate: Duration,
+    pub(crate) stale_if_error: Duration,
+    pub(crate) coalesce: bool,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) hit_for_miss: Duration,
+    pub(crate) early_refresh: Option<f64>,
 }
 
 /// Whose entries a mutation under a rule clears.
@@ -85,7 +97,10 @@ impl Rule {
     /// `default` cache and its TTL, GET and HEAD, shared between users, keyed
     /// by method, no varied headers, bodies up to 1 MiB, freshness from the
     /// origin's headers when it sends any, stale entries with validators kept
-    /// five minutes for revalidation.
+    /// five minutes for revalidation, stale entries served only as the
+    /// origin's `stale-while-revalidate`/`stale-if-error` allow, concurrent
+    /// misses coalesced (five-second lock timeout, ten-second hit-for-miss),
+    /// no early refresh.
     pub fn new(path: impl Into<String>) -> Self {
         Self {
             path: path.into(),
@@ -101,6 +116,12 @@ impl Rule {
             keep: DEFAULT_KEEP,
             invalidates: Vec::new(),
             invalidate_scope: InvalidateScope::All,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            coalesce: true,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            hit_for_miss: DEFAULT_HIT_FOR_MISS,
+            early_refresh: None,
         }
     }
 
@@ -198,6 +219,57 @@ impl Rule {
         self.invalidate_scope = scope;
         self
     }
+
+    /// How long after going stale an entry is served at once while one
+    /// background request refreshes it (RFC 5861 §3). The origin's own
+    /// `stale-while-revalidate=N` wins when `respect_origin` is on
+    /// (default zero: only the origin's).
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale_while_revalidate = window;
+        self
+    }
+
+    /// How long after going stale an entry is served when the origin
+    /// answers 5xx, fails or times out (RFC 5861 §4). The origin's own
+    /// `stale-if-error=N` wins when `respect_origin` is on (default zero:
+    /// only the origin's).
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = window;
+        self
+    }
+
+    /// Whether concurrent misses for one key wait for a single request to
+    /// the origin (default `true`).
+    pub fn coalesce(mut self, on: bool) -> Self {
+        self.coalesce = on;
+        self
+    }
+
+    /// How long a request waits for another request's fetch of the same
+    /// key before going to the origin itself, without storing (default
+    /// five seconds).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How long a key whose response could not be stored (private,
+    /// `Set-Cookie`, too large, ...) sends its requests to the origin at
+    /// once instead of queueing them behind one another (default ten
+    /// seconds; zero turns it off).
+    pub fn hit_for_miss(mut self, window: Duration) -> Self {
+        self.hit_for_miss = window;
+        self
+    }
+
+    /// Refreshes entries in the background shortly before they go stale,
+    /// with a probability that grows as expiry nears and with how long the
+    /// response took to fetch (XFetch, Vattani et al. 2015). `beta` above 1
+    /// refreshes earlier; 1 is the usual choice. Off by default.
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.early_refresh = Some(beta);
+        self
+    }
 }
 
 /// A rule after validation, as the request path uses it.
@@ -218,6 +290,12 @@ pub struct CompiledRule {
     keep: Duration,
     invalidates: Vec<Regex>,
     invalidate_scope: InvalidateScope,
+    stale_while_revalidate: Duration,
+    stale_if_error: Duration,
+    coalesce: bool,
+    lock_timeout: Duration,
+    hit_for_miss: Duration,
+    early_refresh: Option<f64>,
 }
 
 impl CompiledRule {
@@ -280,6 +358,30 @@ impl CompiledRule {
     /// Whose entries a mutation under this rule clears.
     pub fn invalidate_scope(&self) -> InvalidateScope {
         self.invalidate_scope
+    }
+    /// The rule's `stale-while-revalidate` window.
+    pub fn stale_while_revalidate(&self) -> Duration {
+        self.stale_while_revalidate
+    }
+    /// The rule's `stale-if-error` window.
+    pub fn stale_if_error(&self) -> Duration {
+        self.stale_if_error
+    }
+    /// Whether concurrent misses wait for one fetch.
+    pub fn coalesce(&self) -> bool {
+        self.coalesce
+    }
+    /// How long a request waits for another's fetch.
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
+    }
+    /// How long an unstorable key skips coalescing.
+    pub fn hit_for_miss(&self) -> Duration {
+        self.hit_for_miss
+    }
+    /// The XFetch `beta`, when early refresh is on.
+    pub fn early_refresh(&self) -> Option<f64> {
+        self.early_refresh
     }
 }
 
@@ -411,6 +513,15 @@ fn compile_rule(
             ));
         }
     }
+    let early_refresh = match rule.early_refresh {
+        Some(beta) if !(beta.is_finite() && beta > 0.0) => {
+            return Err(error(
+                "early_refresh",
+                format!("beta must be a number above zero (1.0 is usual), not {beta}"),
+            ))
+        }
+        beta => beta,
+    };
     let invalidates = rule
         .invalidates
         .iter()
@@ -436,6 +547,12 @@ fn compile_rule(
         keep: rule.keep,
         invalidates,
         invalidate_scope: rule.invalidate_scope,
+        stale_while_revalidate: rule.stale_while_revalidate,
+        stale_if_error: rule.stale_if_error,
+        coalesce: rule.coalesce,
+        lock_timeout: rule.lock_timeout,
+        hit_for_miss: rule.hit_for_miss,
+        early_refresh,
     })
 }
 

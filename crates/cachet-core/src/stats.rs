@@ -12,6 +12,9 @@ pub(crate) struct Counters {
     pub(crate) inserts: AtomicU64,
     pub(crate) not_stored: AtomicU64,
     pub(crate) store_errors: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
+    pub(crate) stale: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
 }
 
 impl Counters {
@@ -44,6 +47,14 @@ pub struct CacheStats {
     pub not_stored: u64,
     /// Store failures (each fell back to the origin).
     pub store_errors: u64,
+    /// Misses answered from another request's fetch (coalesced), each
+    /// also counted in `misses`.
+    pub coalesced: u64,
+    /// Responses served stale by `stale-while-revalidate` or
+    /// `stale-if-error`.
+    pub stale: u64,
+    /// Background refreshes started (`stale-while-revalidate`, early refresh).
+    pub refreshes: u64,
     /// Entries dropped to stay within `max_bytes`.
     pub evictions: u64,
     /// Entries dropped because their TTL ran out.
@@ -79,6 +90,9 @@ impl CacheStats {
             inserts: load(&counters.inserts),
             not_stored: load(&counters.not_stored),
             store_errors: load(&counters.store_errors),
+            coalesced: load(&counters.coalesced),
+            stale: load(&counters.stale),
+            refreshes: load(&counters.refreshes),
             evictions: usage.evictions,
             expirations: usage.expirations,
             entries: usage.entries,

@@ -1,12 +1,15 @@
-//! The response body: a cached body, the origin's body untouched, or the
-//! origin's body replayed after the cache read part of it.
+//! The response body: a cached body, the origin's body untouched, the
+//! origin's body replayed after the cache read part of it, or the origin's
+//! body streamed to the client while the cache records it.
 
+use crate::record::{Recorder, Storing};
 use bytes::Bytes;
+use cachet_core::NotStorable;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 pin_project! {
     /// The body of every response that went through [`CacheService`](crate::CacheService).
@@ -30,6 +33,14 @@ pin_project! {
             error: Option<B::Error>,
             rest: Option<Pin<Box<B>>>,
         },
+        // The origin's body, each frame passed on as it arrives and
+        // recorded until the body ends (then stored) or outgrows the limit.
+        Recording {
+            #[pin]
+            body: B,
+            recorder: Option<Box<Recorder>>,
+            storing: Option<Storing>,
+        },
     }
 }
 
@@ -45,6 +56,16 @@ impl<B: Body> ResponseBody<B> {
     pub(crate) fn passthrough(body: B) -> Self {
         Self {
             kind: Kind::Passthrough { body },
+        }
+    }
+
+    pub(crate) fn recording(body: B, recorder: Recorder) -> Self {
+        Self {
+            kind: Kind::Recording {
+                body,
+                recorder: Some(Box::new(recorder)),
+                storing: None,
+            },
         }
     }
 
@@ -94,6 +115,43 @@ where
                     None => Poll::Ready(None),
                 }
             }
+            KindProj::Recording {
+                mut body,
+                recorder,
+                storing,
+            } => loop {
+                if let Some(store) = storing {
+                    ready!(store.as_mut().poll(cx));
+                    *storing = None;
+                    return Poll::Ready(None);
+                }
+                let frame = match ready!(body.as_mut().poll_frame(cx)) {
+                    Some(frame) => frame,
+                    None => {
+                        match recorder.take() {
+                            Some(complete) => *storing = Some(complete.finish()),
+                            None => return Poll::Ready(None),
+                        }
+                        continue;
+                    }
+                };
+                if let Some(recording) = recorder {
+                    let refused = match &frame {
+                        Ok(frame) => match frame.data_ref() {
+                            Some(data) if recording.record(data) => None,
+                            Some(_) => Some(NotStorable::TooLarge),
+                            None => Some(NotStorable::Trailers),
+                        },
+                        Err(_) => Some(NotStorable::Incomplete),
+                    };
+                    if let Some(reason) = refused {
+                        if let Some(recording) = recorder.take() {
+                            recording.give_up(reason);
+                        }
+                    }
+                }
+                return Poll::Ready(Some(frame));
+            },
         }
     }
 
@@ -110,6 +168,12 @@ where
                     && error.is_none()
                     && rest.as_ref().is_none_or(|body| body.is_end_stream())
             }
+            // Not ended until the recording is stored.
+            Kind::Recording {
+                body,
+                recorder,
+                storing,
+            } => recorder.is_none() && storing.is_none() && body.is_end_stream(),
         }
     }
 
@@ -120,6 +184,7 @@ where
             }
             Kind::Passthrough { body } => body.size_hint(),
             Kind::Replay { .. } => SizeHint::default(),
+            Kind::Recording { body, .. } => body.size_hint(),
         }
     }
 }
@@ -130,6 +195,7 @@ impl<B: Body> std::fmt::Debug for ResponseBody<B> {
             Kind::Full { .. } => "Full",
             Kind::Passthrough { .. } => "Passthrough",
             Kind::Replay { .. } => "Replay",
+            Kind::Recording { .. } => "Recording",
         };
         f.debug_struct("ResponseBody").field("kind", &kind).finish()
     }

@@ -107,6 +107,7 @@ mod body;
 mod future;
 mod invalidation;
 mod layer;
+mod record;
 mod service;
 
 #[doc(inline)]

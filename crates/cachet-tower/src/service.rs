@@ -3,11 +3,12 @@
 use crate::body::ResponseBody;
 use crate::future::ResponseFuture;
 use crate::layer::CacheLayer;
-use bytes::{Bytes, BytesMut};
+use crate::record::{join, Recorder};
+use bytes::Bytes;
 use cachet_core::conditional::not_modified_headers;
 use cachet_core::{
-    answers_not_modified, Answer, Cache, CacheTags, Lookup, NotStorable, Plan, Route,
-    CLIENT_PRECONDITIONS,
+    answers_not_modified, Answer, Cache, CacheTags, Fetch, Landing, Lookup, NotStorable, Plan,
+    Revalidation, Route, Storage, Turn, CLIENT_PRECONDITIONS,
 };
 use http::header::{CONTENT_LENGTH, SET_COOKIE};
 use http::{HeaderMap, StatusCode};
@@ -91,46 +92,199 @@ where
         // An in-memory store answers at once: a hit needs no boxed future.
         let looked_up = match self.cache.lookup_now(&plan, &req) {
             Some(Lookup::Hit(hit)) => {
-                return ResponseFuture::ready(answer(self.cache.answer(&plan, &hit, &req)))
+                let response = answer(self.cache.answer(&plan, &hit, &req));
+                if let Some(revalidation) = hit.into_refresh() {
+                    if let Some(fetch) = self.cache.refresh_fetch(&plan) {
+                        let inner = self.take_ready();
+                        refresh(self.cache.clone(), plan, revalidation, fetch, inner, req);
+                    }
+                }
+                return ResponseFuture::ready(response);
             }
             other => other,
         };
-        // The ready service handles this request; the clone waits for the
-        // next `poll_ready` (tower-service: "Be careful when cloning inner services").
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let inner = self.take_ready();
         let cache = self.cache.clone();
         ResponseFuture::cached(Box::pin(serve(cache, plan, looked_up, inner, req)))
     }
+}
+
+impl<S: Clone> CacheService<S> {
+    /// The inner service `poll_ready` prepared, for a request handled
+    /// apart from `call`; a clone takes its place until the next
+    /// `poll_ready` (tower-service: "Be careful when cloning inner services").
+    fn take_ready(&mut self) -> S {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
+}
+
+/// Everything a forwarded request needs besides the inner service and the
+/// request itself.
+struct Forwarding {
+    cache: Cache,
+    plan: Plan,
+    /// The client's request head, kept for choosing the variant to store
+    /// and for answering its preconditions once the origin has answered.
+    client: Request<()>,
 }
 
 async fn serve<S, ReqBody, ResBody>(
     cache: Cache,
     plan: Plan,
     looked_up: Option<Lookup>,
-    mut inner: S,
+    inner: S,
     req: Request<ReqBody>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Body<Data = Bytes>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Send,
 {
-    let (mut parts, body) = req.into_parts();
-    // The client's request head, kept for choosing the variant to store and
-    // for answering its preconditions once the origin has answered.
+    let (parts, body) = req.into_parts();
     let client = client_head(&parts);
-    let looked_up = match looked_up {
+    let mut looked_up = match looked_up {
         Some(found) => found,
         None => cache.lookup(&plan, &client).await,
     };
+    let mut turns = 0;
+    let fetch = loop {
+        let revalidation = match looked_up {
+            Lookup::Hit(hit) => {
+                let response = answer(cache.answer(&plan, &hit, &client));
+                if let Some(revalidation) = hit.into_refresh() {
+                    if let Some(fetch) = cache.refresh_fetch(&plan) {
+                        let req = Request::from_parts(parts, body);
+                        refresh(cache.clone(), plan, revalidation, fetch, inner, req);
+                    }
+                }
+                return Ok(response);
+            }
+            Lookup::Revalidate(ref revalidation) => Some(revalidation),
+            Lookup::Miss(_) => None,
+        };
+        if plan.only_if_cached() && revalidation.is_none() {
+            return Ok(answer(cache.only_if_cached(&plan)));
+        }
+        turns += 1;
+        if turns > MAX_TURNS {
+            break Some(cache.fetch_alone(&plan));
+        }
+        match cache.coalesce(&plan) {
+            Turn::Fetch(fetch) => {
+                // Another request's fetch may have landed since the lookup.
+                if fetch.is_shared() && turns == 1 {
+                    let found = cache.lookup_landed(&plan, &client).await;
+                    if matches!(found, Lookup::Hit(_)) {
+                        fetch.stored();
+                        looked_up = found;
+                        continue;
+                    }
+                }
+                break Some(fetch);
+            }
+            Turn::Wait(wait) => {
+                match tokio::time::timeout(plan.rule().lock_timeout(), wait.landed()).await {
+                    // Waited long enough: go, and store nothing.
+                    Err(_) => break None,
+                    Ok(Landing::NotStored) => break Some(cache.fetch_alone(&plan)),
+                    Ok(Landing::Stored | Landing::Abandoned) => {
+                        looked_up = cache.lookup_landed(&plan, &client).await;
+                    }
+                }
+            }
+        }
+    };
+    let forwarding = Forwarding {
+        cache,
+        plan,
+        client,
+    };
+    forward(forwarding, looked_up, fetch, inner, parts, body).await
+}
+
+/// How many times a request joins the line for its key before it fetches
+/// on its own: each turn ends with another request's fetch landing, so this
+/// bounds the wait when responses keep varying or vanishing.
+const MAX_TURNS: u32 = 3;
+
+/// Fetches `revalidation`'s entry in the background, for a hit that was
+/// served stale (`stale-while-revalidate`) or refreshes early, and reads the
+/// response to its end so that it is stored. Without a Tokio runtime the
+/// entry is simply not refreshed.
+fn refresh<S, ReqBody, ResBody>(
+    cache: Cache,
+    plan: Plan,
+    revalidation: Revalidation,
+    fetch: Fetch,
+    inner: S,
+    req: Request<ReqBody>,
+) where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Send,
+{
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::debug!(key = %plan.key(), "no Tokio runtime: the stale entry is not refreshed");
+        return;
+    };
+    runtime.spawn(async move {
+        let (parts, body) = req.into_parts();
+        let forwarding = Forwarding {
+            client: client_head(&parts),
+            cache,
+            plan,
+        };
+        let key = forwarding.plan.key().clone();
+        let lookup = Lookup::Revalidate(revalidation);
+        match forward(forwarding, lookup, Some(fetch), inner, parts, body).await {
+            Ok(response) => {
+                let mut body = std::pin::pin!(response.into_body());
+                while let Some(frame) = body.frame().await {
+                    if frame.is_err() {
+                        tracing::debug!(%key, "the refresh's body failed");
+                        break;
+                    }
+                }
+            }
+            Err(_) => tracing::debug!(%key, "the refresh failed at the origin"),
+        }
+    });
+}
+
+/// Sends the request to the origin — conditionally when a stored entry has
+/// validators — and makes the response: the entry updated by a 304, the
+/// entry again when the origin fails within its `stale-if-error` window, or
+/// the origin's response, stored when allowed. `fetch` is landed on every
+/// path; `None` means the response must not be stored.
+async fn forward<S, ReqBody, ResBody>(
+    forwarding: Forwarding,
+    looked_up: Lookup,
+    fetch: Option<Fetch>,
+    mut inner: S,
+    mut parts: http::request::Parts,
+    body: ReqBody,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+{
+    let Forwarding {
+        ref cache,
+        ref plan,
+        ref client,
+    } = forwarding;
     let (reason, revalidation) = match looked_up {
-        Lookup::Hit(hit) => return Ok(answer(cache.answer(&plan, &hit, &client))),
         Lookup::Revalidate(revalidation) => (revalidation.reason(), Some(revalidation)),
         Lookup::Miss(reason) => (reason, None),
+        Lookup::Hit(_) => unreachable!("hits are answered before forwarding"),
     };
-    if plan.only_if_cached() {
-        return Ok(answer(cache.only_if_cached(&plan)));
-    }
     // The cache answers the client's preconditions itself; upstream it asks
     // only its own, so a changed resource comes back whole and is stored.
     for name in &CLIENT_PRECONDITIONS {
@@ -142,30 +296,60 @@ where
     let response = match inner.call(Request::from_parts(parts, body)).await {
         Ok(response) => response,
         Err(error) => {
-            return match revalidation.and_then(|r| cache.unreachable(&plan, &r)) {
-                Some(gateway_timeout) => Ok(answer(gateway_timeout)),
-                None => Err(error),
+            if let Some(fetch) = fetch {
+                fetch.not_stored(false);
             }
+            let stale = revalidation.and_then(|r| cache.origin_failed(plan, &r, None, client));
+            return stale.map(answer).ok_or(error);
         }
     };
     let (mut parts, body) = response.into_parts();
-    if parts.status == StatusCode::NOT_MODIFIED {
-        if let Some(revalidation) = revalidation {
+    if let Some(revalidation) = revalidation {
+        if parts.status == StatusCode::NOT_MODIFIED && revalidation.is_conditional() {
             let updated = cache
-                .revalidated(&plan, revalidation, &parts.headers, &client)
+                .revalidated(plan, revalidation, &parts.headers, client)
                 .await;
             if let Some(updated) = updated {
+                if let Some(fetch) = fetch {
+                    fetch.stored();
+                }
                 return Ok(answer(updated));
             }
+            // The 304 names another representation: passed on, not stored.
+        } else if parts.status.is_server_error() {
+            if let Some(fetch) = fetch {
+                fetch.not_stored(false);
+            }
+            if let Some(stale) = cache.origin_failed(plan, &revalidation, Some(parts.status), client)
+            {
+                return Ok(answer(stale));
+            }
+            // A server error never replaces the stored entry.
+            let refused = Storage::Refused(NotStorable::Status(parts.status));
+            cache.forwarded(plan, reason, parts.status, &refused, &mut parts.headers);
+            return Ok(Response::from_parts(parts, ResponseBody::passthrough(body)));
         }
     }
-    let (stored, body) = store_if_allowed(&cache, &plan, &client, &mut parts, body).await;
-    if answers_not_modified(&client, parts.status, &parts.headers) {
+    let (storage, body) = match fetch {
+        Some(fetch) => store_if_allowed(&forwarding, &mut parts, body, fetch).await,
+        None => {
+            // Tags are a header for the cache, stored or not.
+            let extension = parts.extensions.get::<CacheTags>().cloned();
+            cache.take_tags(&mut parts.headers, extension.as_ref());
+            (
+                Storage::Refused(NotStorable::LockTimeout),
+                ResponseBody::passthrough(body),
+            )
+        }
+    };
+    // A streamed body is not at hand to answer the client's preconditions
+    // (they were not sent upstream): it gets the whole response.
+    if storage != Storage::Recording && answers_not_modified(client, parts.status, &parts.headers) {
         let mut headers = not_modified_headers(&parts.headers);
         for cookie in parts.headers.get_all(SET_COOKIE) {
             headers.append(SET_COOKIE, cookie.clone());
         }
-        cache.forwarded(&plan, reason, parts.status, stored, &mut headers);
+        cache.forwarded(plan, reason, parts.status, &storage, &mut headers);
         parts.status = StatusCode::NOT_MODIFIED;
         parts.headers = headers;
         return Ok(Response::from_parts(
@@ -173,7 +357,7 @@ where
             ResponseBody::full(Bytes::new()),
         ));
     }
-    cache.forwarded(&plan, reason, parts.status, stored, &mut parts.headers);
+    cache.forwarded(plan, reason, parts.status, &storage, &mut parts.headers);
     Ok(Response::from_parts(parts, body))
 }
 
@@ -188,29 +372,57 @@ fn client_head(parts: &http::request::Parts) -> Request<()> {
 }
 
 /// Stores the origin's response when the policy allows it and its body fits
-/// the rule's `max_body`; returns whether it was stored (or why not) and the
-/// body to send on.
-async fn store_if_allowed<B: Body<Data = Bytes>>(
-    cache: &Cache,
-    plan: &Plan,
-    client: &Request<()>,
+/// the rule's `max_body`, and lands `fetch`; returns whether it was stored
+/// (or why not) and the body to send on. A body of declared length within
+/// the limit is read whole first (so the client gets the `ETag` and
+/// `Content-Length` later hits will send); one without a length is streamed
+/// to the client and recorded on the way.
+async fn store_if_allowed<B: Body<Data = Bytes> + Send + 'static>(
+    forwarding: &Forwarding,
     parts: &mut http::response::Parts,
     body: B,
-) -> (Result<(), NotStorable>, ResponseBody<B>) {
+    fetch: Fetch,
+) -> (Storage, ResponseBody<B>) {
+    let Forwarding {
+        cache,
+        plan,
+        client,
+    } = forwarding;
     let extension = parts.extensions.get::<CacheTags>().cloned();
     let tags = cache.take_tags(&mut parts.headers, extension.as_ref());
+    let refuse = |reason: NotStorable, fetch: Fetch| {
+        fetch.not_stored(reason.marks_hit_for_miss());
+        Storage::Refused(reason)
+    };
     let storable = match cache.check_storable(plan, parts.status, &parts.headers) {
         Ok(storable) => storable.with_tags(tags),
-        Err(reason) => return (Err(reason), ResponseBody::passthrough(body)),
+        Err(reason) => return (refuse(reason, fetch), ResponseBody::passthrough(body)),
     };
     let max_body = plan.rule().max_body();
+    // The length from the header, or from the body itself (frameworks
+    // leave the header to the server when the body knows its size).
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > max_body) {
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+        .or_else(|| body.size_hint().exact());
+    let Some(declared) = declared else {
+        let recorder = Recorder::new(
+            cache.clone(),
+            plan.clone(),
+            storable,
+            clone_head(client),
+            (parts.status, parts.headers.clone()),
+            fetch,
+        );
+        return (Storage::Recording, ResponseBody::recording(body, recorder));
+    };
+    if declared > max_body {
         cache.not_stored(plan);
-        return (Err(NotStorable::TooLarge), ResponseBody::passthrough(body));
+        return (
+            refuse(NotStorable::TooLarge, fetch),
+            ResponseBody::passthrough(body),
+        );
     }
     match buffer(body, max_body).await {
         Buffered::Complete(bytes) => {
@@ -227,9 +439,10 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
             // A store failure is already logged and counted; the client
             // still gets the whole response.
             let outcome = if stored {
-                Ok(())
+                fetch.stored();
+                Storage::Stored
             } else {
-                Err(NotStorable::StoreFailed)
+                refuse(NotStorable::StoreFailed, fetch)
             };
             (outcome, ResponseBody::full(bytes))
         }
@@ -239,15 +452,27 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
             rest,
         } => {
             cache.not_stored(plan);
-            let reason =
-                if error.is_none() && prefix.back().is_some_and(|frame| frame.is_trailers()) {
-                    NotStorable::Trailers
-                } else {
-                    NotStorable::TooLarge
-                };
-            (Err(reason), ResponseBody::replay(prefix, error, rest))
+            let reason = if error.is_some() {
+                NotStorable::Incomplete
+            } else if prefix.back().is_some_and(|frame| frame.is_trailers()) {
+                NotStorable::Trailers
+            } else {
+                NotStorable::TooLarge
+            };
+            (
+                refuse(reason, fetch),
+                ResponseBody::replay(prefix, error, rest),
+            )
         }
     }
+}
+
+fn clone_head(head: &Request<()>) -> Request<()> {
+    let mut clone = Request::new(());
+    *clone.method_mut() = head.method().clone();
+    *clone.uri_mut() = head.uri().clone();
+    *clone.headers_mut() = head.headers().clone();
+    clone
 }
 
 /// A response the cache made itself.
@@ -304,19 +529,9 @@ async fn buffer<B: Body<Data = Bytes>>(body: B, limit: u64) -> Buffered<B> {
             }
         }
     }
-    let mut data = chunks
+    let data = chunks
         .into_iter()
-        .filter_map(|frame| frame.into_data().ok());
-    let bytes = match (data.next(), data.next()) {
-        (None, _) => Bytes::new(),
-        (Some(only), None) => only,
-        (Some(first), Some(second)) => {
-            let mut joined = BytesMut::with_capacity(usize::try_from(total).unwrap_or(0));
-            joined.extend_from_slice(&first);
-            joined.extend_from_slice(&second);
-            data.for_each(|chunk| joined.extend_from_slice(&chunk));
-            joined.freeze()
-        }
-    };
-    Buffered::Complete(bytes)
+        .filter_map(|frame| frame.into_data().ok())
+        .collect();
+    Buffered::Complete(join(data, total))
 }

@@ -1,0 +1,407 @@
+//! Request coalescing: when many requests miss one key at once, a single
+//! one goes to the origin (it holds the key's [`Fetch`]) and the others
+//! [`Wait`] for it to land — woken by a notification, never by polling.
+//!
+//! A fetch lands one of three ways, and its waiters act on it:
+//!
+//! - [`Landing::Stored`]: look the key up again; it is a hit.
+//! - [`Landing::NotStored`]: the response could not be shared (private,
+//!   `Set-Cookie`, too large, an error): each waiter goes to the origin
+//!   itself. The key is marked *hit-for-miss* for the rule's window, so the
+//!   requests that follow go straight to the origin instead of queueing.
+//! - [`Landing::Abandoned`]: the fetch was dropped (its client went away,
+//!   its future was cancelled): the waiters join again and one of them
+//!   takes over.
+//!
+//! Waiting is bounded by the rule's `lock_timeout`, which the adapter
+//! enforces with its runtime's timer; this module needs none.
+
+use crate::cache::Cache;
+use crate::clock::SharedClock;
+use crate::request_path::Plan;
+use crate::stats::Counters;
+use event_listener::Event;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+/// How many keys the hit-for-miss marks may cover at once: the marks are
+/// bounded in memory like everything else.
+const HIT_FOR_MISS_KEYS: u64 = 10_000;
+
+/// How a fetch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Landing {
+    /// The response is in the store: look it up again.
+    Stored,
+    /// The response was not stored: go to the origin yourself.
+    NotStored,
+    /// The fetch was dropped before it finished: join again.
+    Abandoned,
+}
+
+/// A request's place among the requests for its key.
+#[derive(Debug)]
+pub enum Turn {
+    /// Go to the origin, then [`Fetch::stored`] or [`Fetch::not_stored`].
+    Fetch(Fetch),
+    /// Another request is fetching the key: wait for it to land.
+    Wait(Wait),
+}
+
+/// The fetches running now, and the keys whose responses could not be
+/// stored lately.
+pub(crate) struct Coalescer {
+    running: Mutex<HashMap<Arc<str>, Arc<Flight>>>,
+    /// Key → until when requests for it skip coalescing.
+    hit_for_miss: moka::sync::Cache<Arc<str>, SystemTime>,
+    clock: SharedClock,
+}
+
+/// One fetch in progress, as its waiters see it.
+#[derive(Default)]
+struct Flight {
+    landing: Mutex<Option<Landing>>,
+    landed: Event,
+}
+
+impl Coalescer {
+    pub(crate) fn new(clock: SharedClock) -> Self {
+        Self {
+            running: Mutex::default(),
+            hit_for_miss: moka::sync::Cache::new(HIT_FOR_MISS_KEYS),
+            clock,
+        }
+    }
+
+    /// Joins the requests for `key`: the first one fetches, the others
+    /// wait — unless the key is marked hit-for-miss, when each fetches on
+    /// its own.
+    pub(crate) fn join(self: &Arc<Self>, key: &str, hit_for_miss: Duration) -> Turn {
+        if self.is_hit_for_miss(key) {
+            return Turn::Fetch(self.alone(key, hit_for_miss));
+        }
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(flight) = running.get(key) {
+            return Turn::Wait(Wait {
+                flight: Arc::clone(flight),
+            });
+        }
+        let key: Arc<str> = Arc::from(key);
+        let flight = Arc::new(Flight::default());
+        running.insert(Arc::clone(&key), Arc::clone(&flight));
+        Turn::Fetch(Fetch {
+            coalescer: Arc::clone(self),
+            key,
+            flight: Some(flight),
+            hit_for_miss,
+        })
+    }
+
+    /// The fetch of `key` for a background refresh: `None` when a fetch of
+    /// it is already running, so a key is refreshed once at a time.
+    pub(crate) fn try_fetch(self: &Arc<Self>, key: &str, hit_for_miss: Duration) -> Option<Fetch> {
+        match self.join(key, hit_for_miss) {
+            Turn::Fetch(fetch) => Some(fetch),
+            Turn::Wait(_) => None,
+        }
+    }
+
+    /// A fetch that no one waits for.
+    pub(crate) fn alone(self: &Arc<Self>, key: &str, hit_for_miss: Duration) -> Fetch {
+        Fetch {
+            coalescer: Arc::clone(self),
+            key: Arc::from(key),
+            flight: None,
+            hit_for_miss,
+        }
+    }
+
+    fn is_hit_for_miss(&self, key: &str) -> bool {
+        match self.hit_for_miss.get(key) {
+            Some(until) if self.clock.now() < until => true,
+            Some(_) => {
+                self.hit_for_miss.invalidate(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// How many fetches are running now.
+    pub(crate) fn running(&self) -> usize {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl fmt::Debug for Coalescer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coalescer")
+            .field("running", &self.running())
+            .field("hit_for_miss", &self.hit_for_miss.entry_count())
+            .finish()
+    }
+}
+
+/// The right, and the duty, to fetch a key from the origin. Land it with
+/// [`stored`](Self::stored) or [`not_stored`](Self::not_stored); dropping
+/// it unlanded tells the waiters it was abandoned, so one of them takes
+/// over. Never lost: a cancelled request drops it.
+pub struct Fetch {
+    coalescer: Arc<Coalescer>,
+    key: Arc<str>,
+    flight: Option<Arc<Flight>>,
+    hit_for_miss: Duration,
+}
+
+impl Fetch {
+    /// The response is in the store (or the key was found there): the
+    /// waiters look it up, and the key is no longer hit-for-miss.
+    pub fn stored(mut self) {
+        self.coalescer.hit_for_miss.invalidate(&*self.key);
+        self.land(Landing::Stored);
+    }
+
+    /// The response was not stored: the waiters go to the origin. With
+    /// `hit_for_miss` (the response itself cannot be shared, as opposed to
+    /// a failure), the key skips coalescing for the rule's window.
+    pub fn not_stored(mut self, hit_for_miss: bool) {
+        if hit_for_miss && !self.hit_for_miss.is_zero() {
+            let until = self.coalescer.clock.now() + self.hit_for_miss;
+            self.coalescer
+                .hit_for_miss
+                .insert(Arc::clone(&self.key), until);
+        }
+        self.land(Landing::NotStored);
+    }
+
+    /// Whether other requests may be waiting for this fetch.
+    pub fn is_shared(&self) -> bool {
+        self.flight.is_some()
+    }
+
+    fn land(&mut self, landing: Landing) {
+        let Some(flight) = self.flight.take() else {
+            return;
+        };
+        *flight
+            .landing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(landing);
+        {
+            let mut running = self
+                .coalescer
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if running
+                .get(&self.key)
+                .is_some_and(|current| Arc::ptr_eq(current, &flight))
+            {
+                running.remove(&self.key);
+            }
+        }
+        flight.landed.notify(usize::MAX);
+    }
+}
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        self.land(Landing::Abandoned);
+    }
+}
+
+impl fmt::Debug for Fetch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetch")
+            .field("key", &self.key)
+            .field("shared", &self.is_shared())
+            .finish()
+    }
+}
+
+/// A place in line behind another request's [`Fetch`].
+pub struct Wait {
+    flight: Arc<Flight>,
+}
+
+impl Wait {
+    /// Waits until the fetch lands, and says how. Cancel-safe: dropping the
+    /// future leaves the line.
+    pub async fn landed(self) -> Landing {
+        loop {
+            if let Some(landing) = self.landing() {
+                return landing;
+            }
+            let listener = self.flight.landed.listen();
+            // Checked again after listening: a landing in between would
+            // otherwise go unheard.
+            if let Some(landing) = self.landing() {
+                return landing;
+            }
+            listener.await;
+        }
+    }
+
+    fn landing(&self) -> Option<Landing> {
+        *self
+            .flight
+            .landing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wait").field("landing", &self.landing()).finish()
+    }
+}
+
+impl Cache {
+    /// Step 5, on a miss: this request's turn to fetch `plan`'s key from the
+    /// origin, or to wait for the request already fetching it (then
+    /// [`lookup_landed`](Self::lookup_landed) on [`Landing::Stored`] or
+    /// [`Landing::Abandoned`], fetch alone on [`Landing::NotStored`], and
+    /// fetch without storing past the rule's `lock_timeout`). Rules with
+    /// `coalesce = false` always fetch.
+    pub fn coalesce(&self, plan: &Plan) -> Turn {
+        let rule = plan.rule();
+        if !rule.coalesce() {
+            return Turn::Fetch(self.fetch_alone(plan));
+        }
+        self.inner
+            .coalescer
+            .join(plan.key().as_str(), rule.hit_for_miss())
+    }
+
+    /// Step 4: the fetch for a background refresh of `plan`'s key, or
+    /// `None` when one is already running (one refresh per key). Counted.
+    pub fn refresh_fetch(&self, plan: &Plan) -> Option<Fetch> {
+        let fetch = self
+            .inner
+            .coalescer
+            .try_fetch(plan.key().as_str(), plan.rule().hit_for_miss())?;
+        Counters::bump(&self.counters(plan).refreshes);
+        Some(fetch)
+    }
+
+    /// A fetch of `plan`'s key that no other request waits for: after a
+    /// waited-for fetch could not be stored.
+    pub fn fetch_alone(&self, plan: &Plan) -> Fetch {
+        self.inner
+            .coalescer
+            .alone(plan.key().as_str(), plan.rule().hit_for_miss())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::MockClock;
+
+    fn coalescer() -> (Arc<Coalescer>, MockClock) {
+        let clock = MockClock::new();
+        (Arc::new(Coalescer::new(Arc::new(clock.clone()))), clock)
+    }
+
+    fn fetch(turn: Turn) -> Fetch {
+        match turn {
+            Turn::Fetch(fetch) => fetch,
+            Turn::Wait(_) => panic!("expected to fetch"),
+        }
+    }
+
+    fn wait(turn: Turn) -> Wait {
+        match turn {
+            Turn::Wait(wait) => wait,
+            Turn::Fetch(_) => panic!("expected to wait"),
+        }
+    }
+
+    const WINDOW: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn the_first_fetches_and_the_others_hear_how_it_landed() {
+        let (coalescer, _) = coalescer();
+        let leader = fetch(coalescer.join("k", WINDOW));
+        let waiters: Vec<Wait> = (0..3).map(|_| wait(coalescer.join("k", WINDOW))).collect();
+        let other = fetch(coalescer.join("other", WINDOW));
+        let heard = tokio::spawn(async move {
+            let mut landings = Vec::new();
+            for waiter in waiters {
+                landings.push(waiter.landed().await);
+            }
+            landings
+        });
+        leader.stored();
+        assert_eq!(heard.await.unwrap(), [Landing::Stored; 3]);
+        // Landed: the next request fetches anew.
+        assert_eq!(coalescer.running(), 1);
+        drop(other);
+        assert_eq!(coalescer.running(), 0);
+        assert!(fetch(coalescer.join("k", WINDOW)).is_shared());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_fetch_is_abandoned_and_one_waiter_takes_over() {
+        let (coalescer, _) = coalescer();
+        let leader = fetch(coalescer.join("k", WINDOW));
+        let waiter = wait(coalescer.join("k", WINDOW));
+        drop(leader);
+        assert_eq!(waiter.landed().await, Landing::Abandoned);
+        let next = fetch(coalescer.join("k", WINDOW));
+        let _second = wait(coalescer.join("k", WINDOW));
+        assert!(next.is_shared());
+    }
+
+    #[tokio::test]
+    async fn an_unshareable_response_marks_the_key_hit_for_miss_for_a_while() {
+        let (coalescer, clock) = coalescer();
+        let leader = fetch(coalescer.join("k", WINDOW));
+        let waiter = wait(coalescer.join("k", WINDOW));
+        leader.not_stored(true);
+        assert_eq!(waiter.landed().await, Landing::NotStored);
+        // Marked: each request fetches alone, nobody queues.
+        let first = fetch(coalescer.join("k", WINDOW));
+        let second = fetch(coalescer.join("k", WINDOW));
+        assert!(!first.is_shared() && !second.is_shared());
+        // A stored response lifts the mark at once.
+        first.stored();
+        assert!(fetch(coalescer.join("k", WINDOW)).is_shared());
+        // An error does not mark; the mark runs out with the clock.
+        fetch(coalescer.join("e", WINDOW)).not_stored(false);
+        assert!(fetch(coalescer.join("e", WINDOW)).is_shared());
+        fetch(coalescer.join("t", WINDOW)).not_stored(true);
+        clock.advance(WINDOW);
+        assert!(fetch(coalescer.join("t", WINDOW)).is_shared());
+        // A zero window never marks.
+        fetch(coalescer.join("z", Duration::ZERO)).not_stored(true);
+        assert!(fetch(coalescer.join("z", Duration::ZERO)).is_shared());
+        drop(second);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_runs_once_per_key() {
+        let (coalescer, _) = coalescer();
+        let refresh = coalescer.try_fetch("k", WINDOW).expect("none running");
+        assert!(coalescer.try_fetch("k", WINDOW).is_none());
+        refresh.stored();
+        assert!(coalescer.try_fetch("k", WINDOW).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_gives_up_leaves_no_trace() {
+        let (coalescer, _) = coalescer();
+        let leader = fetch(coalescer.join("k", WINDOW));
+        let waiter = wait(coalescer.join("k", WINDOW));
+        let gave_up = tokio::time::timeout(Duration::from_secs(5), waiter.landed()).await;
+        assert!(gave_up.is_err());
+        leader.stored();
+        assert_eq!(coalescer.running(), 0);
+    }
+}
