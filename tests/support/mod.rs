@@ -107,8 +107,22 @@ async fn streamed(State(origin): State<Origin>) -> Body {
     Body::from_stream(futures_util::stream::iter(chunks))
 }
 
+/// Waits the request's `x-delay-ms` on Tokio's clock (paused in the
+/// tests that use it, so no test sleeps).
+async fn delay(headers: &HeaderMap) {
+    let millis = headers
+        .get("x-delay-ms")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(millis) = millis {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    }
+}
+
+/// Answers `headers #N` with the request's `x-respond-*` headers and
+/// `x-status` status, after its `x-delay-ms`.
 async fn with_headers(State(origin): State<Origin>, req: Request<Body>) -> Response<Body> {
     let n = origin.next();
+    delay(req.headers()).await;
     let mut builder = Response::builder();
     for (name, value) in req.headers() {
         if let Some(name) = name.as_str().strip_prefix("x-respond-") {
@@ -128,9 +142,11 @@ async fn with_headers(State(origin): State<Origin>, req: Request<Body>) -> Respo
 
 /// A resource with an entity-tag (the request's `x-etag`, else `"v1"`):
 /// answers 304 when `If-None-Match` matches it, else 200. Echoes
-/// `x-respond-*` headers on both, and records the preconditions it saw.
+/// `x-respond-*` headers on both, records the preconditions it saw, and
+/// waits `x-delay-ms`.
 async fn conditional(State(origin): State<Origin>, req: Request<Body>) -> Response<Body> {
     let n = origin.next();
+    delay(req.headers()).await;
     let header = |name: &str| {
         req.headers()
             .get(name)
