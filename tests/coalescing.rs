@@ -66,7 +66,10 @@ async fn a_thousand_concurrent_misses_call_the_origin_once() {
     assert!(replies.iter().all(|reply| reply.body == "headers #1"));
     assert!(replies.iter().all(|reply| reply.status == StatusCode::OK));
     let stats = &app.cache.stats().caches["default"];
-    assert_eq!((stats.misses, stats.coalesced, stats.inserts), (1000, 999, 1));
+    assert_eq!(
+        (stats.misses, stats.coalesced, stats.inserts),
+        (1000, 999, 1)
+    );
     // The waiters were answered from the stored response.
     let hits = replies.iter().filter(|r| r.outcome() == "HIT").count();
     assert_eq!(hits, 999);
@@ -75,7 +78,10 @@ async fn a_thousand_concurrent_misses_call_the_origin_once() {
 #[tokio::test(start_paused = true)]
 async fn an_unshareable_response_releases_the_waiters_and_marks_the_key() {
     let app = app();
-    let private = [("x-delay-ms", "1000"), ("x-respond-cache-control", "private")];
+    let private = [
+        ("x-delay-ms", "1000"),
+        ("x-respond-cache-control", "private"),
+    ];
     let started = Instant::now();
     let replies = concurrently(&app, 10, "/api/respond", &private).await;
     // The waiters were released when the leader's response came back, and
@@ -84,7 +90,11 @@ async fn an_unshareable_response_releases_the_waiters_and_marks_the_key() {
     bodies.sort_unstable();
     bodies.dedup();
     assert_eq!((bodies.len(), app.origin.calls()), (10, 10));
-    assert_eq!(started.elapsed(), Duration::from_secs(2), "leader, then the rest");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(2),
+        "leader, then the rest"
+    );
     // Hit-for-miss: the next requests go to the origin at once, together.
     let started = Instant::now();
     concurrently(&app, 10, "/api/respond", &private).await;
@@ -148,14 +158,19 @@ async fn waiters_past_the_lock_timeout_fetch_and_store_nothing() {
             .oneshot(request("GET", "/api/items", &[]))
             .await
             .unwrap();
-        let status = response.headers()["cache-status"].to_str().unwrap().to_owned();
+        let status = response.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, body)
     };
     let leader = tokio::spawn(send(service.clone()));
     tokio::time::sleep(Duration::from_millis(10)).await;
     let started = Instant::now();
-    let waiters: Vec<_> = (0..5).map(|_| tokio::spawn(send(service.clone()))).collect();
+    let waiters: Vec<_> = (0..5)
+        .map(|_| tokio::spawn(send(service.clone())))
+        .collect();
     for waiter in waiters {
         let (status, body) = tokio::time::timeout(BOUND, waiter).await.unwrap().unwrap();
         assert_eq!(status, "cachet; fwd=uri-miss; fwd-status=200", "not stored");
@@ -167,7 +182,10 @@ async fn waiters_past_the_lock_timeout_fetch_and_store_nothing() {
     assert_eq!(body, "items #1");
     // Only the leader's response was stored.
     let (status, body) = send(service.clone()).await;
-    assert_eq!((status.starts_with("cachet; hit"), &body[..]), (true, &b"items #1"[..]));
+    assert_eq!(
+        (status.starts_with("cachet; hit"), &body[..]),
+        (true, &b"items #1"[..])
+    );
 }
 
 /// An origin whose calls fail (the inner service's error) until told to
@@ -246,7 +264,9 @@ async fn a_server_error_releases_the_waiters_without_marking_the_key() {
     let app = app();
     let failing = [("x-delay-ms", "1000"), ("x-status", "503")];
     let replies = concurrently(&app, 5, "/api/respond", &failing).await;
-    assert!(replies.iter().all(|r| r.status == StatusCode::SERVICE_UNAVAILABLE));
+    assert!(replies
+        .iter()
+        .all(|r| r.status == StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(app.origin.calls(), 5);
     let replies = concurrently(&app, 5, "/api/respond", &[("x-delay-ms", "1000")]).await;
     assert_eq!(app.origin.calls(), 6, "coalesced again at once");

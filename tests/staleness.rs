@@ -13,6 +13,8 @@ use bytes::Bytes;
 use cachet::MockClock;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +35,10 @@ async fn stale_while_revalidate_serves_at_once_and_refreshes_once() {
         "[[rules]]\npath = '^/api/respond$'\nttl = \"10s\"\nstale_while_revalidate = \"30s\"\n",
     ));
     let slow = [("x-delay-ms", "1000")];
-    assert_eq!(app.send(request("GET", "/api/respond", &slow)).await.body, "headers #1");
+    assert_eq!(
+        app.send(request("GET", "/api/respond", &slow)).await.body,
+        "headers #1"
+    );
     app.clock.advance(15 * SECOND);
     let started = tokio::time::Instant::now();
     for _ in 0..5 {
@@ -45,11 +50,18 @@ async fn stale_while_revalidate_serves_at_once_and_refreshes_once() {
         );
         assert_eq!(stale.header("age"), Some("15"));
     }
-    assert_eq!(started.elapsed(), Duration::ZERO, "nobody waited for the origin");
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "nobody waited for the origin"
+    );
     settle().await;
     assert_eq!(app.origin.calls(), 2, "one refresh for five stale hits");
     let fresh = app.get("/api/respond").await;
-    assert_eq!((fresh.outcome(), fresh.body.as_str()), ("HIT", "headers #2"));
+    assert_eq!(
+        (fresh.outcome(), fresh.body.as_str()),
+        ("HIT", "headers #2")
+    );
     let stats = &app.cache.stats().caches["default"];
     assert_eq!((stats.stale, stats.refreshes), (5, 1));
 }
@@ -84,7 +96,10 @@ async fn the_origin_can_ask_for_it_and_forbid_it() {
     app.send(request("GET", "/api/respond", &swr)).await;
     app.clock.advance(15 * SECOND);
     let stale = app.send(request("GET", "/api/respond", &swr)).await;
-    assert_eq!((stale.outcome(), stale.body.as_str()), ("HIT", "headers #1"));
+    assert_eq!(
+        (stale.outcome(), stale.body.as_str()),
+        ("HIT", "headers #1")
+    );
     // A client that wants a validated or younger response is not served stale.
     for directive in ["no-cache", "max-age=5", "min-fresh=1"] {
         let app = App::with_rules("[[rules]]\npath = '^/api/respond$'\nttl = \"10s\"\n");
@@ -106,8 +121,16 @@ async fn the_origin_can_ask_for_it_and_forbid_it() {
     app.send(request("GET", "/api/respond", &strict)).await;
     app.clock.advance(15 * SECOND);
     let reply = app.send(request("GET", "/api/respond", &strict)).await;
-    assert_eq!((reply.outcome(), reply.body.as_str()), ("MISS", "headers #2"));
+    assert_eq!(
+        (reply.outcome(), reply.body.as_str()),
+        ("MISS", "headers #2")
+    );
 }
+
+/// A GET through the cache to a scripted origin: status, `Cache-Status`
+/// and body, or the origin's error.
+type Get =
+    Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(StatusCode, String, String), String>>>>>;
 
 /// What the scripted origin does next.
 const OK: u8 = 0;
@@ -131,15 +154,7 @@ impl Scripted {
     }
 
     /// The origin behind a cache built from `rules`, and the cache's clock.
-    fn behind(
-        &self,
-        rules: &str,
-    ) -> (
-        impl Fn() -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<(StatusCode, String, String), String>>>,
-        >,
-        MockClock,
-    ) {
+    fn behind(&self, rules: &str) -> (Get, MockClock) {
         let clock = MockClock::new();
         let cache = cachet::CacheBuilder::from_toml(rules)
             .unwrap()
@@ -169,12 +184,15 @@ impl Scripted {
                     .await
                     .map_err(|error| error.to_string())?;
                 let status = response.status();
-                let label = response.headers()["cache-status"].to_str().unwrap().to_owned();
+                let label = response.headers()["cache-status"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
                 let body = response.into_body().collect().await.unwrap().to_bytes();
                 Ok((status, label, String::from_utf8(body.to_vec()).unwrap()))
-            }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+            }) as Pin<Box<dyn Future<Output = _>>>
         };
-        (get, clock)
+        (Box::new(get), clock)
     }
 }
 
@@ -206,7 +224,10 @@ async fn stale_if_error_serves_the_entry_on_503_and_on_connection_error() {
     origin.set(UNAVAILABLE);
     let (status, label, _) = get().await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(label.starts_with("cachet; fwd=uri-miss; fwd-status=503"), "{label}");
+    assert!(
+        label.starts_with("cachet; fwd=uri-miss; fwd-status=503"),
+        "{label}"
+    );
 }
 
 #[tokio::test]
@@ -215,7 +236,10 @@ async fn a_stale_server_error_is_never_served() {
     let (get, clock) = origin.behind(STALE_IF_ERROR);
     origin.set(UNAVAILABLE);
     let (status, label, _) = get().await.unwrap();
-    assert_eq!((status, label.ends_with("; stored")), (StatusCode::SERVICE_UNAVAILABLE, true));
+    assert_eq!(
+        (status, label.ends_with("; stored")),
+        (StatusCode::SERVICE_UNAVAILABLE, true)
+    );
     clock.advance(15 * SECOND);
     origin.set(REFUSED);
     assert_eq!(get().await.unwrap_err(), "connection refused");
@@ -234,7 +258,11 @@ async fn a_refresh_that_fails_keeps_the_entry_and_tries_again() {
         assert_eq!((status, body.as_str()), (StatusCode::OK, "ok #1"));
         assert!(label.contains("detail=stale-while-revalidate"), "{label}");
         settle().await;
-        assert_eq!(origin.calls(), attempt, "one refresh per stale hit, each failed");
+        assert_eq!(
+            origin.calls(),
+            attempt,
+            "one refresh per stale hit, each failed"
+        );
     }
     origin.set(OK);
     get().await.unwrap();
@@ -276,13 +304,22 @@ async fn early_refresh_renews_a_fresh_entry_in_the_background() {
                 .oneshot(request("GET", "/api/items", &[]))
                 .await
                 .unwrap();
-            let label = response.headers()["cache-status"].to_str().unwrap().to_owned();
-            (label, response.into_body().collect().await.unwrap().to_bytes())
+            let label = response.headers()["cache-status"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (
+                label,
+                response.into_body().collect().await.unwrap().to_bytes(),
+            )
         };
         get().await;
         clock.advance(30 * SECOND);
         let (label, body) = get().await;
-        assert_eq!((label.as_str(), &body[..]), ("cachet; hit; ttl=30", &b"items #1"[..]));
+        assert_eq!(
+            (label.as_str(), &body[..]),
+            ("cachet; hit; ttl=30", &b"items #1"[..])
+        );
         settle().await;
         assert_eq!(calls.load(Ordering::SeqCst), if refreshed { 2 } else { 1 });
         let (_, body) = get().await;

@@ -400,4 +400,3 @@ async fn range_requests_pass_through() {
     assert_eq!(ranged.header("cache-status"), Some("cachet; fwd=bypass"));
     assert_eq!(app.origin.calls(), 2);
 }
-

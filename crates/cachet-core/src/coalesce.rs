@@ -258,7 +258,9 @@ impl Wait {
 
 impl fmt::Debug for Wait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Wait").field("landing", &self.landing()).finish()
+        f.debug_struct("Wait")
+            .field("landing", &self.landing())
+            .finish()
     }
 }
 

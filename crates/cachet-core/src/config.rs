@@ -426,8 +426,9 @@ mod tests {
 
     #[test]
     fn staleness_and_coalescing_fields_are_checked() {
-        let (index, field, reason) =
-            rule_error(&format!("{GOOD}[[rules]]\npath = '^/'\nstale_if_error = \"often\"\n"));
+        let (index, field, reason) = rule_error(&format!(
+            "{GOOD}[[rules]]\npath = '^/'\nstale_if_error = \"often\"\n"
+        ));
         assert_eq!((index, field.as_str()), (1, "stale_if_error"));
         assert!(reason.contains("not a duration"), "{reason}");
         let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nearly_refresh = -1.0\n");

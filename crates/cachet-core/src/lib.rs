@@ -57,8 +57,8 @@
 //! shared (anonymous) entry and the shared-cache rules.
 
 pub mod cache_control;
-pub mod coalesce;
 pub mod clock;
+pub mod coalesce;
 pub mod conditional;
 pub mod config;
 pub mod directives;
@@ -87,8 +87,8 @@ mod units;
 
 pub use crate::cache::{Cache, CacheBuilder, StoredKey};
 pub use crate::cache_control::CacheControl;
-pub use crate::coalesce::{Fetch, Landing, Turn, Wait};
 pub use crate::clock::{Clock, MockClock, SharedClock, SystemClock};
+pub use crate::coalesce::{Fetch, Landing, Turn, Wait};
 pub use crate::conditional::{answers_not_modified, Validators, CLIENT_PRECONDITIONS};
 pub use crate::directives::RequestDirectives;
 pub use crate::entry::{CachedResponse, Stored, StoredValue, VariantIndex};
@@ -101,9 +101,7 @@ pub use crate::outcome::Outcome;
 pub use crate::outcome::{Forward, StatusHeaders};
 pub use crate::policy::NotStorable;
 pub use crate::request::{RequestHead, UserId};
-pub use crate::request_path::{
-    Answer, Hit, Lookup, Plan, Revalidation, Route, Storable, Storage,
-};
+pub use crate::request_path::{Answer, Hit, Lookup, Plan, Revalidation, Route, Storable, Storage};
 pub use crate::response_headers::{cache_headers, never_cache, CacheHeaders, Visibility};
 pub use crate::rules::{CacheSpec, CompiledRule, InvalidateScope, Rule, RuleSet};
 pub use crate::stats::{CacheStats, StatsSnapshot};

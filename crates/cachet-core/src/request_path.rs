@@ -454,10 +454,9 @@ impl Cache {
             Forward::Request
         } else {
             let staleness = entry.staleness(now);
-            let while_revalidating = entry.serves_while_revalidating(now)
-                && directives.accepts_while_revalidating(age);
-            if while_revalidating
-                || directives.accepts_stale(age, staleness, entry.forbids_stale())
+            let while_revalidating =
+                entry.serves_while_revalidating(now) && directives.accepts_while_revalidating(age);
+            if while_revalidating || directives.accepts_stale(age, staleness, entry.forbids_stale())
             {
                 bump(&counters.hits);
                 if while_revalidating {

@@ -320,7 +320,8 @@ where
             if let Some(fetch) = fetch {
                 fetch.not_stored(false);
             }
-            if let Some(stale) = cache.origin_failed(plan, &revalidation, Some(parts.status), client)
+            if let Some(stale) =
+                cache.origin_failed(plan, &revalidation, Some(parts.status), client)
             {
                 return Ok(answer(stale));
             }
