@@ -23,12 +23,13 @@ use crate::stats::Counters;
 use event_listener::Event;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 /// How many keys the hit-for-miss marks may cover at once: the marks are
 /// bounded in memory like everything else.
-const HIT_FOR_MISS_KEYS: u64 = 10_000;
+const HIT_FOR_MISS_KEYS: usize = 10_000;
 
 /// How a fetch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +54,38 @@ pub enum Turn {
 /// The fetches running now, and the keys whose responses could not be
 /// stored lately.
 pub(crate) struct Coalescer {
-    running: Mutex<HashMap<Arc<str>, Arc<Flight>>>,
-    /// Key → until when requests for it skip coalescing.
-    hit_for_miss: moka::sync::Cache<Arc<str>, SystemTime>,
+    keys: Mutex<Keys>,
+    /// How many fetches have stored their response, for [`Landmark`]s.
+    stored: AtomicU64,
     clock: SharedClock,
+}
+
+/// How many fetches had stored their response at some moment: taken before
+/// a lookup, it tells a request that becomes the fetcher whether its
+/// lookup may be out of date (see [`Cache::landed_since`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Landmark(u64);
+
+/// What the coalescer knows per key, under one lock.
+#[derive(Default)]
+struct Keys {
+    running: HashMap<Arc<str>, Arc<Flight>>,
+    /// Key → until when requests for it skip coalescing.
+    hit_for_miss: HashMap<Arc<str>, SystemTime>,
+}
+
+impl Keys {
+    /// Marks `key` until `until`, within [`HIT_FOR_MISS_KEYS`]: when full,
+    /// expired marks go first, and a key that still finds no room is not
+    /// marked (its requests keep coalescing, which is always safe).
+    fn mark(&mut self, key: Arc<str>, until: SystemTime, now: SystemTime) {
+        if self.hit_for_miss.len() >= HIT_FOR_MISS_KEYS {
+            self.hit_for_miss.retain(|_, until| *until > now);
+        }
+        if self.hit_for_miss.len() < HIT_FOR_MISS_KEYS {
+            self.hit_for_miss.insert(key, until);
+        }
+    }
 }
 
 /// One fetch in progress, as its waiters see it.
@@ -69,28 +98,36 @@ struct Flight {
 impl Coalescer {
     pub(crate) fn new(clock: SharedClock) -> Self {
         Self {
-            running: Mutex::default(),
-            hit_for_miss: moka::sync::Cache::new(HIT_FOR_MISS_KEYS),
+            keys: Mutex::default(),
+            stored: AtomicU64::new(0),
             clock,
         }
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, Keys> {
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Joins the requests for `key`: the first one fetches, the others
     /// wait — unless the key is marked hit-for-miss, when each fetches on
     /// its own.
     pub(crate) fn join(self: &Arc<Self>, key: &str, hit_for_miss: Duration) -> Turn {
-        if self.is_hit_for_miss(key) {
-            return Turn::Fetch(self.alone(key, hit_for_miss));
+        let mut keys = self.keys();
+        if let Some(&until) = keys.hit_for_miss.get(key) {
+            if self.clock.now() < until {
+                drop(keys);
+                return Turn::Fetch(self.alone(key, hit_for_miss));
+            }
+            keys.hit_for_miss.remove(key);
         }
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(flight) = running.get(key) {
+        if let Some(flight) = keys.running.get(key) {
             return Turn::Wait(Wait {
                 flight: Arc::clone(flight),
             });
         }
         let key: Arc<str> = Arc::from(key);
         let flight = Arc::new(Flight::default());
-        running.insert(Arc::clone(&key), Arc::clone(&flight));
+        keys.running.insert(Arc::clone(&key), Arc::clone(&flight));
         Turn::Fetch(Fetch {
             coalescer: Arc::clone(self),
             key,
@@ -118,23 +155,9 @@ impl Coalescer {
         }
     }
 
-    fn is_hit_for_miss(&self, key: &str) -> bool {
-        match self.hit_for_miss.get(key) {
-            Some(until) if self.clock.now() < until => true,
-            Some(_) => {
-                self.hit_for_miss.invalidate(key);
-                false
-            }
-            None => false,
-        }
-    }
-
     /// How many fetches are running now.
     pub(crate) fn running(&self) -> usize {
-        self.running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.keys().running.len()
     }
 }
 
@@ -142,7 +165,7 @@ impl fmt::Debug for Coalescer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Coalescer")
             .field("running", &self.running())
-            .field("hit_for_miss", &self.hit_for_miss.entry_count())
+            .field("hit_for_miss", &self.keys().hit_for_miss.len())
             .finish()
     }
 }
@@ -162,21 +185,14 @@ impl Fetch {
     /// The response is in the store (or the key was found there): the
     /// waiters look it up, and the key is no longer hit-for-miss.
     pub fn stored(mut self) {
-        self.coalescer.hit_for_miss.invalidate(&*self.key);
-        self.land(Landing::Stored);
+        self.land(Landing::Stored, false);
     }
 
     /// The response was not stored: the waiters go to the origin. With
     /// `hit_for_miss` (the response itself cannot be shared, as opposed to
     /// a failure), the key skips coalescing for the rule's window.
     pub fn not_stored(mut self, hit_for_miss: bool) {
-        if hit_for_miss && !self.hit_for_miss.is_zero() {
-            let until = self.coalescer.clock.now() + self.hit_for_miss;
-            self.coalescer
-                .hit_for_miss
-                .insert(Arc::clone(&self.key), until);
-        }
-        self.land(Landing::NotStored);
+        self.land(Landing::NotStored, hit_for_miss);
     }
 
     /// Whether other requests may be waiting for this fetch.
@@ -184,34 +200,51 @@ impl Fetch {
         self.flight.is_some()
     }
 
-    fn land(&mut self, landing: Landing) {
-        let Some(flight) = self.flight.take() else {
-            return;
-        };
-        *flight
-            .landing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(landing);
-        {
-            let mut running = self
-                .coalescer
-                .running
+    fn land(&mut self, landing: Landing, hit_for_miss: bool) {
+        let flight = self.flight.take();
+        if flight.is_none() && landing == Landing::Abandoned {
+            return; // landed already, or nobody waits and nothing to record
+        }
+        if let Some(flight) = &flight {
+            *flight
+                .landing
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if running
-                .get(&self.key)
-                .is_some_and(|current| Arc::ptr_eq(current, &flight))
-            {
-                running.remove(&self.key);
+                .unwrap_or_else(PoisonError::into_inner) = Some(landing);
+        }
+        {
+            let mut keys = self.coalescer.keys();
+            match landing {
+                Landing::Stored => {
+                    // Counted before the flight leaves the map (under the
+                    // same lock): whoever joins next sees the count moved.
+                    self.coalescer.stored.fetch_add(1, Ordering::Relaxed);
+                    keys.hit_for_miss.remove(&self.key);
+                }
+                Landing::NotStored if hit_for_miss && !self.hit_for_miss.is_zero() => {
+                    let now = self.coalescer.clock.now();
+                    keys.mark(Arc::clone(&self.key), now + self.hit_for_miss, now);
+                }
+                Landing::NotStored | Landing::Abandoned => {}
+            }
+            if let Some(flight) = &flight {
+                if keys
+                    .running
+                    .get(&self.key)
+                    .is_some_and(|current| Arc::ptr_eq(current, flight))
+                {
+                    keys.running.remove(&self.key);
+                }
             }
         }
-        flight.landed.notify(usize::MAX);
+        if let Some(flight) = flight {
+            flight.landed.notify(usize::MAX);
+        }
     }
 }
 
 impl Drop for Fetch {
     fn drop(&mut self) {
-        self.land(Landing::Abandoned);
+        self.land(Landing::Abandoned, false);
     }
 }
 
@@ -279,6 +312,19 @@ impl Cache {
         self.inner
             .coalescer
             .join(plan.key().as_str(), rule.hit_for_miss())
+    }
+
+    /// A [`Landmark`] to take before looking a request up.
+    pub fn landmark(&self) -> Landmark {
+        Landmark(self.inner.coalescer.stored.load(Ordering::Relaxed))
+    }
+
+    /// Whether a fetch has stored a response since `landmark`: a request
+    /// that missed before it and now holds the [`Fetch`] should look again,
+    /// since what it missed may have just been stored. Cheaper than looking
+    /// again every time.
+    pub fn landed_since(&self, landmark: Landmark) -> bool {
+        self.landmark() != landmark
     }
 
     /// Step 4: the fetch for a background refresh of `plan`'s key, or
@@ -385,6 +431,22 @@ mod tests {
         fetch(coalescer.join("z", Duration::ZERO)).not_stored(true);
         assert!(fetch(coalescer.join("z", Duration::ZERO)).is_shared());
         drop(second);
+    }
+
+    #[test]
+    fn hit_for_miss_marks_are_bounded() {
+        let t0 = std::time::UNIX_EPOCH;
+        let mut keys = Keys::default();
+        for n in 0..HIT_FOR_MISS_KEYS {
+            keys.mark(Arc::from(n.to_string()), t0 + WINDOW, t0);
+        }
+        // Full of live marks: a new key finds no room and is not marked.
+        keys.mark(Arc::from("late"), t0 + WINDOW, t0);
+        assert_eq!(keys.hit_for_miss.len(), HIT_FOR_MISS_KEYS);
+        assert!(!keys.hit_for_miss.contains_key("late"));
+        // Once they have run out, they make room.
+        keys.mark(Arc::from("later"), t0 + 2 * WINDOW, t0 + WINDOW);
+        assert_eq!(keys.hit_for_miss.len(), 1);
     }
 
     #[tokio::test]

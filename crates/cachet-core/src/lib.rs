@@ -88,7 +88,7 @@ mod units;
 pub use crate::cache::{Cache, CacheBuilder, StoredKey};
 pub use crate::cache_control::CacheControl;
 pub use crate::clock::{Clock, MockClock, SharedClock, SystemClock};
-pub use crate::coalesce::{Fetch, Landing, Turn, Wait};
+pub use crate::coalesce::{Fetch, Landing, Landmark, Turn, Wait};
 pub use crate::conditional::{answers_not_modified, Validators, CLIENT_PRECONDITIONS};
 pub use crate::directives::RequestDirectives;
 pub use crate::entry::{CachedResponse, Stored, StoredValue, VariantIndex};

@@ -7,8 +7,8 @@ use crate::record::{join, Recorder};
 use bytes::Bytes;
 use cachet_core::conditional::not_modified_headers;
 use cachet_core::{
-    answers_not_modified, Answer, Cache, CacheTags, Fetch, Landing, Lookup, NotStorable, Plan,
-    Revalidation, Route, Storage, Turn, CLIENT_PRECONDITIONS,
+    answers_not_modified, Answer, Cache, CacheTags, Fetch, Landing, Landmark, Lookup, NotStorable,
+    Plan, Revalidation, Route, Storage, Turn, CLIENT_PRECONDITIONS,
 };
 use http::header::{CONTENT_LENGTH, SET_COOKIE};
 use http::{HeaderMap, StatusCode};
@@ -89,6 +89,7 @@ where
             }
             Route::Cache(plan) => plan,
         };
+        let landmark = self.cache.landmark();
         // An in-memory store answers at once: a hit needs no boxed future.
         let looked_up = match self.cache.lookup_now(&plan, &req) {
             Some(Lookup::Hit(hit)) => {
@@ -105,6 +106,7 @@ where
         };
         let inner = self.take_ready();
         let cache = self.cache.clone();
+        let looked_up = looked_up.map(|found| (found, landmark));
         ResponseFuture::cached(Box::pin(serve(cache, plan, looked_up, inner, req)))
     }
 }
@@ -129,10 +131,13 @@ struct Forwarding {
     client: Request<()>,
 }
 
+/// Serves a request whose lookup was not a hit in memory: `looked_up` is
+/// that lookup (with the landmark taken before it), or `None` when the
+/// store must be asked.
 async fn serve<S, ReqBody, ResBody>(
     cache: Cache,
     plan: Plan,
-    looked_up: Option<Lookup>,
+    looked_up: Option<(Lookup, Landmark)>,
     inner: S,
     req: Request<ReqBody>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
@@ -146,9 +151,12 @@ where
 {
     let (parts, body) = req.into_parts();
     let client = client_head(&parts);
-    let mut looked_up = match looked_up {
+    let (mut looked_up, mut landmark) = match looked_up {
         Some(found) => found,
-        None => cache.lookup(&plan, &client).await,
+        None => {
+            let landmark = cache.landmark();
+            (cache.lookup(&plan, &client).await, landmark)
+        }
     };
     let mut turns = 0;
     let fetch = loop {
@@ -176,11 +184,10 @@ where
         match cache.coalesce(&plan) {
             Turn::Fetch(fetch) => {
                 // Another request's fetch may have landed since the lookup.
-                if fetch.is_shared() && turns == 1 {
-                    let found = cache.lookup_landed(&plan, &client).await;
-                    if matches!(found, Lookup::Hit(_)) {
+                if fetch.is_shared() && cache.landed_since(landmark) {
+                    looked_up = cache.lookup_landed(&plan, &client).await;
+                    if matches!(looked_up, Lookup::Hit(_)) {
                         fetch.stored();
-                        looked_up = found;
                         continue;
                     }
                 }
@@ -192,6 +199,7 @@ where
                     Err(_) => break None,
                     Ok(Landing::NotStored) => break Some(cache.fetch_alone(&plan)),
                     Ok(Landing::Stored | Landing::Abandoned) => {
+                        landmark = cache.landmark();
                         looked_up = cache.lookup_landed(&plan, &client).await;
                     }
                 }
