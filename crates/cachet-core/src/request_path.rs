@@ -105,7 +105,8 @@ pub struct Hit {
     age: Duration,
     ttl: Duration,
     staleness: Option<Duration>,
-    refresh: Option<Revalidation>,
+    /// Boxed: rare, and kept out of the way of every hit's moves.
+    refresh: Option<Box<Revalidation>>,
 }
 
 impl Hit {
@@ -134,7 +135,7 @@ impl Hit {
     }
     /// What to fetch in the background, once the hit has been answered.
     pub fn into_refresh(self) -> Option<Revalidation> {
-        self.refresh
+        self.refresh.map(|refresh| *refresh)
     }
 }
 
@@ -442,7 +443,7 @@ impl Cache {
                 bump(&counters.hits);
                 let refresh = self
                     .refreshes_early(plan, &entry, ttl)
-                    .then(|| revalidation(&entry, Forward::Stale));
+                    .then(|| Box::new(revalidation(&entry, Forward::Stale)));
                 return Lookup::Hit(Hit {
                     entry,
                     age,
@@ -462,7 +463,8 @@ impl Cache {
                 if while_revalidating {
                     bump(&counters.stale);
                 }
-                let refresh = while_revalidating.then(|| revalidation(&entry, Forward::Stale));
+                let refresh =
+                    while_revalidating.then(|| Box::new(revalidation(&entry, Forward::Stale)));
                 return Lookup::Hit(Hit {
                     entry,
                     age,
