@@ -13,14 +13,22 @@
 //!   comes from memory (304 when the client's `If-None-Match` or
 //!   `If-Modified-Since` shows its copy is current) with `Age` and
 //!   `Cache-Status: cachet; hit; ttl=N`, and the inner service is not called;
-//! - otherwise the inner service answers (`Cache-Status: cachet;
-//!   fwd=uri-miss; fwd-status=200; stored`) and the response is stored if
-//!   RFC 9111 and the rule allow it and its body fits the rule's `max_body`;
-//!   larger bodies are passed on as they are. `only-if-cached` misses get a
-//!   504 without reaching the inner service.
+//! - a stale entry within its `stale-while-revalidate` window is served at
+//!   once, and one background request per key refreshes it (spawned on the
+//!   current Tokio runtime);
+//! - otherwise one request per key goes to the inner service while the
+//!   others for that key wait for it (coalescing); its response
+//!   (`Cache-Status: cachet; fwd=uri-miss; fwd-status=200; stored`) is
+//!   stored if RFC 9111 and the rule allow it and its body fits the rule's
+//!   `max_body`, and the waiters are answered from it. Bodies without a
+//!   length are streamed to the client while recorded; larger bodies pass on
+//!   as they are. When the inner service fails or answers 5xx for an entry
+//!   within its `stale-if-error` window, the entry answers.
+//!   `only-if-cached` misses get a 504 without reaching the inner service.
 //!
 //! A store failure never fails a request: it reads as a miss. The service
-//! keeps the inner service's error type.
+//! keeps the inner service's error type. It needs a Tokio runtime with its
+//! timer enabled (for the lock timeout), as `#[tokio::main]` provides.
 //!
 //! # Example
 //!
