@@ -67,6 +67,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("A miss (50 ms at the origin), then a hit from memory:");
     println!("  curl -si http://{addr}/api/products | grep -iE 'cache-status|age|^\\['");
     println!("  curl -si http://{addr}/api/products | grep -iE 'cache-status|age|^\\['\n");
+    println!("After 30 s the page is stale: served at once, refreshed in the background:");
+    println!("  sleep 31; curl -si http://{addr}/api/products | grep -i cache-status\n");
     println!("A POST clears the entry; the next GET is a miss again:");
     println!("  curl -s -X POST http://{addr}/api/products");
     println!("  curl -si http://{addr}/api/products | grep -i cache-status\n");
