@@ -304,3 +304,15 @@ async fn stale_entries_are_dropped_after_keep() {
     );
     assert_eq!(app.cache.stats().caches["default"].expirations, 1);
 }
+
+#[tokio::test]
+async fn only_if_cached_never_revalidates_a_stale_entry_rfc9111_5_2_1_7() {
+    let app = App::new();
+    app.send(cond(&[MAX_AGE_10])).await;
+    app.clock.advance(Duration::from_secs(11));
+    let reply = app
+        .send(cond(&[MAX_AGE_10, ("cache-control", "only-if-cached")]))
+        .await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(app.origin.calls(), 1);
+}

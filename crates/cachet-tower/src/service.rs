@@ -160,21 +160,17 @@ where
     };
     let mut turns = 0;
     let fetch = loop {
-        let revalidation = match looked_up {
-            Lookup::Hit(hit) => {
-                let response = answer(cache.answer(&plan, &hit, &client));
-                if let Some(revalidation) = hit.into_refresh() {
-                    if let Some(fetch) = cache.refresh_fetch(&plan) {
-                        let req = Request::from_parts(parts, body);
-                        refresh(cache.clone(), plan, revalidation, fetch, inner, req);
-                    }
+        if let Lookup::Hit(hit) = looked_up {
+            let response = answer(cache.answer(&plan, &hit, &client));
+            if let Some(revalidation) = hit.into_refresh() {
+                if let Some(fetch) = cache.refresh_fetch(&plan) {
+                    let req = Request::from_parts(parts, body);
+                    refresh(cache.clone(), plan, revalidation, fetch, inner, req);
                 }
-                return Ok(response);
             }
-            Lookup::Revalidate(ref revalidation) => Some(revalidation),
-            Lookup::Miss(_) => None,
-        };
-        if plan.only_if_cached() && revalidation.is_none() {
+            return Ok(response);
+        }
+        if plan.only_if_cached() {
             return Ok(answer(cache.only_if_cached(&plan)));
         }
         turns += 1;
