@@ -81,6 +81,7 @@ pub(crate) struct Inner {
     pub(crate) status_headers: StatusHeaders,
     pub(crate) tags: TagSettings,
     pub(crate) codec: Codec,
+    pub(crate) key_host: bool,
     pub(crate) flights: Flights,
     pub(crate) coalescer: Arc<Coalescer>,
     started: SystemTime,
@@ -108,6 +109,7 @@ pub struct CacheBuilder {
     status_headers: StatusHeaders,
     tags: TagSettings,
     codec: Codec,
+    key_host: bool,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -131,6 +133,7 @@ impl Default for CacheBuilder {
             status_headers: StatusHeaders::default(),
             tags: TagSettings::default(),
             codec: Codec::default(),
+            key_host: false,
         }
     }
 }
@@ -158,6 +161,15 @@ impl CacheBuilder {
     /// How users are told apart (default: [`Identity::default`]).
     pub fn identity(mut self, identity: Identity) -> Self {
         self.identity = identity;
+        self
+    }
+
+    /// Whether keys include the request's host (`Host`, or the URI's
+    /// authority), normalized, so that virtual hosts behind one reverse
+    /// proxy never share entries (default `false`: an application serves
+    /// one site).
+    pub fn key_host(mut self, on: bool) -> Self {
+        self.key_host = on;
         self
     }
 
@@ -248,6 +260,7 @@ impl CacheBuilder {
                 status_headers: self.status_headers,
                 tags: self.tags,
                 codec: self.codec,
+                key_host: self.key_host,
                 flights: Flights::default(),
                 started,
             }),

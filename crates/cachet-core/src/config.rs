@@ -61,6 +61,7 @@ struct RuleDto {
     lock_timeout: Option<DurationSpec>,
     hit_for_miss: Option<DurationSpec>,
     early_refresh: Option<f64>,
+    heuristic_freshness: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +287,9 @@ fn rule(index: usize, value: toml::Value) -> Result<Rule, ConfigError> {
     if let Some(beta) = dto.early_refresh {
         rule = rule.early_refresh(beta);
     }
+    if let Some(on) = dto.heuristic_freshness {
+        rule = rule.heuristic_freshness(on);
+    }
     if let Some(max_body) = dto.max_body {
         rule = rule.max_body(
             max_body
@@ -386,6 +390,7 @@ mod tests {
             lock_timeout = "250ms"
             hit_for_miss = 0
             early_refresh = 1.5
+            heuristic_freshness = true
 
             [[rules]]
             path = '^/api/urls/stats/$'
@@ -417,6 +422,7 @@ mod tests {
         assert_eq!(rules[0].hit_for_miss(), Duration::ZERO);
         assert_eq!(rules[0].early_refresh(), Some(1.5));
         assert_eq!(rules[1].early_refresh(), None);
+        assert!(rules[0].heuristic_freshness() && !rules[1].heuristic_freshness());
         assert_eq!(rules[1].lock_timeout(), crate::rules::DEFAULT_LOCK_TIMEOUT);
         assert!(rules[1].respect_origin());
         assert_eq!(rules[1].ttl(), Duration::from_secs(900));

@@ -2,7 +2,7 @@
 //! it arrives (RFC 9111 §4.2).
 
 use crate::cache_control::CacheControl;
-use http::header::{AGE, DATE, EXPIRES};
+use http::header::{AGE, DATE, EXPIRES, LAST_MODIFIED};
 use http::HeaderMap;
 use std::time::{Duration, SystemTime};
 
@@ -87,6 +87,18 @@ pub fn freshness(
     heuristic
 }
 
+/// The heuristic freshness lifetime of RFC 9111 §4.2.2 for a response
+/// without explicit freshness: a tenth of the time since its
+/// `Last-Modified` (measured from its `Date`, else `now`), and zero without
+/// one.
+pub fn heuristic_lifetime(headers: &HeaderMap, now: SystemTime) -> Duration {
+    let Some(modified) = http_date(headers.get(LAST_MODIFIED)) else {
+        return Duration::ZERO;
+    };
+    let date = http_date(headers.get(DATE)).unwrap_or(now);
+    date.duration_since(modified).unwrap_or_default() / 10
+}
+
 /// Parses an HTTP-date header value (RFC 9110 §5.6.7); `None` when absent
 /// or invalid.
 pub(crate) fn http_date(value: Option<&http::HeaderValue>) -> Option<SystemTime> {
@@ -103,6 +115,23 @@ mod tests {
     use super::*;
 
     const TTL: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn heuristic_lifetime_is_a_tenth_of_the_age_of_last_modified_rfc9111_4_2_2() {
+        let date = |secs: u64| httpdate::fmt_http_date(now() - Duration::from_secs(secs));
+        let headers =
+            crate::test_support::header_map(&[("last-modified", &date(1000)), ("date", &date(0))]);
+        assert_eq!(
+            heuristic_lifetime(&headers, now()),
+            Duration::from_secs(100)
+        );
+        assert_eq!(heuristic_lifetime(&HeaderMap::new(), now()), Duration::ZERO);
+        let future = crate::test_support::header_map(&[("last-modified", &date(0))]);
+        assert_eq!(
+            heuristic_lifetime(&future, now() - Duration::from_secs(5)),
+            Duration::ZERO
+        );
+    }
 
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600)

@@ -6,6 +6,8 @@
 //!   characters decoded, the others upper-cased) and the query with its
 //!   parameters sorted by name and one canonical percent-encoding;
 //! - the method (`GET` also for `HEAD` when the rule does not vary by method);
+//! - `@` and the normalized host, when the cache keys by host (a reverse
+//!   proxy for several virtual hosts);
 //! - `u=` and the keyed hash of the user's identity (`u=-` for anonymous) when
 //!   the rule varies by user;
 //! - `h:NAME=` and each varied header's value, length-prefixed, or `!` when
@@ -101,6 +103,20 @@ impl KeyBuilder {
         self
     }
 
+    /// Adds the host the request was for: lower-cased, without a trailing
+    /// dot or the default port (`Example.COM.:80` is `example.com`), or `@-`
+    /// when the request names none.
+    #[must_use]
+    pub fn host(mut self, host: Option<&[u8]>) -> Self {
+        self.buf.push_str(" @");
+        let Some(host) = host.map(normalize_host).filter(|host| !host.is_empty()) else {
+            self.buf.push('-');
+            return self;
+        };
+        push_escaped(&mut self.buf, host.as_bytes(), true);
+        self
+    }
+
     /// Adds the user part: a hashed identity, or the anonymous marker.
     #[must_use]
     pub fn user(mut self, identity: Option<IdentityHash>) -> Self {
@@ -162,6 +178,14 @@ impl KeyBuilder {
     pub fn finish(self) -> CacheKey {
         CacheKey(self.buf)
     }
+}
+
+/// A `Host` value as the key holds it: ASCII lower case, no trailing dot,
+/// no `:80`.
+fn normalize_host(host: &[u8]) -> String {
+    let host = String::from_utf8_lossy(host).trim().to_ascii_lowercase();
+    let host = host.strip_suffix(":80").unwrap_or(&host);
+    host.strip_suffix('.').unwrap_or(host).to_owned()
 }
 
 /// How a header value goes into a key: absent (`!`), as a keyed hash
@@ -357,6 +381,24 @@ fn push_canonicalized_query(buf: &mut String, query: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_normalized_and_kept_apart() {
+        let key = |host: Option<&str>| {
+            KeyBuilder::new("/a", None)
+                .method("GET")
+                .host(host.map(str::as_bytes))
+                .finish()
+        };
+        assert_eq!(key(Some("Example.COM.:80")).as_str(), "/a GET @example.com");
+        assert_eq!(key(Some("example.com")), key(Some("EXAMPLE.com:80")));
+        assert_ne!(key(Some("a.example")), key(Some("b.example")));
+        assert_ne!(key(Some("example.com:8080")), key(Some("example.com")));
+        assert_eq!(key(None).as_str(), "/a GET @-");
+        assert_eq!(key(Some("")), key(None));
+        // A space cannot smuggle another part in.
+        assert_ne!(key(Some("a u=-")).as_str(), "/a GET @a u=-");
+    }
     use proptest::prelude::*;
 
     fn path_query(path: &str, query: Option<&str>) -> String {

@@ -24,6 +24,11 @@ pub trait RequestHead {
     fn header_values<'a>(&'a self, name: &HeaderName, each: &mut dyn FnMut(&'a [u8]));
     /// The identity set by the application, if any (see [`UserId`]).
     fn user_id(&self) -> Option<UserId>;
+    /// The request target's authority (host and port) when the URI is in
+    /// absolute form, as HTTP/2 requests carry it; `None` by default.
+    fn authority(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// The identity of the user a request is made for, put in the request's
@@ -80,6 +85,11 @@ impl<B> RequestHead for http::Request<B> {
     fn user_id(&self) -> Option<UserId> {
         self.extensions().get::<UserId>().cloned()
     }
+    fn authority(&self) -> Option<&[u8]> {
+        self.uri()
+            .authority()
+            .map(|authority| authority.as_str().as_bytes())
+    }
 }
 
 impl RequestHead for http::request::Parts {
@@ -102,5 +112,10 @@ impl RequestHead for http::request::Parts {
     }
     fn user_id(&self) -> Option<UserId> {
         self.extensions.get::<UserId>().cloned()
+    }
+    fn authority(&self) -> Option<&[u8]> {
+        self.uri
+            .authority()
+            .map(|authority| authority.as_str().as_bytes())
     }
 }

@@ -24,7 +24,7 @@ use crate::conditional::{
 use crate::directives::RequestDirectives;
 use crate::entry::{CachedResponse, Stored, VariantIndex};
 use crate::error::StoreError;
-use crate::freshness::{freshness, Freshness};
+use crate::freshness::{freshness, heuristic_lifetime, Freshness};
 use crate::key::{combine_header_values, CacheKey, KeyBuilder};
 use crate::outcome::{Forward, Outcome, StatusHeaders};
 use crate::policy::{check_storable, NotStorable, RequestFacts, RuleFacts};
@@ -302,6 +302,9 @@ impl Cache {
         }
         let key_method = if rule.vary_by_method() { method } else { "GET" };
         let mut key = KeyBuilder::new(req.path(), req.query()).method(key_method);
+        if self.inner.key_host {
+            key = key.host(req.header(&header::HOST).or_else(|| req.authority()));
+        }
         let mut shared = true;
         if rule.vary_by_user() {
             let identity = self.inner.identity.of(req);
@@ -589,12 +592,15 @@ impl Cache {
         headers: &HeaderMap,
     ) -> Result<Storable, NotStorable> {
         let received_at = self.inner.clock.now();
-        let freshness = freshness(
+        let mut freshness = freshness(
             headers,
             received_at,
             plan.rule.ttl(),
             plan.rule.respect_origin(),
         );
+        if !freshness.explicit && plan.rule.heuristic_freshness() {
+            freshness.lifetime = heuristic_lifetime(headers, received_at).min(plan.rule.ttl());
+        }
         let vary = check_storable(facts, self.rule_facts(plan), status, headers, &freshness)?;
         Ok(Storable {
             freshness,

@@ -79,6 +79,7 @@ pub struct Rule {
     pub(crate) lock_timeout: Duration,
     pub(crate) hit_for_miss: Duration,
     pub(crate) early_refresh: Option<f64>,
+    pub(crate) heuristic_freshness: bool,
 }
 
 /// Whose entries a mutation under a rule clears.
@@ -122,6 +123,7 @@ impl Rule {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             hit_for_miss: DEFAULT_HIT_FOR_MISS,
             early_refresh: None,
+            heuristic_freshness: false,
         }
     }
 
@@ -270,6 +272,16 @@ impl Rule {
         self.early_refresh = Some(beta);
         self
     }
+
+    /// Whether a response without explicit freshness gets RFC 9111
+    /// §4.2.2's heuristic lifetime (a tenth of the time since its
+    /// `Last-Modified`, at most the rule's TTL; none without it) instead
+    /// of the rule's TTL (default `false`). With it a rule forces no TTL:
+    /// the shared-cache behaviour of a reverse proxy in front of any origin.
+    pub fn heuristic_freshness(mut self, on: bool) -> Self {
+        self.heuristic_freshness = on;
+        self
+    }
 }
 
 /// A rule after validation, as the request path uses it.
@@ -296,6 +308,7 @@ pub struct CompiledRule {
     lock_timeout: Duration,
     hit_for_miss: Duration,
     early_refresh: Option<f64>,
+    heuristic_freshness: bool,
 }
 
 impl CompiledRule {
@@ -382,6 +395,11 @@ impl CompiledRule {
     /// The XFetch `beta`, when early refresh is on.
     pub fn early_refresh(&self) -> Option<f64> {
         self.early_refresh
+    }
+    /// Whether responses without explicit freshness get the §4.2.2
+    /// heuristic lifetime rather than the rule's TTL.
+    pub fn heuristic_freshness(&self) -> bool {
+        self.heuristic_freshness
     }
 }
 
@@ -553,6 +571,7 @@ fn compile_rule(
         lock_timeout: rule.lock_timeout,
         hit_for_miss: rule.hit_for_miss,
         early_refresh,
+        heuristic_freshness: rule.heuristic_freshness,
     })
 }
 
