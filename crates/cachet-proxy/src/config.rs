@@ -1,0 +1,278 @@
+//! The proxy's configuration: a `[proxy]` section for the listener and the
+//! upstream, and the cache's own sections (`[caches.*]`, `[[rules]]`, …) as
+//! `cachet-core` reads them.
+
+use cachet_core::{Cache, CacheBuilder, ConfigError, Rule};
+use http::Uri;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the proxy listens when neither the file nor `--listen` says.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Why a configuration cannot be used. Each names what is wrong and where.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not TOML.
+    #[error("{0}")]
+    Syntax(String),
+    /// A field of `[proxy]` (or its command-line flag) is wrong.
+    #[error("[proxy] {field}: {reason}")]
+    Proxy {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The cache sections are wrong.
+    #[error(transparent)]
+    Cache(#[from] ConfigError),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxyDto {
+    listen: Option<String>,
+    upstream: Option<String>,
+    connect_timeout: Option<String>,
+    timeout: Option<String>,
+    shutdown_timeout: Option<String>,
+    forwarded_headers: Option<bool>,
+    preserve_host: Option<bool>,
+    via: Option<String>,
+}
+
+/// Everything the proxy runs with.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The upstream's base URI (`http://host:port`).
+    pub upstream: Uri,
+    /// How long connecting to the upstream may take (then 502).
+    pub connect_timeout: Duration,
+    /// How long the upstream may take to answer with a response head (then 504).
+    pub timeout: Duration,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_timeout: Duration,
+    /// Whether to set `X-Forwarded-For`, `-Proto` and `-Host`.
+    pub forwarded_headers: bool,
+    /// Whether the client's `Host` goes upstream (else the upstream's own).
+    pub preserve_host: bool,
+    /// The pseudonym in the `Via` header this proxy adds.
+    pub via: String,
+    /// The cache, its rules and named caches.
+    pub cache: Cache,
+}
+
+/// What the command line says, over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--upstream`.
+    pub upstream: Option<String>,
+}
+
+impl ProxyConfig {
+    /// Reads the file at `path` (if any) and applies `overrides`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ProxyConfigError> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ProxyConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        Self::from_toml(&text, overrides)
+    }
+
+    /// Reads a configuration from TOML text and applies `overrides`.
+    ///
+    /// Without `[[rules]]` the proxy caches every path as an RFC 9111 shared
+    /// cache: the origin's freshness, the §4.2.2 heuristic otherwise, never
+    /// a forced TTL. Keys always include the host.
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, ProxyConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|error| ProxyConfigError::Syntax(error.to_string()))?;
+        let proxy: ProxyDto = match table.remove("proxy") {
+            Some(section) => section
+                .try_into()
+                .map_err(|error: toml::de::Error| ProxyConfigError::Proxy {
+                    field: "(section)",
+                    reason: error.message().to_owned(),
+                })?,
+            None => ProxyDto::default(),
+        };
+        let has_rules = table.contains_key("rules");
+        let cache_text =
+            toml::to_string(&table).map_err(|error| ProxyConfigError::Syntax(error.to_string()))?;
+        let mut builder = CacheBuilder::from_toml(&cache_text)?.key_host(true);
+        if !has_rules {
+            builder = builder.rule(Rule::new("^/").heuristic_freshness(true));
+        }
+        let cache = builder.build()?;
+
+        let listen_text = overrides
+            .listen
+            .clone()
+            .or(proxy.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text
+            .parse()
+            .map_err(|_| proxy_error("listen", format!("{listen_text:?} is not an address like 127.0.0.1:8080")))?;
+        let upstream_text = overrides.upstream.clone().or(proxy.upstream).ok_or_else(|| {
+            proxy_error(
+                "upstream",
+                "missing: say where to forward, e.g. --upstream http://127.0.0.1:8000".to_owned(),
+            )
+        })?;
+        let upstream = upstream_uri(&upstream_text)?;
+        Ok(Self {
+            listen,
+            upstream,
+            connect_timeout: duration("connect_timeout", proxy.connect_timeout, 2)?,
+            timeout: duration("timeout", proxy.timeout, 30)?,
+            shutdown_timeout: duration("shutdown_timeout", proxy.shutdown_timeout, 30)?,
+            forwarded_headers: proxy.forwarded_headers.unwrap_or(true),
+            preserve_host: proxy.preserve_host.unwrap_or(true),
+            via: proxy.via.unwrap_or_else(|| "cachet".to_owned()),
+            cache,
+        })
+    }
+}
+
+fn proxy_error(field: &'static str, reason: String) -> ProxyConfigError {
+    ProxyConfigError::Proxy { field, reason }
+}
+
+fn duration(
+    field: &'static str,
+    text: Option<String>,
+    default_secs: u64,
+) -> Result<Duration, ProxyConfigError> {
+    let Some(text) = text else {
+        return Ok(Duration::from_secs(default_secs));
+    };
+    let parsed = humantime_like(&text)
+        .ok_or_else(|| proxy_error(field, format!("{text:?} is not a duration like \"30s\" or \"500ms\"")))?;
+    if parsed.is_zero() {
+        return Err(proxy_error(field, "must be above zero".to_owned()));
+    }
+    Ok(parsed)
+}
+
+/// `"30s"`, `"500ms"`, `"1m 30s"` or a bare number of seconds.
+fn humantime_like(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    match text.parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(text).ok(),
+    }
+}
+
+/// An upstream base URI: `http`, a host, no path beyond `/`.
+fn upstream_uri(text: &str) -> Result<Uri, ProxyConfigError> {
+    let uri: Uri = text
+        .parse()
+        .map_err(|error| proxy_error("upstream", format!("{text:?} is not a URI: {error}")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(proxy_error(
+            "upstream",
+            format!("{text:?}: only http:// upstreams are supported"),
+        ));
+    }
+    if uri.authority().is_none() {
+        return Err(proxy_error("upstream", format!("{text:?} has no host")));
+    }
+    if uri.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
+        return Err(proxy_error(
+            "upstream",
+            format!("{text:?}: give the upstream's root, without a path"),
+        ));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<ProxyConfig, ProxyConfigError> {
+        ProxyConfig::from_toml(text, &Overrides::default())
+    }
+
+    #[test]
+    fn a_full_file() {
+        let config = load(
+            r#"
+            [proxy]
+            listen = "127.0.0.1:9000"
+            upstream = "http://127.0.0.1:8000"
+            timeout = "5s"
+            connect_timeout = "250ms"
+            forwarded_headers = false
+            preserve_host = false
+            via = "edge"
+
+            [[rules]]
+            path = '^/api/'
+            ttl = "1m"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.upstream, "http://127.0.0.1:8000");
+        assert_eq!(config.timeout, Duration::from_secs(5));
+        assert_eq!(config.connect_timeout, Duration::from_millis(250));
+        assert!(!config.forwarded_headers && !config.preserve_host);
+        assert_eq!(config.via, "edge");
+        assert_eq!(config.cache.rules().rules()[0].pattern(), "^/api/");
+    }
+
+    #[test]
+    fn without_rules_every_path_is_cached_by_rfc_9111() {
+        let config = load("[proxy]\nupstream = \"http://127.0.0.1:8000\"\n").unwrap();
+        let rules = config.cache.rules().rules();
+        assert_eq!(rules.len(), 1);
+        assert!(rules[0].heuristic_freshness() && rules[0].respect_origin());
+        assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file() {
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:7000".into()),
+            upstream: Some("http://127.0.0.1:7001".into()),
+        };
+        let config =
+            ProxyConfig::from_toml("[proxy]\nupstream = \"http://x:1\"\n", &overrides).unwrap();
+        assert_eq!(config.listen.port(), 7000);
+        assert_eq!(config.upstream, "http://127.0.0.1:7001");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let message = |text: &str| load(text).unwrap_err().to_string();
+        assert!(message("").contains("[proxy] upstream: missing"));
+        assert!(message("[proxy]\nupstream = \"https://a\"\n").contains("only http://"));
+        assert!(message("[proxy]\nupstream = \"http://a/base\"\n").contains("without a path"));
+        assert!(message("[proxy]\nupstream = \"http://a\"\ntimeout = \"soon\"\n")
+            .contains("[proxy] timeout"));
+        assert!(message("[proxy]\nupstream = \"http://a\"\nlisten = \"here\"\n")
+            .contains("[proxy] listen"));
+        assert!(message("[proxy]\nupstream = \"http://a\"\nport = 1\n").contains("unknown field"));
+        let rule = message("[proxy]\nupstream = \"http://a\"\n[[rules]]\npath = '('\n");
+        assert!(rule.contains("rule 0") && rule.contains("path"), "{rule}");
+    }
+}

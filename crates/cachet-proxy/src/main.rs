@@ -1,0 +1,101 @@
+//! `cachet-proxy`: the command line.
+
+use cachet_proxy::{Overrides, Proxy, ProxyConfig};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A caching reverse proxy configured by cachet's TOML rules.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The configuration file: `[proxy]`, `[caches.*]`, `[[rules]]`, …
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The address to listen on (default 127.0.0.1:8080), over the file's.
+    #[arg(long)]
+    listen: Option<String>,
+    /// The upstream, e.g. http://127.0.0.1:8000, over the file's.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        listen: cli.listen,
+        upstream: cli.upstream,
+    };
+    let config = match ProxyConfig::load(cli.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("cachet-proxy: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check {
+        println!(
+            "cachet-proxy: configuration ok: {} rule(s), {} cache(s), upstream {}, listen {}",
+            config.cache.rules().rules().len(),
+            config.cache.caches().len(),
+            config.upstream,
+            config.listen
+        );
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cachet-proxy: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("cachet-proxy: cannot listen on {}: {error}", config.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "cachet-proxy listening on http://{}, forwarding to {}",
+            config.listen, config.upstream
+        );
+        Proxy::new(&config).serve(listener, shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
