@@ -2,7 +2,7 @@
 //! upstream, and the cache's own sections (`[caches.*]`, `[[rules]]`, …) as
 //! `cachet-core` reads them.
 
-use cachet_core::{Cache, CacheBuilder, ConfigError, Rule};
+use cachet_core::{Cache, CacheBuilder, ConfigError, MockClock, Rule};
 use http::Uri;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -75,23 +75,28 @@ pub struct ProxyConfig {
     pub cache: Cache,
 }
 
-/// What the command line says, over the file.
+/// What the command line (or a test) says, over the file.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// `--listen`.
     pub listen: Option<String>,
     /// `--upstream`.
     pub upstream: Option<String>,
+    /// The cache's clock (default: the system clock); tests pass a
+    /// `MockClock`.
+    pub clock: Option<MockClock>,
 }
 
 impl ProxyConfig {
     /// Reads the file at `path` (if any) and applies `overrides`.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ProxyConfigError> {
         let text = match path {
-            Some(path) => std::fs::read_to_string(path).map_err(|source| ProxyConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })?,
+            Some(path) => {
+                std::fs::read_to_string(path).map_err(|source| ProxyConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?
+            }
             None => String::new(),
         };
         Self::from_toml(&text, overrides)
@@ -105,19 +110,23 @@ impl ProxyConfig {
     pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, ProxyConfigError> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|error| ProxyConfigError::Syntax(error.to_string()))?;
-        let proxy: ProxyDto = match table.remove("proxy") {
-            Some(section) => section
-                .try_into()
-                .map_err(|error: toml::de::Error| ProxyConfigError::Proxy {
-                    field: "(section)",
-                    reason: error.message().to_owned(),
+        let proxy: ProxyDto =
+            match table.remove("proxy") {
+                Some(section) => section.try_into().map_err(|error: toml::de::Error| {
+                    ProxyConfigError::Proxy {
+                        field: "(section)",
+                        reason: error.message().to_owned(),
+                    }
                 })?,
-            None => ProxyDto::default(),
-        };
+                None => ProxyDto::default(),
+            };
         let has_rules = table.contains_key("rules");
         let cache_text =
             toml::to_string(&table).map_err(|error| ProxyConfigError::Syntax(error.to_string()))?;
         let mut builder = CacheBuilder::from_toml(&cache_text)?.key_host(true);
+        if let Some(clock) = &overrides.clock {
+            builder = builder.clock(clock.clone());
+        }
         if !has_rules {
             builder = builder.rule(Rule::new("^/").heuristic_freshness(true));
         }
@@ -128,15 +137,23 @@ impl ProxyConfig {
             .clone()
             .or(proxy.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen_text
-            .parse()
-            .map_err(|_| proxy_error("listen", format!("{listen_text:?} is not an address like 127.0.0.1:8080")))?;
-        let upstream_text = overrides.upstream.clone().or(proxy.upstream).ok_or_else(|| {
+        let listen = listen_text.parse().map_err(|_| {
             proxy_error(
-                "upstream",
-                "missing: say where to forward, e.g. --upstream http://127.0.0.1:8000".to_owned(),
+                "listen",
+                format!("{listen_text:?} is not an address like 127.0.0.1:8080"),
             )
         })?;
+        let upstream_text = overrides
+            .upstream
+            .clone()
+            .or(proxy.upstream)
+            .ok_or_else(|| {
+                proxy_error(
+                    "upstream",
+                    "missing: say where to forward, e.g. --upstream http://127.0.0.1:8000"
+                        .to_owned(),
+                )
+            })?;
         let upstream = upstream_uri(&upstream_text)?;
         Ok(Self {
             listen,
@@ -164,8 +181,12 @@ fn duration(
     let Some(text) = text else {
         return Ok(Duration::from_secs(default_secs));
     };
-    let parsed = humantime_like(&text)
-        .ok_or_else(|| proxy_error(field, format!("{text:?} is not a duration like \"30s\" or \"500ms\"")))?;
+    let parsed = humantime_like(&text).ok_or_else(|| {
+        proxy_error(
+            field,
+            format!("{text:?} is not a duration like \"30s\" or \"500ms\""),
+        )
+    })?;
     if parsed.is_zero() {
         return Err(proxy_error(field, "must be above zero".to_owned()));
     }
@@ -254,6 +275,7 @@ mod tests {
         let overrides = Overrides {
             listen: Some("127.0.0.1:7000".into()),
             upstream: Some("http://127.0.0.1:7001".into()),
+            clock: None,
         };
         let config =
             ProxyConfig::from_toml("[proxy]\nupstream = \"http://x:1\"\n", &overrides).unwrap();
@@ -267,10 +289,14 @@ mod tests {
         assert!(message("").contains("[proxy] upstream: missing"));
         assert!(message("[proxy]\nupstream = \"https://a\"\n").contains("only http://"));
         assert!(message("[proxy]\nupstream = \"http://a/base\"\n").contains("without a path"));
-        assert!(message("[proxy]\nupstream = \"http://a\"\ntimeout = \"soon\"\n")
-            .contains("[proxy] timeout"));
-        assert!(message("[proxy]\nupstream = \"http://a\"\nlisten = \"here\"\n")
-            .contains("[proxy] listen"));
+        assert!(
+            message("[proxy]\nupstream = \"http://a\"\ntimeout = \"soon\"\n")
+                .contains("[proxy] timeout")
+        );
+        assert!(
+            message("[proxy]\nupstream = \"http://a\"\nlisten = \"here\"\n")
+                .contains("[proxy] listen")
+        );
         assert!(message("[proxy]\nupstream = \"http://a\"\nport = 1\n").contains("unknown field"));
         let rule = message("[proxy]\nupstream = \"http://a\"\n[[rules]]\npath = '('\n");
         assert!(rule.contains("rule 0") && rule.contains("path"), "{rule}");

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     let overrides = Overrides {
         listen: cli.listen,
         upstream: cli.upstream,
+        clock: None,
     };
     let config = match ProxyConfig::load(cli.config.as_deref(), &overrides) {
         Ok(config) => config,

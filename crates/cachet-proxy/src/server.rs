@@ -66,9 +66,8 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let app = app.clone();
-            let service = tower::service_fn(move |req: Request<Incoming>| {
-                logged(app.clone(), remote, req)
-            });
+            let service =
+                tower::service_fn(move |req: Request<Incoming>| logged(app.clone(), remote, req));
             let connection = builder
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                 .into_owned();

@@ -134,19 +134,12 @@ impl tower::Service<Request<Incoming>> for Upstream {
 /// The request as it goes upstream: the upstream's URI, hop-by-hop headers
 /// removed, `Via` and (if enabled) `X-Forwarded-*` added, `Host` kept or
 /// replaced.
-fn outbound(
-    req: Request<Incoming>,
-    settings: &Settings,
-) -> Result<Request<Incoming>, StatusCode> {
+fn outbound(req: Request<Incoming>, settings: &Settings) -> Result<Request<Incoming>, StatusCode> {
     let (mut parts, body) = req.into_parts();
-    let client_host = parts
-        .headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| {
-            let authority = parts.uri.authority()?;
-            HeaderValue::from_str(authority.as_str()).ok()
-        });
+    let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        let authority = parts.uri.authority()?;
+        HeaderValue::from_str(authority.as_str()).ok()
+    });
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -173,7 +166,8 @@ fn outbound(
     }
     let host = match (&client_host, settings.preserve_host) {
         (Some(host), true) => host.clone(),
-        _ => HeaderValue::from_str(settings.authority.as_str()).map_err(|_| StatusCode::BAD_GATEWAY)?,
+        _ => HeaderValue::from_str(settings.authority.as_str())
+            .map_err(|_| StatusCode::BAD_GATEWAY)?,
     };
     parts.headers.insert(header::HOST, host);
     // The upstream connection is HTTP/1.1 whatever the client spoke.
@@ -215,7 +209,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 fn synthesized(status: StatusCode, settings: &Settings) -> Response<ProxyBody> {
     let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed());
     *response.status_mut() = status;
-    response.headers_mut().insert(header::VIA, settings.via.clone());
+    response
+        .headers_mut()
+        .insert(header::VIA, settings.via.clone());
     response
 }
 

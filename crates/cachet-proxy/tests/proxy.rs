@@ -1,0 +1,417 @@
+//! The proxy end to end over 127.0.0.1: a real axum upstream, the proxy in
+//! front of it in this process, a hyper client.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use cachet_core::MockClock;
+use cachet_proxy::{Overrides, Proxy, ProxyConfig};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Notify};
+use tokio::task::JoinHandle;
+
+const BOUND: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Default)]
+struct Upstream {
+    calls: Arc<AtomicUsize>,
+    /// `/gated` waits for this before answering.
+    gate: Arc<Notify>,
+    /// Told when `/gated` has a request in hand.
+    arrived: Arc<Notify>,
+}
+
+fn next(upstream: &Upstream) -> usize {
+    upstream.calls.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+/// A body the test can read back: the request headers, one per line; and
+/// a hop-by-hop header of the upstream's own.
+async fn echo(
+    State(upstream): State<Upstream>,
+    headers: HeaderMap,
+) -> ([(&'static str, &'static str); 3], String) {
+    next(&upstream);
+    let mut lines: Vec<String> = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap_or("?")))
+        .collect();
+    lines.sort();
+    (
+        [
+            ("connection", "x-upstream-hop"),
+            ("x-upstream-hop", "secret"),
+            ("cache-control", "no-store"),
+        ],
+        lines.join("\n"),
+    )
+}
+
+fn router(upstream: Upstream) -> Router {
+    Router::new()
+        .route(
+            "/cached",
+            get(|State(upstream): State<Upstream>| async move {
+                let n = next(&upstream);
+                ([("cache-control", "max-age=60")], format!("cached #{n}"))
+            }),
+        )
+        .route(
+            "/host",
+            get(|State(upstream): State<Upstream>, headers: HeaderMap| async move {
+                next(&upstream);
+                let host = headers["host"].to_str().unwrap().to_owned();
+                ([("cache-control", "max-age=60")], format!("for {host}"))
+            }),
+        )
+        .route(
+            "/fragile",
+            get(|State(upstream): State<Upstream>| async move {
+                let n = next(&upstream);
+                (
+                    [("cache-control", "max-age=10, stale-if-error=600")],
+                    format!("fragile #{n}"),
+                )
+            }),
+        )
+        .route(
+            "/no-freshness",
+            get(|State(upstream): State<Upstream>| async move {
+                format!("plain #{}", next(&upstream))
+            }),
+        )
+        .route(
+            "/gated",
+            get(|State(upstream): State<Upstream>| async move {
+                next(&upstream);
+                upstream.arrived.notify_one();
+                upstream.gate.notified().await;
+                "finished"
+            }),
+        )
+        .route("/echo", get(echo))
+        .with_state(upstream)
+}
+
+/// Starts the upstream on a free port; abort the handle to kill it.
+async fn start_upstream() -> (SocketAddr, Upstream, JoinHandle<()>) {
+    let upstream = Upstream::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(upstream.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, upstream, task)
+}
+
+struct Running {
+    addr: SocketAddr,
+    clock: MockClock,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+/// Starts the proxy on a free port in front of `upstream`.
+async fn start_proxy(upstream: SocketAddr, config: &str) -> Running {
+    let clock = MockClock::new();
+    let overrides = Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        upstream: Some(format!("http://{upstream}")),
+        clock: Some(clock.clone()),
+    };
+    let config = ProxyConfig::from_toml(config, &overrides).unwrap();
+    let listener = TcpListener::bind(config.listen).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let proxy = Proxy::new(&config);
+    let task = tokio::spawn(async move {
+        proxy
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Running {
+        addr,
+        clock,
+        stop: Some(stop),
+        task,
+    }
+}
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map_or("", |value| value.to_str().unwrap())
+    }
+}
+
+async fn send(
+    client: &HttpClient,
+    proxy: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut builder = Request::get(format!("http://{proxy}{path}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let response: Response<_> =
+        tokio::time::timeout(BOUND, client.request(builder.body(Empty::new()).unwrap()))
+            .await
+            .unwrap()
+            .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+const NO_RULES: &str = "";
+
+#[tokio::test]
+async fn a_miss_then_a_hit_without_reaching_the_upstream() {
+    let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let client = client();
+    let first = send(&client, proxy.addr, "/cached", &[]).await;
+    assert_eq!(first.body, "cached #1");
+    assert_eq!(
+        first.header("cache-status"),
+        "cachet; fwd=uri-miss; fwd-status=200; stored"
+    );
+    assert_eq!(first.header("via"), "1.1 cachet");
+    let second = send(&client, proxy.addr, "/cached", &[]).await;
+    assert_eq!(second.body, "cached #1");
+    assert!(second.header("cache-status").starts_with("cachet; hit"));
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn with_no_rules_nothing_gets_a_forced_ttl() {
+    let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let client = client();
+    // No Cache-Control, no Expires, no Last-Modified: not fresh, not stored.
+    for n in 1..=2 {
+        let reply = send(&client, proxy.addr, "/no-freshness", &[]).await;
+        assert_eq!(reply.body, format!("plain #{n}"));
+    }
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_dropped_and_forwarding_headers_set() {
+    let (upstream_addr, _upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let reply = send(
+        &client(),
+        proxy.addr,
+        "/echo",
+        &[
+            ("connection", "x-client-hop"),
+            ("x-client-hop", "secret"),
+            ("proxy-authorization", "Basic c2VjcmV0"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-kept", "yes"),
+        ],
+    )
+    .await;
+    let seen: Vec<&str> = reply.body.lines().collect();
+    for line in [
+        "x-kept: yes",
+        "via: 1.1 cachet",
+        "x-forwarded-for: 203.0.113.9, 127.0.0.1",
+        "x-forwarded-proto: http",
+    ] {
+        assert!(
+            seen.contains(&line),
+            "upstream did not see {line:?} in {seen:?}"
+        );
+    }
+    let host = format!("host: {}", proxy.addr);
+    assert!(
+        seen.contains(&host.as_str()),
+        "the client's Host is kept: {seen:?}"
+    );
+    let forwarded_host = format!("x-forwarded-host: {}", proxy.addr);
+    assert!(seen.contains(&forwarded_host.as_str()));
+    assert!(!reply.body.contains("x-client-hop") && !reply.body.contains("proxy-authorization"));
+    // And on the way back.
+    assert_eq!(reply.header("x-upstream-hop"), "");
+    assert_eq!(reply.header("via"), "1.1 cachet");
+}
+
+#[tokio::test]
+async fn the_host_can_be_rewritten_to_the_upstreams() {
+    let (upstream_addr, _upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(
+        upstream_addr,
+        "[proxy]\npreserve_host = false\nforwarded_headers = false\n",
+    )
+    .await;
+    let reply = send(&client(), proxy.addr, "/echo", &[]).await;
+    assert!(
+        reply.body.contains(&format!("host: {upstream_addr}")),
+        "{}",
+        reply.body
+    );
+    assert!(!reply.body.contains("x-forwarded"));
+}
+
+#[tokio::test]
+async fn a_dead_upstream_is_a_502() {
+    // A port nobody listens on.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let proxy = start_proxy(addr, NO_RULES).await;
+    let reply = send(&client(), proxy.addr, "/cached", &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert!(reply.header("cache-status").contains("fwd-status=502"));
+}
+
+#[tokio::test]
+async fn stale_if_error_answers_when_the_upstream_is_killed() {
+    let (upstream_addr, _upstream, upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let client = client();
+    assert_eq!(
+        send(&client, proxy.addr, "/fragile", &[]).await.body,
+        "fragile #1"
+    );
+    upstream_task.abort();
+    let _ = upstream_task.await;
+    proxy.clock.advance(Duration::from_secs(20));
+    let reply = send(&client, proxy.addr, "/fragile", &[]).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "fragile #1")
+    );
+    assert_eq!(
+        reply.header("cache-status"),
+        "cachet; fwd=stale; fwd-status=502; ttl=-10; detail=stale-if-error"
+    );
+}
+
+#[tokio::test]
+async fn virtual_hosts_never_share_entries() {
+    let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let client = client();
+    for _ in 0..2 {
+        for host in ["a.example", "B.Example:80"] {
+            let reply = send(&client, proxy.addr, "/host", &[("host", host)]).await;
+            assert_eq!(reply.body, format!("for {host}"));
+        }
+    }
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 2);
+    // The same host, written differently, is the same entry.
+    let reply = send(&client, proxy.addr, "/host", &[("host", "b.example")]).await;
+    assert_eq!(reply.body, "for B.Example:80");
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_request_in_flight_finish() {
+    let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
+    let mut proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let client = client();
+    let in_flight = {
+        let client = client.clone();
+        let addr = proxy.addr;
+        tokio::spawn(async move { send(&client, addr, "/gated", &[]).await })
+    };
+    tokio::time::timeout(BOUND, upstream.arrived.notified())
+        .await
+        .unwrap();
+    proxy.stop.take().unwrap().send(()).unwrap();
+    // Stops accepting: the serve loop drops its listener.
+    tokio::time::timeout(BOUND, async {
+        while tokio::net::TcpStream::connect(proxy.addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    upstream.gate.notify_one();
+    let reply = tokio::time::timeout(BOUND, in_flight)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "finished")
+    );
+    tokio::time::timeout(BOUND, proxy.task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn check_validates_a_config_and_names_what_is_wrong() {
+    let dir = std::env::temp_dir().join(format!("cachet-proxy-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[proxy]\nupstream = \"http://127.0.0.1:8000\"\n[[rules]]\npath = '^/api/'\nttl = \"1m\"\n",
+    )
+    .unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[proxy]\nupstream = \"http://127.0.0.1:8000\"\n[[rules]]\npath = '^/api/'\nttl = \"soon\"\n",
+    )
+    .unwrap();
+    let run = |path: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cachet-proxy"))
+            .arg("--config")
+            .arg(path)
+            .arg("--check")
+            .output()
+            .unwrap()
+    };
+    let ok = run(&good);
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("configuration ok: 1 rule(s)"));
+    let refused = run(&bad);
+    assert_eq!(refused.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("rule 0") && message.contains("ttl"),
+        "{message}"
+    );
+    let missing = run(&dir.join("missing.toml"));
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
