@@ -101,6 +101,10 @@ fn router(upstream: Upstream) -> Router {
             }),
         )
         .route("/echo", get(echo))
+        .route(
+            "/upload",
+            axum::routing::post(|body: Bytes| async move { format!("got {} bytes", body.len()) }),
+        )
         .with_state(upstream)
 }
 
@@ -297,6 +301,39 @@ async fn a_dead_upstream_is_a_502() {
     let reply = send(&client(), proxy.addr, "/cached", &[]).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert!(reply.header("cache-status").contains("fwd-status=502"));
+}
+
+#[tokio::test]
+async fn a_slow_upstream_is_a_504() {
+    let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, "[proxy]\ntimeout = \"200ms\"\n").await;
+    let reply = send(&client(), proxy.addr, "/gated", &[]).await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    upstream.gate.notify_one();
+}
+
+#[tokio::test]
+async fn request_bodies_go_upstream_and_http2_clients_are_served() {
+    let (upstream_addr, _upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let body = Bytes::from(vec![b'x'; 256 * 1024]);
+    let client: Client<HttpConnector, http_body_util::Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let req = Request::post(format!("http://{}/upload", proxy.addr))
+        .body(http_body_util::Full::new(body))
+        .unwrap();
+    let response = client.request(req).await.unwrap();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(text, "got 262144 bytes");
+    // HTTP/2 with prior knowledge (h2c) from the client.
+    let h2: HttpClient = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new());
+    for expected in ["cachet; fwd=uri-miss", "cachet; hit"] {
+        let reply = send(&h2, proxy.addr, "/cached", &[]).await;
+        assert_eq!(reply.body, "cached #1");
+        assert!(reply.header("cache-status").starts_with(expected));
+    }
 }
 
 #[tokio::test]
