@@ -68,9 +68,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let bound = listener.local_addr().unwrap_or(config.listen);
         println!(
-            "cachet-proxy listening on http://{}, forwarding to {}",
-            config.listen, config.upstream
+            "cachet-proxy listening on http://{bound}, forwarding to {}",
+            config.upstream
         );
         Proxy::new(&config).serve(listener, shutdown_signal()).await;
         ExitCode::SUCCESS

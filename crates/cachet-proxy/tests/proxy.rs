@@ -452,3 +452,45 @@ fn check_validates_a_config_and_names_what_is_wrong() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_binary_serves_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+    let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cachet-proxy"))
+        .args(["--listen", "127.0.0.1:0", "--upstream"])
+        .arg(format!("http://{upstream_addr}"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = tokio::time::timeout(BOUND, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr: SocketAddr = banner
+        .strip_prefix("cachet-proxy listening on http://")
+        .and_then(|rest| rest.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let client = client();
+    for _ in 0..2 {
+        assert_eq!(send(&client, addr, "/cached", &[]).await.body, "cached #1");
+    }
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(BOUND, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
