@@ -18,8 +18,7 @@ trap 'kill $server 2>/dev/null' EXIT
 sleep 1
 curl -s -o /dev/null http://127.0.0.1:3002/api/items   # fill the cache
 
-run() { taskset -c 1 wrk -t1 -c32 -d"${secs}s" "http://127.0.0.1:$1/api/items" | awk '/Requests\/sec/ {print $2}'; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. benches/wrk.sh
 
 bare=(); hit=()
 for ((i = 1; i <= rounds; i++)); do

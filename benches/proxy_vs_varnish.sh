@@ -46,8 +46,7 @@ taskset -c 0 varnishd -a 127.0.0.1:3011 -b 127.0.0.1:3001 -s malloc,256m \
 sleep 2
 for port in 3010 3011; do curl -s -o /dev/null "http://127.0.0.1:$port/api/items"; done
 
-run() { taskset -c 1 wrk -t1 -c32 -d"${secs}s" "http://127.0.0.1:$1/api/items" | awk '/Requests\/sec/ {print $2}'; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. benches/wrk.sh
 
 upstream=(); cachet=(); varnish=()
 for ((i = 1; i <= rounds; i++)); do

@@ -11,13 +11,13 @@ mod support;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{request, App, Reply};
+use support::{fetch, fetch_concurrently, request, App, Reply};
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 
 const RULES: &str = r#"
 [[rules]]
@@ -153,37 +153,28 @@ async fn waiters_past_the_lock_timeout_fetch_and_store_nothing() {
         }
     });
     let service = cachet::CacheLayer::new(app.cache.clone()).layer(origin);
-    let send = |service: cachet::CacheService<_>| async move {
-        let response = service
-            .oneshot(request("GET", "/api/items", &[]))
-            .await
-            .unwrap();
-        let status = response.headers()["cache-status"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, body)
-    };
-    let leader = tokio::spawn(send(service.clone()));
+    let leader = tokio::spawn(fetch(service.clone(), "/api/items"));
     tokio::time::sleep(Duration::from_millis(10)).await;
     let started = Instant::now();
-    let waiters: Vec<_> = (0..5)
-        .map(|_| tokio::spawn(send(service.clone())))
-        .collect();
-    for waiter in waiters {
-        let (status, body) = tokio::time::timeout(BOUND, waiter).await.unwrap().unwrap();
-        assert_eq!(status, "cachet; fwd=uri-miss; fwd-status=200", "not stored");
-        assert_ne!(body, "items #1");
+    for waiter in fetch_concurrently(&service, 5, "/api/items") {
+        let waited = tokio::time::timeout(BOUND, waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            waited.cache_status, "cachet; fwd=uri-miss; fwd-status=200",
+            "not stored"
+        );
+        assert_ne!(waited.body, "items #1");
     }
     assert_eq!(started.elapsed(), Duration::from_millis(1100));
     assert_eq!(calls.load(Ordering::SeqCst), 6);
-    let (_, body) = leader.await.unwrap();
-    assert_eq!(body, "items #1");
+    assert_eq!(leader.await.unwrap().unwrap().body, "items #1");
     // Only the leader's response was stored.
-    let (status, body) = send(service.clone()).await;
+    let hit = fetch(service.clone(), "/api/items").await.unwrap();
     assert_eq!(
-        (status.starts_with("cachet; hit"), &body[..]),
+        (hit.cache_status.starts_with("cachet; hit"), &hit.body[..]),
         (true, &b"items #1"[..])
     );
 }
@@ -229,13 +220,7 @@ async fn an_origin_error_releases_every_waiter_and_stores_nothing() {
         failing: Arc::new(true.into()),
     };
     let service = cachet::CacheLayer::new(app.cache.clone()).layer(flaky.service());
-    let tasks: Vec<_> = (0..10)
-        .map(|_| {
-            let service = service.clone();
-            tokio::spawn(async move { service.oneshot(request("GET", "/api/items", &[])).await })
-        })
-        .collect();
-    for task in tasks {
+    for task in fetch_concurrently(&service, 10, "/api/items") {
         let result = tokio::time::timeout(BOUND, task).await.unwrap().unwrap();
         assert_eq!(result.unwrap_err().to_string(), "connection refused");
     }
@@ -245,16 +230,8 @@ async fn an_origin_error_releases_every_waiter_and_stores_nothing() {
     // An error does not mark the key: once the origin is back, requests
     // coalesce again.
     flaky.failing.store(false, Ordering::SeqCst);
-    let tasks: Vec<_> = (0..10)
-        .map(|_| {
-            let service = service.clone();
-            tokio::spawn(async move { service.oneshot(request("GET", "/api/items", &[])).await })
-        })
-        .collect();
-    for task in tasks {
-        let response = task.await.unwrap().unwrap();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(body, "ok #11");
+    for task in fetch_concurrently(&service, 10, "/api/items") {
+        assert_eq!(task.await.unwrap().unwrap().body, "ok #11");
     }
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 11);
 }

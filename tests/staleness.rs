@@ -12,14 +12,14 @@ use axum::body::Body;
 use bytes::Bytes;
 use cachet::MockClock;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{request, App};
-use tower::{Layer, ServiceExt};
+use support::{fetch, request, App};
+use tower::Layer;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -179,17 +179,11 @@ impl Scripted {
         let get = move || {
             let service = service.clone();
             Box::pin(async move {
-                let response = service
-                    .oneshot(request("GET", "/api/items", &[]))
+                let fetched = fetch(service, "/api/items")
                     .await
                     .map_err(|error| error.to_string())?;
-                let status = response.status();
-                let label = response.headers()["cache-status"]
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-                let body = response.into_body().collect().await.unwrap().to_bytes();
-                Ok((status, label, String::from_utf8(body.to_vec()).unwrap()))
+                let body = String::from_utf8(fetched.body.to_vec()).unwrap();
+                Ok((fetched.status, fetched.cache_status, body))
             }) as Pin<Box<dyn Future<Output = _>>>
         };
         (Box::new(get), clock)
@@ -299,19 +293,8 @@ async fn early_refresh_renews_a_fresh_entry_in_the_background() {
         });
         let service = cachet::CacheLayer::new(cache).layer(origin);
         let get = || async {
-            let response = service
-                .clone()
-                .oneshot(request("GET", "/api/items", &[]))
-                .await
-                .unwrap();
-            let label = response.headers()["cache-status"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            (
-                label,
-                response.into_body().collect().await.unwrap().to_bytes(),
-            )
+            let fetched = fetch(service.clone(), "/api/items").await.unwrap();
+            (fetched.cache_status, fetched.body)
         };
         get().await;
         clock.advance(30 * SECOND);

@@ -11,7 +11,7 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use support::request;
+use support::{fetch, request};
 use tower::{Layer, ServiceExt};
 
 use streams::{cache, channel_origin, BOUND};
@@ -23,18 +23,8 @@ async fn a_stream_within_max_body_is_stored_when_it_ends_and_its_waiters_hit() {
     let (origin, mut new_calls) = channel_origin(Arc::clone(&calls));
     let service = cachet::CacheLayer::new(cache.clone()).layer(origin);
     let get = |service: cachet::CacheService<_>| async move {
-        let response = service
-            .oneshot(request("GET", "/api/small", &[]))
-            .await
-            .unwrap();
-        let label = response.headers()["cache-status"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        (
-            label,
-            response.into_body().collect().await.unwrap().to_bytes(),
-        )
+        let fetched = fetch(service, "/api/small").await.unwrap();
+        (fetched.cache_status, fetched.body)
     };
     let leader = tokio::spawn(get(service.clone()));
     let origin_side = new_calls.recv().await.unwrap();
@@ -120,13 +110,7 @@ async fn a_client_that_leaves_mid_stream_hands_the_fetch_to_a_waiter() {
         .unwrap();
     let mut body = response.await.unwrap().unwrap().into_body();
     body.frame().await.unwrap().unwrap();
-    let waiter = tokio::spawn(async move {
-        let response = service
-            .oneshot(request("GET", "/api/left", &[]))
-            .await
-            .unwrap();
-        response.into_body().collect().await.unwrap().to_bytes()
-    });
+    let waiter = tokio::spawn(async move { fetch(service, "/api/left").await.unwrap().body });
     tokio::task::yield_now().await;
     // The client disconnects: its body is dropped unfinished.
     drop(body);

@@ -270,6 +270,56 @@ impl Reply {
     }
 }
 
+/// What a GET through a Tower service came back with.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: StatusCode,
+    /// The `Cache-Status` header, empty when absent.
+    pub cache_status: String,
+    pub body: bytes::Bytes,
+}
+
+/// GETs `uri` through `service` and reads the whole response, or returns
+/// the service's own error.
+pub async fn fetch<S, B>(service: S, uri: &str) -> Result<Fetched, S::Error>
+where
+    S: tower::Service<Request<Body>, Response = Response<B>>,
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let response = service.oneshot(request("GET", uri, &[])).await?;
+    let (parts, body) = response.into_parts();
+    let cache_status = parts
+        .headers
+        .get("cache-status")
+        .map_or("", |value| value.to_str().unwrap())
+        .to_owned();
+    Ok(Fetched {
+        status: parts.status,
+        cache_status,
+        body: body.collect().await.unwrap().to_bytes(),
+    })
+}
+
+/// `n` tasks, spawned at once, each fetching `uri` through a clone of
+/// `service`.
+pub fn fetch_concurrently<S, B>(
+    service: &S,
+    n: usize,
+    uri: &'static str,
+) -> Vec<tokio::task::JoinHandle<Result<Fetched, S::Error>>>
+where
+    S: tower::Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: std::fmt::Debug,
+{
+    (0..n)
+        .map(|_| tokio::spawn(fetch(service.clone(), uri)))
+        .collect()
+}
+
 pub fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(uri);
     for (name, value) in headers {

@@ -26,6 +26,7 @@ use crate::cache::{Cache, CacheBuilder};
 use crate::error::ConfigError;
 use crate::identity::Identity;
 use crate::rules::{CacheSpec, InvalidateScope, Rule};
+pub use crate::units::parse_duration;
 use crate::units::{DurationSpec, SizeSpec};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -122,6 +123,13 @@ impl CacheBuilder {
                 .map_err(|err: toml::de::Error| ConfigError::Syntax {
                     reason: err.to_string().trim().to_owned(),
                 })?;
+        Self::from_toml_table(&table)
+    }
+
+    /// [`from_toml`](Self::from_toml) for a document already parsed: a
+    /// program with sections of its own (a proxy's `[proxy]`) takes them
+    /// out and hands over the rest.
+    pub fn from_toml_table(table: &toml::Table) -> Result<Self, ConfigError> {
         if let Some(unknown) = table.keys().find(|key| !SECTIONS.contains(&key.as_str())) {
             return Err(ConfigError::Syntax {
                 reason: format!(

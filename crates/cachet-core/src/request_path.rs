@@ -127,13 +127,9 @@ impl Hit {
     pub fn staleness(&self) -> Option<Duration> {
         self.staleness
     }
-    /// Whether the entry should be refreshed in the background after it
-    /// answers: it is served stale while revalidated, or it is near its
-    /// expiry and the rule refreshes early.
-    pub fn needs_refresh(&self) -> bool {
-        self.refresh.is_some()
-    }
-    /// What to fetch in the background, once the hit has been answered.
+    /// What to fetch in the background once the hit has been answered, if
+    /// anything: the entry is served stale while revalidated, or it is near
+    /// its expiry and the rule refreshes early.
     pub fn into_refresh(self) -> Option<Revalidation> {
         self.refresh.map(|refresh| *refresh)
     }

@@ -24,8 +24,9 @@ impl DurationSpec {
     }
 }
 
-/// Parses `"5m"`, `"1h 30m"`, `"250ms"` or a bare number of seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Parses `"5m"`, `"1h 30m"`, `"250ms"` or a bare number of seconds, as
+/// every duration in the configuration is written; `Err` holds the reason.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if let Ok(secs) = trimmed.parse::<u64>() {
         return Ok(Duration::from_secs(secs));

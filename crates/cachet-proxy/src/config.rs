@@ -2,6 +2,7 @@
 //! upstream, and the cache's own sections (`[caches.*]`, `[[rules]]`, …) as
 //! `cachet-core` reads them.
 
+use cachet_core::config::parse_duration;
 use cachet_core::{Cache, CacheBuilder, ConfigError, MockClock, Rule};
 use http::Uri;
 use serde::Deserialize;
@@ -121,9 +122,7 @@ impl ProxyConfig {
                 None => ProxyDto::default(),
             };
         let has_rules = table.contains_key("rules");
-        let cache_text =
-            toml::to_string(&table).map_err(|error| ProxyConfigError::Syntax(error.to_string()))?;
-        let mut builder = CacheBuilder::from_toml(&cache_text)?.key_host(true);
+        let mut builder = CacheBuilder::from_toml_table(&table)?.key_host(true);
         if let Some(clock) = &overrides.clock {
             builder = builder.clock(clock.clone());
         }
@@ -181,25 +180,11 @@ fn duration(
     let Some(text) = text else {
         return Ok(Duration::from_secs(default_secs));
     };
-    let parsed = humantime_like(&text).ok_or_else(|| {
-        proxy_error(
-            field,
-            format!("{text:?} is not a duration like \"30s\" or \"500ms\""),
-        )
-    })?;
+    let parsed = parse_duration(&text).map_err(|reason| proxy_error(field, reason))?;
     if parsed.is_zero() {
         return Err(proxy_error(field, "must be above zero".to_owned()));
     }
     Ok(parsed)
-}
-
-/// `"30s"`, `"500ms"`, `"1m 30s"` or a bare number of seconds.
-fn humantime_like(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    match text.parse::<u64>() {
-        Ok(secs) => Some(Duration::from_secs(secs)),
-        Err(_) => humantime::parse_duration(text).ok(),
-    }
 }
 
 /// An upstream base URI: `http`, a host, no path beyond `/`.

@@ -7,8 +7,8 @@ use crate::record::{join, Recorder};
 use bytes::Bytes;
 use cachet_core::conditional::not_modified_headers;
 use cachet_core::{
-    answers_not_modified, Answer, Cache, CacheTags, Fetch, Landing, Landmark, Lookup, NotStorable,
-    Plan, Revalidation, Route, Storage, Turn, CLIENT_PRECONDITIONS,
+    answers_not_modified, Answer, Cache, CacheTags, Fetch, Forward, Hit, Landing, Landmark, Lookup,
+    NotStorable, Plan, Revalidation, Route, Storage, Turn, CLIENT_PRECONDITIONS,
 };
 use http::header::{CONTENT_LENGTH, SET_COOKIE};
 use http::{HeaderMap, StatusCode};
@@ -95,10 +95,8 @@ where
             Some(Lookup::Hit(hit)) => {
                 let response = answer(self.cache.answer(&plan, &hit, &req));
                 if let Some(revalidation) = hit.into_refresh() {
-                    if let Some(fetch) = self.cache.refresh_fetch(&plan) {
-                        let inner = self.take_ready();
-                        refresh(self.cache.clone(), plan, revalidation, fetch, inner, req);
-                    }
+                    let inner = self.take_ready();
+                    refresh(self.cache.clone(), plan, revalidation, inner, req);
                 }
                 return ResponseFuture::ready(response);
             }
@@ -159,41 +157,44 @@ where
         }
     };
     let mut turns = 0;
-    let fetch = loop {
-        if let Lookup::Hit(hit) = looked_up {
-            let response = answer(cache.answer(&plan, &hit, &client));
-            if let Some(revalidation) = hit.into_refresh() {
-                if let Some(fetch) = cache.refresh_fetch(&plan) {
+    let (fetch, pending) = loop {
+        let pending = match why_forward(looked_up) {
+            Ok(pending) => pending,
+            Err(hit) => {
+                let response = answer(cache.answer(&plan, &hit, &client));
+                if let Some(revalidation) = hit.into_refresh() {
                     let req = Request::from_parts(parts, body);
-                    refresh(cache.clone(), plan, revalidation, fetch, inner, req);
+                    refresh(cache.clone(), plan, revalidation, inner, req);
                 }
+                return Ok(response);
             }
-            return Ok(response);
-        }
+        };
         if plan.only_if_cached() {
             return Ok(answer(cache.only_if_cached(&plan)));
         }
         turns += 1;
         if turns > MAX_TURNS {
-            break Some(cache.fetch_alone(&plan));
+            break (Some(cache.fetch_alone(&plan)), pending);
         }
         match cache.coalesce(&plan) {
             Turn::Fetch(fetch) => {
-                // Another request's fetch may have landed since the lookup.
-                if fetch.is_shared() && cache.landed_since(landmark) {
-                    looked_up = cache.lookup_landed(&plan, &client).await;
-                    if matches!(looked_up, Lookup::Hit(_)) {
+                if !(fetch.is_shared() && cache.landed_since(landmark)) {
+                    break (Some(fetch), pending);
+                }
+                // Another request's fetch landed since the lookup: look again.
+                match why_forward(cache.lookup_landed(&plan, &client).await) {
+                    Ok(pending) => break (Some(fetch), pending),
+                    Err(hit) => {
                         fetch.stored();
-                        continue;
+                        looked_up = Lookup::Hit(hit);
                     }
                 }
-                break Some(fetch);
             }
             Turn::Wait(wait) => {
                 match tokio::time::timeout(plan.rule().lock_timeout(), wait.landed()).await {
                     // Waited long enough: go, and store nothing.
-                    Err(_) => break None,
-                    Ok(Landing::NotStored) => break Some(cache.fetch_alone(&plan)),
+                    Err(_) => break (None, pending),
+                    Ok(Landing::NotStored) => break (Some(cache.fetch_alone(&plan)), pending),
                     Ok(Landing::Stored | Landing::Abandoned) => {
                         landmark = cache.landmark();
                         looked_up = cache.lookup_landed(&plan, &client).await;
@@ -207,7 +208,18 @@ where
         plan,
         client,
     };
-    forward(forwarding, looked_up, fetch, inner, parts, body).await
+    forward(forwarding, pending, fetch, inner, parts, body).await
+}
+
+/// Why a request whose lookup was not a hit goes upstream, and the stored
+/// entry to revalidate (or to serve if the origin fails), if any; the hit
+/// otherwise.
+fn why_forward(lookup: Lookup) -> Result<(Forward, Option<Revalidation>), Hit> {
+    match lookup {
+        Lookup::Hit(hit) => Err(hit),
+        Lookup::Revalidate(revalidation) => Ok((revalidation.reason(), Some(revalidation))),
+        Lookup::Miss(reason) => Ok((reason, None)),
+    }
 }
 
 /// How many times a request joins the line for its key before it fetches
@@ -216,14 +228,14 @@ where
 const MAX_TURNS: u32 = 3;
 
 /// Fetches `revalidation`'s entry in the background, for a hit that was
-/// served stale (`stale-while-revalidate`) or refreshes early, and reads the
-/// response to its end so that it is stored. Without a Tokio runtime the
-/// entry is simply not refreshed.
+/// served stale (`stale-while-revalidate`) or refreshes early, unless a
+/// fetch of the key is already running, and reads the response to its end
+/// so that it is stored. Without a Tokio runtime the entry is simply not
+/// refreshed.
 fn refresh<S, ReqBody, ResBody>(
     cache: Cache,
     plan: Plan,
     revalidation: Revalidation,
-    fetch: Fetch,
     inner: S,
     req: Request<ReqBody>,
 ) where
@@ -238,6 +250,9 @@ fn refresh<S, ReqBody, ResBody>(
         tracing::debug!(key = %plan.key(), "no Tokio runtime: the stale entry is not refreshed");
         return;
     };
+    let Some(fetch) = cache.refresh_fetch(&plan) else {
+        return; // one refresh per key at a time
+    };
     runtime.spawn(async move {
         let (parts, body) = req.into_parts();
         let forwarding = Forwarding {
@@ -246,8 +261,8 @@ fn refresh<S, ReqBody, ResBody>(
             plan,
         };
         let key = forwarding.plan.key().clone();
-        let lookup = Lookup::Revalidate(revalidation);
-        match forward(forwarding, lookup, Some(fetch), inner, parts, body).await {
+        let pending = (revalidation.reason(), Some(revalidation));
+        match forward(forwarding, pending, Some(fetch), inner, parts, body).await {
             Ok(response) => {
                 let mut body = std::pin::pin!(response.into_body());
                 while let Some(frame) = body.frame().await {
@@ -269,7 +284,7 @@ fn refresh<S, ReqBody, ResBody>(
 /// path; `None` means the response must not be stored.
 async fn forward<S, ReqBody, ResBody>(
     forwarding: Forwarding,
-    looked_up: Lookup,
+    (reason, revalidation): (Forward, Option<Revalidation>),
     fetch: Option<Fetch>,
     mut inner: S,
     mut parts: http::request::Parts,
@@ -284,11 +299,6 @@ where
         ref plan,
         ref client,
     } = forwarding;
-    let (reason, revalidation) = match looked_up {
-        Lookup::Revalidate(revalidation) => (revalidation.reason(), Some(revalidation)),
-        Lookup::Miss(reason) => (reason, None),
-        Lookup::Hit(_) => unreachable!("hits are answered before forwarding"),
-    };
     // The cache answers the client's preconditions itself; upstream it asks
     // only its own, so a changed resource comes back whole and is stored.
     for name in &CLIENT_PRECONDITIONS {
@@ -416,7 +426,7 @@ async fn store_if_allowed<B: Body<Data = Bytes> + Send + 'static>(
             cache.clone(),
             plan.clone(),
             storable,
-            clone_head(client),
+            client.clone(),
             (parts.status, parts.headers.clone()),
             fetch,
         );
@@ -470,14 +480,6 @@ async fn store_if_allowed<B: Body<Data = Bytes> + Send + 'static>(
             )
         }
     }
-}
-
-fn clone_head(head: &Request<()>) -> Request<()> {
-    let mut clone = Request::new(());
-    *clone.method_mut() = head.method().clone();
-    *clone.uri_mut() = head.uri().clone();
-    *clone.headers_mut() = head.headers().clone();
-    clone
 }
 
 /// A response the cache made itself.
