@@ -63,6 +63,7 @@ pub mod conditional;
 pub mod config;
 pub mod directives;
 pub mod entry;
+pub mod exchange;
 pub mod freshness;
 pub mod identity;
 pub mod invalidation;

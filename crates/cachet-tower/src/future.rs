@@ -1,6 +1,6 @@
 //! The response future of [`CacheService`](crate::CacheService).
 
-use crate::body::ResponseBody;
+use cachet_core::exchange::ResponseBody;
 use http::{HeaderMap, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;

@@ -111,16 +111,16 @@
 //!     .layer(CompressionLayer::new())  // outer
 //! ```
 
-mod body;
 mod future;
 mod invalidation;
 mod layer;
-mod record;
 mod service;
 
 #[doc(inline)]
+pub use cachet_core::exchange::ResponseBody;
+
+#[doc(inline)]
 pub use self::{
-    body::ResponseBody,
     future::ResponseFuture,
     invalidation::{InvalidationFuture, InvalidationLayer, InvalidationService},
     layer::CacheLayer,

@@ -2,9 +2,9 @@
 //! origin's body replayed after the cache read part of it, or the origin's
 //! body streamed to the client while the cache records it.
 
-use crate::record::{Recorder, Storing};
+use super::record::{Recorder, Storing};
+use crate::NotStorable;
 use bytes::Bytes;
-use cachet_core::NotStorable;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::collections::VecDeque;
@@ -12,7 +12,9 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 pin_project! {
-    /// The body of every response that went through [`CacheService`](crate::CacheService).
+    /// The body of every response the cache answered or forwarded: a body
+    /// held in memory, or the origin's body passed on (read in part first,
+    /// or recorded on the way).
     pub struct ResponseBody<B: Body> {
         #[pin]
         kind: Kind<B>,
@@ -45,7 +47,8 @@ pin_project! {
 }
 
 impl<B: Body> ResponseBody<B> {
-    pub(crate) fn full(data: Bytes) -> Self {
+    /// A body held in memory, sent as one frame.
+    pub fn full(data: Bytes) -> Self {
         Self {
             kind: Kind::Full {
                 data: (!data.is_empty()).then_some(data),
@@ -53,7 +56,8 @@ impl<B: Body> ResponseBody<B> {
         }
     }
 
-    pub(crate) fn passthrough(body: B) -> Self {
+    /// The origin's body, untouched.
+    pub fn passthrough(body: B) -> Self {
         Self {
             kind: Kind::Passthrough { body },
         }
@@ -248,15 +252,8 @@ mod tests {
     }
 
     #[test]
-    fn bodies_and_futures_are_send() {
+    fn bodies_of_send_bodies_are_send() {
         fn is_send<T: Send>() {}
         is_send::<ResponseBody<Full<Bytes>>>();
-        is_send::<
-            crate::ResponseFuture<
-                std::future::Ready<Result<http::Response<Full<Bytes>>, ()>>,
-                Full<Bytes>,
-                (),
-            >,
-        >();
     }
 }

@@ -1,7 +1,7 @@
 //! Recording a streamed response for the cache while the client receives it.
 
+use crate::{Cache, Fetch, NotStorable, Plan, Storable};
 use bytes::{Bytes, BytesMut};
-use cachet_core::{Cache, Fetch, NotStorable, Plan, Storable};
 use http::{HeaderMap, Request, StatusCode};
 use std::future::Future;
 use std::pin::Pin;
