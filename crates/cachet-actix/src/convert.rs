@@ -1,0 +1,99 @@
+//! Conversions at the edge between actix-web's `http` 0.2 types and the
+//! `http` 1.x types of the core. Both versions accept the same names,
+//! values, methods and status codes, so a conversion only fails on input
+//! neither would have built; such a header is skipped.
+
+use crate::body::{CachedBody, FromActix};
+use actix_web::body::MessageBody;
+use actix_web::http::header as actix_header;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use cachet_core::exchange::ResponseBody;
+use cachet_core::{CacheTags, UserId};
+
+/// The request head in `http` 1.x types, for the steps past a hit: the
+/// method, URI, version, headers and the [`UserId`]. `None` if the URI or
+/// method does not convert (the request then goes on uncached).
+pub(crate) fn request_head(req: &HttpRequest) -> Option<http::Request<()>> {
+    let mut head = http::Request::new(());
+    *head.method_mut() = http::Method::from_bytes(req.method().as_str().as_bytes()).ok()?;
+    *head.uri_mut() = http::Uri::try_from(req.uri().to_string()).ok()?;
+    *head.version_mut() = version(req.version());
+    *head.headers_mut() = headers_from_actix(req.headers());
+    if let Some(user) = req.extensions().get::<UserId>() {
+        head.extensions_mut().insert(user.clone());
+    }
+    Some(head)
+}
+
+fn version(version: actix_web::http::Version) -> http::Version {
+    use actix_web::http::Version as V;
+    match version {
+        V::HTTP_09 => http::Version::HTTP_09,
+        V::HTTP_10 => http::Version::HTTP_10,
+        V::HTTP_2 => http::Version::HTTP_2,
+        V::HTTP_3 => http::Version::HTTP_3,
+        _ => http::Version::HTTP_11,
+    }
+}
+
+pub(crate) fn headers_from_actix(from: &actix_header::HeaderMap) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::with_capacity(from.len());
+    for (name, value) in from {
+        let name = http::HeaderName::from_bytes(name.as_str().as_bytes());
+        let value = http::HeaderValue::from_bytes(value.as_bytes());
+        if let (Ok(name), Ok(value)) = (name, value) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+pub(crate) fn headers_to_actix(from: &http::HeaderMap) -> actix_header::HeaderMap {
+    let mut headers = actix_header::HeaderMap::with_capacity(from.len());
+    for (name, value) in from {
+        let name = actix_header::HeaderName::from_bytes(name.as_str().as_bytes());
+        let value = actix_header::HeaderValue::from_bytes(value.as_bytes());
+        if let (Ok(name), Ok(value)) = (name, value) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+pub(crate) fn status_from_actix(status: actix_web::http::StatusCode) -> http::StatusCode {
+    http::StatusCode::from_u16(status.as_u16()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn status_to_actix(status: http::StatusCode) -> actix_web::http::StatusCode {
+    actix_web::http::StatusCode::from_u16(status.as_u16())
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The origin's response for the core: status, headers, the [`CacheTags`]
+/// a handler put in the response's extensions, and the body.
+pub(crate) fn response_from_actix<B: MessageBody>(
+    response: HttpResponse<B>,
+) -> http::Response<FromActix<B>> {
+    let status = status_from_actix(response.status());
+    let headers = headers_from_actix(response.headers());
+    let tags = response.extensions().get::<CacheTags>().cloned();
+    let mut converted = http::Response::new(FromActix::new(response.into_body()));
+    *converted.status_mut() = status;
+    *converted.headers_mut() = headers;
+    if let Some(tags) = tags {
+        converted.extensions_mut().insert(tags);
+    }
+    converted
+}
+
+/// A response of the core as actix-web's, for a request of `method`.
+pub(crate) fn response_to_actix<B: MessageBody>(
+    response: http::Response<ResponseBody<FromActix<B>>>,
+    method: &actix_web::http::Method,
+) -> HttpResponse<CachedBody<B>> {
+    let (parts, body) = response.into_parts();
+    let body = CachedBody::new(body, method, &parts.headers);
+    let mut converted = HttpResponse::with_body(status_to_actix(parts.status), body);
+    *converted.headers_mut() = headers_to_actix(&parts.headers);
+    converted
+}

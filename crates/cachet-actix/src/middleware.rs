@@ -1,0 +1,225 @@
+//! [`ResponseCache`]: the cache middleware.
+
+use crate::body::{CachedBody, FromActix};
+use crate::convert::{headers_to_actix, request_head, response_to_actix};
+use crate::future::ResponseFuture;
+use crate::origin::{Held, OriginFailed, Outcome};
+use crate::request::ActixRequest;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::error::{ErrorInternalServerError, InternalError};
+use actix_web::http::Method;
+use actix_web::{Error, HttpResponse};
+use cachet_core::exchange::{self, Served};
+use cachet_core::{Cache, Lookup, Plan, Revalidation, Route};
+use std::future::{ready, Future, Ready};
+use std::rc::Rc;
+use tokio::sync::oneshot;
+
+/// The body of every response through [`ResponseCacheMiddleware`]: the
+/// inner service's own body when no rule matched, else the cache's.
+pub type ResponseBody<B> = EitherBody<B, CachedBody<B>>;
+
+/// Middleware that answers cacheable requests from a [`Cache`] and stores
+/// the inner service's responses: the actix-web counterpart of
+/// `cachet_tower::CacheLayer`, with the same rules and behaviour.
+///
+/// Use it with [`App::wrap`](actix_web::App::wrap) or
+/// [`Scope::wrap`](actix_web::Scope::wrap). See the [crate docs](crate)
+/// for an example.
+#[derive(Debug, Clone)]
+pub struct ResponseCache {
+    cache: Cache,
+}
+
+impl ResponseCache {
+    /// Middleware caching in `cache`.
+    pub fn new(cache: Cache) -> Self {
+        Self { cache }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for ResponseCache
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<ResponseBody<B>>;
+    type Error = Error;
+    type Transform = ResponseCacheMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(ResponseCacheMiddleware {
+            service: Rc::new(service),
+            cache: self.cache.clone(),
+        }))
+    }
+}
+
+/// The service [`ResponseCache`] wraps around the inner service.
+#[derive(Debug)]
+pub struct ResponseCacheMiddleware<S> {
+    service: Rc<S>,
+    cache: Cache,
+}
+
+impl<S> ResponseCacheMiddleware<S> {
+    /// The cache.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for ResponseCacheMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<ResponseBody<B>>;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future, B>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let plan = match self.cache.route(&ActixRequest(req.request())) {
+            Route::Pass => return ResponseFuture::passthrough(self.service.call(req)),
+            Route::Bypass(reason) => {
+                let mut labels = http::HeaderMap::new();
+                self.cache.bypassed(reason, &mut labels);
+                let labels = headers_to_actix(&labels);
+                return ResponseFuture::labelled(self.service.call(req), labels);
+            }
+            Route::Cache(plan) => plan,
+        };
+        let landmark = self.cache.landmark();
+        // An in-memory store answers at once: a hit needs no boxed future,
+        // and converts nothing but the answer's headers.
+        let looked_up = match self.cache.lookup_now(&plan, &ActixRequest(req.request())) {
+            Some(Lookup::Hit(hit)) => {
+                let answer = self.cache.answer(&plan, &hit, &ActixRequest(req.request()));
+                let response = response_to_actix(exchange::answer(answer), req.method());
+                let response = match hit.into_refresh() {
+                    None => Ok(req.into_response(response.map_into_right_body())),
+                    Some(revalidation) => self.refresh(plan, revalidation, req, response),
+                };
+                return ResponseFuture::ready(response);
+            }
+            other => other,
+        };
+        let Some(head) = request_head(req.request()) else {
+            // Not expressible in `http` 1.x: not cached.
+            return ResponseFuture::passthrough(self.service.call(req));
+        };
+        let method = req.method().clone();
+        let held = Held::new(req);
+        let (to_origin, service) = (held.clone(), Rc::clone(&self.service));
+        let origin = move |head| to_origin.send(service, head);
+        let cache = self.cache.clone();
+        let looked_up = looked_up.map(|found| (found, landmark));
+        ResponseFuture::cached(Box::pin(async move {
+            let served = exchange::serve(cache, plan, looked_up, origin, head).await;
+            respond(held, served, &method)
+        }))
+    }
+}
+
+impl<S, B> ResponseCacheMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    /// Answers a stale hit and refreshes it in the background, unless a
+    /// refresh of the key already runs.
+    fn refresh(
+        &self,
+        plan: Plan,
+        revalidation: Revalidation,
+        req: ServiceRequest,
+        response: HttpResponse<CachedBody<B>>,
+    ) -> Result<ServiceResponse<ResponseBody<B>>, Error> {
+        let Some(head) = request_head(req.request()) else {
+            return Ok(req.into_response(response.map_into_right_body()));
+        };
+        let held = Held::new(req);
+        let (to_origin, service) = (held.clone(), Rc::clone(&self.service));
+        let origin = move |head| to_origin.send(service, head);
+        match exchange::refresh(self.cache.clone(), plan, revalidation, origin, head) {
+            Some(refresh) => refreshing(&held, response, refresh),
+            None => answer(held, response),
+        }
+    }
+}
+
+/// The client's response from the exchange's outcome.
+fn respond<B: MessageBody + 'static>(
+    held: Held,
+    served: Result<Served<impl Future<Output = ()> + 'static, FromActix<B>>, OriginFailed>,
+    method: &Method,
+) -> Result<ServiceResponse<ResponseBody<B>>, Error> {
+    let (response, refresh) = match served {
+        Ok(served) => served,
+        Err(OriginFailed) => {
+            return Err(match held.finish() {
+                Outcome::Failed(error) => error,
+                _ => lost(),
+            })
+        }
+    };
+    let response = response_to_actix(response, method);
+    match refresh {
+        Some(refresh) => refreshing(&held, response, refresh),
+        None => answer(held, response),
+    }
+}
+
+/// Answers with `response` and the request, wherever it went.
+fn answer<B: MessageBody + 'static>(
+    held: Held,
+    response: HttpResponse<CachedBody<B>>,
+) -> Result<ServiceResponse<ResponseBody<B>>, Error> {
+    let response = response.map_into_right_body();
+    match held.finish() {
+        Outcome::Unsent(req) => Ok(req.into_response(response)),
+        Outcome::Answered(req) => Ok(ServiceResponse::new(req, response)),
+        // The inner service failed and a stale entry answers instead
+        // (`stale-if-error`); the failure took the request along, so the
+        // answer travels as the error's response.
+        Outcome::Failed(error) => {
+            let response = response.map_into_boxed_body();
+            Err(InternalError::from_response(error.to_string(), response).into())
+        }
+        Outcome::Lost => Err(lost()),
+    }
+}
+
+/// Answers with `response` while the request waits in `held` for
+/// `refresh`, which runs once that response is sent: actix-web routes a
+/// request by mutating it, so the refresh must not start while the
+/// response still holds a handle on it.
+fn refreshing<B: MessageBody + 'static>(
+    held: &Held,
+    response: HttpResponse<CachedBody<B>>,
+    refresh: impl Future<Output = ()> + 'static,
+) -> Result<ServiceResponse<ResponseBody<B>>, Error> {
+    let Some(req) = held.waiting_request() else {
+        return Err(lost());
+    };
+    let (sent, on_sent) = oneshot::channel::<()>();
+    let response = response.map_body(|_, body| body.on_sent(sent));
+    actix_web::rt::spawn(async move {
+        // Sent, or dropped unsent: either way the handle is gone.
+        let _ = on_sent.await;
+        refresh.await;
+    });
+    Ok(ServiceResponse::new(req, response.map_into_right_body()))
+}
+
+/// The request went to the inner service and did not come back: an
+/// exchange ended without finishing its call. Not expected; reported
+/// rather than panicking.
+fn lost() -> Error {
+    ErrorInternalServerError("cachet: the request did not come back from the inner service")
+}
