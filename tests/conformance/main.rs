@@ -19,7 +19,7 @@ use origin::Origin;
 
 /// Runs every scenario on apps `make` builds; panics listing each scenario
 /// that failed and its first wrong step.
-fn conform<A: apps::App>(adapter: &str, make: impl AsyncFn(&cachet::Cache, Origin) -> A) {
+fn conform<A: apps::App>(adapter: &str, make: &impl AsyncFn(&cachet::Cache, Origin) -> A) {
     let failures = actix_web::rt::System::new().block_on(async {
         tokio::time::pause();
         let mut failures = Vec::new();
@@ -38,12 +38,12 @@ fn conform<A: apps::App>(adapter: &str, make: impl AsyncFn(&cachet::Cache, Origi
 
 #[test]
 fn tower_layers_conform() {
-    conform("tower", async |cache, origin| TowerApp::new(cache, origin));
+    conform("tower", &async |cache, origin| TowerApp::new(cache, origin));
 }
 
 #[test]
 fn actix_middleware_conforms() {
-    conform("actix", async |cache, origin| {
+    conform("actix", &async |cache, origin| {
         actix_app(cache, origin).await
     });
 }
