@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | — | always | [`cachet-core`](cachet_core): rules, keys, policy, stores, stats |
 //! | `tower` | yes | [`CacheLayer`]/[`CacheService`] and [`InvalidationLayer`]/[`InvalidationService`] for tower/axum/hyper |
+//! | `actix` | no | `cachet::actix`: the [`cachet-actix`](https://docs.rs/cachet-actix) middleware (`ResponseCache`, `CacheInvalidation`) for actix-web 4 |
 //!
 //! # Example
 //!
@@ -47,6 +48,11 @@ pub use cachet_tower::{
     CacheLayer, CacheService, InvalidationFuture, InvalidationLayer, InvalidationService,
     ResponseBody, ResponseFuture,
 };
+
+/// The actix-web 4 middleware: [`ResponseCache`](cachet_actix::ResponseCache)
+/// and [`CacheInvalidation`](cachet_actix::CacheInvalidation).
+#[cfg(feature = "actix")]
+pub use cachet_actix as actix;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,0 +1,98 @@
+//! The demo on actix-web: the same app, rules and behaviour as
+//! `axum_basic`, with cachet's actix-web middleware in front.
+//!
+//! ```sh
+//! cargo run --example actix_basic            # listens on 127.0.0.1:3000
+//! cargo run --example actix_basic -- 127.0.0.1:8080
+//! ```
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use cachet::Cache;
+use cachet_actix::{CacheInvalidation, ResponseCache};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A "database" query that takes 50 ms.
+async fn products() -> HttpResponse {
+    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    HttpResponse::Ok().json(["tea", "cake", "scones"])
+}
+
+/// Saving a product: the invalidation middleware then clears `/api/products`.
+async fn save_product() -> &'static str {
+    "saved\n"
+}
+
+/// A page for the user named by the `Authorization` header.
+async fn me(req: HttpRequest) -> String {
+    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    let user = req
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("anonymous");
+    format!("hello, {user}\n")
+}
+
+/// Not matched by any rule: always computed.
+async fn time() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}\n", now.as_millis())
+}
+
+async fn stats(cache: web::Data<Cache>) -> HttpResponse {
+    HttpResponse::Ok().json(cache.stats())
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:3000".into());
+    // Built once, outside `HttpServer::new`: every worker shares it.
+    let cache = Cache::from_toml(include_str!("cachet.toml"))
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+
+    let server = {
+        let cache = cache.clone();
+        HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(cache.clone()))
+                .route("/stats", web::get().to(stats))
+                .service(
+                    web::scope("/api")
+                        .wrap(ResponseCache::new(cache.clone()))
+                        .wrap(CacheInvalidation::new(cache.clone()))
+                        .route("/products", web::get().to(products))
+                        .route("/products", web::head().to(products))
+                        .route("/products", web::post().to(save_product))
+                        .route("/me", web::get().to(me))
+                        .route("/me", web::head().to(me))
+                        .route("/time", web::get().to(time)),
+                )
+        })
+        .bind(&addr)?
+    };
+    let addr = server.addrs()[0];
+    println!("cachet demo (actix-web) listening on http://{addr}\n");
+    println!("A miss (50 ms at the origin), then a hit from memory:");
+    println!("  curl -si http://{addr}/api/products | grep -iE 'cache-status|age|^\\['");
+    println!("  curl -si http://{addr}/api/products | grep -iE 'cache-status|age|^\\['\n");
+    println!("After 30 s the page is stale: served at once, refreshed in the background:");
+    println!("  sleep 31; curl -si http://{addr}/api/products | grep -i cache-status\n");
+    println!("A POST clears the entry; the next GET is a miss again:");
+    println!("  curl -s -X POST http://{addr}/api/products");
+    println!("  curl -si http://{addr}/api/products | grep -i cache-status\n");
+    println!("Per-user entries: alice and bob never see each other's page:");
+    println!("  curl -s -H 'Authorization: alice' http://{addr}/api/me");
+    println!("  curl -s -H 'Authorization: bob' http://{addr}/api/me");
+    println!(
+        "  curl -sI -H 'Authorization: alice' http://{addr}/api/me   # HEAD from the GET entry\n"
+    );
+    println!("Uncached, always fresh:");
+    println!("  curl -si http://{addr}/api/time\n");
+    println!("Hit/miss statistics:");
+    println!("  curl -s http://{addr}/stats\n");
+    server.run().await
+}
