@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Load run over loopback: the same 1 KiB handler bare (:3001) and behind
-# CacheLayer as a hit (:3002), alternating wrk runs, medians and their ratio.
+# the cache as a hit (:3002), alternating wrk runs, medians and their ratio.
 #
-#   benches/load.sh [rounds] [seconds-per-run]
+#   benches/load.sh [rounds] [seconds-per-run] [axum|actix]
 #
-# Needs wrk (apt-get install -y wrk). The server runs on CPU 0 with one tokio
-# worker and wrk on CPU 1, so the two do not compete for a core.
+# axum (the default) runs examples/bench_server.rs (CacheLayer), actix runs
+# examples/actix_bench_server.rs (ResponseCache). Needs wrk (apt-get install
+# -y wrk). The server runs on CPU 0 (one worker per port) and wrk on CPU 1,
+# so the two do not compete for a core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-7}
 secs=${2:-5}
+case ${3:-axum} in
+  axum) example=bench_server ;;
+  actix) example=actix_bench_server ;;
+  *) echo "usage: $0 [rounds] [seconds-per-run] [axum|actix]" >&2; exit 2 ;;
+esac
 
-cargo build --release --example bench_server >/dev/null 2>&1
-TOKIO_WORKER_THREADS=1 taskset -c 0 ./target/release/examples/bench_server >/dev/null &
+cargo build --release --example "$example" >/dev/null 2>&1
+TOKIO_WORKER_THREADS=1 taskset -c 0 "./target/release/examples/$example" >/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null' EXIT
 sleep 1
