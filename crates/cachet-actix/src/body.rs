@@ -108,6 +108,24 @@ impl<B: MessageBody> MessageBody for CachedBody<B> {
         }
     }
 
+    fn try_into_bytes(self) -> Result<Bytes, Self> {
+        // A body waited on by a refresh, or standing in for a HEAD's
+        // length, stays what it is.
+        if self.sent.is_some() || self.head_length.is_some() {
+            return Err(self);
+        }
+        let Self {
+            body,
+            head_length,
+            sent,
+        } = self;
+        body.try_into_bytes().map_err(|body| Self {
+            body,
+            head_length,
+            sent,
+        })
+    }
+
     fn poll_next(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

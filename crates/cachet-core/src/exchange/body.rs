@@ -56,6 +56,15 @@ impl<B: Body> ResponseBody<B> {
         }
     }
 
+    /// The whole body, when it is held in memory (a hit, or a response
+    /// that was stored); the body itself otherwise.
+    pub fn try_into_bytes(self) -> Result<Bytes, Self> {
+        match self.kind {
+            Kind::Full { data } => Ok(data.unwrap_or_default()),
+            kind => Err(Self { kind }),
+        }
+    }
+
     /// The origin's body, untouched.
     pub fn passthrough(body: B) -> Self {
         Self {
@@ -227,6 +236,10 @@ mod tests {
         let empty = ResponseBody::<Full<Bytes>>::full(Bytes::new());
         assert!(empty.is_end_stream());
         assert_eq!(empty.size_hint().exact(), Some(0));
+        let held = ResponseBody::<Full<Bytes>>::full(Bytes::from_static(b"held"));
+        assert_eq!(held.try_into_bytes().unwrap(), "held");
+        let origin = ResponseBody::passthrough(Full::new(Bytes::from_static(b"origin")));
+        assert!(origin.try_into_bytes().is_err());
     }
 
     #[tokio::test]
