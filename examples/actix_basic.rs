@@ -6,6 +6,9 @@
 //! cargo run --example actix_basic -- 127.0.0.1:8080
 //! ```
 
+#[path = "shared/walkthrough.rs"]
+mod walkthrough;
+
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use cachet::Cache;
 use cachet_actix::{CacheInvalidation, ResponseCache};
@@ -75,24 +78,6 @@ async fn main() -> std::io::Result<()> {
         .bind(&addr)?
     };
     let addr = server.addrs()[0];
-    println!("cachet demo (actix-web) listening on http://{addr}\n");
-    println!("A miss (50 ms at the origin), then a hit from memory:");
-    println!("  curl -si http://{addr}/api/products | grep -iE 'cache-status|age|^\\['");
-    println!("  curl -si http://{addr}/api/products | grep -iE 'cache-status|age|^\\['\n");
-    println!("After 30 s the page is stale: served at once, refreshed in the background:");
-    println!("  sleep 31; curl -si http://{addr}/api/products | grep -i cache-status\n");
-    println!("A POST clears the entry; the next GET is a miss again:");
-    println!("  curl -s -X POST http://{addr}/api/products");
-    println!("  curl -si http://{addr}/api/products | grep -i cache-status\n");
-    println!("Per-user entries: alice and bob never see each other's page:");
-    println!("  curl -s -H 'Authorization: alice' http://{addr}/api/me");
-    println!("  curl -s -H 'Authorization: bob' http://{addr}/api/me");
-    println!(
-        "  curl -sI -H 'Authorization: alice' http://{addr}/api/me   # HEAD from the GET entry\n"
-    );
-    println!("Uncached, always fresh:");
-    println!("  curl -si http://{addr}/api/time\n");
-    println!("Hit/miss statistics:");
-    println!("  curl -s http://{addr}/stats\n");
+    walkthrough::print("actix-web", addr);
     server.run().await
 }

@@ -27,6 +27,21 @@ pub struct OriginRequest {
 }
 
 impl OriginRequest {
+    /// A request from each framework's own parts.
+    pub fn new<'a>(
+        method: &str,
+        path: &str,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+    ) -> Self {
+        Self {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            headers: headers
+                .map(|(n, v)| (n.to_owned(), String::from_utf8_lossy(v).into_owned()))
+                .collect(),
+        }
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

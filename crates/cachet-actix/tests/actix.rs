@@ -14,12 +14,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn cache(rules: &str, clock: &MockClock) -> Cache {
-    CacheBuilder::from_toml(rules)
+/// A mock clock, a cache of `rules` on it, and an origin-call counter.
+fn fixture(rules: &str) -> (MockClock, Cache, Arc<AtomicUsize>) {
+    let clock = MockClock::new();
+    let cache = CacheBuilder::from_toml(rules)
         .unwrap()
         .clock(clock.clone())
         .build()
-        .unwrap()
+        .unwrap();
+    (clock, cache, Arc::new(AtomicUsize::new(0)))
 }
 
 /// A handler answering `PATH #N`, `N` counting its calls.
@@ -55,9 +58,7 @@ where
 
 #[actix_web::test]
 async fn caches_within_a_scope_only() {
-    let clock = MockClock::new();
-    let cache = cache("[[rules]]\npath = '/items$'\n", &clock);
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (_, cache, calls) = fixture("[[rules]]\npath = '/items$'\n");
     let app = test::init_service(
         App::new()
             .service(
@@ -80,9 +81,7 @@ async fn caches_within_a_scope_only() {
 
 #[actix_web::test]
 async fn handlers_reach_the_cache_through_web_data() {
-    let clock = MockClock::new();
-    let cache = cache("[[rules]]\npath = '^/api/'\n", &clock);
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (_, cache, calls) = fixture("[[rules]]\npath = '^/api/'\n");
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(cache.clone()))
@@ -116,12 +115,7 @@ async fn handlers_reach_the_cache_through_web_data() {
 
 #[actix_web::test]
 async fn a_user_id_from_the_apps_middleware_keys_per_user_entries() {
-    let clock = MockClock::new();
-    let cache = cache(
-        "[[rules]]\npath = '^/api/me$'\nvary_by_user = true\n",
-        &clock,
-    );
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (_, cache, calls) = fixture("[[rules]]\npath = '^/api/me$'\nvary_by_user = true\n");
     let app = test::init_service(
         App::new()
             .wrap(ResponseCache::new(cache.clone()))
@@ -163,12 +157,8 @@ async fn a_user_id_from_the_apps_middleware_keys_per_user_entries() {
 
 #[actix_web::test]
 async fn an_error_from_the_inner_service_passes_through_or_carries_the_stale_entry() {
-    let clock = MockClock::new();
-    let cache = cache(
-        "[[rules]]\npath = '^/api/'\nttl = \"10s\"\nstale_if_error = \"1m\"\n",
-        &clock,
-    );
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (clock, cache, calls) =
+        fixture("[[rules]]\npath = '^/api/'\nttl = \"10s\"\nstale_if_error = \"1m\"\n");
     let app = test::init_service(
         App::new()
             // Inside the cache: fails requests that ask for it.
@@ -217,12 +207,8 @@ async fn an_error_from_the_inner_service_passes_through_or_carries_the_stale_ent
 
 #[actix_web::test]
 async fn a_refresh_waits_until_the_stale_response_is_let_go() {
-    let clock = MockClock::new();
-    let cache = cache(
-        "[[rules]]\npath = '^/api/'\nttl = \"10s\"\nstale_while_revalidate = \"1m\"\n",
-        &clock,
-    );
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (clock, cache, calls) =
+        fixture("[[rules]]\npath = '^/api/'\nttl = \"10s\"\nstale_while_revalidate = \"1m\"\n");
     let app = test::init_service(
         App::new()
             .wrap(ResponseCache::new(cache.clone()))
@@ -283,12 +269,7 @@ fn header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
 
 #[actix_web::test]
 async fn a_real_server_refreshes_in_the_background_and_answers_head_from_get() {
-    let clock = MockClock::new();
-    let cache = cache(
-        "[[rules]]\npath = '^/api/'\nttl = \"10s\"\nstale_while_revalidate = \"1m\"\nvary_by_method = false\n",
-        &clock,
-    );
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (clock, cache, calls) = fixture("[[rules]]\npath = '^/api/'\nttl = \"10s\"\nstale_while_revalidate = \"1m\"\nvary_by_method = false\n");
     let (called, mut origin_calls) = tokio::sync::mpsc::unbounded_channel();
     let server = {
         let (cache, calls) = (cache.clone(), Arc::clone(&calls));
