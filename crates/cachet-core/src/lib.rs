@@ -6,8 +6,9 @@
 //! [`Store`](store::Store) trait and its in-memory [moka](store::MokaStore)
 //! implementation, named caches with byte budgets, [statistics](stats), the
 //! key-tracking operations, and [header helpers](response_headers) for
-//! handlers. Adapters (`cachet-tower`, and an actix-web one) call the
-//! [request-path](request_path) steps of [`Cache`].
+//! handlers. Adapters (`cachet-tower`, `cachet-actix`) call the
+//! [request-path](request_path) steps of [`Cache`] for routing and hits, and
+//! hand everything else to the shared [`exchange`] with the origin.
 //!
 //! Requests are read through the [`RequestHead`] view, so an adapter never
 //! copies a header map to consult the cache. Responses are `http` 1.x types.

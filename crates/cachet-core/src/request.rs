@@ -2,7 +2,8 @@
 //!
 //! Adapters implement [`RequestHead`] over their own request type, so the core
 //! never copies a header map to look at a request. It is implemented here for
-//! `http` 1.x requests; the actix-web adapter implements it for `ServiceRequest`.
+//! `http` 1.x requests; `cachet-actix` implements it for a view of actix-web's
+//! `HttpRequest` (`ActixRequest`).
 //! Header names are `http` 1.x [`HeaderName`]s, so the hot path never parses one.
 
 use http::HeaderName;
