@@ -35,4 +35,4 @@ for ((i = 1; i <= rounds; i++)); do
 done
 b=$(printf '%s\n' "${bare[@]}" | median)
 h=$(printf '%s\n' "${hit[@]}" | median)
-echo "median: bare $b req/s, hit $h req/s, hit/bare = $(awk "BEGIN {printf \"%.3f\", $h / $b}")"
+echo "median: bare $b req/s, hit $h req/s, hit/bare = $(ratio "$h" "$b")"

@@ -59,6 +59,6 @@ c=$(printf '%s\n' "${cachet[@]}" | median)
 v=$(printf '%s\n' "${varnish[@]}" | median)
 u=$(printf '%s\n' "${upstream[@]}" | median)
 echo "median req/s: cachet-proxy $c, varnish $v, upstream alone $u"
-echo "cachet-proxy/varnish = $(awk "BEGIN {printf \"%.3f\", $c / $v}"), cachet-proxy/upstream = $(awk "BEGIN {printf \"%.3f\", $c / $u}"), varnish/upstream = $(awk "BEGIN {printf \"%.3f\", $v / $u}")"
+echo "cachet-proxy/varnish = $(ratio "$c" "$v"), cachet-proxy/upstream = $(ratio "$c" "$u"), varnish/upstream = $(ratio "$v" "$u")"
 curl -s -D - -o /dev/null http://127.0.0.1:3010/api/items | grep -i cache-status || true
 curl -s -D - -o /dev/null http://127.0.0.1:3011/api/items | grep -iE "^(x-varnish|age):" || true

@@ -5,7 +5,7 @@
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::Method;
 use bytes::Bytes;
-use cachet_core::exchange::ResponseBody;
+use cachet_core::exchange::{self, ResponseBody};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::error::Error as StdError;
@@ -78,9 +78,8 @@ impl<B: MessageBody> CachedBody<B> {
         headers: &http::HeaderMap,
     ) -> Self {
         let head_length = (method == Method::HEAD)
-            .then(|| headers.get(http::header::CONTENT_LENGTH))
-            .flatten()
-            .and_then(|value| value.to_str().ok()?.parse().ok());
+            .then(|| exchange::content_length(headers))
+            .flatten();
         Self {
             body,
             head_length,

@@ -8,7 +8,7 @@ use actix_web::body::MessageBody;
 use actix_web::http::header as actix_header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use cachet_core::exchange::ResponseBody;
-use cachet_core::{CacheTags, UserId};
+use cachet_core::{Answer, CacheTags, UserId};
 
 /// The request head in `http` 1.x types, for the steps past a hit: the
 /// method, URI, version, headers and the [`UserId`]. `None` if the URI or
@@ -92,8 +92,28 @@ pub(crate) fn response_to_actix<B: MessageBody>(
     method: &actix_web::http::Method,
 ) -> HttpResponse<CachedBody<B>> {
     let (parts, body) = response.into_parts();
-    let body = CachedBody::new(body, method, &parts.headers);
-    let mut converted = HttpResponse::with_body(status_to_actix(parts.status), body);
-    *converted.headers_mut() = headers_to_actix(&parts.headers);
+    to_actix(parts.status, &parts.headers, body, method)
+}
+
+/// A response the cache made itself (a hit), as actix-web's, for a request
+/// of `method`: built from the answer directly, without an `http` 1.x
+/// response in between.
+pub(crate) fn answer_to_actix<B: MessageBody>(
+    answer: Answer,
+    method: &actix_web::http::Method,
+) -> HttpResponse<CachedBody<B>> {
+    let body = ResponseBody::full(answer.body);
+    to_actix(answer.status, &answer.headers, body, method)
+}
+
+fn to_actix<B: MessageBody>(
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    body: ResponseBody<FromActix<B>>,
+    method: &actix_web::http::Method,
+) -> HttpResponse<CachedBody<B>> {
+    let body = CachedBody::new(body, method, headers);
+    let mut converted = HttpResponse::with_body(status_to_actix(status), body);
+    *converted.headers_mut() = headers_to_actix(headers);
     converted
 }

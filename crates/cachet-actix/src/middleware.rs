@@ -1,7 +1,7 @@
 //! [`ResponseCache`]: the cache middleware.
 
 use crate::body::{CachedBody, FromActix};
-use crate::convert::{headers_to_actix, request_head, response_to_actix};
+use crate::convert::{answer_to_actix, headers_to_actix, request_head, response_to_actix};
 use crate::future::ResponseFuture;
 use crate::origin::{Held, OriginFailed, Outcome};
 use crate::request::ActixRequest;
@@ -100,7 +100,7 @@ where
         let looked_up = match self.cache.lookup_now(&plan, &ActixRequest(req.request())) {
             Some(Lookup::Hit(hit)) => {
                 let answer = self.cache.answer(&plan, &hit, &ActixRequest(req.request()));
-                let response = response_to_actix(exchange::answer(answer), req.method());
+                let response = answer_to_actix(answer, req.method());
                 let response = match hit.into_refresh() {
                     None => Ok(req.into_response(response.map_into_right_body())),
                     Some(revalidation) => self.refresh(plan, revalidation, req, response),

@@ -334,11 +334,7 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
     let max_body = plan.rule().max_body();
     // The length from the header, or from the body itself (frameworks
     // leave the header to the server when the body knows its size).
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
-        .or_else(|| body.size_hint().exact());
+    let declared = content_length(&parts.headers).or_else(|| body.size_hint().exact());
     let Some(declared) = declared else {
         let recorder = Recorder::new(
             cache.clone(),
@@ -398,6 +394,11 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
             )
         }
     }
+}
+
+/// The `Content-Length` a response declares, if it is a valid one.
+pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// A response the cache made itself, such as a hit.
