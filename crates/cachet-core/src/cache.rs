@@ -44,7 +44,7 @@ use std::time::{Duration, SystemTime};
 ///
 /// let request = http::Request::get("/api/items?b=2&a=1").body(()).unwrap();
 /// let Route::Cache(plan) = cache.route(&request) else { panic!("a rule matches") };
-/// assert_eq!(plan.key().as_str(), "/api/items?a=1&b=2 GET");
+/// assert_eq!(plan.key().as_str(), "/api/items?b=2&a=1 GET");
 /// assert!(matches!(cache.lookup(&plan, &request).await, Lookup::Miss(_)));
 ///
 /// let mut headers = http::HeaderMap::new();
@@ -84,7 +84,56 @@ pub(crate) struct Inner {
     pub(crate) key_host: bool,
     pub(crate) flights: Flights,
     pub(crate) coalescer: Arc<Coalescer>,
+    pub(crate) limits: Limits,
     started: SystemTime,
+}
+
+/// Request headers that make a request skip the cache unless configured
+/// otherwise: they ask an origin to treat the request as another method or
+/// another URL, which no key holds.
+pub const DEFAULT_BYPASS_HEADERS: [&str; 5] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// The longest key a request may make, unless configured otherwise: longer
+/// targets bypass the cache.
+pub(crate) const DEFAULT_MAX_KEY_BYTES: usize = 8 * 1024;
+/// How many variants of one URL a response's `Vary` may make, unless
+/// configured otherwise.
+pub(crate) const DEFAULT_MAX_VARIANTS: usize = 64;
+/// How many tags a response may carry into the index (more are dropped),
+/// unless configured otherwise.
+pub(crate) const DEFAULT_MAX_TAGS: usize = 64;
+
+/// The longest tag indexed, in bytes: longer ones are dropped.
+pub(crate) const MAX_TAG_BYTES: usize = 256;
+
+/// The bounds on what client input makes the cache keep, and the headers
+/// that bypass it.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) bypass_headers: Vec<http::HeaderName>,
+    pub(crate) max_key_bytes: usize,
+    pub(crate) max_variants: usize,
+    pub(crate) max_tags: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            bypass_headers: DEFAULT_BYPASS_HEADERS
+                .iter()
+                .map(|name| http::HeaderName::from_static(name))
+                .collect(),
+            max_key_bytes: DEFAULT_MAX_KEY_BYTES,
+            max_variants: DEFAULT_MAX_VARIANTS,
+            max_tags: DEFAULT_MAX_TAGS,
+        }
+    }
 }
 
 impl fmt::Debug for Cache {
@@ -110,6 +159,7 @@ pub struct CacheBuilder {
     tags: TagSettings,
     codec: Codec,
     key_host: bool,
+    limits: Limits,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -134,6 +184,7 @@ impl Default for CacheBuilder {
             tags: TagSettings::default(),
             codec: Codec::default(),
             key_host: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -220,6 +271,38 @@ impl CacheBuilder {
         self
     }
 
+    /// Request headers whose presence makes a request skip the cache, for
+    /// every rule that sets no `bypass_headers` of its own (default
+    /// [`DEFAULT_BYPASS_HEADERS`]: method-override and URL-rewrite headers).
+    /// Behind a load balancer that passes client-sent `X-Forwarded-Host`
+    /// on, add it here (or key on it with `vary_headers`); see
+    /// docs/security.md.
+    pub fn bypass_headers(mut self, names: impl IntoIterator<Item = http::HeaderName>) -> Self {
+        self.limits.bypass_headers = names.into_iter().collect();
+        self
+    }
+
+    /// The longest key a request may make, in bytes (default 8 KiB): a
+    /// request with a longer target or varied headers bypasses the cache.
+    pub fn max_key_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_key_bytes = bytes;
+        self
+    }
+
+    /// How many variants (`Vary`) one URL may have at once (default 64):
+    /// past it, a new variant is not stored.
+    pub fn max_variants(mut self, count: usize) -> Self {
+        self.limits.max_variants = count;
+        self
+    }
+
+    /// How many tags one response may carry into the tag index (default
+    /// 64): the rest are dropped, and tags longer than 256 bytes too.
+    pub fn max_tags(mut self, count: usize) -> Self {
+        self.limits.max_tags = count;
+        self
+    }
+
     /// Checks the configuration and builds the cache.
     pub fn build(self) -> Result<Cache, ConfigError> {
         for (name, spec) in &self.caches {
@@ -229,6 +312,18 @@ impl CacheBuilder {
                     field: "max_bytes".into(),
                     reason: "a size of zero bytes would store nothing; it must be above zero"
                         .into(),
+                });
+            }
+        }
+        for (field, value) in [
+            ("max_key_bytes", self.limits.max_key_bytes),
+            ("max_variants", self.limits.max_variants),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Section {
+                    section: "security".into(),
+                    field: field.into(),
+                    reason: "zero would cache nothing; it must be above zero".into(),
                 });
             }
         }
@@ -262,6 +357,7 @@ impl CacheBuilder {
                 codec: self.codec,
                 key_host: self.key_host,
                 flights: Flights::default(),
+                limits: self.limits,
                 started,
             }),
         })
@@ -312,7 +408,11 @@ impl Cache {
         headers: &mut http::HeaderMap,
         extension: Option<&crate::CacheTags>,
     ) -> Vec<Arc<str>> {
-        self.inner.tags.take(headers, extension)
+        let mut tags = self.inner.tags.take(headers, extension);
+        // Tags come from responses, and the index grows with them.
+        tags.retain(|tag| tag.len() <= MAX_TAG_BYTES);
+        tags.truncate(self.inner.limits.max_tags);
+        tags
     }
 
     /// Every live key, with the cache holding it, sorted.

@@ -160,7 +160,9 @@ impl CacheControl {
         if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        Some(value.parse().unwrap_or(u64::MAX))
+        // RFC 9111 §1.2.2: larger values count as 2^31.
+        let max = crate::clock::MAX_DELTA.as_secs();
+        Some(value.parse::<u64>().map_or(max, |secs| secs.min(max)))
     }
 
     /// Whether there are no directives at all.
@@ -265,7 +267,7 @@ mod tests {
     fn malformed_seconds_are_absent_and_huge_ones_saturate() {
         let cc = CacheControl::parse([&b"max-age=-1, s-maxage=99999999999999999999999"[..]]);
         assert_eq!(cc.seconds("max-age"), None);
-        assert_eq!(cc.seconds("s-maxage"), Some(u64::MAX));
+        assert_eq!(cc.seconds("s-maxage"), Some(1 << 31), "RFC 9111 §1.2.2");
     }
 
     #[test]

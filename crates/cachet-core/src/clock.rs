@@ -15,6 +15,21 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> SystemTime;
 }
 
+/// The longest duration cachet computes with: 2^31 seconds (about 68
+/// years). RFC 9111 §1.2.2 has caches treat larger delta-seconds, and any
+/// calculation that overflows, as this value.
+pub(crate) const MAX_DELTA: Duration = Duration::from_secs(1 << 31);
+
+/// `time + span`, saturating: spans are capped at [`MAX_DELTA`], and a sum
+/// the platform cannot represent stays at `time + MAX_DELTA` or `time`.
+/// Directives and dates come from origins and clients, so time arithmetic
+/// must never panic on them.
+pub(crate) fn later(time: SystemTime, span: Duration) -> SystemTime {
+    time.checked_add(span.min(MAX_DELTA))
+        .or_else(|| time.checked_add(MAX_DELTA))
+        .unwrap_or(time)
+}
+
 /// The operating system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;

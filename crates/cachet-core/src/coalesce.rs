@@ -55,6 +55,8 @@ pub enum Turn {
 /// stored lately.
 pub(crate) struct Coalescer {
     keys: Mutex<Keys>,
+    /// The secret keys are hashed with.
+    secret: [u8; 32],
     /// How many fetches have stored their response, for [`Landmark`]s.
     stored: AtomicU64,
     clock: SharedClock,
@@ -66,25 +68,48 @@ pub(crate) struct Coalescer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Landmark(u64);
 
+/// How often expired hit-for-miss marks are swept out, at most.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A key as the coalescer holds it: a 128-bit keyed hash, so its memory
+/// does not grow with the key's length (which clients choose) and clients
+/// cannot aim two keys at one slot.
+type KeyHash = u128;
+
 /// What the coalescer knows per key, under one lock.
 #[derive(Default)]
 struct Keys {
-    running: HashMap<Arc<str>, Arc<Flight>>,
+    running: HashMap<KeyHash, Arc<Flight>>,
     /// Key → until when requests for it skip coalescing.
-    hit_for_miss: HashMap<Arc<str>, SystemTime>,
+    hit_for_miss: HashMap<KeyHash, SystemTime>,
+    /// When expired marks are next swept out.
+    next_sweep: Option<SystemTime>,
 }
 
 impl Keys {
     /// Marks `key` until `until`, within [`HIT_FOR_MISS_KEYS`]: when full,
     /// expired marks go first, and a key that still finds no room is not
     /// marked (its requests keep coalescing, which is always safe).
-    fn mark(&mut self, key: Arc<str>, until: SystemTime, now: SystemTime) {
+    fn mark(&mut self, key: KeyHash, until: SystemTime, now: SystemTime) {
         if self.hit_for_miss.len() >= HIT_FOR_MISS_KEYS {
-            self.hit_for_miss.retain(|_, until| *until > now);
+            self.sweep(now);
         }
         if self.hit_for_miss.len() < HIT_FOR_MISS_KEYS {
             self.hit_for_miss.insert(key, until);
         }
+    }
+
+    /// Drops expired marks, at most once per [`SWEEP_INTERVAL`] unless the
+    /// map is full: marks go by time, not only by room.
+    fn sweep_due(&mut self, now: SystemTime) {
+        if self.next_sweep.is_none_or(|next| now >= next) {
+            self.sweep(now);
+        }
+    }
+
+    fn sweep(&mut self, now: SystemTime) {
+        self.hit_for_miss.retain(|_, until| *until > now);
+        self.next_sweep = Some(crate::clock::later(now, SWEEP_INTERVAL));
     }
 }
 
@@ -97,11 +122,24 @@ struct Flight {
 
 impl Coalescer {
     pub(crate) fn new(clock: SharedClock) -> Self {
+        let mut secret = [0u8; 32];
+        if getrandom::fill(&mut secret).is_err() {
+            let seed = format!("{:?}{}", SystemTime::now(), std::process::id());
+            secret = blake3::derive_key("cachet coalescer fallback", seed.as_bytes());
+        }
         Self {
             keys: Mutex::default(),
+            secret,
             stored: AtomicU64::new(0),
             clock,
         }
+    }
+
+    fn hash(&self, key: &str) -> KeyHash {
+        let hash = blake3::keyed_hash(&self.secret, key.as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&hash.as_bytes()[..16]);
+        u128::from_le_bytes(bytes)
     }
 
     fn keys(&self) -> std::sync::MutexGuard<'_, Keys> {
@@ -112,22 +150,24 @@ impl Coalescer {
     /// wait — unless the key is marked hit-for-miss, when each fetches on
     /// its own.
     pub(crate) fn join(self: &Arc<Self>, key: &str, hit_for_miss: Duration) -> Turn {
+        let key = self.hash(key);
+        let now = self.clock.now();
         let mut keys = self.keys();
-        if let Some(&until) = keys.hit_for_miss.get(key) {
-            if self.clock.now() < until {
+        keys.sweep_due(now);
+        if let Some(&until) = keys.hit_for_miss.get(&key) {
+            if now < until {
                 drop(keys);
-                return Turn::Fetch(self.alone(key, hit_for_miss));
+                return Turn::Fetch(self.alone_hashed(key, hit_for_miss));
             }
-            keys.hit_for_miss.remove(key);
+            keys.hit_for_miss.remove(&key);
         }
-        if let Some(flight) = keys.running.get(key) {
+        if let Some(flight) = keys.running.get(&key) {
             return Turn::Wait(Wait {
                 flight: Arc::clone(flight),
             });
         }
-        let key: Arc<str> = Arc::from(key);
         let flight = Arc::new(Flight::default());
-        keys.running.insert(Arc::clone(&key), Arc::clone(&flight));
+        keys.running.insert(key, Arc::clone(&flight));
         Turn::Fetch(Fetch {
             coalescer: Arc::clone(self),
             key,
@@ -147,9 +187,13 @@ impl Coalescer {
 
     /// A fetch that no one waits for.
     pub(crate) fn alone(self: &Arc<Self>, key: &str, hit_for_miss: Duration) -> Fetch {
+        self.alone_hashed(self.hash(key), hit_for_miss)
+    }
+
+    fn alone_hashed(self: &Arc<Self>, key: KeyHash, hit_for_miss: Duration) -> Fetch {
         Fetch {
             coalescer: Arc::clone(self),
-            key: Arc::from(key),
+            key,
             flight: None,
             hit_for_miss,
         }
@@ -176,7 +220,7 @@ impl fmt::Debug for Coalescer {
 /// over. Never lost: a cancelled request drops it.
 pub struct Fetch {
     coalescer: Arc<Coalescer>,
-    key: Arc<str>,
+    key: KeyHash,
     flight: Option<Arc<Flight>>,
     hit_for_miss: Duration,
 }
@@ -222,7 +266,8 @@ impl Fetch {
                 }
                 Landing::NotStored if hit_for_miss && !self.hit_for_miss.is_zero() => {
                     let now = self.coalescer.clock.now();
-                    keys.mark(Arc::clone(&self.key), now + self.hit_for_miss, now);
+                    let until = crate::clock::later(now, self.hit_for_miss);
+                    keys.mark(self.key, until, now);
                 }
                 Landing::NotStored | Landing::Abandoned => {}
             }
@@ -251,7 +296,7 @@ impl Drop for Fetch {
 impl fmt::Debug for Fetch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fetch")
-            .field("key", &self.key)
+            .field("key", &format_args!("{:032x}", self.key))
             .field("shared", &self.is_shared())
             .finish()
     }
@@ -438,15 +483,42 @@ mod tests {
         let t0 = std::time::UNIX_EPOCH;
         let mut keys = Keys::default();
         for n in 0..HIT_FOR_MISS_KEYS {
-            keys.mark(Arc::from(n.to_string()), t0 + WINDOW, t0);
+            keys.mark(n as KeyHash, t0 + WINDOW, t0);
         }
         // Full of live marks: a new key finds no room and is not marked.
-        keys.mark(Arc::from("late"), t0 + WINDOW, t0);
+        let late = u128::MAX;
+        keys.mark(late, t0 + WINDOW, t0);
         assert_eq!(keys.hit_for_miss.len(), HIT_FOR_MISS_KEYS);
-        assert!(!keys.hit_for_miss.contains_key("late"));
+        assert!(!keys.hit_for_miss.contains_key(&late));
         // Once they have run out, they make room.
-        keys.mark(Arc::from("later"), t0 + 2 * WINDOW, t0 + WINDOW);
+        keys.mark(late - 1, t0 + 2 * WINDOW, t0 + WINDOW);
         assert_eq!(keys.hit_for_miss.len(), 1);
+    }
+
+    #[test]
+    fn expired_marks_are_swept_by_time_not_only_for_room() {
+        let t0 = std::time::UNIX_EPOCH;
+        let mut keys = Keys::default();
+        keys.sweep_due(t0);
+        for n in 0..100 {
+            keys.mark(n, t0 + WINDOW, t0);
+        }
+        keys.sweep_due(t0 + SWEEP_INTERVAL / 2);
+        assert_eq!(keys.hit_for_miss.len(), 100, "not due yet");
+        keys.sweep_due(t0 + WINDOW + SWEEP_INTERVAL);
+        assert!(keys.hit_for_miss.is_empty());
+    }
+
+    #[test]
+    fn keys_are_held_as_fixed_size_hashes() {
+        let (coalescer, _) = coalescer();
+        let long = "x".repeat(100_000);
+        let fetch = fetch(coalescer.join(&long, WINDOW));
+        assert_eq!(coalescer.running(), 1);
+        assert!(matches!(coalescer.join(&long, WINDOW), Turn::Wait(_)));
+        assert!(matches!(coalescer.join("y", WINDOW), Turn::Fetch(_)));
+        drop(fetch);
+        assert_eq!(std::mem::size_of::<KeyHash>(), 16);
     }
 
     #[tokio::test]

@@ -31,7 +31,7 @@ use crate::units::{DurationSpec, SizeSpec};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-const SECTIONS: [&str; 5] = ["caches", "rules", "identity", "headers", "tags"];
+const SECTIONS: [&str; 6] = ["caches", "rules", "identity", "headers", "tags", "security"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +63,9 @@ struct RuleDto {
     hit_for_miss: Option<DurationSpec>,
     early_refresh: Option<f64>,
     heuristic_freshness: Option<bool>,
+    normalize_query: Option<bool>,
+    share_cookie_requests: Option<bool>,
+    bypass_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +87,15 @@ struct TagsDto {
 struct HeadersDto {
     x_cache: Option<bool>,
     debug: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecurityDto {
+    bypass_headers: Option<Vec<String>>,
+    max_key_bytes: Option<SizeSpec>,
+    max_variants: Option<usize>,
+    max_tags: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,8 +202,47 @@ impl CacheBuilder {
                 builder = builder.strip_tag_header(strip);
             }
         }
+        if let Some(security) = table.get("security") {
+            builder = security_spec(builder, security.clone())?;
+        }
         Ok(builder)
     }
+}
+
+fn security_spec(mut builder: CacheBuilder, value: toml::Value) -> Result<CacheBuilder, ConfigError> {
+    let error = |(field, reason): (String, String)| ConfigError::Section {
+        section: "security".into(),
+        field,
+        reason,
+    };
+    let dto: SecurityDto = deserialize(value).map_err(error)?;
+    if let Some(names) = dto.bypass_headers {
+        let names = names
+            .iter()
+            .map(|name| {
+                http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                    error((
+                        "bypass_headers".into(),
+                        format!("`{name}` is not a valid header name"),
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        builder = builder.bypass_headers(names);
+    }
+    if let Some(size) = dto.max_key_bytes {
+        let bytes: u64 = size
+            .parse()
+            .map_err(|reason| error(("max_key_bytes".into(), reason)))?;
+        builder = builder.max_key_bytes(usize::try_from(bytes).unwrap_or(usize::MAX));
+    }
+    if let Some(count) = dto.max_variants {
+        builder = builder.max_variants(count);
+    }
+    if let Some(count) = dto.max_tags {
+        builder = builder.max_tags(count);
+    }
+    Ok(builder)
 }
 
 impl Cache {
@@ -298,6 +349,15 @@ fn rule(index: usize, value: toml::Value) -> Result<Rule, ConfigError> {
     if let Some(on) = dto.heuristic_freshness {
         rule = rule.heuristic_freshness(on);
     }
+    if let Some(on) = dto.normalize_query {
+        rule = rule.normalize_query(on);
+    }
+    if let Some(on) = dto.share_cookie_requests {
+        rule = rule.share_cookie_requests(on);
+    }
+    if let Some(headers) = dto.bypass_headers {
+        rule = rule.bypass_headers(headers);
+    }
     if let Some(max_body) = dto.max_body {
         rule = rule.max_body(
             max_body
@@ -341,6 +401,12 @@ fn identity_spec(value: toml::Value) -> Result<Identity, ConfigError> {
                 format!("environment variable `{variable}` is not set (or not UTF-8)"),
             ))
         })?;
+        if secret.is_empty() {
+            return Err(error((
+                "secret_env".into(),
+                format!("environment variable `{variable}` is empty; an empty secret would make identity hashes guessable"),
+            )));
+        }
         identity = identity.secret(&secret);
     }
     Ok(identity)

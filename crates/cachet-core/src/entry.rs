@@ -1,6 +1,7 @@
 //! What a store holds under a key: a response, or the index of a URL's
 //! variants (RFC 9111 §4.1).
 
+use crate::clock::later;
 use crate::cache_control::CacheControl;
 use bytes::Bytes;
 use http::header::{self, HeaderName};
@@ -73,8 +74,8 @@ impl CachedResponse {
             headers,
             body,
             stored_at,
-            fresh_until: stored_at + ttl,
-            keep_until: stored_at + ttl,
+            fresh_until: later(stored_at, ttl),
+            keep_until: later(stored_at, ttl),
             initial_age: Duration::ZERO,
             generated_etag: false,
             no_stale,
@@ -100,7 +101,7 @@ impl CachedResponse {
     /// Keeps the entry for (at least) `grace` after it goes stale.
     #[must_use]
     pub fn with_keep(mut self, grace: Duration) -> Self {
-        self.keep_until = self.keep_until.max(self.fresh_until + grace);
+        self.keep_until = self.keep_until.max(later(self.fresh_until, grace));
         self
     }
 
@@ -192,13 +193,13 @@ impl CachedResponse {
     /// Whether the entry is stale at `now` but within its
     /// `stale-while-revalidate` window: serve it, and refresh it.
     pub fn serves_while_revalidating(&self, now: SystemTime) -> bool {
-        !self.is_fresh(now) && now < self.fresh_until + self.while_revalidate
+        !self.is_fresh(now) && now < later(self.fresh_until, self.while_revalidate)
     }
 
     /// Whether the entry may answer at `now` when the origin fails: fresh,
     /// or stale within its `stale-if-error` window.
     pub fn serves_if_error(&self, now: SystemTime) -> bool {
-        !self.if_error.is_zero() && now < self.fresh_until + self.if_error
+        !self.if_error.is_zero() && now < later(self.fresh_until, self.if_error)
     }
 
     /// How long the response took to fetch.
@@ -238,7 +239,8 @@ impl CachedResponse {
     /// The entry's age at `now` (RFC 9111 §4.2.3): its initial age plus the
     /// time it has been stored (zero resident time if the clock went back).
     pub fn age(&self, now: SystemTime) -> Duration {
-        self.initial_age + now.duration_since(self.stored_at).unwrap_or_default()
+        self.initial_age
+            .saturating_add(now.duration_since(self.stored_at).unwrap_or_default())
     }
 
     /// Time left until the entry goes stale (zero once stale).
@@ -255,8 +257,8 @@ impl CachedResponse {
             .duration_since(self.fresh_until)
             .unwrap_or_default();
         Self {
-            fresh_until: now + ttl,
-            keep_until: now + ttl + grace,
+            fresh_until: later(now, ttl),
+            keep_until: later(later(now, ttl), grace),
             ..self.clone()
         }
     }
@@ -287,6 +289,10 @@ pub struct VariantIndex {
     generation: u64,
     keep_until: SystemTime,
     tags: Tags,
+    /// How many variants were stored under this generation (a refresh of
+    /// one counts again): past the cache's `max_variants` a new generation
+    /// starts, so one URL cannot keep an unbounded set of variants alive.
+    stored: usize,
 }
 
 impl VariantIndex {
@@ -297,6 +303,7 @@ impl VariantIndex {
             generation,
             keep_until,
             tags: no_tags(),
+            stored: 0,
         }
     }
 
@@ -326,6 +333,16 @@ impl VariantIndex {
             ..self.clone()
         }
     }
+    /// How many variants were stored under this generation.
+    pub fn stored(&self) -> usize {
+        self.stored
+    }
+    /// The same index, counting one more stored variant.
+    #[must_use]
+    pub(crate) fn with_one_more(mut self) -> Self {
+        self.stored = self.stored.saturating_add(1);
+        self
+    }
 }
 
 /// A value the application stored through the programmatic cache
@@ -344,7 +361,7 @@ impl StoredValue {
         Self {
             bytes,
             stored_at,
-            expires_at: stored_at + ttl,
+            expires_at: later(stored_at, ttl),
             tags: no_tags(),
         }
     }
@@ -358,7 +375,7 @@ impl StoredValue {
     #[must_use]
     pub fn expiring(&self, now: SystemTime, ttl: Duration) -> Self {
         Self {
-            expires_at: now + ttl,
+            expires_at: later(now, ttl),
             ..self.clone()
         }
     }

@@ -40,13 +40,22 @@ pub fn freshness(
 ) -> Freshness {
     let age_value = headers
         .get(AGE)
-        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs);
+        .and_then(|value| {
+            let value = value.to_str().ok()?.trim();
+            // Delta-seconds; too large counts as 2^31 (RFC 9111 §1.2.2).
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some(value.parse::<u64>().unwrap_or(u64::MAX))
+        })
+        .map_or(Duration::ZERO, |secs| {
+            Duration::from_secs(secs).min(crate::clock::MAX_DELTA)
+        });
     let date = http_date(headers.get(DATE));
     let apparent_age = date
         .and_then(|date| now.duration_since(date).ok())
         .unwrap_or_default();
-    let initial_age = age_value.max(apparent_age);
+    let initial_age = age_value.max(apparent_age).min(crate::clock::MAX_DELTA);
     let heuristic = Freshness {
         lifetime: fallback,
         initial_age,
@@ -55,7 +64,7 @@ pub fn freshness(
     if !respect_origin {
         // The rule's TTL runs from the moment of storing.
         return Freshness {
-            lifetime: fallback + initial_age,
+            lifetime: fallback.saturating_add(initial_age),
             ..heuristic
         };
     }
@@ -78,7 +87,8 @@ pub fn freshness(
         return match (http_date(first), second) {
             (Some(expires), None) => {
                 let base = date.unwrap_or(now);
-                explicit(expires.duration_since(base).unwrap_or_default())
+                let lifetime = expires.duration_since(base).unwrap_or_default();
+                explicit(lifetime.min(crate::clock::MAX_DELTA))
             }
             // An invalid or repeated Expires means "already expired".
             _ => explicit(Duration::ZERO),

@@ -1,10 +1,10 @@
 //! Who a request is for, for rules with `vary_by_user = true`.
 //!
-//! The identity is read from a request extension ([`UserId`]), a header, a
+//! The identity is read from a request extension ([`UserId`](crate::UserId)), a header, a
 //! cookie or a closure, in the order configured, and reduced to a keyed
 //! BLAKE3 hash. Raw credentials never reach a key, a log line or a store.
 
-use crate::request::{RequestHead, UserId};
+use crate::request::RequestHead;
 use http::HeaderName;
 use std::fmt;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ impl fmt::Debug for Source {
 
 /// How to tell users apart, and the secret their identities are hashed with.
 ///
-/// The default reads the [`UserId`] request extension, then the
+/// The default reads the [`UserId`](crate::UserId) request extension, then the
 /// `Authorization` header, with a random secret made at start-up. Instances
 /// that share a store (Redis) must share the secret: set it with
 /// [`Identity::secret`].
@@ -84,7 +84,7 @@ impl Identity {
         }
     }
 
-    /// Reads the [`UserId`] extension that the application's auth layer sets.
+    /// Reads the [`UserId`](crate::UserId) extension that the application's auth layer sets.
     #[must_use]
     pub fn extension(mut self) -> Self {
         self.sources.push(Source::Extension);
@@ -125,41 +125,87 @@ impl Identity {
 
     /// The hashed identity of `req`, from the first source that has one.
     pub fn of(&self, req: &dyn RequestHead) -> Option<IdentityHash> {
-        self.sources.iter().find_map(|source| {
+        match self.resolve(req) {
+            Resolved::User(hash) => Some(hash),
+            Resolved::Anonymous | Resolved::Unresolved => None,
+        }
+    }
+
+    /// Who `req` is for: a user, nobody, or — when it carries a credential
+    /// (a configured identity header, any spelling of a configured identity
+    /// cookie, or `Authorization`) from which no single identity comes —
+    /// unresolved, and then it must neither be stored nor answered from a
+    /// shared entry: the origin may still see a user in it.
+    pub(crate) fn resolve(&self, req: &dyn RequestHead) -> Resolved {
+        let mut credential = req.header(&http::header::AUTHORIZATION).is_some();
+        for source in &self.sources {
+            let mut hasher = blake3::Hasher::new_keyed(&self.key);
             // The source is hashed with the value, so a header that happens to
             // equal another user's id (from the extension) gives another hash.
-            let mut hasher = blake3::Hasher::new_keyed(&self.key);
             match source {
                 Source::Extension => {
-                    let id: UserId = req.user_id()?;
+                    let Some(id) = req.user_id() else { continue };
                     hasher.update(b"ext\0").update(id.as_str().as_bytes());
                 }
                 Source::Header(name) => {
-                    let value = req.header(name).filter(|value| !value.is_empty())?;
-                    hasher
-                        .update(b"hdr\0")
-                        .update(name.as_str().as_bytes())
-                        .update(b"\0");
-                    hasher.update(value);
+                    let mut values: Vec<&[u8]> = Vec::new();
+                    req.header_values(name, &mut |value| values.push(value));
+                    match values.as_slice() {
+                        [] => continue,
+                        [value] if !value.trim_ascii().is_empty() => {
+                            hasher
+                                .update(b"hdr\0")
+                                .update(name.as_str().as_bytes())
+                                .update(b"\0")
+                                .update(value);
+                        }
+                        // Empty or repeated: origins pick different ones.
+                        _ => {
+                            credential = true;
+                            continue;
+                        }
+                    }
                 }
-                Source::Cookie(name) => {
-                    let value = cookie_value(req, name)?;
-                    hasher
-                        .update(b"cookie\0")
-                        .update(name.as_bytes())
-                        .update(b"\0");
-                    hasher.update(&value);
-                }
+                Source::Cookie(name) => match cookie_value(req, name) {
+                    Cookie::Absent => continue,
+                    Cookie::Ambiguous => {
+                        credential = true;
+                        continue;
+                    }
+                    Cookie::Value(value) => {
+                        hasher
+                            .update(b"cookie\0")
+                            .update(name.as_bytes())
+                            .update(b"\0")
+                            .update(&value);
+                    }
+                },
                 Source::Custom(read) => {
-                    let id = read(req)?;
+                    let Some(id) = read(req) else { continue };
                     hasher.update(b"custom\0").update(id.as_bytes());
                 }
             }
             let mut hash = [0u8; 16];
             hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-            Some(IdentityHash(hash))
-        })
+            return Resolved::User(IdentityHash(hash));
+        }
+        if credential {
+            Resolved::Unresolved
+        } else {
+            Resolved::Anonymous
+        }
     }
+}
+
+/// Who a request is for; see [`Identity::resolve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// A user, hashed.
+    User(IdentityHash),
+    /// No credential at all: the shared entry.
+    Anonymous,
+    /// A credential without one clear identity: bypass the cache.
+    Unresolved,
 }
 
 impl Identity {
@@ -178,22 +224,45 @@ impl Identity {
     }
 }
 
-/// The first non-empty value of cookie `name` across the `Cookie` headers.
-fn cookie_value(req: &dyn RequestHead, name: &str) -> Option<Vec<u8>> {
-    let mut found = None;
+/// What the `Cookie` headers hold for one cookie name.
+#[derive(Debug, PartialEq, Eq)]
+enum Cookie {
+    /// No cookie of that name in any spelling.
+    Absent,
+    /// One value (repeated only with the same value).
+    Value(Vec<u8>),
+    /// An empty value, different values, or the name in another case or
+    /// spelling: some origin may read a user from it, cachet cannot say who.
+    Ambiguous,
+}
+
+/// Cookie `name` across the `Cookie` headers, parsed as RFC 6265 §5.4
+/// servers do: pairs split on `;`, name and value trimmed of whitespace and
+/// split on the first `=`, surrounding double quotes dropped from the value.
+/// Frameworks disagree on duplicates (Django keeps the last, Express, Go and
+/// Rack the first), so a name given twice with different values is
+/// ambiguous, and so is a name that matches only case-insensitively.
+fn cookie_value(req: &dyn RequestHead, name: &str) -> Cookie {
+    let mut found = Cookie::Absent;
     req.header_values(&http::header::COOKIE, &mut |header| {
-        if found.is_some() {
-            return;
-        }
         for pair in header.split(|&byte| byte == b';') {
-            let pair = pair.trim_ascii();
-            let Some(eq) = pair.iter().position(|&byte| byte == b'=') else {
-                continue;
+            let (pair_name, value) = match pair.iter().position(|&byte| byte == b'=') {
+                Some(eq) => (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii()),
+                None => (pair.trim_ascii(), &b""[..]),
             };
-            if &pair[..eq] == name.as_bytes() && eq + 1 < pair.len() {
-                found = Some(pair[eq + 1..].to_vec());
-                return;
+            if !pair_name.eq_ignore_ascii_case(name.as_bytes()) {
+                continue;
             }
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|value| value.strip_suffix(b"\""))
+                .unwrap_or(value);
+            found = match std::mem::replace(&mut found, Cookie::Absent) {
+                _ if pair_name != name.as_bytes() || value.is_empty() => Cookie::Ambiguous,
+                Cookie::Absent => Cookie::Value(value.to_vec()),
+                Cookie::Value(seen) if seen == value => Cookie::Value(seen),
+                Cookie::Value(_) | Cookie::Ambiguous => Cookie::Ambiguous,
+            };
         }
     });
     found
@@ -232,6 +301,7 @@ impl fmt::Debug for IdentityHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::UserId;
 
     fn request(headers: &[(&str, &str)], user: Option<&str>) -> http::Request<()> {
         let mut req = crate::test_support::request(headers);
@@ -278,6 +348,48 @@ mod tests {
             identity.of(&request(&[("cookie", "other=abc")], None)),
             None
         );
+    }
+
+    #[test]
+    fn cookies_are_parsed_as_servers_do_rfc6265_5_4() {
+        let identity = Identity::none().cookie("sessionid").secret("s");
+        let resolve = |cookie: &str| identity.resolve(&request(&[("cookie", cookie)], None));
+        let user = resolve("sessionid=abc");
+        assert!(matches!(user, Resolved::User(_)));
+        for same in [
+            "sessionid =abc",
+            " sessionid= abc ;theme=dark",
+            "sessionid=\"abc\"",
+            "sessionid=abc; sessionid=abc",
+        ] {
+            assert_eq!(resolve(same), user, "{same}");
+        }
+        for unresolved in [
+            "sessionid=",
+            "sessionid",
+            "SessionID=abc",
+            "sessionid=abc; sessionid=xyz",
+            "sessionid=abc; SESSIONID=xyz",
+        ] {
+            assert_eq!(resolve(unresolved), Resolved::Unresolved, "{unresolved}");
+        }
+        assert_eq!(resolve("theme=dark"), Resolved::Anonymous);
+        // Cookies split over several headers (HTTP/2) are one jar.
+        let split = request(&[("cookie", "sessionid=abc"), ("cookie", "sessionid=xyz")], None);
+        assert_eq!(identity.resolve(&split), Resolved::Unresolved);
+    }
+
+    #[test]
+    fn a_credential_without_an_identity_is_unresolved() {
+        let by_cookie = Identity::none().cookie("sessionid").secret("s");
+        let bearer = request(&[("authorization", "Bearer t")], None);
+        assert_eq!(by_cookie.resolve(&bearer), Resolved::Unresolved);
+        let by_header = Identity::default().secret("s");
+        let empty = request(&[("authorization", "")], None);
+        assert_eq!(by_header.resolve(&empty), Resolved::Unresolved);
+        let twice = request(&[("authorization", "a"), ("authorization", "b")], None);
+        assert_eq!(by_header.resolve(&twice), Resolved::Unresolved);
+        assert_eq!(by_header.resolve(&request(&[], None)), Resolved::Anonymous);
     }
 
     #[test]

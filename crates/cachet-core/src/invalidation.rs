@@ -11,7 +11,9 @@ use crate::cache::Cache;
 use crate::error::StoreError;
 use crate::request::RequestHead;
 use crate::rules::{CompiledRule, InvalidateScope};
-use crate::tags::uri_term_of;
+use crate::key::{normalize_host, KeyBuilder};
+use crate::tags::uri_term;
+use crate::target::canonical_path;
 use http::header::{self, HeaderMap};
 use http::StatusCode;
 use regex::Regex;
@@ -47,12 +49,14 @@ impl Cache {
         if is_safe(req.method()) {
             return None;
         }
-        let target = uri_term_of(req.path(), req.query());
         let authority = req
             .header(&header::HOST)
-            .and_then(|host| std::str::from_utf8(host).ok())
-            .map(|host| host.trim().to_ascii_lowercase());
-        let rule = self.inner.rules.find(req.path()).cloned();
+            .or_else(|| req.authority())
+            .and_then(normalize_host);
+        let target = self.uri_term_of(req.path(), req.query(), authority.as_deref());
+        let rule = canonical_path(req.path())
+            .ok()
+            .and_then(|path| self.inner.rules.find(&path).cloned());
         let user = match rule.as_ref().map(|rule| rule.invalidate_scope()) {
             Some(InvalidateScope::User) => {
                 let mut token = String::from(" u=");
@@ -90,7 +94,7 @@ impl Cache {
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
             if let Some(term) = headers
                 .get(&name)
-                .and_then(|value| same_origin_term(value.as_bytes(), invalidation))
+                .and_then(|value| self.same_origin_term(value.as_bytes(), invalidation))
             {
                 terms.push(term);
             }
@@ -118,9 +122,75 @@ impl Cache {
 
     /// Deletes every entry of the URI `path` (with `query`): all methods,
     /// users and variants; how many.
+    ///
+    /// A cache that keys by host (a reverse proxy) purges the URI on every
+    /// host; see [`purge_uri_on`](Self::purge_uri_on) for one.
     pub async fn purge_uri(&self, path: &str, query: Option<&str>) -> Result<usize, StoreError> {
-        let term = uri_term_of(path, query);
+        if !self.inner.key_host {
+            let term = self.uri_term_of(path, query, None);
+            return self.remove_tagged(&term, None).await;
+        }
+        // Keys start with the target: scan for it on every host.
+        let term = self.uri_term_of(path, query, None);
+        let target = term.strip_prefix("uri ").unwrap_or(&term);
+        let mut removed = 0;
+        for cache in self.inner.caches.keys() {
+            for key in self.inner.store.keys(cache).await? {
+                if key.as_str().split(' ').next() == Some(target) {
+                    removed += usize::from(self.inner.store.remove(cache, key.as_str()).await?);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes every entry of the URI `path` (with `query`) on `host`: all
+    /// methods, users and variants; how many. Without host keys, the same
+    /// as [`purge_uri`](Self::purge_uri).
+    pub async fn purge_uri_on(
+        &self,
+        host: &str,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let host = normalize_host(host.as_bytes());
+        let term = self.uri_term_of(path, query, host.as_deref());
         self.remove_tagged(&term, None).await
+    }
+
+    /// The index term entries of the URI `path` with `query` carry: the
+    /// canonical target as the rule matching it keys it, with the host
+    /// (normalized; `None` when the request named none) when keys hold it.
+    fn uri_term_of(&self, path: &str, query: Option<&str>, host: Option<&str>) -> Arc<str> {
+        let normalize_query = canonical_path(path)
+            .ok()
+            .and_then(|path| self.inner.rules.find(&path).map(|rule| rule.normalize_query()))
+            .unwrap_or(false);
+        let target = KeyBuilder::for_target(path, query, normalize_query);
+        if !self.inner.key_host {
+            return uri_term(target.as_str(), None);
+        }
+        let host = format!("@{}", host.filter(|host| !host.is_empty()).unwrap_or("-"));
+        uri_term(target.as_str(), Some(&host))
+    }
+
+    /// The index term of a `Location`/`Content-Location` value when it
+    /// points at the same origin as the request (RFC 9111 §4.4: other
+    /// origins' URIs are never invalidated — that would let one origin
+    /// purge another's). Hosts compare normalized, as keys hold them.
+    fn same_origin_term(&self, value: &[u8], invalidation: &Invalidation) -> Option<Arc<str>> {
+        let uri = http::Uri::try_from(value.trim_ascii()).ok()?;
+        if let Some(authority) = uri.authority() {
+            let host = invalidation.authority.as_deref()?;
+            if normalize_host(authority.as_str().as_bytes()).as_deref() != Some(host) {
+                return None;
+            }
+        }
+        let path = uri.path();
+        if !path.starts_with('/') {
+            return None;
+        }
+        Some(self.uri_term_of(path, uri.query(), invalidation.authority.as_deref()))
     }
 
     /// Removes the entries indexed under `term`, keeping other users' when
@@ -168,57 +238,57 @@ fn in_scope(key: &str, scope: Option<&str>) -> bool {
     }
 }
 
-/// The index term of a `Location`/`Content-Location` value when it points
-/// at the same origin as the request (RFC 9111 §4.4: other origins' URIs
-/// are never invalidated — that would let one origin purge another's).
-fn same_origin_term(value: &[u8], invalidation: &Invalidation) -> Option<Arc<str>> {
-    let uri = http::Uri::try_from(value.trim_ascii()).ok()?;
-    if let Some(authority) = uri.authority() {
-        let host = invalidation.authority.as_deref()?;
-        if !authority.as_str().eq_ignore_ascii_case(host) {
-            return None;
-        }
-    }
-    let path = uri.path();
-    if !path.starts_with('/') {
-        return None;
-    }
-    Some(uri_term_of(path, uri.query()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn invalidation(host: Option<&str>) -> Invalidation {
-        Invalidation {
-            target: uri_term_of("/a", None),
-            authority: host.map(str::to_owned),
-            rule: None,
-            user: None,
+    fn invalidation(cache: &Cache, host: Option<&str>) -> Invalidation {
+        let mut req = http::Request::post("/a");
+        if let Some(host) = host {
+            req = req.header("host", host);
         }
+        cache.invalidation(&req.body(()).unwrap()).unwrap()
+    }
+
+    fn cache(key_host: bool) -> Cache {
+        Cache::builder()
+            .rule(crate::Rule::new("^/items/").normalize_query(true))
+            .key_host(key_host)
+            .build()
+            .unwrap()
     }
 
     #[test]
     fn only_same_origin_locations_are_invalidated_rfc9111_4_4() {
-        let same = invalidation(Some("example.com"));
+        let cache = cache(false);
+        let same = invalidation(&cache, Some("example.com"));
+        let term = |value: &[u8], inv: &Invalidation| cache.same_origin_term(value, inv);
         assert_eq!(
-            same_origin_term(b"/items/5?b=2&a=1", &same).as_deref(),
+            term(b"/items/5?b=2&a=1", &same).as_deref(),
             Some("uri /items/5?a=1&b=2")
         );
         assert_eq!(
-            same_origin_term(b"http://EXAMPLE.com/items/5", &same).as_deref(),
+            term(b"http://EXAMPLE.com./items/5", &same).as_deref(),
             Some("uri /items/5")
         );
+        assert_eq!(term(b"https://evil.example/items/5", &same), None);
         assert_eq!(
-            same_origin_term(b"https://evil.example/items/5", &same),
+            term(b"http://example.com/x", &invalidation(&cache, None)),
             None
         );
+        assert_eq!(term(b"not a uri", &same), None);
+    }
+
+    #[test]
+    fn terms_carry_the_host_when_keys_do() {
+        let cache = cache(true);
+        let on_a = invalidation(&cache, Some("A.example:80"));
+        assert_eq!(on_a.target(), "uri /a @a.example");
         assert_eq!(
-            same_origin_term(b"http://example.com/x", &invalidation(None)),
-            None
+            cache.same_origin_term(b"/items/1?b&a", &on_a).as_deref(),
+            Some("uri /items/1?a&b @a.example")
         );
-        assert_eq!(same_origin_term(b"not a uri", &same), None);
+        assert_eq!(invalidation(&cache, None).target(), "uri /a @-");
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //!
 //! A key reads like `/api/urls/?a=1&b=2 GET u=5f1c… h:accept-language=5:en-US`:
 //!
-//! - the path, normalized (RFC 3986 §6.2.2: percent-encodings of unreserved
-//!   characters decoded, the others upper-cased) and the query with its
-//!   parameters sorted by name and one canonical percent-encoding;
+//! - the canonical target (see [`crate::target`]'s rules): the path
+//!   normalized per RFC 3986 (unreserved characters decoded, other escapes
+//!   upper-cased, dot segments removed), and the query exactly as received
+//!   — or, for rules with `normalize_query`, its parameters sorted by name
+//!   in one canonical percent-encoding;
 //! - the method (`GET` also for `HEAD` when the rule does not vary by method);
 //! - `@` and the normalized host, when the cache keys by host (a reverse
 //!   proxy for several virtual hosts);
@@ -23,16 +25,8 @@
 //! select keys directly.
 
 use crate::identity::IdentityHash;
-use percent_encoding::{percent_decode, percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use crate::target::{canonical_path, push_exact_query, push_normalized_query, push_pct};
 use std::fmt::{self, Write as _};
-
-/// Characters kept as they are in a canonical query component: RFC 3986's
-/// unreserved set.
-const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// A cache key.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,12 +66,12 @@ impl fmt::Debug for CacheKey {
 ///
 /// ```
 /// use cachet_core::KeyBuilder;
-/// let key = KeyBuilder::new("/api/items", Some("b=2&a=1"))
+/// let key = KeyBuilder::new("/api/./items", Some("b=2&a=1"))
 ///     .method("GET")
 ///     .header("accept-language", Some(b"en-US"))
 ///     .header("x-tenant", None)
 ///     .finish();
-/// assert_eq!(key.as_str(), "/api/items?a=1&b=2 GET h:accept-language=5:en-US h:x-tenant=!");
+/// assert_eq!(key.as_str(), "/api/items?b=2&a=1 GET h:accept-language=5:en-US h:x-tenant=!");
 /// ```
 #[derive(Debug)]
 pub struct KeyBuilder {
@@ -85,14 +79,37 @@ pub struct KeyBuilder {
 }
 
 impl KeyBuilder {
-    /// Starts a key with the normalized path and query.
+    /// Starts a key with the canonical path (see the `target` module: an
+    /// ambiguous path is kept escaped as it is) and the query exactly as
+    /// received.
     pub fn new(path: &str, query: Option<&str>) -> Self {
+        Self::for_target(path, query, false)
+    }
+
+    /// Starts a key with the canonical path and the query, normalized
+    /// (sorted parameters, one encoding) when `normalize_query` is on.
+    pub(crate) fn for_target(path: &str, query: Option<&str>, normalize_query: bool) -> Self {
         let mut buf = String::with_capacity(path.len() + query.map_or(0, str::len) + 48);
-        push_normalized_path(&mut buf, path);
-        if let Some(query) = query {
-            push_normalized_query(&mut buf, query);
+        match canonical_path(path) {
+            Ok(canonical) => buf.push_str(&canonical),
+            Err(_) => push_escaped(&mut buf, path.as_bytes(), true),
+        }
+        match query {
+            Some(query) if normalize_query => push_normalized_query(&mut buf, query),
+            Some(query) => push_exact_query(&mut buf, query),
+            None => {}
         }
         Self { buf }
+    }
+
+    /// How long the key is so far, in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The key so far: the target, right after [`for_target`](Self::for_target).
+    pub(crate) fn as_str(&self) -> &str {
+        &self.buf
     }
 
     /// Adds the method (a token such as `GET`).
@@ -109,11 +126,17 @@ impl KeyBuilder {
     #[must_use]
     pub fn host(mut self, host: Option<&[u8]>) -> Self {
         self.buf.push_str(" @");
-        let Some(host) = host.map(normalize_host).filter(|host| !host.is_empty()) else {
-            self.buf.push('-');
-            return self;
-        };
-        push_escaped(&mut self.buf, host.as_bytes(), true);
+        match host.filter(|host| !host.trim_ascii().is_empty()) {
+            None => self.buf.push('-'),
+            Some(host) => match normalize_host(host) {
+                Some(host) => self.buf.push_str(&host),
+                // Not a host name: kept apart from every valid one.
+                None => {
+                    self.buf.push('!');
+                    push_escaped(&mut self.buf, host, true);
+                }
+            },
+        }
         self
     }
 
@@ -133,11 +156,17 @@ impl KeyBuilder {
     /// Adds a varied request header: its (combined) value, or `None` when the
     /// request does not have the header.
     #[must_use]
-    pub fn header(mut self, name: &str, value: Option<&[u8]>) -> Self {
+    pub fn header(self, name: &str, value: Option<&[u8]>) -> Self {
+        self.header_part(name, value.map_or(HeaderPart::Absent, HeaderPart::Plain))
+    }
+
+    /// Adds a header the rule keys on, in one of its key forms.
+    #[must_use]
+    pub(crate) fn header_part(mut self, name: &str, value: HeaderPart<'_>) -> Self {
         self.buf.push_str(" h:");
         self.buf.push_str(name);
         self.buf.push('=');
-        self.push_value(value.map_or(HeaderPart::Absent, HeaderPart::Plain));
+        self.push_value(value);
         self
     }
 
@@ -181,11 +210,19 @@ impl KeyBuilder {
 }
 
 /// A `Host` value as the key holds it: ASCII lower case, no trailing dot,
-/// no `:80`.
-fn normalize_host(host: &[u8]) -> String {
-    let host = String::from_utf8_lossy(host).trim().to_ascii_lowercase();
-    let host = host.strip_suffix(":80").unwrap_or(&host);
-    host.strip_suffix('.').unwrap_or(host).to_owned()
+/// no `:80` — never longer than the value itself. `None` when it holds a
+/// byte no host name, IP literal or port has (the cache then bypasses).
+pub(crate) fn normalize_host(host: &[u8]) -> Option<String> {
+    let host = host.trim_ascii();
+    let valid = |byte: &u8| byte.is_ascii_alphanumeric() || b".-_:[]".contains(byte);
+    if !host.iter().all(valid) {
+        return None;
+    }
+    let host = host.to_ascii_lowercase();
+    let host = host.strip_suffix(b":80").unwrap_or(&host);
+    let host = host.strip_suffix(b".").unwrap_or(host);
+    // Only ASCII went in.
+    String::from_utf8(host.to_vec()).ok()
 }
 
 /// How a header value goes into a key: absent (`!`), as a keyed hash
@@ -224,160 +261,6 @@ fn push_escaped(buf: &mut String, bytes: &[u8], escape_space: bool) {
     }
 }
 
-fn push_pct(buf: &mut String, byte: u8) {
-    let _ = write!(buf, "%{byte:02X}");
-}
-
-fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
-}
-
-/// RFC 3986 `pchar` plus `/`: what may stand unencoded in a path. A table,
-/// because every cached request's path goes through it.
-const PATH_CHARS: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0u8;
-    loop {
-        table[byte as usize] = byte.is_ascii_alphanumeric()
-            || matches!(
-                byte,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-                    | b'/'
-            );
-        if byte == u8::MAX {
-            break table;
-        }
-        byte += 1;
-    }
-};
-
-fn is_path_char(byte: u8) -> bool {
-    PATH_CHARS[usize::from(byte)]
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    char::from(byte)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
-fn push_normalized_path(buf: &mut String, path: &str) {
-    if path.is_empty() {
-        buf.push('/');
-        return;
-    }
-    let bytes = path.as_bytes();
-    if !bytes.contains(&b'%') && bytes.iter().all(|&b| is_path_char(b)) {
-        buf.push_str(path);
-        return;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        let escaped = (byte == b'%')
-            .then(|| Some(hex_value(*bytes.get(i + 1)?)? << 4 | hex_value(*bytes.get(i + 2)?)?))
-            .flatten();
-        match escaped {
-            Some(decoded) if is_unreserved(decoded) => {
-                buf.push(char::from(decoded));
-                i += 3;
-            }
-            Some(decoded) => {
-                push_pct(buf, decoded);
-                i += 3;
-            }
-            None if is_path_char(byte) => {
-                buf.push(char::from(byte));
-                i += 1;
-            }
-            None => {
-                push_pct(buf, byte);
-                i += 1;
-            }
-        }
-    }
-}
-
-/// Decodes one `application/x-www-form-urlencoded` component to bytes
-/// (`+` is a space), without the lossy UTF-8 step that would merge
-/// different byte strings.
-fn decode_component(raw: &str) -> Vec<u8> {
-    let plus_as_space: Vec<u8> = raw
-        .bytes()
-        .map(|byte| if byte == b'+' { b' ' } else { byte })
-        .collect();
-    percent_decode(&plus_as_space).collect()
-}
-
-/// Whether `query` is already in canonical form: non-empty pairs of
-/// unreserved characters, at most one `=` each, sorted by name. Most
-/// queries are, and they are copied as they are.
-fn is_canonical_query(query: &str) -> bool {
-    let mut previous: Option<&str> = None;
-    for pair in query.split('&') {
-        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
-        let valid = !pair.is_empty()
-            && pair.bytes().filter(|&b| b == b'=').count() <= 1
-            && pair.bytes().all(|b| b == b'=' || is_unreserved(b));
-        if !valid || previous.is_some_and(|previous| previous > name) {
-            return false;
-        }
-        previous = Some(name);
-    }
-    true
-}
-
-fn push_normalized_query(buf: &mut String, query: &str) {
-    if query.is_empty() {
-        return;
-    }
-    if is_canonical_query(query) {
-        buf.push('?');
-        buf.push_str(query);
-    } else {
-        push_canonicalized_query(buf, query);
-    }
-}
-
-/// Decodes, sorts and re-encodes every parameter of `query`.
-fn push_canonicalized_query(buf: &mut String, query: &str) {
-    let mut params: Vec<(Vec<u8>, Option<Vec<u8>>)> = query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((name, value)) => (decode_component(name), Some(decode_component(value))),
-            None => (decode_component(pair), None),
-        })
-        .collect();
-    if params.is_empty() {
-        return;
-    }
-    // Stable: repeated names keep their order, which may carry meaning (lists).
-    params.sort_by(|a, b| a.0.cmp(&b.0));
-    for (index, (name, value)) in params.iter().enumerate() {
-        buf.push(if index == 0 { '?' } else { '&' });
-        let _ = write!(buf, "{}", percent_encode(name, QUERY_COMPONENT));
-        if let Some(value) = value {
-            let _ = write!(buf, "={}", percent_encode(value, QUERY_COMPONENT));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,57 +289,19 @@ mod tests {
     }
 
     #[test]
-    fn query_parameters_are_sorted_and_canonically_encoded() {
-        assert_eq!(path_query("/s", Some("q=b&a=1")), "/s?a=1&q=b");
-        assert_eq!(
-            path_query("/s", Some("q=a+b")),
-            path_query("/s", Some("q=a%20b"))
-        );
-        assert_eq!(
-            path_query("/s", Some("q=%7e")),
-            path_query("/s", Some("q=~"))
-        );
-        assert_eq!(path_query("/s", Some("q=%2B")), "/s?q=%2B");
-        assert_ne!(
-            path_query("/s", Some("q=%2B")),
-            path_query("/s", Some("q=+"))
-        );
-        assert_eq!(path_query("/s", Some("&&a=1&")), "/s?a=1");
-        assert_eq!(path_query("/s", Some("")), "/s");
-        assert_ne!(
-            path_query("/s", Some("flag")),
-            path_query("/s", Some("flag="))
-        );
-        // Repeated names keep their relative order.
-        assert_eq!(path_query("/s", Some("t=2&a=0&t=1")), "/s?a=0&t=2&t=1");
-        // Different bytes never merge (no lossy UTF-8 step).
-        assert_ne!(
-            path_query("/s", Some("q=%FF")),
-            path_query("/s", Some("q=%FE"))
-        );
-    }
-
-    #[test]
-    fn canonical_queries_are_recognized() {
-        assert!(is_canonical_query("a=1&b=2"));
-        assert!(is_canonical_query("a&a=&b=x.y~z"));
-        assert!(!is_canonical_query("b=1&a=2"));
-        assert!(!is_canonical_query("a=1&&b=2"));
-        assert!(!is_canonical_query("a=b=c"));
-        assert!(!is_canonical_query("a=%41"));
-        assert!(!is_canonical_query("q=a+b"));
-    }
-
-    proptest! {
-        /// The fast path and the general path agree.
-        #[test]
-        fn fast_path_matches_the_general_path(query in "[a-c=&%+2]{0,10}") {
-            let mut general = String::new();
-            push_canonicalized_query(&mut general, &query);
-            let mut fast = String::new();
-            push_normalized_query(&mut fast, &query);
-            prop_assert_eq!(fast, general);
-        }
+    fn queries_are_kept_exactly_unless_normalized() {
+        assert_eq!(path_query("/s", Some("q=b&a=1")), "/s?q=b&a=1");
+        assert_eq!(path_query("/s", Some("&&a=1&")), "/s?&&a=1&");
+        assert_ne!(path_query("/s", Some("&&a=1")), path_query("/s", Some("a=1")));
+        assert_ne!(path_query("/s", Some("")), path_query("/s", None));
+        let normalized = |q: &str| {
+            KeyBuilder::for_target("/s", Some(q), true)
+                .finish()
+                .as_str()
+                .to_owned()
+        };
+        assert_eq!(normalized("q=b&a=1"), "/s?a=1&q=b");
+        assert_eq!(normalized("&&a=1&"), "/s?a=1");
     }
 
     #[test]
@@ -465,12 +310,12 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_normalized_per_rfc_3986() {
+    fn paths_are_canonical_and_ambiguous_ones_kept_escaped() {
         assert_eq!(path_query("/a%7Eb", None), "/a~b");
-        assert_eq!(path_query("/a%2fb", None), "/a%2Fb");
+        assert_eq!(path_query("/static/../api/me", None), "/api/me");
+        assert_eq!(path_query("/a%2fb", None), "/a%252fb");
         assert_ne!(path_query("/a%2Fb", None), path_query("/a/b", None));
         assert_eq!(path_query("/a b", None), "/a%20b");
-        assert_eq!(path_query("/100%", None), "/100%25");
         assert_eq!(path_query("", None), "/");
     }
 

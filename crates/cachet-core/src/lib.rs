@@ -76,6 +76,7 @@ pub mod request_path;
 pub mod response_headers;
 pub mod rules;
 pub mod stats;
+mod target;
 pub mod store;
 pub mod tags;
 pub mod values;
@@ -87,7 +88,7 @@ mod error;
 mod test_support;
 mod units;
 
-pub use crate::cache::{Cache, CacheBuilder, StoredKey};
+pub use crate::cache::{Cache, CacheBuilder, StoredKey, DEFAULT_BYPASS_HEADERS};
 pub use crate::cache_control::CacheControl;
 pub use crate::clock::{Clock, MockClock, SharedClock, SystemClock};
 pub use crate::coalesce::{Fetch, Landing, Landmark, Turn, Wait};

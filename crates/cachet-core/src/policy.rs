@@ -4,7 +4,7 @@
 use crate::cache_control::CacheControl;
 use crate::freshness::Freshness;
 use crate::variants::response_vary;
-use http::header::{HeaderName, ETAG, LAST_MODIFIED, SET_COOKIE};
+use http::header::{HeaderName, COOKIE, ETAG, LAST_MODIFIED, SET_COOKIE};
 use http::{HeaderMap, StatusCode};
 use std::fmt;
 use std::time::Duration;
@@ -31,6 +31,10 @@ pub enum NotStorable {
     /// The request had `Authorization` and the response does not allow a
     /// shared cache to store it (§3.5).
     Authorization,
+    /// The request had a `Cookie` header, and the response, to be shared,
+    /// says neither `public` nor `s-maxage` nor `Vary: Cookie` (a cookie
+    /// may have personalised it).
+    Cookie,
     /// `Vary: *` (§4.1).
     VaryAll,
     /// `Vary` names something that is not a header name.
@@ -59,7 +63,8 @@ impl NotStorable {
     /// `HEAD`), server errors and failures do not mark it.
     pub fn marks_hit_for_miss(&self) -> bool {
         match self {
-            Self::Status(status) => !status.is_server_error(),
+            // Errors a client can provoke say nothing of the next response.
+            Self::Status(status) => !is_client_provokable(*status),
             Self::NoStore
             | Self::Private
             | Self::NoCache
@@ -72,6 +77,7 @@ impl NotStorable {
             Self::HeadRequest
             | Self::RequestNoStore
             | Self::Authorization
+            | Self::Cookie
             | Self::Incomplete
             | Self::StoreFailed
             | Self::LockTimeout => false,
@@ -91,6 +97,7 @@ impl fmt::Display for NotStorable {
             Self::NoCache => f.write_str("no-cache"),
             Self::SetCookie => f.write_str("set-cookie"),
             Self::Authorization => f.write_str("authorization"),
+            Self::Cookie => f.write_str("cookie"),
             Self::VaryAll => f.write_str("vary-star"),
             Self::VaryInvalid => f.write_str("vary-invalid"),
             Self::TooLarge => f.write_str("too-large"),
@@ -103,9 +110,12 @@ impl fmt::Display for NotStorable {
     }
 }
 
-/// Statuses a cache may store with a heuristic lifetime (RFC 9110 §15.1).
-pub const HEURISTICALLY_CACHEABLE: [u16; 11] =
-    [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+/// Whether a client can make the origin answer `status` at will (an
+/// oversized header, a method override, a malformed target): every 4xx
+/// but 404 and 410, and every 5xx. Stored only when a rule lists them.
+pub(crate) fn is_client_provokable(status: StatusCode) -> bool {
+    (status.is_client_error() && !matches!(status.as_u16(), 404 | 410)) || status.is_server_error()
+}
 
 /// What the policy needs to know about the request a response answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +129,8 @@ pub struct RequestFacts {
     pub head_as_get: bool,
     /// The request said `Cache-Control: no-store`.
     pub no_store: bool,
+    /// The request carried a `Cookie` header.
+    pub cookie: bool,
 }
 
 /// What the policy needs to know about the rule.
@@ -126,21 +138,28 @@ pub struct RequestFacts {
 pub struct RuleFacts<'a> {
     /// Request headers the key varies on.
     pub keyed: &'a [http::HeaderName],
-    /// Statuses stored beyond the heuristically cacheable ones.
+    /// Statuses the rule stores beyond 200, with its TTL as the fallback.
     pub statuses: &'a [u16],
     /// How long stale entries with validators are kept for revalidation.
     pub keep: Duration,
     /// Whether the origin's freshness counts; without it the rule's TTL
     /// overrides `no-cache` (but never `no-store` or `private`).
     pub respect_origin: bool,
+    /// Whether responses to requests with cookies may be shared without
+    /// `public` or `s-maxage`.
+    pub share_cookie_requests: bool,
 }
 
 /// Decides whether a response with `status`, `headers` and `freshness` may be
 /// stored for a request described by `facts`, under a rule described by `rule`.
 ///
-/// A status is storable when it is heuristically cacheable (RFC 9110 §15.1),
-/// listed by the rule, or has explicit freshness or `public` (RFC 9111 §3);
-/// partial content and 304 never are. A response that is stale on arrival
+/// A status is storable when the rule lists it, or it is 200, or it has
+/// explicit freshness from the origin — except the errors a client can
+/// provoke (4xx but 404 and 410, every 5xx), which only a listing allows,
+/// however fresh the origin says they are. RFC 9110 §15.1 lets a cache
+/// store 404, 405, 414 and 501 and others heuristically; cachet does not,
+/// as Varnish and nginx do not: one crafted request would serve an error
+/// to everyone (CPDoS). Partial content and 304 never are stored. A response that is stale on arrival
 /// or says `no-cache` is stored only when it has a validator and the rule
 /// keeps stale entries: every use then revalidates it (§4.3).
 ///
@@ -161,10 +180,9 @@ pub fn check_storable(
     }
     let cc = CacheControl::from_headers(headers);
     let code = status.as_u16();
-    let status_allowed = HEURISTICALLY_CACHEABLE.contains(&code)
-        || rule.statuses.contains(&code)
-        || freshness.explicit
-        || cc.has("public");
+    let status_allowed = rule.statuses.contains(&code)
+        || code == 200
+        || (freshness.explicit && !is_client_provokable(status));
     if !status_allowed || status.is_informational() || matches!(code, 206 | 304) {
         return Err(NotStorable::Status(status));
     }
@@ -189,6 +207,15 @@ pub fn check_storable(
         return Err(NotStorable::Authorization);
     }
     let vary = response_vary(headers, rule.keyed)?;
+    let per_cookie = vary.contains(&COOKIE) || rule.keyed.contains(&COOKIE);
+    if facts.shared
+        && facts.cookie
+        && !rule.share_cookie_requests
+        && !per_cookie
+        && !(cc.has("public") || cc.has("s-maxage"))
+    {
+        return Err(NotStorable::Cookie);
+    }
     if freshness.remaining().is_zero() && !revalidatable {
         return Err(NotStorable::Stale);
     }
@@ -204,6 +231,7 @@ mod tests {
         authorized: false,
         head_as_get: false,
         no_store: false,
+        cookie: false,
     };
 
     const KEYED: [http::HeaderName; 1] = [http::header::ACCEPT_LANGUAGE];
@@ -212,6 +240,7 @@ mod tests {
         statuses: &[302],
         keep: Duration::from_secs(300),
         respect_origin: true,
+        share_cookie_requests: false,
     };
 
     fn fresh(headers: &HeaderMap) -> Freshness {
@@ -248,24 +277,79 @@ mod tests {
     }
 
     #[test]
-    fn heuristically_cacheable_statuses_are_stored_rfc9110_15_1() {
-        for status in HEURISTICALLY_CACHEABLE {
-            assert_eq!(check_status(status, &[]), Ok(()), "{status}");
+    fn only_200_is_stored_on_the_rules_ttl() {
+        assert_eq!(check_status(200, &[]), Ok(()));
+        assert_eq!(check_status(302, &[]), Ok(()), "listed by the rule");
+        for status in [203, 204, 300, 301, 307, 308, 404, 410] {
+            let refused = Err(NotStorable::Status(StatusCode::from_u16(status).unwrap()));
+            assert_eq!(check_status(status, &[]), refused, "{status}");
+            assert_eq!(
+                check_status(status, &[("cache-control", "public")]),
+                refused,
+                "{status}: public alone gives no freshness"
+            );
+            assert_eq!(
+                check_status(status, &[("cache-control", "max-age=5")]),
+                Ok(()),
+                "{status} with explicit freshness"
+            );
         }
-        let server_error = StatusCode::INTERNAL_SERVER_ERROR;
-        assert_eq!(
-            check_status(500, &[]),
-            Err(NotStorable::Status(server_error))
-        );
     }
 
     #[test]
-    fn other_statuses_need_explicit_freshness_or_the_rule_rfc9111_3() {
-        assert_eq!(check_status(500, &[("cache-control", "max-age=5")]), Ok(()));
-        assert_eq!(check_status(307, &[("cache-control", "public")]), Ok(()));
-        assert_eq!(check_status(302, &[]), Ok(()), "listed by the rule");
+    fn errors_a_client_can_provoke_need_a_listing_cpdos() {
+        for status in [400, 403, 405, 413, 414, 431, 500, 501, 502, 503] {
+            let refused = Err(NotStorable::Status(StatusCode::from_u16(status).unwrap()));
+            assert_eq!(check_status(status, &[]), refused, "{status}");
+            assert_eq!(
+                check_status(status, &[("cache-control", "public, max-age=3600")]),
+                refused,
+                "{status} even with explicit freshness"
+            );
+            assert!(!refused.unwrap_err().marks_hit_for_miss());
+            let listed = RuleFacts {
+                statuses: &[status],
+                ..RULE
+            };
+            let map = header_map(&[]);
+            let code = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                check_storable(SHARED, listed, code, &map, &fresh(&map)).map(drop),
+                Ok(()),
+                "{status} listed"
+            );
+        }
         assert!(check_status(206, &[("cache-control", "max-age=5")]).is_err());
         assert!(check_status(304, &[("cache-control", "max-age=5")]).is_err());
+    }
+
+    #[test]
+    fn cookie_requests_are_shared_only_when_the_response_allows_it() {
+        let with_cookie = RequestFacts {
+            cookie: true,
+            ..SHARED
+        };
+        assert_eq!(check(with_cookie, &[]), Err(NotStorable::Cookie));
+        assert_eq!(check(with_cookie, &[("cache-control", "public")]), Ok(()));
+        assert_eq!(
+            check(with_cookie, &[("cache-control", "s-maxage=60")]),
+            Ok(())
+        );
+        assert_eq!(check(with_cookie, &[("vary", "Cookie")]), Ok(()));
+        let sharing = RuleFacts {
+            share_cookie_requests: true,
+            ..RULE
+        };
+        let map = header_map(&[]);
+        assert_eq!(
+            check_storable(with_cookie, sharing, StatusCode::OK, &map, &fresh(&map)).map(drop),
+            Ok(())
+        );
+        let per_user = RequestFacts {
+            shared: false,
+            ..with_cookie
+        };
+        assert_eq!(check(per_user, &[]), Ok(()));
     }
 
     #[test]

@@ -25,16 +25,19 @@ use crate::directives::RequestDirectives;
 use crate::entry::{CachedResponse, Stored, VariantIndex};
 use crate::error::StoreError;
 use crate::freshness::{freshness, heuristic_lifetime, Freshness};
-use crate::key::{combine_header_values, CacheKey, KeyBuilder};
+use crate::identity::Resolved;
+use crate::key::{combine_header_values, normalize_host, CacheKey, HeaderPart, KeyBuilder};
 use crate::outcome::{Forward, Outcome, StatusHeaders};
 use crate::policy::{check_storable, NotStorable, RequestFacts, RuleFacts};
 use crate::request::RequestHead;
 use crate::rules::CompiledRule;
 use crate::stats::Counters;
 use crate::tags::uri_term;
+use crate::target::{canonical_path, differs};
 use crate::variants::variant_key;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
+use http::uri::PathAndQuery;
 use http::StatusCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -57,6 +60,10 @@ pub enum Route {
 pub struct Plan {
     rule: Arc<CompiledRule>,
     key: CacheKey,
+    /// How long the target (canonical path and query) at the key's start is.
+    target_len: usize,
+    /// The canonical target, when it differs from the request's own.
+    rewrite: Option<PathAndQuery>,
     head: bool,
     facts: RequestFacts,
     directives: RequestDirectives,
@@ -73,6 +80,35 @@ impl Plan {
     /// The entry's key.
     pub fn key(&self) -> &CacheKey {
         &self.key
+    }
+    /// The canonical path and query the origin must receive, when they
+    /// differ from the request's own (`/api/m%65` is `/api/me`,
+    /// `/static/../api/me` is `/api/me`, a `normalize_query` rule's query
+    /// is sorted): the adapter puts it in the request it forwards, so the
+    /// application answers exactly what was keyed. `None` when the request
+    /// is already canonical.
+    pub fn target(&self) -> Option<&PathAndQuery> {
+        self.rewrite.as_ref()
+    }
+    /// Sets `req`'s URI to [`target`](Self::target), keeping its scheme and
+    /// authority (absolute-form and HTTP/2 requests have them).
+    pub fn retarget<B>(&self, req: &mut http::Request<B>) {
+        let Some(target) = &self.rewrite else { return };
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(target.clone());
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    /// The index term of the entry's URI, for purges by URI: the target,
+    /// and the host when keys hold it.
+    pub(crate) fn uri_term(&self, key_host: bool) -> Arc<str> {
+        let key = self.key.as_str();
+        let target = &key[..self.target_len];
+        let host = key_host
+            .then(|| key.split(' ').nth(2))
+            .flatten();
+        uri_term(target, host)
     }
     /// Whether the request is a `HEAD`: a hit is answered without a body.
     pub fn is_head(&self) -> bool {
@@ -217,6 +253,52 @@ enum Found {
     Variant(Result<Option<Stored>, StoreError>, CacheKey),
 }
 
+/// Headers that may carry a credential: a rule that keys on one keys on
+/// its keyed hash, so keys never show it.
+fn is_credential(name: &HeaderName) -> bool {
+    matches!(
+        *name,
+        header::AUTHORIZATION | header::COOKIE | header::PROXY_AUTHORIZATION
+    )
+}
+
+/// `Connection` options that name no end-to-end header.
+const CONNECTION_OPTIONS: [&str; 3] = ["close", "keep-alive", "te"];
+
+/// Whether `req` must skip the cache whatever its key: it carries one of
+/// `bypass_headers`; it has a body (a GET or HEAD with one may be answered
+/// from it, and an origin that reads it would be keyed on less than it
+/// sees); it upgrades the protocol; it asks for a range; or `Connection`
+/// names a header, which a proxy would drop after the key was made from it.
+fn bypasses(req: &dyn RequestHead, bypass_headers: &[HeaderName]) -> bool {
+    if bypass_headers.iter().any(|name| req.header(name).is_some()) {
+        return true;
+    }
+    let has_body = req.header(&header::TRANSFER_ENCODING).is_some()
+        || req
+            .header(&header::CONTENT_LENGTH)
+            .is_some_and(|length| length.trim_ascii() != b"0");
+    if has_body
+        || req.header(&header::UPGRADE).is_some()
+        || req.header(&header::RANGE).is_some()
+    {
+        return true;
+    }
+    let mut names_a_header = false;
+    req.header_values(&header::CONNECTION, &mut |value| {
+        names_a_header |= value
+            .split(|&byte| byte == b',')
+            .map(<[u8]>::trim_ascii)
+            .any(|option| {
+                !option.is_empty()
+                    && !CONNECTION_OPTIONS
+                        .iter()
+                        .any(|known| option.eq_ignore_ascii_case(known.as_bytes()))
+            });
+    });
+    names_a_header
+}
+
 /// A random generation for a new variant index, so that variants of an
 /// index that was replaced or purged are never found again.
 fn new_generation() -> u64 {
@@ -279,9 +361,28 @@ const NOT_STORED_HEADERS: [header::HeaderName; 8] = [
 impl Cache {
     /// Steps 1 and 3 of the design: the rule that matches `req` and the key
     /// of its entry.
+    ///
+    /// Rules match the canonical path (see [`Plan::target`]), the one the
+    /// key holds and the origin receives. The request bypasses the cache
+    /// when the rule does not cache its method, when it is a range request,
+    /// a protocol upgrade, carries a body, names a header in `Connection`,
+    /// carries one of the bypass headers, has an ambiguous path, a host
+    /// that is not one, a key longer than `max_key_bytes`, or (on a
+    /// `vary_by_user` rule) a credential without a clear identity.
     pub fn route(&self, req: &dyn RequestHead) -> Route {
         let method = req.method();
-        let Some(rule) = self.inner.rules.find(req.path()) else {
+        let raw_path = req.path();
+        let path = match canonical_path(raw_path) {
+            Ok(path) => path,
+            Err(_) => {
+                // Origins disagree on what it names: never cached.
+                return match self.inner.rules.find(raw_path) {
+                    Some(_) => Route::Bypass(Forward::Bypass),
+                    None => Route::Pass,
+                };
+            }
+        };
+        let Some(rule) = self.inner.rules.find(&path) else {
             return Route::Pass;
         };
         let head = match method {
@@ -292,37 +393,80 @@ impl Cache {
         if !rule.caches_method(method) {
             return Route::Bypass(Forward::Method);
         }
-        // Range requests pass through: partial content is never stored.
-        if req.header(&header::RANGE).is_some() {
+        let limits = &self.inner.limits;
+        let bypass_headers = rule.bypass_headers().unwrap_or(&limits.bypass_headers);
+        if bypasses(req, bypass_headers) {
             return Route::Bypass(Forward::Bypass);
         }
+        let query = req.query();
+        if path.len() + query.map_or(0, str::len) > limits.max_key_bytes {
+            return Route::Bypass(Forward::Bypass);
+        }
+        let target = KeyBuilder::for_target(&path, query, rule.normalize_query());
+        let target_len = target.len();
+        let rewrite = if differs(target.as_str(), raw_path, query) {
+            if !req.rewrites_path() && path != raw_path {
+                // The adapter cannot make the application route on the
+                // canonical path: the request must not be cached.
+                return Route::Bypass(Forward::Bypass);
+            }
+            match PathAndQuery::try_from(target.as_str()) {
+                Ok(target) => Some(target),
+                Err(_) => return Route::Bypass(Forward::Bypass),
+            }
+        } else {
+            None
+        };
         let key_method = if rule.vary_by_method() { method } else { "GET" };
-        let mut key = KeyBuilder::new(req.path(), req.query()).method(key_method);
+        let mut key = target.method(key_method);
         if self.inner.key_host {
-            key = key.host(req.header(&header::HOST).or_else(|| req.authority()));
+            let host = req.header(&header::HOST).or_else(|| req.authority());
+            if host.is_some_and(|host| normalize_host(host).is_none()) {
+                return Route::Bypass(Forward::Bypass);
+            }
+            key = key.host(host);
         }
         let mut shared = true;
         if rule.vary_by_user() {
-            let identity = self.inner.identity.of(req);
+            let identity = match self.inner.identity.resolve(req) {
+                Resolved::User(hash) => Some(hash),
+                Resolved::Anonymous => None,
+                Resolved::Unresolved => return Route::Bypass(Forward::Bypass),
+            };
             shared = identity.is_none();
             key = key.user(identity);
         }
         for name in rule.vary_headers() {
             let mut values: Vec<&[u8]> = Vec::new();
             req.header_values(name, &mut |value| values.push(value));
-            key = key.header(name.as_str(), combine_header_values(&values).as_deref());
+            let value = combine_header_values(&values);
+            key = match value {
+                // A credential is keyed by a keyed hash, never as it is.
+                Some(value) if is_credential(name) => key.header_part(
+                    name.as_str(),
+                    HeaderPart::Hashed(self.inner.identity.hash_header(name, &value)),
+                ),
+                value => key.header(name.as_str(), value.as_deref()),
+            };
+        }
+        let key = key.finish();
+        if key.as_str().len() > limits.max_key_bytes {
+            return Route::Bypass(Forward::Bypass);
         }
         let directives = RequestDirectives::of(req);
         let started = rule.early_refresh().map(|_| self.inner.clock.now());
         Route::Cache(Plan {
             rule: Arc::clone(rule),
-            key: key.finish(),
+            key,
+            target_len,
+            rewrite,
             head,
             facts: RequestFacts {
                 shared,
                 authorized: req.header(&header::AUTHORIZATION).is_some(),
                 head_as_get: head && !rule.vary_by_method(),
                 no_store: directives.no_store,
+                cookie: req.header(&header::COOKIE).is_some(),
             },
             directives,
             started,
@@ -603,7 +747,7 @@ impl Cache {
             received_at,
             vary,
             // Every entry is indexed under its URI, for purges by URI.
-            tags: vec![uri_term(plan.key.as_str())],
+            tags: vec![plan.uri_term(self.inner.key_host)],
         })
     }
 
@@ -613,6 +757,7 @@ impl Cache {
             statuses: plan.rule.statuses(),
             keep: plan.rule.keep(),
             respect_origin: plan.rule.respect_origin(),
+            share_cookie_requests: plan.rule.share_cookie_requests(),
         }
     }
 
@@ -729,13 +874,19 @@ impl Cache {
             return store.insert(cache, &plan.key, Stored::from(entry)).await;
         }
         let now = self.inner.clock.now();
+        let max_variants = self.inner.limits.max_variants;
         let index = match store.get(cache, plan.key.as_str(), now).await? {
-            Some(Stored::Variants(index)) if index.names() == vary => {
+            Some(Stored::Variants(index))
+                if index.names() == vary && index.stored() < max_variants =>
+            {
                 index.kept_until(entry.keep_until())
             }
+            // New `Vary` names, or too many variants: a new generation, and
+            // the old variants are never found again.
             _ => VariantIndex::new(Arc::from(vary), new_generation(), entry.keep_until())
-                .with_tags(Arc::from(vec![uri_term(plan.key.as_str())])),
-        };
+                .with_tags(Arc::from(vec![plan.uri_term(self.inner.key_host)])),
+        }
+        .with_one_more();
         let key = variant_key(&plan.key, &index, req, &self.inner.identity);
         store
             .insert(cache, &plan.key, Stored::Variants(Arc::new(index)))

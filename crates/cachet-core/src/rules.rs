@@ -80,6 +80,9 @@ pub struct Rule {
     pub(crate) hit_for_miss: Duration,
     pub(crate) early_refresh: Option<f64>,
     pub(crate) heuristic_freshness: bool,
+    pub(crate) normalize_query: bool,
+    pub(crate) share_cookie_requests: bool,
+    pub(crate) bypass_headers: Option<Vec<String>>,
 }
 
 /// Whose entries a mutation under a rule clears.
@@ -124,6 +127,9 @@ impl Rule {
             hit_for_miss: DEFAULT_HIT_FOR_MISS,
             early_refresh: None,
             heuristic_freshness: false,
+            normalize_query: false,
+            share_cookie_requests: false,
+            bypass_headers: None,
         }
     }
 
@@ -187,8 +193,12 @@ impl Rule {
         self
     }
 
-    /// Statuses stored besides the heuristically cacheable ones (200, 203,
-    /// 204, 300, 301, 308, 404, 405, 410, 414, 501).
+    /// Statuses stored besides 200. A listed status is stored with the
+    /// rule's TTL when the origin gives no freshness. Unlisted, 203, 204,
+    /// 300, 301, 308, 404, 410 and other non-error statuses are stored only
+    /// with explicit freshness from the origin, and client errors (other
+    /// than 404 and 410) and server errors never: a client can provoke
+    /// them (cache-poisoned denial of service).
     pub fn statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
         self.statuses = statuses.into_iter().collect();
         self
@@ -282,6 +292,38 @@ impl Rule {
         self.heuristic_freshness = on;
         self
     }
+
+    /// Whether the query is normalized — parameters sorted by name, empty
+    /// ones dropped, one canonical percent-encoding — for a higher hit rate
+    /// (default `false`: the key holds the query exactly as received). The
+    /// origin then receives the normalized query too, so that what is
+    /// keyed is what it answers.
+    pub fn normalize_query(mut self, on: bool) -> Self {
+        self.normalize_query = on;
+        self
+    }
+
+    /// Whether a response to a request with a `Cookie` header may be stored
+    /// for everyone although it says neither `public` nor `s-maxage`
+    /// (default `false`: a cookie may have personalised it, as Varnish's
+    /// built-in policy assumes). A response with `Vary: Cookie` is stored
+    /// per cookie either way.
+    pub fn share_cookie_requests(mut self, on: bool) -> Self {
+        self.share_cookie_requests = on;
+        self
+    }
+
+    /// Request headers whose presence makes a request skip the cache (not
+    /// answered from it, not stored), replacing the cache-wide list (see
+    /// `CacheBuilder::bypass_headers`).
+    pub fn bypass_headers<I, H>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = H>,
+        H: Into<String>,
+    {
+        self.bypass_headers = Some(headers.into_iter().map(Into::into).collect());
+        self
+    }
 }
 
 /// A rule after validation, as the request path uses it.
@@ -309,6 +351,9 @@ pub struct CompiledRule {
     hit_for_miss: Duration,
     early_refresh: Option<f64>,
     heuristic_freshness: bool,
+    normalize_query: bool,
+    share_cookie_requests: bool,
+    bypass_headers: Option<Vec<HeaderName>>,
 }
 
 impl CompiledRule {
@@ -400,6 +445,19 @@ impl CompiledRule {
     /// heuristic lifetime rather than the rule's TTL.
     pub fn heuristic_freshness(&self) -> bool {
         self.heuristic_freshness
+    }
+    /// Whether the query is normalized (and forwarded normalized).
+    pub fn normalize_query(&self) -> bool {
+        self.normalize_query
+    }
+    /// Whether responses to requests with cookies may be shared without
+    /// `public` or `s-maxage`.
+    pub fn share_cookie_requests(&self) -> bool {
+        self.share_cookie_requests
+    }
+    /// The rule's own bypass headers, when it replaces the cache-wide list.
+    pub fn bypass_headers(&self) -> Option<&[HeaderName]> {
+        self.bypass_headers.as_deref()
     }
 }
 
@@ -501,16 +559,20 @@ fn compile_rule(
             }
         }
     }
-    let mut vary_headers = Vec::with_capacity(rule.vary_headers.len());
-    for name in &rule.vary_headers {
-        let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-            error(
-                "vary_headers",
-                format!("`{name}` is not a valid header name"),
-            )
-        })?;
-        vary_headers.push(header);
-    }
+    let header_names = |field: &str, names: &[String]| {
+        names
+            .iter()
+            .map(|name| {
+                HeaderName::from_bytes(name.trim().as_bytes())
+                    .map_err(|_| error(field, format!("`{name}` is not a valid header name")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let mut vary_headers = header_names("vary_headers", &rule.vary_headers)?;
+    let bypass_headers = match &rule.bypass_headers {
+        Some(names) => Some(header_names("bypass_headers", names)?),
+        None => None,
+    };
     vary_headers.sort_by(|a: &HeaderName, b: &HeaderName| a.as_str().cmp(b.as_str()));
     vary_headers.dedup();
     let max_body = match rule.max_body {
@@ -572,6 +634,9 @@ fn compile_rule(
         hit_for_miss: rule.hit_for_miss,
         early_refresh,
         heuristic_freshness: rule.heuristic_freshness,
+        normalize_query: rule.normalize_query,
+        share_cookie_requests: rule.share_cookie_requests,
+        bypass_headers,
     })
 }
 

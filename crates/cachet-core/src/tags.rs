@@ -92,17 +92,20 @@ impl TagSettings {
     }
 }
 
-/// The index term of a URI: `uri ` and its normalized path and query (the
-/// first part of every key made for it). The space keeps it apart from any
-/// tag a response can carry, since tags never contain one.
-pub(crate) fn uri_term(key_or_uri: &str) -> Arc<str> {
-    let uri = key_or_uri.split(' ').next().unwrap_or(key_or_uri);
-    Arc::from(format!("uri {uri}"))
-}
-
-/// The index term of the URI `path` with `query`, normalized as keys are.
-pub(crate) fn uri_term_of(path: &str, query: Option<&str>) -> Arc<str> {
-    uri_term(crate::key::KeyBuilder::new(path, query).finish().as_str())
+/// The index term of a URI: `uri `, its canonical target (the first part
+/// of every key made for it) and, when keys hold the host, ` @` and the
+/// normalized host — so a purge on one virtual host never touches
+/// another's. The space keeps it apart from any tag a response can carry,
+/// since tags never contain one.
+pub(crate) fn uri_term(target: &str, host: Option<&str>) -> Arc<str> {
+    let mut term = String::with_capacity(target.len() + host.map_or(0, str::len) + 6);
+    term.push_str("uri ");
+    term.push_str(target);
+    if let Some(host) = host {
+        term.push(' ');
+        term.push_str(host);
+    }
+    Arc::from(term)
 }
 
 #[cfg(test)]
@@ -139,7 +142,8 @@ mod tests {
 
     #[test]
     fn uri_terms_never_equal_a_tag() {
-        assert_eq!(&*uri_term("/a?b=1 GET u=-"), "uri /a?b=1");
-        assert!(uri_term("/a").contains(' '));
+        assert_eq!(&*uri_term("/a?b=1", None), "uri /a?b=1");
+        assert_eq!(&*uri_term("/a", Some("@a.example")), "uri /a @a.example");
+        assert!(uri_term("/a", None).contains(' '));
     }
 }
