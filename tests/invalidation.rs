@@ -52,7 +52,7 @@ async fn the_query_is_part_of_the_target_uri_rfc9111_4_4() {
     let app = App::new();
     warm(&app, "/api/respond?b=2&a=1", &[]).await;
     warm(&app, "/api/respond?a=2", &[]).await;
-    app.send(request("PUT", "/api/respond?a=1&b=2", &[])).await;
+    app.send(request("PUT", "/api/respond?b=2&a=1", &[])).await;
     assert!(!is_cached(&app, "/api/respond?b=2&a=1", &[]).await);
     assert!(is_cached(&app, "/api/respond?a=2", &[]).await);
 }

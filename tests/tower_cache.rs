@@ -106,14 +106,54 @@ async fn head_has_its_own_entry_when_varying_by_method() {
 }
 
 #[tokio::test]
-async fn the_query_is_normalized_and_part_of_the_key() {
+async fn the_query_is_keyed_as_received() {
     let app = App::new();
     assert_eq!(app.get("/api/items?b=2&a=1").await.outcome(), "MISS");
-    assert_eq!(app.get("/api/items?a=1&b=2").await.outcome(), "HIT");
-    assert_eq!(app.get("/api/items?a=1&b=%32").await.outcome(), "HIT");
+    assert_eq!(app.get("/api/items?a=1&b=2").await.outcome(), "MISS");
+    assert_eq!(app.get("/api/items?b=2&a=1").await.outcome(), "HIT");
+    assert_eq!(app.get("/api/items?b=2&a=1&").await.outcome(), "MISS");
     let other = app.get("/api/items?a=1&b=3").await;
-    assert_eq!((other.outcome(), other.body.as_str()), ("MISS", "items #2"));
-    assert_eq!(app.get("/api/items").await.body, "items #3");
+    assert_eq!((other.outcome(), other.body.as_str()), ("MISS", "items #4"));
+    assert_eq!(app.get("/api/items").await.body, "items #5");
+}
+
+#[tokio::test]
+async fn a_normalized_query_is_what_the_application_receives() {
+    let app = App::with_rules("[[rules]]\npath = '^/api/'\nnormalize_query = true\n");
+    let first = app.get("/api/target?b=2&a=1&&").await;
+    assert_eq!(first.body, "/api/target?a=1&b=2 #1");
+    assert_eq!(app.get("/api/target?a=1&b=%32").await.outcome(), "HIT");
+    assert_eq!(
+        app.get("/api/target?a=1&b=3").await.body,
+        "/api/target?a=1&b=3 #2"
+    );
+}
+
+#[tokio::test]
+async fn the_application_routes_on_the_canonical_path_it_was_keyed_by() {
+    let app = App::new();
+    let first = app.get("/api/targ%65t?q=1").await;
+    assert_eq!(
+        (first.outcome(), first.body.as_str()),
+        ("MISS", "/api/target?q=1 #1")
+    );
+    for same in [
+        "/api/target?q=1",
+        "/api/./x/../target?q=1",
+        "/api/%74arget?q=1",
+    ] {
+        assert_eq!(app.get(same).await.outcome(), "HIT", "{same}");
+    }
+    // Paths origins read differently are never cached.
+    for ambiguous in [
+        "/api/x/..%2Ftarget",
+        "/api//target",
+        "/api/target;x=1",
+        "/api/%2e%2e/api/target",
+    ] {
+        let reply = app.get(ambiguous).await;
+        assert_eq!(reply.outcome(), "BYPASS", "{ambiguous}");
+    }
 }
 
 #[tokio::test]

@@ -70,8 +70,19 @@ pub fn all() -> Vec<Scenario> {
             ],
         },
         Scenario {
-            name: "query normalization: parameter order does not matter, values do",
+            name: "queries are keyed exactly as received by default",
             rules: "[[rules]]\npath = '^/api/'\n",
+            steps: vec![
+                send(get("/api/search?b=2&a=1"), expect(200).body("GET /api/search #1").cache(STORED)),
+                send(get("/api/search?a=1&b=2"), expect(200).body("GET /api/search #2").cache(STORED)),
+                send(get("/api/search?b=2&a=1"), expect(200).body("GET /api/search #1").cache("cachet; hit; ttl=300")),
+                send(get("/api/search?&b=2&a=1"), expect(200).body("GET /api/search #3").cache(STORED)),
+                Calls(3),
+            ],
+        },
+        Scenario {
+            name: "normalize_query: parameter order does not matter, values do",
+            rules: "[[rules]]\npath = '^/api/'\nnormalize_query = true\n",
             steps: vec![
                 send(get("/api/search?b=2&a=1"), expect(200).body("GET /api/search #1").cache(STORED)),
                 send(get("/api/search?a=1&b=2"), expect(200).body("GET /api/search #1").cache("cachet; hit; ttl=300")),

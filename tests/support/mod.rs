@@ -73,6 +73,11 @@ async fn items(State(origin): State<Origin>) -> String {
     format!("items #{}", origin.next())
 }
 
+/// Shows the target the application received: what it routes on.
+async fn target(State(origin): State<Origin>, req: Request<Body>) -> String {
+    format!("{} #{}", req.uri(), origin.next())
+}
+
 async fn me(State(origin): State<Origin>, req: Request<Body>) -> String {
     let user = match req.extensions().get::<cachet::UserId>() {
         Some(id) => format!("ext:{}", id.as_str()),
@@ -183,6 +188,7 @@ async fn conditional(State(origin): State<Origin>, req: Request<Body>) -> Respon
 pub fn router(origin: Origin) -> Router {
     Router::new()
         .route("/api/items", get(items))
+        .route("/api/target", get(target))
         .route("/api/shared-head", get(items))
         .route("/api/me", get(me).delete(me))
         .route("/api/lang", get(lang))

@@ -83,7 +83,7 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let plan = match self.cache.route(&ActixRequest(req.request())) {
             Route::Pass => return ResponseFuture::passthrough(self.service.call(req)),
             Route::Bypass(reason) => {
@@ -94,6 +94,13 @@ where
             }
             Route::Cache(plan) => plan,
         };
+        if let Some(target) = plan.target() {
+            // Only the query differs (`normalize_query`): the handler reads
+            // the query that was keyed.
+            if !retarget(&mut req, target.as_str()) {
+                return ResponseFuture::passthrough(self.service.call(req));
+            }
+        }
         let landmark = self.cache.landmark();
         // An in-memory store answers at once: a hit needs no boxed future,
         // and converts nothing but the answer's headers.
@@ -124,6 +131,25 @@ where
             respond(held, served, &method)
         }))
     }
+}
+
+/// Puts the canonical `target` in place of the request's path and query,
+/// as actix-web's own `NormalizePath` does; `false` when it is not a URI
+/// actix-web takes (the request then goes through uncached).
+fn retarget(req: &mut ServiceRequest, target: &str) -> bool {
+    let head = req.head_mut();
+    let mut parts = head.uri.clone().into_parts();
+    let Ok(path_and_query) = target.parse() else {
+        return false;
+    };
+    parts.path_and_query = Some(path_and_query);
+    let Ok(uri) = actix_web::http::Uri::from_parts(parts) else {
+        return false;
+    };
+    head.uri = uri;
+    let uri = head.uri.clone();
+    req.match_info_mut().get_mut().update(&uri);
+    true
 }
 
 impl<S, B> ResponseCacheMiddleware<S>

@@ -209,7 +209,10 @@ impl CacheBuilder {
     }
 }
 
-fn security_spec(mut builder: CacheBuilder, value: toml::Value) -> Result<CacheBuilder, ConfigError> {
+fn security_spec(
+    mut builder: CacheBuilder,
+    value: toml::Value,
+) -> Result<CacheBuilder, ConfigError> {
     let error = |(field, reason): (String, String)| ConfigError::Section {
         section: "security".into(),
         field,

@@ -1,8 +1,8 @@
 //! What a store holds under a key: a response, or the index of a URL's
 //! variants (RFC 9111 §4.1).
 
-use crate::clock::later;
 use crate::cache_control::CacheControl;
+use crate::clock::later;
 use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, StatusCode};

@@ -375,7 +375,10 @@ mod tests {
         }
         assert_eq!(resolve("theme=dark"), Resolved::Anonymous);
         // Cookies split over several headers (HTTP/2) are one jar.
-        let split = request(&[("cookie", "sessionid=abc"), ("cookie", "sessionid=xyz")], None);
+        let split = request(
+            &[("cookie", "sessionid=abc"), ("cookie", "sessionid=xyz")],
+            None,
+        );
         assert_eq!(identity.resolve(&split), Resolved::Unresolved);
     }
 

@@ -9,9 +9,9 @@
 
 use crate::cache::Cache;
 use crate::error::StoreError;
+use crate::key::{normalize_host, KeyBuilder};
 use crate::request::RequestHead;
 use crate::rules::{CompiledRule, InvalidateScope};
-use crate::key::{normalize_host, KeyBuilder};
 use crate::tags::uri_term;
 use crate::target::canonical_path;
 use http::header::{self, HeaderMap};
@@ -164,7 +164,12 @@ impl Cache {
     fn uri_term_of(&self, path: &str, query: Option<&str>, host: Option<&str>) -> Arc<str> {
         let normalize_query = canonical_path(path)
             .ok()
-            .and_then(|path| self.inner.rules.find(&path).map(|rule| rule.normalize_query()))
+            .and_then(|path| {
+                self.inner
+                    .rules
+                    .find(&path)
+                    .map(|rule| rule.normalize_query())
+            })
             .unwrap_or(false);
         let target = KeyBuilder::for_target(path, query, normalize_query);
         if !self.inner.key_host {

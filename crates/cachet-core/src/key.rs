@@ -292,7 +292,10 @@ mod tests {
     fn queries_are_kept_exactly_unless_normalized() {
         assert_eq!(path_query("/s", Some("q=b&a=1")), "/s?q=b&a=1");
         assert_eq!(path_query("/s", Some("&&a=1&")), "/s?&&a=1&");
-        assert_ne!(path_query("/s", Some("&&a=1")), path_query("/s", Some("a=1")));
+        assert_ne!(
+            path_query("/s", Some("&&a=1")),
+            path_query("/s", Some("a=1"))
+        );
         assert_ne!(path_query("/s", Some("")), path_query("/s", None));
         let normalized = |q: &str| {
             KeyBuilder::for_target("/s", Some(q), true)

@@ -76,9 +76,9 @@ pub mod request_path;
 pub mod response_headers;
 pub mod rules;
 pub mod stats;
-mod target;
 pub mod store;
 pub mod tags;
+mod target;
 pub mod values;
 mod variants;
 

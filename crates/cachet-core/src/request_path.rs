@@ -105,9 +105,7 @@ impl Plan {
     pub(crate) fn uri_term(&self, key_host: bool) -> Arc<str> {
         let key = self.key.as_str();
         let target = &key[..self.target_len];
-        let host = key_host
-            .then(|| key.split(' ').nth(2))
-            .flatten();
+        let host = key_host.then(|| key.split(' ').nth(2)).flatten();
         uri_term(target, host)
     }
     /// Whether the request is a `HEAD`: a hit is answered without a body.
@@ -278,10 +276,7 @@ fn bypasses(req: &dyn RequestHead, bypass_headers: &[HeaderName]) -> bool {
         || req
             .header(&header::CONTENT_LENGTH)
             .is_some_and(|length| length.trim_ascii() != b"0");
-    if has_body
-        || req.header(&header::UPGRADE).is_some()
-        || req.header(&header::RANGE).is_some()
-    {
+    if has_body || req.header(&header::UPGRADE).is_some() || req.header(&header::RANGE).is_some() {
         return true;
     }
     let mut names_a_header = false;

@@ -4,7 +4,7 @@ use crate::future::ResponseFuture;
 use crate::layer::CacheLayer;
 use bytes::Bytes;
 use cachet_core::exchange::{self, ResponseBody};
-use cachet_core::{Cache, Lookup, Route};
+use cachet_core::{Cache, Forward, Lookup, Route};
 use http::HeaderMap;
 use http::{Request, Response};
 use http_body::Body;
@@ -59,7 +59,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: Body + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Send + 'static,
 {
@@ -71,8 +71,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let plan = match self.cache.route(&req) {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let route = match self.cache.route(&req) {
+            // A GET or HEAD with a body (an HTTP/2 one need not say so in
+            // its headers): the origin may read it, so it is not cached.
+            Route::Cache(_) if !req.body().is_end_stream() => Route::Bypass(Forward::Bypass),
+            route => route,
+        };
+        let plan = match route {
             Route::Pass => return ResponseFuture::passthrough(self.inner.call(req)),
             Route::Bypass(reason) => {
                 let mut labels = HeaderMap::new();
@@ -81,6 +87,8 @@ where
             }
             Route::Cache(plan) => plan,
         };
+        // The application gets the canonical target the key was made from.
+        plan.retarget(&mut req);
         let landmark = self.cache.landmark();
         // An in-memory store answers at once: a hit needs no boxed future.
         let looked_up = match self.cache.lookup_now(&plan, &req) {
