@@ -26,7 +26,7 @@ use crate::cache::{Cache, CacheBuilder};
 use crate::error::ConfigError;
 use crate::identity::Identity;
 use crate::rules::{CacheSpec, InvalidateScope, Rule};
-pub use crate::units::parse_duration;
+pub use crate::units::{parse_duration, parse_size};
 use crate::units::{DurationSpec, SizeSpec};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;

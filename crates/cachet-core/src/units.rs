@@ -36,6 +36,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// Parses `"64MiB"`, `"512 KiB"`, `"2kB"` or a bare number of bytes, as
+/// every size in the configuration is written; `Err` holds the reason.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    Ok(text
+        .trim()
+        .parse::<bytesize::ByteSize>()
+        .map_err(|err| {
+            format!("{text:?} is not a size ({err}); write it like \"512KiB\" or \"64MiB\"")
+        })?
+        .as_u64())
+}
+
 /// A byte size written either as a number of bytes or as text such as `"64MiB"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -50,13 +62,7 @@ impl SizeSpec {
         let bytes = match self {
             Self::Bytes(bytes) => u64::try_from(*bytes)
                 .map_err(|_| format!("{bytes} is negative; a size must be above zero"))?,
-            Self::Text(text) => text
-                .trim()
-                .parse::<bytesize::ByteSize>()
-                .map_err(|err| {
-                    format!("{text:?} is not a size ({err}); write it like \"512KiB\" or \"64MiB\"")
-                })?
-                .as_u64(),
+            Self::Text(text) => parse_size(text)?,
         };
         if bytes == 0 {
             return Err("a size of zero bytes would store nothing; it must be above zero".into());

@@ -2,9 +2,9 @@
 //! upstream, and the cache's own sections (`[caches.*]`, `[[rules]]`, …) as
 //! `cachet-core` reads them.
 
-use cachet_core::config::parse_duration;
+use cachet_core::config::{parse_duration, parse_size};
 use cachet_core::{Cache, CacheBuilder, ConfigError, MockClock, Rule};
-use http::Uri;
+use http::{HeaderName, Uri};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,12 @@ struct ProxyDto {
     forwarded_headers: Option<bool>,
     preserve_host: Option<bool>,
     via: Option<String>,
+    strip_headers: Option<Vec<String>>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
+    max_header_bytes: Option<String>,
+    max_headers: Option<usize>,
 }
 
 /// Everything the proxy runs with.
@@ -72,9 +78,52 @@ pub struct ProxyConfig {
     pub preserve_host: bool,
     /// The pseudonym in the `Via` header this proxy adds.
     pub via: String,
+    /// Request headers removed before the cache sees the request (so they
+    /// never reach the upstream unkeyed): [`DEFAULT_STRIP_HEADERS`] unless
+    /// configured.
+    pub strip_headers: Vec<HeaderName>,
+    /// How long a client may take to send a request's head, and to send
+    /// its first byte on a new connection (then the connection is closed).
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay silent with no request waiting for
+    /// its response (then it is closed).
+    pub idle_timeout: Duration,
+    /// How many client connections are served at once; more wait to be
+    /// accepted.
+    pub max_connections: usize,
+    /// The largest request head, in bytes (HTTP/1.1 read buffer, HTTP/2
+    /// header list).
+    pub max_header_bytes: usize,
+    /// How many header fields a request may have (HTTP/1.1).
+    pub max_headers: usize,
     /// The cache, its rules and named caches.
     pub cache: Cache,
 }
+
+/// Request headers that commonly change what an origin answers (the host,
+/// scheme, port or prefix it believes it serves, the URL or method it
+/// should use instead) but that no key holds: the proxy removes them from
+/// every request before the cache sees it, and sets the `X-Forwarded-*`
+/// ones itself from the connection when `forwarded_headers` is on.
+pub const DEFAULT_STRIP_HEADERS: [&str; 17] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-scheme",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-ssl",
+    "x-forwarded-server",
+    "x-real-ip",
+    "x-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-host",
+];
 
 /// What the command line (or a test) says, over the file.
 #[derive(Debug, Clone, Default)]
@@ -163,6 +212,12 @@ impl ProxyConfig {
             forwarded_headers: proxy.forwarded_headers.unwrap_or(true),
             preserve_host: proxy.preserve_host.unwrap_or(true),
             via: proxy.via.unwrap_or_else(|| "cachet".to_owned()),
+            strip_headers: strip_headers(proxy.strip_headers)?,
+            header_read_timeout: duration("header_read_timeout", proxy.header_read_timeout, 10)?,
+            idle_timeout: duration("idle_timeout", proxy.idle_timeout, 60)?,
+            max_connections: count("max_connections", proxy.max_connections, 10_000)?,
+            max_header_bytes: header_bytes(proxy.max_header_bytes)?,
+            max_headers: count("max_headers", proxy.max_headers, 100)?,
             cache,
         })
     }
@@ -188,6 +243,49 @@ fn duration(
 }
 
 /// An upstream base URI: `http`, a host, no path beyond `/`.
+fn count(field: &'static str, value: Option<usize>, default: usize) -> Result<usize, ProxyConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(proxy_error(field, "must be above zero".to_owned())),
+        Some(value) => Ok(value),
+    }
+}
+
+/// The smallest head limit: hyper's HTTP/1.1 read buffer cannot be smaller.
+const MIN_HEADER_BYTES: usize = 8192;
+
+fn header_bytes(text: Option<String>) -> Result<usize, ProxyConfigError> {
+    let Some(text) = text else {
+        return Ok(64 * 1024);
+    };
+    let bytes = parse_size(&text).map_err(|reason| proxy_error("max_header_bytes", reason))?;
+    let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+    if bytes < MIN_HEADER_BYTES {
+        return Err(proxy_error(
+            "max_header_bytes",
+            format!("{text:?} is below the minimum of 8KiB"),
+        ));
+    }
+    Ok(bytes)
+}
+
+fn strip_headers(names: Option<Vec<String>>) -> Result<Vec<HeaderName>, ProxyConfigError> {
+    let Some(names) = names else {
+        return Ok(DEFAULT_STRIP_HEADERS
+            .iter()
+            .map(|name| HeaderName::from_static(name))
+            .collect());
+    };
+    names
+        .iter()
+        .map(|name| {
+            HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                proxy_error("strip_headers", format!("`{name}` is not a valid header name"))
+            })
+        })
+        .collect()
+}
+
 fn upstream_uri(text: &str) -> Result<Uri, ProxyConfigError> {
     let uri: Uri = text
         .parse()

@@ -42,9 +42,13 @@
 //! ```
 
 mod config;
+mod connection;
+mod inbound;
 mod server;
 mod upstream;
 
-pub use crate::config::{Overrides, ProxyConfig, ProxyConfigError, DEFAULT_LISTEN};
+pub use crate::config::{
+    Overrides, ProxyConfig, ProxyConfigError, DEFAULT_LISTEN, DEFAULT_STRIP_HEADERS,
+};
 pub use crate::server::Proxy;
-pub use crate::upstream::{strip_hop_by_hop, ClientAddr, ProxyBody, Upstream};
+pub use crate::upstream::{strip_hop_by_hop, ProxyBody, Upstream};

@@ -1,21 +1,27 @@
 //! The server: accepts connections (HTTP/1.1, or HTTP/2 with prior
-//! knowledge), runs each request through invalidation, the cache and the
-//! upstream, logs it, and shuts down gracefully.
+//! knowledge) up to `max_connections`, prepares each request
+//! ([`Inbound`]), runs it through invalidation, the cache and the upstream,
+//! logs it, closes connections that stall or idle, and shuts down
+//! gracefully.
 
 use crate::config::ProxyConfig;
-use crate::upstream::{ClientAddr, ProxyBody, Upstream};
+use crate::connection::{Activity, Watched};
+use crate::inbound::Inbound;
+use crate::upstream::{ProxyBody, Upstream};
 use cachet_core::Cache;
 use cachet_tower::{CacheLayer, InvalidationLayer, ResponseBody};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -24,7 +30,19 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 pub struct Proxy {
     cache: Cache,
     upstream: Upstream,
+    inbound: Inbound,
+    limits: Limits,
     shutdown_timeout: Duration,
+}
+
+/// What bounds each client connection.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
+    max_header_bytes: usize,
+    max_headers: usize,
 }
 
 impl Proxy {
@@ -33,6 +51,14 @@ impl Proxy {
         Self {
             cache: config.cache.clone(),
             upstream: Upstream::new(config),
+            inbound: Inbound::new(config),
+            limits: Limits {
+                header_read_timeout: config.header_read_timeout,
+                idle_timeout: config.idle_timeout,
+                max_connections: config.max_connections,
+                max_header_bytes: config.max_header_bytes,
+                max_headers: config.max_headers,
+            },
             shutdown_timeout: config.shutdown_timeout,
         }
     }
@@ -50,10 +76,31 @@ impl Proxy {
             .layer(InvalidationLayer::new(self.cache.clone()))
             .layer(CacheLayer::new(self.cache.clone()))
             .service(self.upstream);
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let limits = self.limits;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes)
+            .max_headers(limits.max_headers);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        let slots = Arc::new(Semaphore::new(limits.max_connections));
+        let inbound = Arc::new(self.inbound);
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
+            // At most `max_connections` at once: the next accept waits for a slot.
+            let slot = tokio::select! {
+                slot = Arc::clone(&slots).acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
             let (stream, remote) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -65,17 +112,33 @@ impl Proxy {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let app = app.clone();
-            let service =
-                tower::service_fn(move |req: Request<Incoming>| logged(app.clone(), remote, req));
+            let activity = Activity::new();
+            let (app, inbound, watched) = (app.clone(), Arc::clone(&inbound), Arc::clone(&activity));
+            let service = tower::service_fn(move |req: Request<Incoming>| {
+                let in_flight = watched.request();
+                let (app, inbound) = (app.clone(), Arc::clone(&inbound));
+                async move {
+                    let response = logged(app, &inbound, remote, req).await;
+                    drop(in_flight);
+                    response
+                }
+            });
+            let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
             let connection = builder
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .serve_connection(io, TowerToHyperService::new(service))
                 .into_owned();
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, %remote, "connection ended with an error");
+                let idle = activity.idle(limits.header_read_timeout, limits.idle_timeout);
+                tokio::select! {
+                    result = connection => {
+                        if let Err(error) = result {
+                            tracing::debug!(%error, %remote, "connection ended with an error");
+                        }
+                    }
+                    () = idle => tracing::debug!(%remote, "closed a silent connection"),
                 }
+                drop(slot);
             });
         }
         drop(listener);
@@ -89,10 +152,10 @@ impl Proxy {
     }
 }
 
-/// One request through the stack, with the client's address for
-/// `X-Forwarded-For`, and one access-log line.
+/// One request, prepared, through the stack, and one access-log line.
 async fn logged<S>(
     mut app: S,
+    inbound: &Inbound,
     remote: SocketAddr,
     mut req: Request<Incoming>,
 ) -> Result<Response<ResponseBody<ProxyBody>>, Infallible>
@@ -102,7 +165,7 @@ where
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    req.extensions_mut().insert(ClientAddr(remote));
+    inbound.prepare(&mut req, remote);
     let response = app.ready().await?.call(req).await?;
     let cache_status = response
         .headers()

@@ -1,6 +1,7 @@
 //! The innermost service: forwards a request to the upstream with a pooled
-//! hyper client, doing a proxy's duties (RFC 9110 §7.6) on the way, and
-//! answers 502/504 itself when the upstream cannot.
+//! hyper client — the upstream's URI and `Host`, `Via` — and answers
+//! 502/504 itself when the upstream cannot. The client's headers were
+//! prepared before the cache saw the request ([`crate::inbound`]).
 
 use crate::config::ProxyConfig;
 use bytes::Bytes;
@@ -15,7 +16,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -23,11 +23,6 @@ use std::time::Duration;
 
 /// A response body from the upstream, or one the proxy made.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
-
-/// The client's address, put in the request's extensions by the server for
-/// `X-Forwarded-For`.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
 
 /// Headers that describe one connection (RFC 9110 §7.6.1), never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -41,15 +36,10 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
 struct Settings {
     scheme: Scheme,
     authority: Authority,
     timeout: Duration,
-    forwarded_headers: bool,
     preserve_host: bool,
     via: HeaderValue,
 }
@@ -87,7 +77,6 @@ impl Upstream {
                 scheme: parts.scheme.unwrap_or(Scheme::HTTP),
                 authority: parts.authority.expect("validated: the upstream has a host"),
                 timeout: config.timeout,
-                forwarded_headers: config.forwarded_headers,
                 preserve_host: config.preserve_host,
                 via,
             }),
@@ -131,9 +120,8 @@ impl tower::Service<Request<Incoming>> for Upstream {
     }
 }
 
-/// The request as it goes upstream: the upstream's URI, hop-by-hop headers
-/// removed, `Via` and (if enabled) `X-Forwarded-*` added, `Host` kept or
-/// replaced.
+/// The request as it goes upstream: the upstream's URI, `Via` added,
+/// `Host` kept or replaced.
 fn outbound(req: Request<Incoming>, settings: &Settings) -> Result<Request<Incoming>, StatusCode> {
     let (mut parts, body) = req.into_parts();
     let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
@@ -151,19 +139,7 @@ fn outbound(req: Request<Incoming>, settings: &Settings) -> Result<Request<Incom
         .path_and_query(path_and_query)
         .build()
         .map_err(|_| StatusCode::BAD_REQUEST)?;
-    strip_hop_by_hop(&mut parts.headers);
     parts.headers.append(header::VIA, settings.via.clone());
-    if settings.forwarded_headers {
-        if let Some(ClientAddr(addr)) = parts.extensions.get::<ClientAddr>().copied() {
-            append_forwarded_for(&mut parts.headers, addr);
-        }
-        parts
-            .headers
-            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        if let Some(host) = &client_host {
-            parts.headers.insert(X_FORWARDED_HOST, host.clone());
-        }
-    }
     let host = match (&client_host, settings.preserve_host) {
         (Some(host), true) => host.clone(),
         _ => HeaderValue::from_str(settings.authority.as_str())
@@ -173,18 +149,6 @@ fn outbound(req: Request<Incoming>, settings: &Settings) -> Result<Request<Incom
     // The upstream connection is HTTP/1.1 whatever the client spoke.
     parts.version = http::Version::HTTP_11;
     Ok(Request::from_parts(parts, body))
-}
-
-/// Adds the client to `X-Forwarded-For`, after any proxies before us.
-fn append_forwarded_for(headers: &mut HeaderMap, addr: SocketAddr) {
-    let ip = addr.ip().to_string();
-    let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {ip}"),
-        None => ip,
-    };
-    if let Ok(value) = HeaderValue::try_from(value) {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
 }
 
 /// Removes the hop-by-hop headers: the standard ones and those the
@@ -236,15 +200,5 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["cache-control"]);
-    }
-
-    #[test]
-    fn forwarded_for_appends_after_earlier_proxies() {
-        let mut headers = HeaderMap::new();
-        let addr: SocketAddr = "10.0.0.7:5000".parse().unwrap();
-        append_forwarded_for(&mut headers, addr);
-        assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.7");
-        append_forwarded_for(&mut headers, "127.0.0.1:1".parse().unwrap());
-        assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.7, 127.0.0.1");
     }
 }
