@@ -95,10 +95,14 @@ where
             Route::Cache(plan) => plan,
         };
         if let Some(target) = plan.target() {
-            // Only the query differs (`normalize_query`): the handler reads
-            // the query that was keyed.
-            if !retarget(&mut req, target.as_str()) {
-                return ResponseFuture::passthrough(self.service.call(req));
+            // actix-web may have matched part of the path already (a
+            // `Scope`): a path the application would not route on as keyed
+            // is not cached. A normalized query is handed over.
+            if plan.changes_path() || !retarget(&mut req, target.as_str()) {
+                let mut labels = http::HeaderMap::new();
+                self.cache.bypassed(cachet_core::Forward::Bypass, &mut labels);
+                let labels = headers_to_actix(&labels);
+                return ResponseFuture::labelled(self.service.call(req), labels);
             }
         }
         let landmark = self.cache.landmark();

@@ -53,14 +53,6 @@ impl RequestHead for ActixRequest<'_> {
             .authority()
             .map(|authority| authority.as_str().as_bytes())
     }
-
-    /// actix-web may have matched part of the path already (a `Scope`),
-    /// so the middleware cannot hand the application another path: a
-    /// request whose path is not canonical bypasses the cache. A
-    /// normalized query is handed over.
-    fn rewrites_path(&self) -> bool {
-        false
-    }
 }
 
 #[cfg(test)]

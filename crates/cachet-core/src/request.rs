@@ -30,13 +30,6 @@ pub trait RequestHead {
     fn authority(&self) -> Option<&[u8]> {
         None
     }
-    /// Whether the adapter can send the application a canonical path in
-    /// place of the request's own ([`Plan::target`](crate::Plan::target)),
-    /// so it routes on what was keyed; when it cannot, a request whose
-    /// path is not canonical bypasses the cache. `true` by default.
-    fn rewrites_path(&self) -> bool {
-        true
-    }
 }
 
 /// The identity of the user a request is made for, put in the request's

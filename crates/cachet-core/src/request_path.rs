@@ -64,6 +64,8 @@ pub struct Plan {
     target_len: usize,
     /// The canonical target, when it differs from the request's own.
     rewrite: Option<PathAndQuery>,
+    /// Whether the canonical path differs from the request's own.
+    changes_path: bool,
     head: bool,
     facts: RequestFacts,
     directives: RequestDirectives,
@@ -89,6 +91,13 @@ impl Plan {
     /// is already canonical.
     pub fn target(&self) -> Option<&PathAndQuery> {
         self.rewrite.as_ref()
+    }
+    /// Whether [`target`](Self::target) changes the path, not only the
+    /// query. An adapter that cannot make the application route on the
+    /// canonical path (it runs after routing) must not cache the request:
+    /// it treats it as [`Route::Bypass`] ([`Cache::bypassed`]).
+    pub fn changes_path(&self) -> bool {
+        self.changes_path
     }
     /// Sets `req`'s URI to [`target`](Self::target), keeping its scheme and
     /// authority (absolute-form and HTTP/2 requests have them).
@@ -399,12 +408,8 @@ impl Cache {
         }
         let target = KeyBuilder::for_target(&path, query, rule.normalize_query());
         let target_len = target.len();
+        let changes_path = path != raw_path;
         let rewrite = if differs(target.as_str(), raw_path, query) {
-            if !req.rewrites_path() && path != raw_path {
-                // The adapter cannot make the application route on the
-                // canonical path: the request must not be cached.
-                return Route::Bypass(Forward::Bypass);
-            }
             match PathAndQuery::try_from(target.as_str()) {
                 Ok(target) => Some(target),
                 Err(_) => return Route::Bypass(Forward::Bypass),
@@ -455,6 +460,7 @@ impl Cache {
             key,
             target_len,
             rewrite,
+            changes_path,
             head,
             facts: RequestFacts {
                 shared,

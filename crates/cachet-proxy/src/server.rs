@@ -74,7 +74,7 @@ impl Proxy {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let app = ServiceBuilder::new()
             .layer(InvalidationLayer::new(self.cache.clone()))
-            .layer(CacheLayer::new(self.cache.clone()))
+            .layer(CacheLayer::new(self.cache.clone()).rewrite_paths(true))
             .service(self.upstream);
         let limits = self.limits;
         let mut builder = auto::Builder::new(TokioExecutor::new());

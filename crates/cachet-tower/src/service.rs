@@ -20,12 +20,24 @@ use tower_service::Service;
 pub struct CacheService<S> {
     inner: S,
     cache: Cache,
+    rewrite_paths: bool,
 }
 
 impl<S> CacheService<S> {
     /// Wraps `inner` with `cache`.
     pub fn new(inner: S, cache: Cache) -> Self {
-        Self { inner, cache }
+        Self {
+            inner,
+            cache,
+            rewrite_paths: false,
+        }
+    }
+
+    /// See [`CacheLayer::rewrite_paths`].
+    #[must_use]
+    pub fn rewrite_paths(mut self, on: bool) -> Self {
+        self.rewrite_paths = on;
+        self
     }
 
     /// A [`CacheLayer`] with `cache`.
@@ -76,6 +88,10 @@ where
             // A GET or HEAD with a body (an HTTP/2 one need not say so in
             // its headers): the origin may read it, so it is not cached.
             Route::Cache(_) if !req.body().is_end_stream() => Route::Bypass(Forward::Bypass),
+            // The application may have routed on its own path already.
+            Route::Cache(plan) if plan.changes_path() && !self.rewrite_paths => {
+                Route::Bypass(Forward::Bypass)
+            }
             route => route,
         };
         let plan = match route {
