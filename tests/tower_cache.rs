@@ -4,10 +4,10 @@ mod support;
 
 use axum::body::Body;
 use cachet::{store::Store, CacheKey, StoreError, Stored, UserId};
+use http_body_util::BodyExt;
 use regex::Regex;
 use std::sync::Arc;
 use std::time::Duration;
-use http_body_util::BodyExt;
 use support::{request, App};
 use tower::{Layer, ServiceExt};
 
@@ -150,7 +150,10 @@ async fn around_the_router_the_application_routes_on_the_canonical_path() {
     let get = |uri: &'static str| {
         let app = app.clone();
         async move {
-            let reply = app.oneshot(support::request("GET", uri, &[])).await.unwrap();
+            let reply = app
+                .oneshot(support::request("GET", uri, &[]))
+                .await
+                .unwrap();
             let status = reply.headers()["cache-status"].to_str().unwrap().to_owned();
             let body = reply.into_body().collect().await.unwrap().to_bytes();
             (status, String::from_utf8(body.to_vec()).unwrap())
@@ -158,8 +161,15 @@ async fn around_the_router_the_application_routes_on_the_canonical_path() {
     };
     let (status, body) = get("/api/targ%65t?q=1").await;
     assert!(status.contains("stored"), "{status}");
-    assert_eq!(body, "/api/target?q=1 #1", "the application got the canonical target");
-    for same in ["/api/target?q=1", "/api/./x/../target?q=1", "/api/%74arget?q=1"] {
+    assert_eq!(
+        body, "/api/target?q=1 #1",
+        "the application got the canonical target"
+    );
+    for same in [
+        "/api/target?q=1",
+        "/api/./x/../target?q=1",
+        "/api/%74arget?q=1",
+    ] {
         assert!(get(same).await.0.contains("hit"), "{same}");
     }
     // Paths origins read differently are never cached.

@@ -17,18 +17,18 @@ use tokio::net::TcpListener;
 
 /// The origin's handle: how many requests it answered.
 #[derive(Clone, Default)]
-pub struct Origin {
+pub(crate) struct Origin {
     calls: Arc<AtomicUsize>,
 }
 
 impl Origin {
-    pub fn calls(&self) -> usize {
+    pub(crate) fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
 
     /// The origin as an axum router (every path goes to one handler that
     /// routes the way the frameworks do).
-    pub fn router(&self) -> axum::Router {
+    pub(crate) fn router(&self) -> axum::Router {
         let origin = self.clone();
         axum::Router::new().fallback(move |req: Request<Body>| {
             let origin = origin.clone();
@@ -37,7 +37,7 @@ impl Origin {
     }
 
     /// Serves it on a free port of 127.0.0.1.
-    pub async fn start(&self) -> SocketAddr {
+    pub(crate) async fn start(&self) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = self.router();
@@ -48,18 +48,26 @@ impl Origin {
     async fn answer(&self, req: Request<Body>) -> Response<Body> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let (parts, body) = req.into_parts();
-        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
         if target.len() > 4096 {
             return reply(StatusCode::URI_TOO_LONG, "target too long", &[ERROR_CC]);
         }
-        let path = resolve(&decode(parts.uri.path()));
+        let path = resolve_path(parts.uri.path());
         let method = parts
             .headers
             .get("x-http-method-override")
             .and_then(|m| m.to_str().ok())
             .unwrap_or(parts.method.as_str())
             .to_ascii_uppercase();
-        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let mut params: Vec<(String, String)> = form(parts.uri.query().unwrap_or(""));
         params.extend(form(&String::from_utf8_lossy(&body)));
         let param = |name: &str| {
@@ -73,6 +81,7 @@ impl Origin {
         match (method.as_str(), path.as_str()) {
             ("GET", "/api/me") => reply(StatusCode::OK, &format!("profile of {user}"), &[]),
             ("GET", "/api/feed") => reply(StatusCode::OK, &format!("feed for {user}"), &[]),
+            ("POST", "/api/feed") => reply(StatusCode::NO_CONTENT, "", &[]),
             ("GET", "/api/search") => {
                 let q = param("q").unwrap_or_default();
                 reply(StatusCode::OK, &format!("results for {q}"), &[])
@@ -88,9 +97,11 @@ impl Origin {
             ("GET", item) if item.starts_with("/api/items/") => {
                 reply(StatusCode::OK, &format!("item {}", &item[11..]), &[])
             }
-            (_, item) if item.starts_with("/api/items/") => {
-                reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed", &[ERROR_CC])
-            }
+            (_, item) if item.starts_with("/api/items/") => reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                &[ERROR_CC],
+            ),
             ("GET", file) if file.starts_with("/static/") => {
                 reply(StatusCode::OK, &format!("static {file}"), &[])
             }
@@ -113,6 +124,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The path the application routes on for a raw request path.
+pub(crate) fn resolve_path(raw: &str) -> String {
+    resolve(&decode(raw))
+}
+
 /// Every escape decoded, `%2F` included, as `PATH_INFO` is.
 fn decode(path: &str) -> String {
     percent_encoding::percent_decode_str(path)
@@ -123,18 +139,28 @@ fn decode(path: &str) -> String {
 /// Dot segments resolved, backslashes read as slashes, empty segments
 /// merged — the path the application routes on.
 fn resolve(path: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
     let path = path.replace('\\', "/");
-    for segment in path.split('/') {
-        match segment {
+    // `;` parameters are dropped first, as servlet containers do.
+    let raw: Vec<&str> = path
+        .split('/')
+        .map(|segment| segment.split(';').next().unwrap_or(""))
+        .collect();
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in &raw {
+        match *segment {
             "" | "." => {}
             ".." => {
                 segments.pop();
             }
-            _ => segments.push(segment.split(';').next().unwrap_or("")),
+            segment => segments.push(segment),
         }
     }
-    format!("/{}", segments.join("/"))
+    let mut resolved = format!("/{}", segments.join("/"));
+    let trailing = matches!(raw.last(), Some(&("" | "." | "..")));
+    if trailing && !segments.is_empty() {
+        resolved.push('/');
+    }
+    resolved
 }
 
 fn form(text: &str) -> Vec<(String, String)> {

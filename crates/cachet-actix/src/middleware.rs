@@ -100,7 +100,8 @@ where
             // is not cached. A normalized query is handed over.
             if plan.changes_path() || !retarget(&mut req, target.as_str()) {
                 let mut labels = http::HeaderMap::new();
-                self.cache.bypassed(cachet_core::Forward::Bypass, &mut labels);
+                self.cache
+                    .bypassed(cachet_core::Forward::Bypass, &mut labels);
                 let labels = headers_to_actix(&labels);
                 return ResponseFuture::labelled(self.service.call(req), labels);
             }

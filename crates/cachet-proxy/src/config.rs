@@ -243,7 +243,11 @@ fn duration(
 }
 
 /// An upstream base URI: `http`, a host, no path beyond `/`.
-fn count(field: &'static str, value: Option<usize>, default: usize) -> Result<usize, ProxyConfigError> {
+fn count(
+    field: &'static str,
+    value: Option<usize>,
+    default: usize,
+) -> Result<usize, ProxyConfigError> {
     match value {
         None => Ok(default),
         Some(0) => Err(proxy_error(field, "must be above zero".to_owned())),
@@ -280,7 +284,10 @@ fn strip_headers(names: Option<Vec<String>>) -> Result<Vec<HeaderName>, ProxyCon
         .iter()
         .map(|name| {
             HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-                proxy_error("strip_headers", format!("`{name}` is not a valid header name"))
+                proxy_error(
+                    "strip_headers",
+                    format!("`{name}` is not a valid header name"),
+                )
             })
         })
         .collect()

@@ -160,7 +160,11 @@ mod tests {
         let idle = activity.idle(Duration::from_secs(1), Duration::from_secs(5));
         let started = Instant::now();
         idle.await;
-        assert_eq!(started.elapsed().as_secs(), 1, "no first byte: the short limit");
+        assert_eq!(
+            started.elapsed().as_secs(),
+            1,
+            "no first byte: the short limit"
+        );
 
         activity.received.store(1, Ordering::Relaxed);
         activity.touch();

@@ -105,7 +105,9 @@ mod tests {
             ],
         );
         let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-            list.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
+            list.iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect()
         };
         assert_eq!(
             seen,
@@ -123,7 +125,10 @@ mod tests {
     fn without_forwarding_headers_the_clients_are_removed_too() {
         let seen = prepared(
             &inbound("forwarded_headers = false\n"),
-            &[("x-forwarded-host", "evil.example"), ("x-forwarded-for", "1.2.3.4")],
+            &[
+                ("x-forwarded-host", "evil.example"),
+                ("x-forwarded-for", "1.2.3.4"),
+            ],
         );
         assert!(seen.is_empty(), "{seen:?}");
     }

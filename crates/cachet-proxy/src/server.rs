@@ -21,8 +21,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// A caching reverse proxy, ready to serve.
@@ -113,7 +113,8 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let activity = Activity::new();
-            let (app, inbound, watched) = (app.clone(), Arc::clone(&inbound), Arc::clone(&activity));
+            let (app, inbound, watched) =
+                (app.clone(), Arc::clone(&inbound), Arc::clone(&activity));
             let service = tower::service_fn(move |req: Request<Incoming>| {
                 let in_flight = watched.request();
                 let (app, inbound) = (app.clone(), Arc::clone(&inbound));
