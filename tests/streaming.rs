@@ -11,13 +11,14 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use support::{fetch, request};
 use tower::{Layer, ServiceExt};
 
 use streams::{cache, channel_origin, BOUND};
 
 #[tokio::test]
-async fn a_stream_within_max_body_is_stored_when_it_ends_and_its_waiters_hit() {
+async fn a_stream_within_max_body_is_stored_when_it_ends() {
     let cache = cache();
     let calls = Arc::new(AtomicUsize::new(0));
     let (origin, mut new_calls) = channel_origin(Arc::clone(&calls));
@@ -28,9 +29,6 @@ async fn a_stream_within_max_body_is_stored_when_it_ends_and_its_waiters_hit() {
     };
     let leader = tokio::spawn(get(service.clone()));
     let origin_side = new_calls.recv().await.unwrap();
-    let waiters: Vec<_> = (0..10)
-        .map(|_| tokio::spawn(get(service.clone())))
-        .collect();
     for part in ["strea", "med"] {
         origin_side
             .send(Ok(Frame::data(Bytes::from(part))))
@@ -43,12 +41,68 @@ async fn a_stream_within_max_body_is_stored_when_it_ends_and_its_waiters_hit() {
         (label.as_str(), &body[..]),
         ("cachet; fwd=uri-miss; fwd-status=200", &b"streamed"[..])
     );
-    for waiter in waiters {
-        let (label, body) = tokio::time::timeout(BOUND, waiter).await.unwrap().unwrap();
-        assert!(label.starts_with("cachet; hit"), "{label}");
-        assert_eq!(body, "streamed");
-    }
+    let (label, body) = get(service).await;
+    assert!(label.starts_with("cachet; hit"), "{label}");
+    assert_eq!(body, "streamed");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_slow_reader_never_holds_up_the_requests_waiting_for_its_key() {
+    // Waiting on the slow reader would last the hour of `lock_timeout`.
+    let cache = cachet::Cache::from_toml(
+        "[[rules]]\npath = '^/api/'\nttl = \"60s\"\nlock_timeout = \"1h\"\n",
+    )
+    .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (origin, mut new_calls) = channel_origin(Arc::clone(&calls));
+    // The origin answers once the gate opens, so the waiters queue first.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let gated = {
+        let gate = Arc::clone(&gate);
+        tower::service_fn(move |req| {
+            let (gate, origin) = (Arc::clone(&gate), origin.clone());
+            let answer: futures_util::future::BoxFuture<'static, _> = Box::pin(async move {
+                gate.acquire_owned().await.unwrap().forget();
+                origin.oneshot(req).await
+            });
+            answer
+        })
+    };
+    let service = cachet::CacheLayer::new(cache).layer(gated);
+    let leader = tokio::spawn(service.clone().oneshot(request("GET", "/api/slow", &[])));
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let waiters: Vec<_> = (0..5)
+        .map(|_| tokio::spawn(service.clone().oneshot(request("GET", "/api/slow", &[]))))
+        .collect();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(100);
+    // Every origin call streams a short body; the leader's client never reads.
+    tokio::spawn(async move {
+        while let Some(origin_side) = new_calls.recv().await {
+            let _ = origin_side.send(Ok(Frame::data(Bytes::from("body")))).await;
+        }
+    });
+    let unread = tokio::time::timeout(BOUND, leader)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    for waiter in waiters {
+        let body = tokio::time::timeout(Duration::from_secs(10), async move {
+            let response = waiter.await.unwrap().unwrap();
+            response.into_body().collect().await.unwrap().to_bytes()
+        })
+        .await
+        .expect("not held up by the slow reader");
+        assert_eq!(body, "body");
+    }
+    assert!(calls.load(Ordering::SeqCst) >= 2);
+    drop(unread);
 }
 
 #[tokio::test]

@@ -244,6 +244,31 @@ impl Fetch {
         self.flight.is_some()
     }
 
+    /// Lets the requests waiting for this fetch go to the origin on their
+    /// own now, while this one goes on (its response streams to a client
+    /// at that client's pace, and must not hold anyone else up). The key
+    /// is not marked hit-for-miss; the fetch still lands when it ends.
+    pub fn release_waiters(&mut self) {
+        let Some(flight) = self.flight.take() else {
+            return;
+        };
+        *flight
+            .landing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Landing::NotStored);
+        {
+            let mut keys = self.coalescer.keys();
+            if keys
+                .running
+                .get(&self.key)
+                .is_some_and(|current| Arc::ptr_eq(current, &flight))
+            {
+                keys.running.remove(&self.key);
+            }
+        }
+        flight.landed.notify(usize::MAX);
+    }
+
     fn land(&mut self, landing: Landing, hit_for_miss: bool) {
         let flight = self.flight.take();
         if flight.is_none() && landing == Landing::Abandoned {

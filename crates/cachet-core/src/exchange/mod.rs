@@ -307,9 +307,10 @@ fn client_head(parts: &http::request::Parts) -> Request<()> {
 /// Stores the origin's response when the policy allows it and its body fits
 /// the rule's `max_body`, and lands `fetch`; returns whether it was stored
 /// (or why not) and the body to send on. A body of declared length within
-/// the limit is read whole first (so the client gets the `ETag` and
-/// `Content-Length` later hits will send); one without a length is streamed
-/// to the client and recorded on the way.
+/// the limit is read whole first, at the origin's pace (so the client gets
+/// the `ETag` and `Content-Length` later hits will send, and waiters hit);
+/// one without a length is streamed to the client and recorded on the way,
+/// and its waiters are released to fetch on their own.
 async fn store_if_allowed<B: Body<Data = Bytes>>(
     forwarding: &Forwarding,
     parts: &mut http::response::Parts,
@@ -336,6 +337,11 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
     // leave the header to the server when the body knows its size).
     let declared = content_length(&parts.headers).or_else(|| body.size_hint().exact());
     let Some(declared) = declared else {
+        // Streamed at the client's pace: waiters must not depend on it
+        // (a slow reader would hold them all up), so they fetch on their
+        // own; the first complete recording is stored.
+        let mut fetch = fetch;
+        fetch.release_waiters();
         let recorder = Recorder::new(
             cache.clone(),
             plan.clone(),
