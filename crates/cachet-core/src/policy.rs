@@ -299,14 +299,14 @@ mod tests {
     #[test]
     fn errors_a_client_can_provoke_need_a_listing_cpdos() {
         for status in [400, 403, 405, 413, 414, 431, 500, 501, 502, 503] {
-            let refused = Err(NotStorable::Status(StatusCode::from_u16(status).unwrap()));
-            assert_eq!(check_status(status, &[]), refused, "{status}");
+            let reason = NotStorable::Status(StatusCode::from_u16(status).unwrap());
+            assert_eq!(check_status(status, &[]), Err(reason), "{status}");
             assert_eq!(
                 check_status(status, &[("cache-control", "public, max-age=3600")]),
-                refused,
+                Err(reason),
                 "{status} even with explicit freshness"
             );
-            assert!(!refused.unwrap_err().marks_hit_for_miss());
+            assert!(!reason.marks_hit_for_miss());
             let listed = RuleFacts {
                 statuses: &[status],
                 ..RULE
