@@ -2,7 +2,7 @@
 //!
 //! A key reads like `/api/urls/?a=1&b=2 GET u=5f1c… h:accept-language=5:en-US`:
 //!
-//! - the canonical target (see [`crate::target`]'s rules): the path
+//! - the canonical target (see [`Plan::target`](crate::Plan::target)): the path
 //!   normalized per RFC 3986 (unreserved characters decoded, other escapes
 //!   upper-cased, dot segments removed), and the query exactly as received
 //!   — or, for rules with `normalize_query`, its parameters sorted by name

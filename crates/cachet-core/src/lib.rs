@@ -52,10 +52,15 @@
 //! Entries of rules without `vary_by_user` are served to everyone. For them
 //! cachet never stores a response that has `Set-Cookie`, `Cache-Control:
 //! private`, `no-store` or `no-cache`, nor a response to a request with
-//! `Authorization` unless the response says `public`, `s-maxage` or
-//! `must-revalidate` (RFC 9111 §3.5). With `vary_by_user`, identities are
-//! hashed with a keyed BLAKE3 hash; a request without an identity gets the
-//! shared (anonymous) entry and the shared-cache rules.
+//! `Authorization` or `Cookie` unless the response says `public` or
+//! `s-maxage`, nor an error a client can provoke (4xx but 404/410, 5xx)
+//! unless the rule lists it. Rules match, and keys hold, the canonical
+//! target ([`Plan::target`], which the adapter forwards); paths origins
+//! read differently, GETs with a body, method-override headers and
+//! `Connection`-named headers bypass the cache. With `vary_by_user`,
+//! identities are hashed with a keyed BLAKE3 hash; a request without one
+//! gets the shared (anonymous) entry, and a request with a credential but
+//! no clear identity bypasses. See `docs/security.md`.
 
 pub mod cache_control;
 pub mod clock;

@@ -7,8 +7,9 @@
 //! - no rule matches: the request goes straight to the inner service, and its
 //!   future is polled without any allocation;
 //! - a rule matches but the request cannot use the cache (a method the rule
-//!   does not cache, a range request): it goes to the inner service and the
-//!   response says so in `Cache-Status`;
+//!   does not cache, a range request, a body on a GET, a bypass header such
+//!   as `X-HTTP-Method-Override`, a path origins read differently): it goes
+//!   to the inner service and the response says so in `Cache-Status`;
 //! - a fresh entry exists that the request's directives accept: the response
 //!   comes from memory (304 when the client's `If-None-Match` or
 //!   `If-Modified-Since` shows its copy is current) with `Age` and
@@ -25,6 +26,13 @@
 //!   as they are. When the inner service fails or answers 5xx for an entry
 //!   within its `stale-if-error` window, the entry answers.
 //!   `only-if-cached` misses get a 504 without reaching the inner service.
+//!
+//! Rules match, and keys hold, the request's canonical path (`/api/m%65` is
+//! `/api/me`). Inside a router (`Router::layer`) routing has already
+//! happened on the request's own path, so a request whose path is not
+//! canonical bypasses the cache. Wrapped around the whole application
+//! (`CacheLayer::new(cache).rewrite_paths(true).layer(router)`), the layer
+//! hands the inner service the canonical target instead and caches it.
 //!
 //! A store failure never fails a request: it reads as a miss. The service
 //! keeps the inner service's error type. It needs a Tokio runtime with its
