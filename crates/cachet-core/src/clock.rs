@@ -95,3 +95,19 @@ impl Clock for MockClock {
 
 /// A shared handle to a clock.
 pub type SharedClock = Arc<dyn Clock>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_saturates_instead_of_panicking() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        assert_eq!(
+            later(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        assert_eq!(later(now, Duration::MAX), now + MAX_DELTA);
+        assert_eq!(later(now, Duration::from_secs(u64::MAX)), now + MAX_DELTA);
+    }
+}

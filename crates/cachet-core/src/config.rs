@@ -439,6 +439,31 @@ mod tests {
     const GOOD: &str = "[[rules]]\npath = '^/ok'\n";
 
     #[test]
+    fn an_empty_identity_secret_is_an_error() {
+        std::env::set_var("CACHET_TEST_EMPTY_IDENTITY_SECRET", "");
+        let err = error("[identity]\nsecret_env = \"CACHET_TEST_EMPTY_IDENTITY_SECRET\"\n");
+        assert!(
+            err.to_string()
+                .contains("`CACHET_TEST_EMPTY_IDENTITY_SECRET` is empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_security_section_is_read_and_checked() {
+        let cache = Cache::from_toml(
+            "[security]\nbypass_headers = [\"X-Forwarded-Host\"]\nmax_key_bytes = \"1KiB\"\nmax_variants = 4\nmax_tags = 2\n",
+        )
+        .unwrap();
+        assert_eq!(cache.inner.limits.max_key_bytes, 1024);
+        assert_eq!(cache.inner.limits.bypass_headers, ["x-forwarded-host"]);
+        let err = error("[security]\nmax_variants = 0\n");
+        assert!(err.to_string().contains("max_variants"), "{err}");
+        let err = error("[security]\nbypass_headers = [\"a b\"]\n");
+        assert!(err.to_string().contains("bypass_headers"), "{err}");
+    }
+
+    #[test]
     fn a_full_file_compiles() {
         let cache = Cache::from_toml(
             r#"

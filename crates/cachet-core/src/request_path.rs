@@ -17,6 +17,8 @@
 //!    may answer from the stale entry instead (`stale-if-error`).
 
 use crate::cache::Cache;
+#[cfg(test)]
+use crate::cache::DEFAULT_MAX_KEY_BYTES;
 use crate::cache_control::CacheControl;
 use crate::conditional::{
     answers_not_modified, etag_for_body, not_modified_headers, same_entity_tag,
@@ -1105,6 +1107,123 @@ fn unit_random() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Identity, Rule};
+
+    fn cache() -> Cache {
+        Cache::builder()
+            .rule(Rule::new("^/api/me$").vary_by_user(true))
+            .rule(Rule::new("^/api/long$").vary_headers(["x-long"]))
+            .rule(Rule::new("^/api/"))
+            .identity(Identity::none().header(http::HeaderName::from_static("x-api-key")))
+            .build()
+            .unwrap()
+    }
+
+    fn route(target: &str, headers: &[(&str, &str)]) -> Route {
+        let mut req = http::Request::get(target);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        cache().route(&req.body(()).unwrap())
+    }
+
+    fn rule_of(route: &Route) -> Option<usize> {
+        match route {
+            Route::Cache(plan) => Some(plan.rule().index()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn rules_match_the_canonical_path_the_origin_receives() {
+        for target in ["/api/m%65", "/api/./me", "/static/../api/me", "/api/%6De"] {
+            let route = route(target, &[]);
+            assert_eq!(rule_of(&route), Some(0), "{target}");
+            let Route::Cache(plan) = route else {
+                unreachable!()
+            };
+            assert_eq!(plan.target().map(PathAndQuery::as_str), Some("/api/me"));
+            assert!(plan.changes_path());
+        }
+        let Route::Cache(plan) = route("/api/me", &[]) else {
+            panic!("cached")
+        };
+        assert_eq!(plan.target(), None);
+    }
+
+    #[test]
+    fn requests_the_key_cannot_describe_bypass() {
+        let bypassed = |headers: &[(&str, &str)]| {
+            matches!(route("/api/items", headers), Route::Bypass(Forward::Bypass))
+        };
+        assert!(!bypassed(&[
+            ("connection", "keep-alive, close"),
+            ("content-length", "0")
+        ]));
+        for headers in [
+            &[("content-length", "5")][..],
+            &[("transfer-encoding", "chunked")],
+            &[("connection", "accept-language")],
+            &[("connection", "keep-alive, x-secret")],
+            &[("upgrade", "websocket")],
+            &[("range", "bytes=0-1")],
+            &[("x-http-method-override", "DELETE")],
+            &[("x-original-url", "/admin")],
+        ] {
+            assert!(bypassed(headers), "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn an_unclear_identity_bypasses_a_per_user_rule() {
+        assert!(matches!(
+            route("/api/me", &[("x-api-key", "")]),
+            Route::Bypass(_)
+        ));
+        let mut req = http::Request::get("/api/me");
+        req = req.header("x-api-key", "a").header("x-api-key", "b");
+        assert!(matches!(
+            cache().route(&req.body(()).unwrap()),
+            Route::Bypass(_)
+        ));
+        assert!(matches!(
+            route("/api/me", &[("x-api-key", "a")]),
+            Route::Cache(_)
+        ));
+        assert!(matches!(route("/api/me", &[]), Route::Cache(_)));
+    }
+
+    #[test]
+    fn keys_longer_than_max_key_bytes_bypass() {
+        let long = "v".repeat(DEFAULT_MAX_KEY_BYTES);
+        assert!(matches!(
+            route("/api/long", &[("x-long", "short")]),
+            Route::Cache(_)
+        ));
+        assert!(matches!(
+            route("/api/long", &[("x-long", &long)]),
+            Route::Bypass(_)
+        ));
+        let target = format!("/api/items?{long}");
+        assert!(matches!(route(&target, &[]), Route::Bypass(_)));
+    }
+
+    #[test]
+    fn credentials_a_rule_keys_on_are_hashed() {
+        let cache = Cache::builder()
+            .rule(Rule::new("^/").vary_headers(["cookie", "authorization"]))
+            .build()
+            .unwrap();
+        let req = http::Request::get("/a")
+            .header("cookie", "sessionid=SECRET")
+            .header("authorization", "Bearer SECRET")
+            .body(())
+            .unwrap();
+        let Route::Cache(plan) = cache.route(&req) else {
+            panic!("cached")
+        };
+        assert!(!plan.key().as_str().contains("SECRET"), "{}", plan.key());
+    }
 
     #[test]
     fn early_refresh_grows_likelier_near_expiry_and_with_slow_fetches() {
