@@ -17,8 +17,6 @@
 //!    may answer from the stale entry instead (`stale-if-error`).
 
 use crate::cache::Cache;
-#[cfg(test)]
-use crate::cache::DEFAULT_MAX_KEY_BYTES;
 use crate::cache_control::CacheControl;
 use crate::conditional::{
     answers_not_modified, etag_for_body, not_modified_headers, same_entity_tag,
@@ -102,13 +100,22 @@ impl Plan {
         self.changes_path
     }
     /// Sets `req`'s URI to [`target`](Self::target), keeping its scheme and
-    /// authority (absolute-form and HTTP/2 requests have them).
-    pub fn retarget<B>(&self, req: &mut http::Request<B>) {
-        let Some(target) = &self.rewrite else { return };
+    /// authority (absolute-form and HTTP/2 requests have them). `false`
+    /// when no such URI can be made: the request must then bypass the
+    /// cache, since the origin would not receive what was keyed.
+    #[must_use]
+    pub fn retarget<B>(&self, req: &mut http::Request<B>) -> bool {
+        let Some(target) = &self.rewrite else {
+            return true;
+        };
         let mut parts = req.uri().clone().into_parts();
         parts.path_and_query = Some(target.clone());
-        if let Ok(uri) = http::Uri::from_parts(parts) {
-            *req.uri_mut() = uri;
+        match http::Uri::from_parts(parts) {
+            Ok(uri) => {
+                *req.uri_mut() = uri;
+                true
+            }
+            Err(_) => false,
         }
     }
     /// The index term of the entry's URI, for purges by URI: the target,
@@ -1107,6 +1114,7 @@ fn unit_random() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::DEFAULT_MAX_KEY_BYTES;
     use crate::{Identity, Rule};
 
     fn cache() -> Cache {

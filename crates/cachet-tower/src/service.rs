@@ -85,13 +85,7 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let route = match self.cache.route(&req) {
-            // A GET or HEAD with a body (an HTTP/2 one need not say so in
-            // its headers): the origin may read it, so it is not cached.
-            Route::Cache(_) if !req.body().is_end_stream() => Route::Bypass(Forward::Bypass),
-            // The application may have routed on its own path already.
-            Route::Cache(plan) if plan.changes_path() && !self.rewrite_paths => {
-                Route::Bypass(Forward::Bypass)
-            }
+            Route::Cache(plan) if !self.admits(&plan, &mut req) => Route::Bypass(Forward::Bypass),
             route => route,
         };
         let plan = match route {
@@ -103,8 +97,6 @@ where
             }
             Route::Cache(plan) => plan,
         };
-        // The application gets the canonical target the key was made from.
-        plan.retarget(&mut req);
         let landmark = self.cache.landmark();
         // An in-memory store answers at once: a hit needs no boxed future.
         let looked_up = match self.cache.lookup_now(&plan, &req) {
@@ -150,6 +142,20 @@ fn spawn(refresh: Option<impl Future<Output = ()> + Send + 'static>) {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => drop(runtime.spawn(refresh)),
         Err(_) => tracing::debug!("no Tokio runtime: the stale entry is not refreshed"),
+    }
+}
+
+impl<S> CacheService<S> {
+    /// Whether a request the rules route to the cache may use it, once the
+    /// inner service gets the canonical target the key was made from: not
+    /// when it has a body (an HTTP/2 one need not say so in its headers),
+    /// nor when its path must change and this layer may not change it (the
+    /// application may have routed on its own path already).
+    fn admits<B: Body>(&self, plan: &cachet_core::Plan, req: &mut Request<B>) -> bool {
+        if !req.body().is_end_stream() || (plan.changes_path() && !self.rewrite_paths) {
+            return false;
+        }
+        plan.retarget(req)
     }
 }
 
