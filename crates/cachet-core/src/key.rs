@@ -89,11 +89,20 @@ impl KeyBuilder {
     /// Starts a key with the canonical path and the query, normalized
     /// (sorted parameters, one encoding) when `normalize_query` is on.
     pub(crate) fn for_target(path: &str, query: Option<&str>, normalize_query: bool) -> Self {
-        let mut buf = String::with_capacity(path.len() + query.map_or(0, str::len) + 48);
         match canonical_path(path) {
-            Ok(canonical) => buf.push_str(&canonical),
-            Err(_) => push_escaped(&mut buf, path.as_bytes(), true),
+            Ok(canonical) => Self::for_canonical(&canonical, query, normalize_query),
+            Err(_) => {
+                let mut escaped = String::with_capacity(path.len());
+                push_escaped(&mut escaped, path.as_bytes(), true);
+                Self::for_canonical(&escaped, query, normalize_query)
+            }
         }
+    }
+
+    /// [`for_target`](Self::for_target) for a path already canonical.
+    pub(crate) fn for_canonical(path: &str, query: Option<&str>, normalize_query: bool) -> Self {
+        let mut buf = String::with_capacity(path.len() + query.map_or(0, str::len) + 48);
+        buf.push_str(path);
         match query {
             Some(query) if normalize_query => push_normalized_query(&mut buf, query),
             Some(query) => push_exact_query(&mut buf, query),

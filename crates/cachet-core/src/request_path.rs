@@ -415,7 +415,7 @@ impl Cache {
         if path.len() + query.map_or(0, str::len) > limits.max_key_bytes {
             return Route::Bypass(Forward::Bypass);
         }
-        let target = KeyBuilder::for_target(&path, query, rule.normalize_query());
+        let target = KeyBuilder::for_canonical(&path, query, rule.normalize_query());
         let target_len = target.len();
         let changes_path = path != raw_path;
         let rewrite = if differs(target.as_str(), raw_path, query) {

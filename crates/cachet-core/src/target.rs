@@ -94,7 +94,7 @@ pub(crate) fn canonical_path(path: &str) -> Result<Cow<'_, str>, Ambiguous> {
             Err(Ambiguous)
         };
     }
-    if bytes.iter().all(|&b| is_path_char(b)) && !has_dot_or_empty_segment(path) {
+    if is_canonical(bytes) {
         return Ok(Cow::Borrowed(path));
     }
     let mut segments: Vec<String> = Vec::new();
@@ -131,17 +131,27 @@ pub(crate) fn canonical_path(path: &str) -> Result<Cow<'_, str>, Ambiguous> {
     Ok(Cow::Owned(canonical))
 }
 
-/// Whether a path of plain characters has a `.`/`..` or an empty segment
-/// (other than a trailing one).
-fn has_dot_or_empty_segment(path: &str) -> bool {
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(segment) = segments.next() {
-        let last = segments.peek().is_none();
-        if segment == "." || segment == ".." || (segment.is_empty() && !last) {
-            return true;
+/// Whether an absolute path is canonical already: only plain path
+/// characters, and no `.`, `..` or empty segment (but a trailing one).
+/// One pass over the bytes: every cached request's path goes through it.
+fn is_canonical(path: &[u8]) -> bool {
+    let mut segment_start = 1;
+    for index in 1..=path.len() {
+        let byte = path.get(index).copied();
+        if byte.is_some_and(|byte| byte != b'/') {
+            if !is_path_char(byte.unwrap_or(0)) {
+                return false;
+            }
+            continue;
         }
+        let segment = &path[segment_start..index];
+        let last = byte.is_none();
+        if segment == b"." || segment == b".." || (segment.is_empty() && !last) {
+            return false;
+        }
+        segment_start = index + 1;
     }
-    false
+    true
 }
 
 /// One segment with unreserved characters decoded and every other escape
@@ -286,6 +296,9 @@ mod tests {
         assert_eq!(canonical("/a%2e.b").unwrap(), "/a..b");
         assert_eq!(canonical("").unwrap(), "/");
         assert!(matches!(canonical_path("/api/me"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(canonical_path("/"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(canonical_path("/a/"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(canonical_path("/a/.b/..c"), Ok(Cow::Borrowed(_))));
     }
 
     #[test]
@@ -343,6 +356,17 @@ mod tests {
         assert_ne!(normalized("flag"), normalized("flag="));
         assert_eq!(normalized("t=2&a=0&t=1"), "?a=0&t=2&t=1");
         assert_ne!(normalized("q=%FF"), normalized("q=%FE"));
+    }
+
+    proptest::proptest! {
+        /// Canonical paths are fixed points, whether the one-pass check or
+        /// the segment-by-segment normalization reads them.
+        #[test]
+        fn canonical_paths_are_fixed_points(path in "/[a./%2Ef;~ ]{0,12}") {
+            if let Ok(canonical) = canonical_path(&path) {
+                proptest::prop_assert_eq!(canonical_path(&canonical), Ok(canonical.clone()));
+            }
+        }
     }
 
     #[test]
