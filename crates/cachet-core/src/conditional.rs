@@ -109,7 +109,7 @@ pub fn not_modified_headers(stored: &HeaderMap) -> HeaderMap {
 
 /// A resource's validators — its entity-tag and modification time — for
 /// answering conditional requests before doing expensive work (Django's
-/// `condition` decorator, the seeds' `cache_etag_condition`).
+/// `condition` decorator, or an ETag-condition helper in a Django app).
 ///
 /// ```
 /// use cachet_core::Validators;

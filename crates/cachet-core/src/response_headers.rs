@@ -1,5 +1,5 @@
 //! Headers a handler puts on its own responses to tell browsers and CDNs how
-//! to cache them (the seeds' `get_cache_headers`, Django's
+//! to cache them (a Django app's `get_cache_headers` helper, Django's
 //! `patch_cache_control`, `cache_control` and `never_cache`).
 
 use crate::cache_control::CacheControl;

@@ -1,6 +1,6 @@
 //! The programmatic cache: typed values on the same [`Cache`] handle, for
-//! what handlers compute themselves (the seeds' `simple_cache.set`,
-//! `CacheManager.get_many`, `@cached`, `cache_evict`).
+//! what handlers compute themselves (what Django apps do with a simple cache's `set`,
+//! a cache manager's `get_many`, `@cached` and `cache_evict`).
 //!
 //! Values are serialized with serde — [`Codec::Binary`] (postcard, compact)
 //! by default, [`Codec::Json`] on request — and stored in the named cache
@@ -103,7 +103,7 @@ pub enum ValueError {
     Decode(String),
 }
 
-/// A namespaced key, built the way the seeds' `CacheKeyBuilder.make_key`
+/// A namespaced key, built the way a Django cache key builder's `make_key`
 /// does: `prefix:env:namespace:name=value:...:u=<hash>`, parameters sorted
 /// by name so that the order they are given in never matters.
 ///
@@ -185,7 +185,7 @@ impl fmt::Display for ValueKey {
 }
 
 /// What to evict after (or before) an operation: keys, glob patterns
-/// (`user:*`), tags — the seeds' `cache_evict(pattern=..., before=...)`.
+/// (`user:*`), tags — what a `cache_evict(pattern=..., before=...)` decorator does in a Django app.
 ///
 /// ```
 /// use cachet_core::{Cache, Evict};
@@ -512,7 +512,7 @@ impl Cache {
         Ok(result)
     }
 
-    /// Evicts what `evict` names, then runs `operation` (the seeds'
+    /// Evicts what `evict` names, then runs `operation` (a Django app's
     /// `cache_evict(before=True)`).
     pub async fn evict_before<T, E, Fut>(&self, evict: &Evict, operation: Fut) -> Result<T, E>
     where
