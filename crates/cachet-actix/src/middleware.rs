@@ -11,7 +11,7 @@ use actix_web::error::{ErrorInternalServerError, InternalError};
 use actix_web::http::Method;
 use actix_web::{Error, HttpResponse};
 use cachet_core::exchange::{self, Served};
-use cachet_core::{Cache, Lookup, Plan, Revalidation, Route};
+use cachet_core::{Cache, Forward, Lookup, Plan, Revalidation, Route};
 use std::future::{ready, Future, Ready};
 use std::rc::Rc;
 use tokio::sync::oneshot;
@@ -84,7 +84,11 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let plan = match self.cache.route(&ActixRequest(req.request())) {
+        let route = match self.cache.route(&ActixRequest(req.request())) {
+            Route::Cache(plan) if !admits(&plan, &mut req) => Route::Bypass(Forward::Bypass),
+            route => route,
+        };
+        let plan = match route {
             Route::Pass => return ResponseFuture::passthrough(self.service.call(req)),
             Route::Bypass(reason) => {
                 let mut labels = http::HeaderMap::new();
@@ -94,18 +98,6 @@ where
             }
             Route::Cache(plan) => plan,
         };
-        if let Some(target) = plan.target() {
-            // actix-web may have matched part of the path already (a
-            // `Scope`): a path the application would not route on as keyed
-            // is not cached. A normalized query is handed over.
-            if plan.changes_path() || !retarget(&mut req, target.as_str()) {
-                let mut labels = http::HeaderMap::new();
-                self.cache
-                    .bypassed(cachet_core::Forward::Bypass, &mut labels);
-                let labels = headers_to_actix(&labels);
-                return ResponseFuture::labelled(self.service.call(req), labels);
-            }
-        }
         let landmark = self.cache.landmark();
         // An in-memory store answers at once: a hit needs no boxed future,
         // and converts nothing but the answer's headers.
@@ -138,13 +130,21 @@ where
     }
 }
 
-/// Puts the canonical `target` in place of the request's path and query,
-/// as actix-web's own `NormalizePath` does; `false` when it is not a URI
-/// actix-web takes (the request then goes through uncached).
-fn retarget(req: &mut ServiceRequest, target: &str) -> bool {
+/// Whether a request the rules route to the cache may use it, once the
+/// application gets the target the key was made from. actix-web may have
+/// matched part of the path already (a `Scope`), so a path that is not
+/// canonical is not cached; a normalized query is handed over, as
+/// actix-web's own `NormalizePath` hands over a path.
+fn admits(plan: &Plan, req: &mut ServiceRequest) -> bool {
+    let Some(target) = plan.target() else {
+        return true;
+    };
+    if plan.changes_path() {
+        return false;
+    }
     let head = req.head_mut();
     let mut parts = head.uri.clone().into_parts();
-    let Ok(path_and_query) = target.parse() else {
+    let Ok(path_and_query) = target.as_str().parse() else {
         return false;
     };
     parts.path_and_query = Some(path_and_query);

@@ -345,3 +345,32 @@ async fn a_real_server_refreshes_in_the_background_and_answers_head_from_get() {
     assert_eq!(calls.load(Ordering::SeqCst), 4);
     handle.stop(true).await;
 }
+
+#[actix_web::test]
+async fn a_normalized_query_is_handed_over_and_odd_paths_bypass() {
+    let (_clock, cache, _calls) = fixture("[[rules]]\npath = '^/api/'\nnormalize_query = true\n");
+    let app = test::init_service(App::new().wrap(ResponseCache::new(cache)).service(
+        web::scope("/api").route(
+            "/items",
+            web::get().to(
+                |req: HttpRequest, query: web::Query<Vec<(String, String)>>| async move {
+                    let seen: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    HttpResponse::Ok().body(format!(
+                        "{}?{} {}",
+                        req.path(),
+                        req.query_string(),
+                        seen.join(",")
+                    ))
+                },
+            ),
+        ),
+    ))
+    .await;
+    let (status, body) = get(&app, "/api/items?b=2&a=1&&").await;
+    assert!(status.contains("stored"), "{status}");
+    assert_eq!(body, "/api/items?a=1&b=2 a=1,b=2");
+    assert!(get(&app, "/api/items?a=1&b=%32").await.0.contains("hit"));
+    // actix-web routes on the path as sent: a non-canonical one bypasses.
+    let (status, _) = get(&app, "/api/./items?a=1&b=2").await;
+    assert!(status.contains("fwd=bypass"), "{status}");
+}
