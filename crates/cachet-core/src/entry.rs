@@ -3,17 +3,12 @@
 
 use crate::cache_control::CacheControl;
 use crate::clock::later;
+use crate::weight;
 use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// Fixed per-entry cost counted against a cache's `max_bytes`, for the entry's
-/// own fields and the store's bookkeeping.
-const ENTRY_OVERHEAD: u64 = 160;
-/// Per-header cost on top of the name and value bytes (the map's slots).
-const HEADER_OVERHEAD: u64 = 48;
 
 /// A response as the cache keeps it: status, headers, the whole body, when
 /// it was stored, when it stops being fresh and when the store may drop it.
@@ -39,6 +34,30 @@ pub struct CachedResponse {
     if_error: Duration,
     fetch_time: Duration,
     tags: Tags,
+}
+
+/// `headers` with every value in one right-sized allocation. Header values
+/// and bodies arrive as views into a connection's read buffer (hyper parses
+/// them in place), and an entry that kept such a view would keep the whole
+/// buffer alive — kilobytes for an 11-byte value.
+fn compact_headers(headers: &HeaderMap) -> HeaderMap {
+    let total = headers.values().map(header::HeaderValue::len).sum();
+    let mut block = Vec::with_capacity(total);
+    for value in headers.values() {
+        block.extend_from_slice(value.as_bytes());
+    }
+    let block = Bytes::from(block);
+    let mut compact = HeaderMap::with_capacity(headers.len());
+    let mut start = 0;
+    for (name, value) in headers {
+        let end = start + value.len();
+        let mut copied = header::HeaderValue::from_maybe_shared(block.slice(start..end))
+            .unwrap_or_else(|_| value.clone());
+        copied.set_sensitive(value.is_sensitive());
+        compact.append(name.clone(), copied);
+        start = end;
+    }
+    compact
 }
 
 /// The tags a stored value is indexed under, for purging by tag: the
@@ -71,8 +90,8 @@ impl CachedResponse {
         .any(|directive| cc.has(directive));
         Self {
             status,
-            headers,
-            body,
+            headers: compact_headers(&headers),
+            body: Bytes::copy_from_slice(&body),
             stored_at,
             fresh_until: later(stored_at, ttl),
             keep_until: later(stored_at, ttl),
@@ -263,15 +282,18 @@ impl CachedResponse {
         }
     }
 
-    /// What the entry costs against a cache's `max_bytes`: body, header names
-    /// and values, and a fixed overhead.
+    /// What the entry costs against a cache's `max_bytes`: what it keeps
+    /// alive on the heap — the body, the header map with its values, the
+    /// entry itself and its tags (see the `weight` module). The store adds
+    /// the key's own cost.
     pub fn weight(&self) -> u64 {
-        let headers: u64 = self
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().len() + value.len()) as u64 + HEADER_OVERHEAD)
-            .sum();
-        self.body.len() as u64 + headers + tags_weight(&self.tags) + ENTRY_OVERHEAD
+        let body = if self.body.is_empty() {
+            0
+        } else {
+            // Shared on the first hit: its control block.
+            self.body.len() as u64 + 24
+        };
+        weight::shared::<Self>() + body + weight::headers(&self.headers) + weight::tags(&self.tags)
     }
 }
 
@@ -438,16 +460,19 @@ impl Stored {
         }
     }
 
-    /// What the value costs against a cache's `max_bytes`.
+    /// What the value costs against a cache's `max_bytes`: what it keeps
+    /// alive on the heap (the store adds the key's own cost).
     pub fn weight(&self) -> u64 {
         match self {
             Self::Response(response) => response.weight(),
             Self::Variants(index) => {
-                let names: u64 = index.names.iter().map(|n| n.as_str().len() as u64).sum();
-                names + tags_weight(&index.tags) + ENTRY_OVERHEAD
+                let names = 16 + (std::mem::size_of::<HeaderName>() * index.names.len()) as u64;
+                weight::shared::<VariantIndex>() + names + weight::tags(&index.tags)
             }
             Self::Value(value) => {
-                value.bytes.len() as u64 + tags_weight(&value.tags) + ENTRY_OVERHEAD
+                weight::shared::<StoredValue>()
+                    + value.bytes.len() as u64
+                    + weight::tags(&value.tags)
             }
         }
     }
@@ -461,9 +486,6 @@ impl Stored {
     }
 }
 
-fn tags_weight(tags: &[Arc<str>]) -> u64 {
-    tags.iter().map(|tag| tag.len() as u64 + 16).sum()
-}
 
 impl From<CachedResponse> for Stored {
     fn from(response: CachedResponse) -> Self {
@@ -503,10 +525,10 @@ mod tests {
             entry.time_to_live(t0 + Duration::from_secs(50)),
             Duration::from_secs(10)
         );
-        assert_eq!(
-            entry.weight(),
-            5 + (12 + 10 + HEADER_OVERHEAD) + ENTRY_OVERHEAD
-        );
+        // The body and its control block, the entry, one standard header
+        // (a map of one slot and the value's block), no tags.
+        let entry_size = weight::shared::<CachedResponse>();
+        assert_eq!(entry.weight(), entry_size + (5 + 24) + (110 + 10 + 24) + 16);
         let refreshed = entry.refreshed(t0 + Duration::from_secs(100), Duration::from_secs(5));
         assert!(refreshed.is_fresh(t0 + Duration::from_secs(104)));
         assert_eq!(refreshed.stored_at(), t0);

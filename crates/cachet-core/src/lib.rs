@@ -92,6 +92,7 @@ mod error;
 #[cfg(test)]
 mod test_support;
 mod units;
+mod weight;
 
 pub use crate::cache::{Cache, CacheBuilder, StoredKey, DEFAULT_BYPASS_HEADERS};
 pub use crate::cache_control::CacheControl;

@@ -73,7 +73,15 @@ fn main() -> ExitCode {
             "cachet-proxy listening on http://{bound}, forwarding to {}",
             config.upstream
         );
-        Proxy::new(&config).serve(listener, shutdown_signal()).await;
+        let proxy = Proxy::new(&config);
+        let cache = proxy.cache().clone();
+        proxy.serve(listener, shutdown_signal()).await;
+        for (name, stats) in cache.stats().caches {
+            println!(
+                "cachet-proxy stopped: cache `{name}`: {} entries, {} bytes counted of {}, {} evictions",
+                stats.entries, stats.bytes, stats.max_bytes, stats.evictions
+            );
+        }
         ExitCode::SUCCESS
     })
 }

@@ -124,7 +124,8 @@ impl MokaStore {
                 let entries = MokaCache::builder()
                     .max_capacity(spec.max_bytes)
                     .weigher(|key: &Arc<str>, value: &Stored| {
-                        u32::try_from(key.len() as u64 + value.weight()).unwrap_or(u32::MAX)
+                        let weight = crate::weight::key(key.len()) + value.weight();
+                        u32::try_from(weight).unwrap_or(u32::MAX)
                     })
                     .expire_after(EntryExpiry {
                         clock: Arc::clone(&clock),
