@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! benches/memory.sh            # builds the proxy and this, runs every case
-//! cargo run --release --example memory_bench -- small 1000000
+//! cargo run --release --example memory_bench -- small 1000000 [budget MiB, 64]
 //! ```
 //!
 //! It serves an origin in this process (every response `Cache-Control:
@@ -30,7 +30,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BUDGET: u64 = 64 * 1024 * 1024;
 const CONNECTIONS: usize = 64;
 
 #[derive(Clone, Copy)]
@@ -74,7 +73,10 @@ async fn answer(case: Case, req: Request<Body>) -> Response<Body> {
         .header("content-type", "application/octet-stream");
     if let Case::Tagged = case {
         response = response
-            .header("cache-tag", format!("group-{} shard-{} item-{n}", n % 100, n % 1000))
+            .header(
+                "cache-tag",
+                format!("group-{} shard-{} item-{n}", n % 100, n % 1000),
+            )
             .header("vary", "Accept-Language");
     }
     response
@@ -97,6 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let case_name = args.next().unwrap_or_else(|| "small".to_owned());
     let case = Case::parse(&case_name).ok_or("cases: small, kib, tagged")?;
     let requests: usize = args.next().map_or(Ok(1_000_000), |n| n.parse())?;
+    let budget_mib: u64 = args.next().map_or(Ok(64), |n| n.parse())?;
 
     let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let origin_addr = origin.local_addr()?;
@@ -108,11 +111,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &config,
         format!(
             "[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{origin_addr}\"\n\n\
-             [caches.default]\nmax_bytes = \"64MiB\"\nttl = \"1h\"\n\n\
+             [caches.default]\nmax_bytes = \"{budget_mib}MiB\"\nttl = \"1h\"\n\n\
              [[rules]]\npath = '^/'\nttl = \"1h\"\n"
         ),
     )?;
-    let mut proxy = Command::new("target/release/cachet-proxy")
+    // `CACHET_PROXY` names another build (one without jemalloc, say).
+    let binary =
+        std::env::var("CACHET_PROXY").unwrap_or_else(|_| "target/release/cachet-proxy".into());
+    let mut proxy = Command::new(binary)
         .arg("--config")
         .arg(&config)
         .env("RUST_LOG", "warn")
@@ -182,7 +188,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let after = rss_kib(pid, "VmRSS:");
     let peak = rss_kib(pid, "VmHWM:");
 
-    Command::new("kill").arg("-TERM").arg(pid.to_string()).status()?;
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()?;
     let mut counted = String::new();
     for line in stdout.lines() {
         let line = line?;
@@ -193,7 +202,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     proxy.wait()?;
     let _ = std::fs::remove_file(&config);
 
-    let budget_kib = (BUDGET / 1024) as f64;
+    let budget_kib = (budget_mib * 1024) as f64;
     println!(
         "{case_name}: {requests} requests in {:.1}s; RSS idle {} MiB, after {} MiB, peak {} MiB; \
          (after - idle) / budget = {:.2}, (peak - idle) / budget = {:.2}",

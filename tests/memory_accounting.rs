@@ -33,12 +33,54 @@ struct Shape {
 }
 
 const SHAPES: [Shape; 6] = [
-    Shape { name: "11-byte body", body: 11, headers: 4, tags: 0, variants: 0, per_user: false },
-    Shape { name: "1 KiB body", body: 1024, headers: 4, tags: 0, variants: 0, per_user: false },
-    Shape { name: "64 KiB body", body: 64 * 1024, headers: 4, tags: 0, variants: 0, per_user: false },
-    Shape { name: "20 headers", body: 100, headers: 20, tags: 0, variants: 0, per_user: false },
-    Shape { name: "3 tags", body: 100, headers: 4, tags: 3, variants: 0, per_user: false },
-    Shape { name: "4 variants, per user", body: 100, headers: 4, tags: 1, variants: 4, per_user: true },
+    Shape {
+        name: "11-byte body",
+        body: 11,
+        headers: 4,
+        tags: 0,
+        variants: 0,
+        per_user: false,
+    },
+    Shape {
+        name: "1 KiB body",
+        body: 1024,
+        headers: 4,
+        tags: 0,
+        variants: 0,
+        per_user: false,
+    },
+    Shape {
+        name: "64 KiB body",
+        body: 64 * 1024,
+        headers: 4,
+        tags: 0,
+        variants: 0,
+        per_user: false,
+    },
+    Shape {
+        name: "20 headers",
+        body: 100,
+        headers: 20,
+        tags: 0,
+        variants: 0,
+        per_user: false,
+    },
+    Shape {
+        name: "3 tags",
+        body: 100,
+        headers: 4,
+        tags: 3,
+        variants: 0,
+        per_user: false,
+    },
+    Shape {
+        name: "4 variants, per user",
+        body: 100,
+        headers: 4,
+        tags: 1,
+        variants: 4,
+        per_user: true,
+    },
 ];
 
 fn cache() -> Cache {
@@ -53,13 +95,19 @@ fn cache() -> Cache {
 }
 
 async fn store(cache: &Cache, shape: &Shape, n: usize, variant: usize) {
-    let path = if shape.per_user { format!("/u/item/{n}") } else { format!("/item/{n}?page=2") };
+    let path = if shape.per_user {
+        format!("/u/item/{n}")
+    } else {
+        format!("/item/{n}?page=2")
+    };
     let mut req = http::Request::get(path).header("accept-language", format!("l{variant}"));
     if shape.per_user {
         req = req.header("authorization", format!("Bearer user-{}", n % 50));
     }
     let req = req.body(()).unwrap();
-    let Route::Cache(plan) = cache.route(&req) else { panic!("cached") };
+    let Route::Cache(plan) = cache.route(&req) else {
+        panic!("cached")
+    };
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     headers.insert("cache-control", HeaderValue::from_static("max-age=3600"));
@@ -73,7 +121,9 @@ async fn store(cache: &Cache, shape: &Shape, n: usize, variant: usize) {
     if shape.variants > 0 {
         headers.insert("vary", HeaderValue::from_static("Accept-Language"));
     }
-    let mut tags: Vec<String> = (0..shape.tags).map(|t| format!("group-{}-{t}", n % 100)).collect();
+    let mut tags: Vec<String> = (0..shape.tags)
+        .map(|t| format!("group-{}-{t}", n % 100))
+        .collect();
     if shape.tags > 0 {
         tags.push(format!("item-{n}"));
     }
@@ -86,7 +136,11 @@ async fn store(cache: &Cache, shape: &Shape, n: usize, variant: usize) {
         .unwrap()
         .with_tags(tags);
     let body = bytes::Bytes::from(vec![b'x'; shape.body]);
-    assert!(cache.store(&plan, storable, &req, StatusCode::OK, &mut headers, body).await);
+    assert!(
+        cache
+            .store(&plan, storable, &req, StatusCode::OK, &mut headers, body)
+            .await
+    );
 }
 
 #[tokio::test]

@@ -287,13 +287,10 @@ impl CachedResponse {
     /// entry itself and its tags (see the `weight` module). The store adds
     /// the key's own cost.
     pub fn weight(&self) -> u64 {
-        let body = if self.body.is_empty() {
-            0
-        } else {
-            // Shared on the first hit: its control block.
-            self.body.len() as u64 + 24
-        };
-        weight::shared::<Self>() + body + weight::headers(&self.headers) + weight::tags(&self.tags)
+        weight::shared::<Self>()
+            + weight::body(self.body.len())
+            + weight::headers(&self.headers)
+            + weight::tags(&self.tags)
     }
 }
 
@@ -486,7 +483,6 @@ impl Stored {
     }
 }
 
-
 impl From<CachedResponse> for Stored {
     fn from(response: CachedResponse) -> Self {
         Self::Response(Arc::new(response))
@@ -525,10 +521,14 @@ mod tests {
             entry.time_to_live(t0 + Duration::from_secs(50)),
             Duration::from_secs(10)
         );
-        // The body and its control block, the entry, one standard header
-        // (a map of one slot and the value's block), no tags.
-        let entry_size = weight::shared::<CachedResponse>();
-        assert_eq!(entry.weight(), entry_size + (5 + 24) + (110 + 10 + 24) + 16);
+        // The entry, the body, one standard header (a map of one slot and
+        // the value's block), no tags.
+        let expected = weight::shared::<CachedResponse>()
+            + weight::body(5)
+            + weight::headers(entry.headers())
+            + weight::tags(&[]);
+        assert_eq!(entry.weight(), expected);
+        assert_eq!(weight::headers(entry.headers()), 110 + 10 + 24 + 4 * 8);
         let refreshed = entry.refreshed(t0 + Duration::from_secs(100), Duration::from_secs(5));
         assert!(refreshed.is_fresh(t0 + Duration::from_secs(104)));
         assert_eq!(refreshed.stored_at(), t0);
