@@ -1,19 +1,22 @@
 //! The weigher tells the truth: what a cache counts against `max_bytes` is
 //! what its entries really keep alive on the heap (within ±20%), for
-//! representative entries. This binary counts every allocation
-//! (`stats_alloc`), so its tests run one at a time.
+//! representative entries; and a cache filled with ten times its budget,
+//! through the Tower layer or through `cachet-proxy`'s upstream path,
+//! holds no more than 1.3 × its budget of live heap, with exact tag and
+//! URI indexes. This binary counts every allocation (`stats_alloc`), so
+//! its tests run one at a time.
 
 use cachet::{Cache, CacheBuilder, Identity, Route};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use std::alloc::System;
-use std::sync::Mutex;
+use tokio::sync::Mutex;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// One test at a time: the heap is process-wide.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: Mutex<()> = Mutex::const_new(());
 
 fn live_bytes() -> i64 {
     let stats = GLOBAL.stats();
@@ -145,7 +148,7 @@ async fn store(cache: &Cache, shape: &Shape, n: usize, variant: usize) {
 
 #[tokio::test]
 async fn the_weigher_counts_what_entries_keep_alive() {
-    let _serial = SERIAL.lock().unwrap();
+    let _serial = SERIAL.lock().await;
     let mut report = Vec::new();
     for shape in &SHAPES {
         let count = if shape.body > 10_000 { 500 } else { 5_000 };
@@ -172,4 +175,148 @@ async fn the_weigher_counts_what_entries_keep_alive() {
         let ratio: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!((0.8..=1.2).contains(&ratio), "{report}");
     }
+}
+
+/// The origin for the fill tests: a 300-byte body, `max-age=3600`, and the
+/// tags `group-N` (N = the path's number mod 10).
+fn fill_origin() -> axum::Router {
+    axum::Router::new().fallback(|req: http::Request<axum::body::Body>| async move {
+        let n: usize = req
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        http::Response::builder()
+            .header("cache-control", "max-age=3600")
+            .header("content-type", "text/plain")
+            .header("cache-tag", format!("group-{}", n % 10))
+            .body(axum::body::Body::from(vec![b'x'; 300]))
+            .unwrap()
+    })
+}
+
+const BUDGET: u64 = 2 * 1024 * 1024;
+
+fn budget_rules() -> String {
+    format!("[caches.default]\nmax_bytes = {BUDGET}\nttl = \"1h\"\n\n[[rules]]\npath = '^/'\n")
+}
+
+/// Checks a filled cache: live heap above `baseline` within 1.3 × the
+/// budget, and the tag index exact — every entry indexed under its URI and
+/// its one tag, and a purge removing exactly the live entries it names.
+async fn check_filled(cache: &Cache, baseline: i64) {
+    let live = live_bytes() - baseline;
+    let stats = cache.stats().caches["default"].clone();
+    println!(
+        "live heap {live} B: {:.2} × the budget",
+        live as f64 / BUDGET as f64
+    );
+    assert!(stats.evictions > 0, "filled past the budget: {stats:?}");
+    assert!(
+        live as f64 <= 1.3 * BUDGET as f64,
+        "live heap {live} B for a budget of {BUDGET} B ({stats:?})"
+    );
+    assert_eq!(
+        stats.tagged,
+        2 * stats.entries,
+        "no orphans in the tag index"
+    );
+    let keys = cache.keys().await.unwrap();
+    assert_eq!(keys.len() as u64, stats.entries);
+    let in_group: Vec<_> = keys
+        .iter()
+        .filter(|stored| {
+            let n: usize = stored
+                .key
+                .as_str()
+                .split(' ')
+                .next()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            n % 10 == 3
+        })
+        .collect();
+    assert_eq!(cache.purge_tag("group-3").await.unwrap(), in_group.len());
+    let after = cache.stats().caches["default"].clone();
+    assert_eq!(after.entries, stats.entries - in_group.len() as u64);
+    assert_eq!(after.tagged, 2 * after.entries);
+}
+
+#[tokio::test]
+async fn ten_budgets_through_the_tower_layer_stay_within_the_budget() {
+    use tower::{Layer, ServiceExt};
+    let _serial = SERIAL.lock().await;
+    let cache = Cache::from_toml(&budget_rules()).unwrap();
+    let service = cachet::CacheLayer::new(cache.clone()).layer(fill_origin());
+    let get = |n: usize| {
+        let service = service.clone();
+        async move {
+            let req = http::Request::get(format!("/item/{n}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = service.oneshot(req).await.unwrap();
+            http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap();
+        }
+    };
+    get(0).await;
+    let baseline = live_bytes();
+    let per_entry = cache.stats().caches["default"].bytes;
+    let count = (10 * BUDGET / per_entry) as usize;
+    for n in 1..=count {
+        get(n).await;
+    }
+    check_filled(&cache, baseline).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_budgets_through_the_proxy_stay_within_the_budget() {
+    let _serial = SERIAL.lock().await;
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin_addr = origin.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(origin, fill_origin()).await.unwrap() });
+    let overrides = cachet_proxy::Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        upstream: Some(format!("http://{origin_addr}")),
+        clock: None,
+    };
+    let config = cachet_proxy::ProxyConfig::from_toml(&budget_rules(), &overrides).unwrap();
+    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let proxy = cachet_proxy::Proxy::new(&config);
+    let cache = proxy.cache().clone();
+    tokio::spawn(proxy.serve(listener, std::future::pending()));
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let get = |n: usize| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::get(format!("http://{addr}/item/{n}"))
+                .body(http_body_util::Empty::new())
+                .unwrap();
+            let response = client.request(req).await.unwrap();
+            http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap();
+        }
+    };
+    // Warm the connections both ways before the baseline.
+    for n in 0..4 {
+        get(n).await;
+    }
+    let baseline = live_bytes();
+    let per_entry = cache.stats().caches["default"].bytes / 4;
+    let count = (10 * BUDGET / per_entry) as usize;
+    for n in 4..count + 4 {
+        get(n).await;
+    }
+    check_filled(&cache, baseline).await;
 }
