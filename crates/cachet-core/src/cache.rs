@@ -534,6 +534,7 @@ impl Cache {
         StatsSnapshot {
             uptime_secs: uptime.as_secs(),
             caches,
+            bookkeeping_bytes: self.inner.coalescer.heap_bytes() + self.inner.flights.heap_bytes(),
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::stats::Counters;
 use event_listener::Event;
 use std::collections::HashMap;
 use std::fmt;
+use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -202,6 +203,17 @@ impl Coalescer {
     /// How many fetches are running now.
     pub(crate) fn running(&self) -> usize {
         self.keys().running.len()
+    }
+
+    /// The heap its maps hold: a slot per running fetch (and the fetch's
+    /// shared state) and per hit-for-miss mark, at the maps' capacity.
+    pub(crate) fn heap_bytes(&self) -> u64 {
+        let keys = self.keys();
+        let slot = |value: usize| (size_of::<KeyHash>() + value + 1) as u64;
+        let running = keys.running.capacity() as u64 * slot(size_of::<Arc<Flight>>())
+            + keys.running.len() as u64 * crate::weight::shared::<Flight>();
+        let marks = keys.hit_for_miss.capacity() as u64 * slot(size_of::<SystemTime>());
+        running + marks
     }
 }
 
@@ -532,6 +544,20 @@ mod tests {
         assert_eq!(keys.hit_for_miss.len(), 100, "not due yet");
         keys.sweep_due(t0 + WINDOW + SWEEP_INTERVAL);
         assert!(keys.hit_for_miss.is_empty());
+    }
+
+    #[test]
+    fn its_heap_is_reported() {
+        let (coalescer, _) = coalescer();
+        let empty = coalescer.heap_bytes();
+        for n in 0..100 {
+            fetch(coalescer.join(&format!("k{n}"), WINDOW)).not_stored(true);
+        }
+        let marked = coalescer.heap_bytes();
+        assert!(marked >= empty + 100 * 32, "{empty} -> {marked}");
+        let running = fetch(coalescer.join("running", WINDOW));
+        assert!(coalescer.heap_bytes() > marked);
+        drop(running);
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct StatsSnapshot {
     pub uptime_secs: u64,
     /// Each named cache's figures, by name.
     pub caches: BTreeMap<String, CacheStats>,
+    /// Heap the cache holds outside the named caches' budgets, estimated:
+    /// fetches in flight and hit-for-miss marks (the coalescer, bounded by
+    /// count) and computations in flight (`get_or_compute`). Entries, their
+    /// keys and the tag index all count inside the budgets.
+    pub bookkeeping_bytes: u64,
 }
 
 /// The figures of one named cache.
@@ -59,9 +64,14 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Entries dropped because their TTL ran out.
     pub expirations: u64,
+    /// Entries deleted on purpose (a purge, an invalidation, a delete).
+    pub removals: u64,
+    /// Entries replaced by a newer response for their key.
+    pub replacements: u64,
     /// Live entries.
     pub entries: u64,
-    /// Bytes held.
+    /// Bytes held, as counted against `max_bytes`: what the entries keep
+    /// alive on the heap, keys and index shares included.
     pub bytes: u64,
     /// The byte budget.
     pub max_bytes: u64,
@@ -95,6 +105,8 @@ impl CacheStats {
             refreshes: load(&counters.refreshes),
             evictions: usage.evictions,
             expirations: usage.expirations,
+            removals: usage.removals,
+            replacements: usage.replacements,
             entries: usage.entries,
             bytes: usage.bytes,
             max_bytes,

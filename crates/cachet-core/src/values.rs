@@ -246,6 +246,16 @@ struct Flight<'a> {
 }
 
 impl Flights {
+    /// The heap the per-key locks of computations in flight hold.
+    pub(crate) fn heap_bytes(&self) -> u64 {
+        let locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = (std::mem::size_of::<(String, Arc<async_lock::Mutex<()>>)>() + 1) as u64;
+        let keys: u64 = locks.keys().map(|key| key.capacity() as u64).sum();
+        locks.capacity() as u64 * slot
+            + keys
+            + locks.len() as u64 * crate::weight::shared::<async_lock::Mutex<()>>()
+    }
+
     fn join<'a>(&'a self, key: &'a str) -> Flight<'a> {
         let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
         let lock = Arc::clone(locks.entry(key.to_owned()).or_default());

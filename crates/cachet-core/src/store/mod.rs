@@ -70,6 +70,10 @@ pub struct StoreUsage {
     pub evictions: u64,
     /// Entries dropped because their TTL ran out.
     pub expirations: u64,
+    /// Entries deleted on purpose (a purge, an invalidation, a delete).
+    pub removals: u64,
+    /// Entries replaced by a newer response for their key.
+    pub replacements: u64,
     /// (tag, key) pairs in the tag index.
     pub tagged: u64,
 }

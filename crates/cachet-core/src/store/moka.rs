@@ -21,6 +21,8 @@ type Entries = MokaCache<Arc<str>, Stored>;
 struct Removals {
     evictions: AtomicU64,
     expirations: AtomicU64,
+    explicit: AtomicU64,
+    replaced: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -139,7 +141,12 @@ impl MokaStore {
                             RemovalCause::Expired => {
                                 counted.expirations.fetch_add(1, Ordering::Relaxed);
                             }
-                            RemovalCause::Explicit | RemovalCause::Replaced => {}
+                            RemovalCause::Explicit => {
+                                counted.explicit.fetch_add(1, Ordering::Relaxed);
+                            }
+                            RemovalCause::Replaced => {
+                                counted.replaced.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     })
                     .build();
@@ -270,6 +277,8 @@ impl Store for MokaStore {
             bytes: named.entries.weighted_size(),
             evictions: named.removals.evictions.load(Ordering::Relaxed),
             expirations: named.removals.expirations.load(Ordering::Relaxed),
+            removals: named.removals.explicit.load(Ordering::Relaxed),
+            replacements: named.removals.replaced.load(Ordering::Relaxed),
             tagged: named.tags.pairs(),
         })
     }
@@ -307,6 +316,29 @@ mod tests {
 
     fn key(path: &str) -> CacheKey {
         KeyBuilder::new(path, None).method("GET").finish()
+    }
+
+    #[tokio::test]
+    async fn removals_are_counted_by_reason() {
+        let clock = MockClock::new();
+        let store = store(1 << 20, &clock);
+        for body in [10, 20] {
+            let stored = entry(&clock, body, 60);
+            store.insert("c", &key("/a"), stored).await.unwrap();
+        }
+        store
+            .insert("c", &key("/b"), entry(&clock, 10, 60))
+            .await
+            .unwrap();
+        assert!(store.remove("c", key("/b").as_str()).await.unwrap());
+        let usage = store.usage("c").unwrap();
+        assert_eq!((usage.replacements, usage.removals), (1, 1));
+        assert_eq!(
+            (usage.evictions, usage.expirations, usage.entries),
+            (0, 0, 1)
+        );
+        let weight = crate::weight::key(key("/a").as_str().len()) + entry(&clock, 20, 60).weight();
+        assert_eq!(usage.bytes, weight, "the key's cost and the entry's");
     }
 
     #[tokio::test]
