@@ -40,7 +40,7 @@ pub struct CachedResponse {
 /// and bodies arrive as views into a connection's read buffer (hyper parses
 /// them in place), and an entry that kept such a view would keep the whole
 /// buffer alive — kilobytes for an 11-byte value.
-fn compact_headers(headers: &HeaderMap) -> HeaderMap {
+fn compact_headers(headers: HeaderMap) -> HeaderMap {
     let total = headers.values().map(header::HeaderValue::len).sum();
     let mut block = Vec::with_capacity(total);
     for value in headers.values() {
@@ -49,7 +49,13 @@ fn compact_headers(headers: &HeaderMap) -> HeaderMap {
     let block = Bytes::from(block);
     let mut compact = HeaderMap::with_capacity(headers.len());
     let mut start = 0;
+    let mut current: Option<HeaderName> = None;
+    // `into_iter` names a header at its first value only.
     for (name, value) in headers {
+        if let Some(name) = name {
+            current = Some(name);
+        }
+        let Some(name) = &current else { continue };
         let end = start + value.len();
         let mut copied = header::HeaderValue::from_maybe_shared(block.slice(start..end))
             .unwrap_or_else(|_| value.clone());
@@ -58,6 +64,14 @@ fn compact_headers(headers: &HeaderMap) -> HeaderMap {
         start = end;
     }
     compact
+}
+
+/// `body` in an allocation of its own, exactly its size: its buffer when it
+/// owns one of that size, else a copy.
+fn compact_body(body: Bytes) -> Bytes {
+    let mut owned = Vec::from(body);
+    owned.shrink_to_fit();
+    Bytes::from(owned)
 }
 
 /// The tags a stored value is indexed under, for purging by tag: the
@@ -90,8 +104,8 @@ impl CachedResponse {
         .any(|directive| cc.has(directive));
         Self {
             status,
-            headers: compact_headers(&headers),
-            body: Bytes::copy_from_slice(&body),
+            headers: compact_headers(headers),
+            body: compact_body(body),
             stored_at,
             fresh_until: later(stored_at, ttl),
             keep_until: later(stored_at, ttl),

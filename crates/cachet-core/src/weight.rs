@@ -97,7 +97,7 @@ pub(crate) fn body(len: usize) -> u64 {
 /// A value's tag list and its entries in the tag index. The first tag of a
 /// response is its URI's term, which few keys share.
 pub(crate) fn tags(tags: &[Arc<str>]) -> u64 {
-    let list = ARC + (size_of::<Arc<str>>() * tags.len()) as u64 + ALLOCATION;
+    let list = ARC + std::mem::size_of_val(tags) as u64 + ALLOCATION;
     let each: u64 = tags
         .iter()
         .enumerate()
