@@ -389,10 +389,11 @@ pub struct StoredValue {
 }
 
 impl StoredValue {
-    /// `bytes` stored at `stored_at`, live for `ttl`.
+    /// `bytes` stored at `stored_at`, live for `ttl`, in an allocation of
+    /// their own size (a serializer's buffer usually has room to spare).
     pub fn new(bytes: Bytes, stored_at: SystemTime, ttl: Duration) -> Self {
         Self {
-            bytes,
+            bytes: compact_body(bytes),
             stored_at,
             expires_at: later(stored_at, ttl),
             tags: no_tags(),

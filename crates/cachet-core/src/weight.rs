@@ -25,12 +25,14 @@ const SHARED_BYTES: u64 = 24;
 /// An `Arc`'s counts, in front of the value.
 const ARC: u64 = 16;
 /// What the in-memory store keeps per key besides the key text: moka's
-/// node, deque and timer entries and hash-table slot, and the tag index's
-/// entry for the key.
-pub(crate) const STORE_PER_KEY: u64 = 420;
+/// node, deque and timer entries and hash-table slot.
+pub(crate) const STORE_PER_KEY: u64 = 320;
+/// The tag index's entry for a key that has tags: its slot in the map of
+/// keys, and its own list of the key's tags (one allocation).
+const TAGGED_KEY: u64 = 100;
 /// How many allocations the store makes per key (moka's entry, node and
-/// timer records, the tag index's entry).
-const STORE_ALLOCATIONS: u64 = 7;
+/// timer records).
+const STORE_ALLOCATIONS: u64 = 6;
 /// The tag index's cost per (key, tag) pair: a slot in the tag's key set
 /// and one in the key's tag list.
 const TAG_PAIR: u64 = 40;
@@ -98,6 +100,10 @@ pub(crate) fn body(len: usize) -> u64 {
 /// response is its URI's term, which few keys share.
 pub(crate) fn tags(tags: &[Arc<str>]) -> u64 {
     let list = ARC + std::mem::size_of_val(tags) as u64 + ALLOCATION;
+    if tags.is_empty() {
+        return list;
+    }
+    let indexed = TAGGED_KEY + std::mem::size_of_val(tags) as u64 + ALLOCATION;
     let each: u64 = tags
         .iter()
         .enumerate()
@@ -106,7 +112,7 @@ pub(crate) fn tags(tags: &[Arc<str>]) -> u64 {
             ARC + tag.len() as u64 + ALLOCATION + TAG_PAIR + own
         })
         .sum();
-    list + each
+    list + indexed + each
 }
 
 /// A value of type `T` behind an `Arc`.
