@@ -7,7 +7,7 @@
 use crate::config::ProxyConfig;
 use crate::connection::{Activity, Watched};
 use crate::inbound::Inbound;
-use crate::upstream::{ProxyBody, Upstream};
+use crate::upstream::{ClientAddr, ProxyBody, Upstream};
 use cachet_core::Cache;
 use cachet_tower::{CacheLayer, InvalidationLayer, ResponseBody};
 use http::{Request, Response};
@@ -166,7 +166,8 @@ where
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    inbound.prepare(&mut req, remote);
+    inbound.prepare(&mut req);
+    req.extensions_mut().insert(ClientAddr(remote));
     let response = app.ready().await?.call(req).await?;
     let cache_status = response
         .headers()

@@ -16,6 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,8 +25,13 @@ use std::time::Duration;
 /// A response body from the upstream, or one the proxy made.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
+/// The client's address, put in the request's extensions by the server for
+/// `X-Forwarded-For`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
 /// Headers that describe one connection (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: [HeaderName; 8] = [
+pub(crate) const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -36,10 +42,15 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 struct Settings {
     scheme: Scheme,
     authority: Authority,
     timeout: Duration,
+    forwarded_headers: bool,
     preserve_host: bool,
     via: HeaderValue,
 }
@@ -77,6 +88,7 @@ impl Upstream {
                 scheme: parts.scheme.unwrap_or(Scheme::HTTP),
                 authority: parts.authority.expect("validated: the upstream has a host"),
                 timeout: config.timeout,
+                forwarded_headers: config.forwarded_headers,
                 preserve_host: config.preserve_host,
                 via,
             }),
@@ -120,8 +132,10 @@ impl tower::Service<Request<Incoming>> for Upstream {
     }
 }
 
-/// The request as it goes upstream: the upstream's URI, `Via` added,
-/// `Host` kept or replaced.
+/// The request as it goes upstream: the upstream's URI, `Via` and (if
+/// enabled) `X-Forwarded-*` from the connection added, `Host` kept or
+/// replaced. The client's own forwarding headers were removed before the
+/// cache saw the request (`strip_headers`).
 fn outbound(req: Request<Incoming>, settings: &Settings) -> Result<Request<Incoming>, StatusCode> {
     let (mut parts, body) = req.into_parts();
     let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
@@ -140,6 +154,17 @@ fn outbound(req: Request<Incoming>, settings: &Settings) -> Result<Request<Incom
         .build()
         .map_err(|_| StatusCode::BAD_REQUEST)?;
     parts.headers.append(header::VIA, settings.via.clone());
+    if settings.forwarded_headers {
+        if let Some(ClientAddr(addr)) = parts.extensions.get::<ClientAddr>().copied() {
+            append_forwarded_for(&mut parts.headers, addr);
+        }
+        parts
+            .headers
+            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        if let Some(host) = &client_host {
+            parts.headers.insert(X_FORWARDED_HOST, host.clone());
+        }
+    }
     let host = match (&client_host, settings.preserve_host) {
         (Some(host), true) => host.clone(),
         _ => HeaderValue::from_str(settings.authority.as_str())
@@ -149,6 +174,19 @@ fn outbound(req: Request<Incoming>, settings: &Settings) -> Result<Request<Incom
     // The upstream connection is HTTP/1.1 whatever the client spoke.
     parts.version = http::Version::HTTP_11;
     Ok(Request::from_parts(parts, body))
+}
+
+/// Adds the client to `X-Forwarded-For`, after the proxies before this one
+/// when `strip_headers` lets the header through.
+fn append_forwarded_for(headers: &mut HeaderMap, addr: SocketAddr) {
+    let ip = addr.ip().to_string();
+    let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {ip}"),
+        None => ip,
+    };
+    if let Ok(value) = HeaderValue::try_from(value) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
 }
 
 /// Removes the hop-by-hop headers: the standard ones and those the
