@@ -9,12 +9,17 @@
 //!
 //! Each request goes through [`InvalidationLayer`](cachet_tower::InvalidationLayer)
 //! and [`CacheLayer`](cachet_tower::CacheLayer) to a pooled hyper client.
-//! On the way the proxy removes hop-by-hop headers (RFC 9110 §7.6.1), adds
-//! `Via` and `X-Forwarded-For`/`-Proto`/`-Host`, keeps the client's `Host`
-//! (or sends the upstream's), and answers 502 when the upstream cannot be
-//! reached and 504 when it is too slow — or the stale entry, within its
-//! `stale_if_error` window. Keys include the host, so virtual hosts never
-//! share entries. Bodies stream both ways.
+//! Before the cache sees a request the proxy removes hop-by-hop headers
+//! (RFC 9110 §7.6.1) and the unkeyed headers clients send
+//! ([`DEFAULT_STRIP_HEADERS`]), so the key and the upstream see the same
+//! request, and it forwards the canonical target it keyed. On the way up it
+//! adds `Via` and `X-Forwarded-For`/`-Proto`/`-Host`, keeps the client's
+//! `Host` (or sends the upstream's), and answers 502 when the upstream
+//! cannot be reached and 504 when it is too slow — or the stale entry,
+//! within its `stale_if_error` window. Keys include the host, so virtual
+//! hosts never share entries. Bodies stream both ways. Connections are
+//! bounded: a header-read timeout, closing silent and idle connections,
+//! `max_connections`, and limits on request heads (see `docs/security.md`).
 //!
 //! # Example
 //!
