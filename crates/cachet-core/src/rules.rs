@@ -401,7 +401,7 @@ impl CompiledRule {
     pub fn respect_origin(&self) -> bool {
         self.respect_origin
     }
-    /// Statuses stored besides the heuristically cacheable ones.
+    /// Statuses stored besides 200 (with the rule's TTL as their fallback).
     pub fn statuses(&self) -> &[u16] {
         &self.statuses
     }
