@@ -131,12 +131,11 @@ impl Cache {
             return self.remove_tagged(&term, None).await;
         }
         // Keys start with the target: scan for it on every host.
-        let term = self.uri_term_of(path, query, None);
-        let target = term.strip_prefix("uri ").unwrap_or(&term);
+        let target = self.target_of(path, query);
         let mut removed = 0;
         for cache in self.inner.caches.keys() {
             for key in self.inner.store.keys(cache).await? {
-                if key.as_str().split(' ').next() == Some(target) {
+                if key.as_str().split(' ').next() == Some(target.as_str()) {
                     removed += usize::from(self.inner.store.remove(cache, key.as_str()).await?);
                 }
             }
@@ -162,6 +161,17 @@ impl Cache {
     /// canonical target as the rule matching it keys it, with the host
     /// (normalized; `None` when the request named none) when keys hold it.
     fn uri_term_of(&self, path: &str, query: Option<&str>, host: Option<&str>) -> Arc<str> {
+        let target = self.target_of(path, query);
+        if !self.inner.key_host {
+            return uri_term(target.as_str(), None);
+        }
+        let host = format!("@{}", host.filter(|host| !host.is_empty()).unwrap_or("-"));
+        uri_term(target.as_str(), Some(&host))
+    }
+
+    /// The target the keys of the URI `path` with `query` start with:
+    /// canonical, with the query as the rule matching it keys it.
+    fn target_of(&self, path: &str, query: Option<&str>) -> KeyBuilder {
         let normalize_query = canonical_path(path)
             .ok()
             .and_then(|path| {
@@ -171,12 +181,7 @@ impl Cache {
                     .map(|rule| rule.normalize_query())
             })
             .unwrap_or(false);
-        let target = KeyBuilder::for_target(path, query, normalize_query);
-        if !self.inner.key_host {
-            return uri_term(target.as_str(), None);
-        }
-        let host = format!("@{}", host.filter(|host| !host.is_empty()).unwrap_or("-"));
-        uri_term(target.as_str(), Some(&host))
+        KeyBuilder::for_target(path, query, normalize_query)
     }
 
     /// The index term of a `Location`/`Content-Location` value when it
@@ -282,6 +287,47 @@ mod tests {
             None
         );
         assert_eq!(term(b"not a uri", &same), None);
+    }
+
+    #[tokio::test]
+    async fn a_uri_is_purged_on_every_host_or_on_one() {
+        let cache = cache(true);
+        for host in ["a.example", "b.example"] {
+            for path in ["/items/1?b&a", "/items/2"] {
+                let req = http::Request::get(path)
+                    .header("host", host)
+                    .body(())
+                    .unwrap();
+                let crate::Route::Cache(plan) = cache.route(&req) else {
+                    panic!("cached")
+                };
+                let mut headers = HeaderMap::new();
+                let status = StatusCode::OK;
+                let storable = cache.check_storable(&plan, status, &headers).unwrap();
+                let body = bytes::Bytes::from_static(b"x");
+                assert!(
+                    cache
+                        .store(&plan, storable, &req, status, &mut headers, body)
+                        .await
+                );
+            }
+        }
+        let on_b = cache.purge_uri_on("B.example", "/items/2", None).await;
+        assert_eq!(on_b.unwrap(), 1);
+        let everywhere = cache.purge_uri("/items/1", Some("a&b")).await;
+        assert_eq!(
+            everywhere.unwrap(),
+            2,
+            "normalized the way the rule keys it"
+        );
+        let left: Vec<String> = cache
+            .keys()
+            .await
+            .unwrap()
+            .iter()
+            .map(|stored| stored.key.to_string())
+            .collect();
+        assert_eq!(left, ["/items/2 GET @a.example"]);
     }
 
     #[test]
