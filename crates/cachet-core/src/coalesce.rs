@@ -123,14 +123,9 @@ struct Flight {
 
 impl Coalescer {
     pub(crate) fn new(clock: SharedClock) -> Self {
-        let mut secret = [0u8; 32];
-        if getrandom::fill(&mut secret).is_err() {
-            let seed = format!("{:?}{}", SystemTime::now(), std::process::id());
-            secret = blake3::derive_key("cachet coalescer fallback", seed.as_bytes());
-        }
         Self {
             keys: Mutex::default(),
-            secret,
+            secret: crate::identity::random_secret("cachet coalescer fallback"),
             stored: AtomicU64::new(0),
             clock,
         }

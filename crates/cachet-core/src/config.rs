@@ -26,7 +26,7 @@ use crate::cache::{Cache, CacheBuilder};
 use crate::error::ConfigError;
 use crate::identity::Identity;
 use crate::rules::{CacheSpec, InvalidateScope, Rule};
-pub use crate::units::{parse_duration, parse_size};
+pub use crate::units::{parse_duration, parse_header_name, parse_size};
 use crate::units::{DurationSpec, SizeSpec};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -189,13 +189,8 @@ impl CacheBuilder {
             };
             let dto: TagsDto = deserialize(tags.clone()).map_err(error)?;
             if let Some(header) = dto.header {
-                let name =
-                    http::HeaderName::from_bytes(header.trim().as_bytes()).map_err(|_| {
-                        error((
-                            "header".into(),
-                            format!("`{header}` is not a valid header name"),
-                        ))
-                    })?;
+                let name = parse_header_name(&header)
+                    .map_err(|reason| error(("header".into(), reason)))?;
                 builder = builder.tag_header(name);
             }
             if let Some(strip) = dto.strip {
@@ -222,15 +217,9 @@ fn security_spec(
     if let Some(names) = dto.bypass_headers {
         let names = names
             .iter()
-            .map(|name| {
-                http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-                    error((
-                        "bypass_headers".into(),
-                        format!("`{name}` is not a valid header name"),
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|name| parse_header_name(name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| error(("bypass_headers".into(), reason)))?;
         builder = builder.bypass_headers(names);
     }
     if let Some(size) = dto.max_key_bytes {
@@ -386,12 +375,8 @@ fn identity_spec(value: toml::Value) -> Result<Identity, ConfigError> {
         .headers
         .unwrap_or_else(|| vec!["authorization".to_owned()])
     {
-        let name = http::HeaderName::from_bytes(header.trim().as_bytes()).map_err(|_| {
-            error((
-                "headers".into(),
-                format!("`{header}` is not a valid header name"),
-            ))
-        })?;
+        let name =
+            parse_header_name(&header).map_err(|reason| error(("headers".into(), reason)))?;
         identity = identity.header(name);
     }
     for cookie in dto.cookies.unwrap_or_default() {

@@ -478,8 +478,9 @@ impl Stored {
         match self {
             Self::Response(response) => response.weight(),
             Self::Variants(index) => {
-                let names = 16 + (std::mem::size_of::<HeaderName>() * index.names.len()) as u64;
-                weight::shared::<VariantIndex>() + names + weight::tags(&index.tags)
+                weight::shared::<VariantIndex>()
+                    + weight::shared_slice::<HeaderName>(index.names.len())
+                    + weight::tags(&index.tags)
             }
             Self::Value(value) => {
                 weight::shared::<StoredValue>()

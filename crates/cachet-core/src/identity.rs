@@ -71,16 +71,9 @@ impl Default for Identity {
 impl Identity {
     /// No sources yet, and a random secret.
     pub fn none() -> Self {
-        let mut key = [0u8; 32];
-        // Without OS randomness, fall back to a secret derived from the
-        // process and time: still unknown to clients, never a fixed value.
-        if getrandom::fill(&mut key).is_err() {
-            let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
-            key = blake3::derive_key("cachet identity fallback", seed.as_bytes());
-        }
         Self {
             sources: Vec::new(),
-            key,
+            key: random_secret("cachet identity fallback"),
         }
     }
 
@@ -195,6 +188,18 @@ impl Identity {
             Resolved::Anonymous
         }
     }
+}
+
+/// A random 32-byte secret for keyed hashes. Without OS randomness it falls
+/// back to one derived from the process and time (in `context`): still
+/// unknown to clients, never a fixed value.
+pub(crate) fn random_secret(context: &str) -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    if getrandom::fill(&mut secret).is_err() {
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        secret = blake3::derive_key(context, seed.as_bytes());
+    }
+    secret
 }
 
 /// Who a request is for; see [`Identity::resolve`].

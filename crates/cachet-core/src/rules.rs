@@ -5,6 +5,7 @@
 //! the request path, where the first matching rule wins.
 
 use crate::error::ConfigError;
+use crate::units::parse_header_name;
 use http::HeaderName;
 use regex::{Regex, RegexSet};
 use std::collections::BTreeMap;
@@ -562,11 +563,9 @@ fn compile_rule(
     let header_names = |field: &str, names: &[String]| {
         names
             .iter()
-            .map(|name| {
-                HeaderName::from_bytes(name.trim().as_bytes())
-                    .map_err(|_| error(field, format!("`{name}` is not a valid header name")))
-            })
+            .map(|name| parse_header_name(name))
             .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| error(field, reason))
     };
     let mut vary_headers = header_names("vary_headers", &rule.vary_headers)?;
     let bypass_headers = match &rule.bypass_headers {

@@ -48,6 +48,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .as_u64())
 }
 
+/// Parses a header name as the configuration writes it (any case,
+/// surrounding spaces ignored); `Err` holds the reason.
+pub fn parse_header_name(text: &str) -> Result<http::HeaderName, String> {
+    http::HeaderName::from_bytes(text.trim().as_bytes())
+        .map_err(|_| format!("`{text}` is not a valid header name"))
+}
+
 /// A byte size written either as a number of bytes or as text such as `"64MiB"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]

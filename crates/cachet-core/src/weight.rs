@@ -99,7 +99,7 @@ pub(crate) fn body(len: usize) -> u64 {
 /// A value's tag list and its entries in the tag index. The first tag of a
 /// response is its URI's term, which few keys share.
 pub(crate) fn tags(tags: &[Arc<str>]) -> u64 {
-    let list = ARC + std::mem::size_of_val(tags) as u64 + ALLOCATION;
+    let list = shared_slice::<Arc<str>>(tags.len());
     if tags.is_empty() {
         return list;
     }
@@ -113,6 +113,11 @@ pub(crate) fn tags(tags: &[Arc<str>]) -> u64 {
         })
         .sum();
     list + indexed + each
+}
+
+/// `len` values of type `T` behind an `Arc<[T]>`.
+pub(crate) const fn shared_slice<T>(len: usize) -> u64 {
+    ARC + (size_of::<T>() * len) as u64 + ALLOCATION
 }
 
 /// A value of type `T` behind an `Arc`.

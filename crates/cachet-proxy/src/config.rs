@@ -2,7 +2,7 @@
 //! upstream, and the cache's own sections (`[caches.*]`, `[[rules]]`, …) as
 //! `cachet-core` reads them.
 
-use cachet_core::config::{parse_duration, parse_size};
+use cachet_core::config::{parse_duration, parse_header_name, parse_size};
 use cachet_core::{Cache, CacheBuilder, ConfigError, MockClock, Rule};
 use http::{HeaderName, Uri};
 use serde::Deserialize;
@@ -282,15 +282,9 @@ fn strip_headers(names: Option<Vec<String>>) -> Result<Vec<HeaderName>, ProxyCon
     };
     names
         .iter()
-        .map(|name| {
-            HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-                proxy_error(
-                    "strip_headers",
-                    format!("`{name}` is not a valid header name"),
-                )
-            })
-        })
-        .collect()
+        .map(|name| parse_header_name(name))
+        .collect::<Result<_, _>>()
+        .map_err(|reason| proxy_error("strip_headers", reason))
 }
 
 fn upstream_uri(text: &str) -> Result<Uri, ProxyConfigError> {
