@@ -8,7 +8,8 @@
 
 #![allow(missing_docs)]
 
-use cachet::{Cache, CacheSpec, Route, Rule};
+use cachet::adapter::Route;
+use cachet::{Cache, CacheSpec, Rule};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use regex::Regex;
 use std::time::Duration;
@@ -51,10 +52,7 @@ async fn filled(entries: usize) -> Cache {
     let cache = Cache::builder()
         .cache(
             "default",
-            CacheSpec {
-                max_bytes: 4 << 30,
-                ttl: Duration::from_secs(3600),
-            },
+            CacheSpec::new(4 << 30, Duration::from_secs(3600)),
         )
         .rule(Rule::new("^/"))
         .build()

@@ -4,7 +4,8 @@
 
 #![allow(missing_docs)]
 
-use cachet::{Cache, Route, Rule, UserId};
+use cachet::adapter::Route;
+use cachet::{Cache, Rule, UserId};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 

@@ -8,7 +8,7 @@
 //!
 //! | feature | default | what it brings |
 //! |---|---|---|
-//! | — | always | [`cachet-core`](cachet_core): rules, keys, policy, stores, stats |
+//! | — | always | [`cachet-core`](cachet_core): the [`Cache`] handle, rules, named caches, stats, the [`ValueCache`], [`store`]s and the [`adapter`] step API |
 //! | `tower` | yes | [`CacheLayer`]/[`CacheService`] and [`InvalidationLayer`]/[`InvalidationService`] for tower/axum/hyper |
 //! | `actix` | no | `cachet::actix`: the [`cachet-actix`](https://docs.rs/cachet-actix) middleware (`ResponseCache`, `CacheInvalidation`) for actix-web 4 |
 //!
@@ -37,10 +37,17 @@
 //!
 //! # Minimum supported Rust version
 //!
-//! The current stable release and the three before it. Raising it is not a
-//! breaking change.
+//! Rust 1.85 (`rust-version` in `Cargo.toml`). Raising it is not a breaking
+//! change.
 
-pub use cachet_core::*;
+pub use cachet_core::{adapter, store};
+pub use cachet_core::{
+    cache_headers, never_cache, parse_header_name, parse_section, Cache, CacheBuilder,
+    CacheHeaders, CacheKey, CacheSpec, CacheStats, CacheTags, Clock, Codec, CompiledRule,
+    ConfigError, DurationValue, Evict, Identity, InvalidateScope, ListedKey, MockClock, Rule,
+    RuleSet, SharedClock, SizeValue, StatsSnapshot, StoreError, SystemClock, UserId, Validators,
+    ValueCache, ValueError, ValueKey, Visibility, CACHE_TAG, DEFAULT_BYPASS_HEADERS,
+};
 
 #[cfg(feature = "tower")]
 #[doc(inline)]
@@ -49,8 +56,8 @@ pub use cachet_tower::{
     ResponseBody, ResponseFuture,
 };
 
-/// The actix-web 4 middleware: [`ResponseCache`](cachet_actix::ResponseCache)
-/// and [`CacheInvalidation`](cachet_actix::CacheInvalidation).
+/// The actix-web 4 middleware: `cachet::actix::ResponseCache` and
+/// `cachet::actix::CacheInvalidation` (feature `actix`).
 #[cfg(feature = "actix")]
 pub use cachet_actix as actix;
 

@@ -230,17 +230,14 @@ async fn purge_by_tag_over_100_000_entries_removes_exactly_the_tagged_ones() {
     let cache = cachet::Cache::builder()
         .cache(
             "default",
-            cachet::CacheSpec {
-                max_bytes: 1 << 30,
-                ttl: Duration::from_secs(600),
-            },
+            cachet::CacheSpec::new(1 << 30, Duration::from_secs(600)),
         )
         .rule(cachet::Rule::new("^/"))
         .build()
         .unwrap();
     for n in 0..100_000u32 {
         let req = http::Request::get(format!("/m/{n}")).body(()).unwrap();
-        let cachet::Route::Cache(plan) = cache.route(&req) else {
+        let cachet::adapter::Route::Cache(plan) = cache.route(&req) else {
             unreachable!()
         };
         let mut headers = http::HeaderMap::new();

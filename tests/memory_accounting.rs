@@ -6,7 +6,8 @@
 //! URI indexes. This binary counts every allocation (`stats_alloc`), so
 //! its tests run one at a time.
 
-use cachet::{Cache, CacheBuilder, Identity, Route};
+use cachet::adapter::Route;
+use cachet::{Cache, CacheBuilder, Identity};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use std::alloc::System;
@@ -174,7 +175,7 @@ async fn the_weigher_counts_what_entries_keep_alive() {
         ));
         drop(cache);
     }
-    // Application values (`Cache::set`), serialized.
+    // Application values (`ValueCache::set`), serialized.
     let cache = cache();
     let _ = cache.stats();
     let before = live_bytes();
@@ -182,11 +183,12 @@ async fn the_weigher_counts_what_entries_keep_alive() {
         let value = format!("computed value number {n} for the report");
         let ttl = std::time::Duration::from_secs(60);
         cache
+            .values()
             .set(&format!("report:{n}"), &value, ttl)
             .await
             .unwrap();
     }
-    let counted = cache.stats().caches["default"].bytes as i64;
+    let counted = cache.stats().caches["values"].bytes as i64;
     let live = live_bytes() - before;
     report.push(format!(
         "application values: counted {counted} B, live {live} B, counted/live {:.2}",

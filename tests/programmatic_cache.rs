@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use cachet::{Cache, Codec, Evict, MockClock, ValueKey};
+use cachet::{Cache, Codec, Evict, MockClock, Rule, ValueCache, ValueKey};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -30,14 +30,14 @@ fn steel() -> Material {
     }
 }
 
-fn cache(codec: Codec) -> (Cache, MockClock) {
+fn cache(codec: Codec) -> (ValueCache, MockClock) {
     let clock = MockClock::new();
     let cache = Cache::builder()
         .value_codec(codec)
         .clock(clock.clone())
         .build()
         .unwrap();
-    (cache, clock)
+    (cache.values(), clock)
 }
 
 #[tokio::test]
@@ -221,7 +221,7 @@ async fn handlers_reach_the_cache_through_axum_state() {
     let app = Router::new()
         .route(
             "/report",
-            get(move |State(cache): State<Cache>| {
+            get(move |State(cache): State<ValueCache>| {
                 let calls = Arc::clone(&counted);
                 async move {
                     let total: u64 = cache
@@ -249,4 +249,68 @@ async fn handlers_reach_the_cache_through_axum_state() {
         assert_eq!(response.status(), 200);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+/// Values live in their own named cache: their patterns, listings and
+/// clears never reach an HTTP entry, while a tag reaches both.
+#[tokio::test]
+async fn value_patterns_never_reach_http_entries() {
+    let cache = Cache::builder().rule(Rule::new("^/")).build().unwrap();
+    let values = cache.values();
+    values.set("page:1", &1_u8, MINUTE).await.unwrap();
+    let req = http::Request::get("/page").body(()).unwrap();
+    let cachet::adapter::Route::Cache(plan) = cache.route(&req) else {
+        panic!("the rule matches")
+    };
+    let origin = |_req: http::Request<()>| async {
+        let body = http_body_util::Full::new(bytes::Bytes::from("page"));
+        Ok::<_, std::convert::Infallible>(
+            http::Response::builder()
+                .header("cache-tag", "page")
+                .body(body)
+                .unwrap(),
+        )
+    };
+    cachet::adapter::serve(cache.clone(), plan, None, origin, req)
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.keys().await.unwrap().len(),
+        2,
+        "an HTTP entry and a value"
+    );
+
+    assert_eq!(values.keys_like("*").await.unwrap(), ["page:1"]);
+    assert_eq!(values.delete_pattern("*").await.unwrap(), 1);
+    let left = cache.keys().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        (left[0].cache.as_str(), left[0].key.as_str()),
+        ("default", "/page GET")
+    );
+    values.set("page:1", &1_u8, MINUTE).await.unwrap();
+    values.clear().await.unwrap();
+    assert_eq!(cache.keys().await.unwrap().len(), 1);
+
+    // A tag is the one thing both share: a write evicts the pages too.
+    values
+        .set_tagged("page:1", &1_u8, MINUTE, &["page"])
+        .await
+        .unwrap();
+    assert_eq!(values.evict(&Evict::new().tag("page")).await.unwrap(), 2);
+    assert!(cache.keys().await.unwrap().is_empty());
+}
+
+#[test]
+fn no_rule_may_store_responses_in_the_values_cache() {
+    let error = Cache::builder()
+        .rule(Rule::new("^/").cache("values"))
+        .build()
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("rule 0 (^/): field `cache`: `values` holds"),
+        "{error}"
+    );
 }

@@ -3,7 +3,8 @@
 mod support;
 
 use axum::body::Body;
-use cachet::{store::Store, CacheKey, StoreError, Stored, UserId};
+use cachet::store::{Entry, Store};
+use cachet::{CacheKey, StoreError, UserId};
 use http_body_util::BodyExt;
 use regex::Regex;
 use std::sync::Arc;
@@ -338,7 +339,7 @@ async fn keys_can_be_listed_deleted_refreshed_and_cleared() {
     app.clock.advance(Duration::from_secs(50));
     assert_eq!(
         app.cache
-            .refresh_matching(&items, Duration::from_secs(600))
+            .touch_matching(&items, Duration::from_secs(600))
             .await
             .unwrap(),
         2
@@ -347,7 +348,7 @@ async fn keys_can_be_listed_deleted_refreshed_and_cleared() {
     assert_eq!(app.get("/api/items").await.outcome(), "HIT");
     assert!(app
         .cache
-        .refresh("/api/small/1 GET", Duration::from_secs(600))
+        .touch("/api/small/1 GET", Duration::from_secs(600))
         .await
         .is_ok());
 
@@ -376,15 +377,15 @@ impl Store for BrokenStore {
     async fn get(
         &self,
         _: &str,
-        _: &str,
+        _: &CacheKey,
         _: std::time::SystemTime,
-    ) -> Result<Option<Stored>, StoreError> {
+    ) -> Result<Option<Entry>, StoreError> {
         Err(StoreError::new("connection refused"))
     }
-    async fn insert(&self, _: &str, _: &CacheKey, _: Stored) -> Result<(), StoreError> {
+    async fn insert(&self, _: &str, _: &CacheKey, _: Entry) -> Result<(), StoreError> {
         Err(StoreError::new("connection refused"))
     }
-    async fn remove(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+    async fn remove(&self, _: &str, _: &CacheKey) -> Result<bool, StoreError> {
         Err(StoreError::new("connection refused"))
     }
     async fn keys(&self, _: &str) -> Result<Vec<CacheKey>, StoreError> {

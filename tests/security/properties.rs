@@ -5,7 +5,8 @@
 use crate::client::RULES;
 use crate::origin::resolve_path;
 use axum::body::Body;
-use cachet::{Cache, CacheLayer, Route};
+use cachet::adapter::{Plan, Route};
+use cachet::{Cache, CacheLayer};
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
@@ -46,7 +47,7 @@ fn target() -> impl Strategy<Value = String> {
 
 /// What the origin receives for `raw` under `plan`: the canonical target
 /// when the front rewrites it, else the request's own.
-fn origin_sees(plan: &cachet::Plan, raw: &str) -> String {
+fn origin_sees(plan: &Plan, raw: &str) -> String {
     plan.target()
         .map_or_else(|| raw.to_owned(), |target| target.as_str().to_owned())
 }

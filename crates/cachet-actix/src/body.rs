@@ -2,16 +2,20 @@
 //! body by the core ([`FromActix`]), and the core's response body written
 //! by actix-web ([`CachedBody`]).
 
-use actix_web::body::{BodySize, MessageBody};
+use actix_web::body::{BodySize, EitherBody, MessageBody};
 use actix_web::http::Method;
 use bytes::Bytes;
-use cachet_core::exchange::{self, ResponseBody};
+use cachet_core::adapter::{self, ResponseBody as CoreBody};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::error::Error as StdError;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::sync::oneshot;
+
+/// The body of every response through [`ResponseCacheMiddleware`](crate::ResponseCacheMiddleware):
+/// the inner service's own body when no rule matched, else the cache's.
+pub type ResponseBody<B> = EitherBody<B, CachedBody<B>>;
 
 /// The error of an actix-web body, as [`MessageBody`] hands it out.
 pub type BodyError = Box<dyn StdError>;
@@ -61,7 +65,7 @@ pin_project! {
     /// actix-web writes it.
     pub struct CachedBody<B: MessageBody> {
         #[pin]
-        body: ResponseBody<FromActix<B>>,
+        body: CoreBody<FromActix<B>>,
         // A `HEAD` answer has no body, but its `Content-Length` is the GET
         // body's: actix-web writes the length the body reports.
         head_length: Option<u64>,
@@ -73,12 +77,12 @@ pin_project! {
 
 impl<B: MessageBody> CachedBody<B> {
     pub(crate) fn new(
-        body: ResponseBody<FromActix<B>>,
+        body: CoreBody<FromActix<B>>,
         method: &Method,
         headers: &http::HeaderMap,
     ) -> Self {
         let head_length = (method == Method::HEAD)
-            .then(|| exchange::content_length(headers))
+            .then(|| adapter::content_length(headers))
             .flatten();
         Self {
             body,

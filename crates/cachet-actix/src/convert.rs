@@ -7,8 +7,8 @@ use crate::body::{CachedBody, FromActix};
 use actix_web::body::MessageBody;
 use actix_web::http::header as actix_header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use cachet_core::exchange::ResponseBody;
-use cachet_core::{Answer, CacheTags, UserId};
+use cachet_core::adapter::{Answer, ResponseBody};
+use cachet_core::{CacheTags, UserId};
 
 /// The request head in `http` 1.x types, for the steps past a hit: the
 /// method, URI, version, headers and the [`UserId`]. `None` if the URI or

@@ -1,6 +1,6 @@
 //! The response future of [`ResponseCacheMiddleware`](crate::ResponseCacheMiddleware).
 
-use crate::middleware::ResponseBody;
+use crate::body::ResponseBody;
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header::HeaderMap;

@@ -87,17 +87,17 @@
 mod body;
 mod convert;
 mod future;
-mod headers;
 mod invalidation;
 mod middleware;
 mod origin;
 mod request;
+mod response_builder;
 
 pub use self::{
-    body::{BodyError, CachedBody, FromActix},
+    body::{BodyError, CachedBody, FromActix, ResponseBody},
     future::ResponseFuture,
-    headers::{not_modified, ResponseBuilderExt},
     invalidation::{CacheInvalidation, CacheInvalidationMiddleware},
-    middleware::{ResponseBody, ResponseCache, ResponseCacheMiddleware},
+    middleware::{ResponseCache, ResponseCacheMiddleware},
     request::ActixRequest,
+    response_builder::{not_modified, ResponseBuilderExt},
 };

@@ -1,24 +1,20 @@
 //! [`ResponseCache`]: the cache middleware.
 
-use crate::body::{CachedBody, FromActix};
+use crate::body::{CachedBody, FromActix, ResponseBody};
 use crate::convert::{answer_to_actix, headers_to_actix, request_head, response_to_actix};
 use crate::future::ResponseFuture;
-use crate::origin::{Held, OriginFailed, Outcome};
+use crate::origin::{Handoff, Held, OriginFailed};
 use crate::request::ActixRequest;
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::{ErrorInternalServerError, InternalError};
 use actix_web::http::Method;
 use actix_web::{Error, HttpResponse};
-use cachet_core::exchange::{self, Served};
-use cachet_core::{Cache, Forward, Lookup, Plan, Revalidation, Route};
+use cachet_core::adapter::{self, ForwardReason, Lookup, Plan, Revalidation, Route, Served};
+use cachet_core::Cache;
 use std::future::{ready, Future, Ready};
 use std::rc::Rc;
 use tokio::sync::oneshot;
-
-/// The body of every response through [`ResponseCacheMiddleware`]: the
-/// inner service's own body when no rule matched, else the cache's.
-pub type ResponseBody<B> = EitherBody<B, CachedBody<B>>;
 
 /// Middleware that answers cacheable requests from a [`Cache`] and stores
 /// the inner service's responses: the actix-web counterpart of
@@ -85,7 +81,7 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let route = match self.cache.route(&ActixRequest(req.request())) {
-            Route::Cache(plan) if !admits(&plan, &mut req) => Route::Bypass(Forward::Bypass),
+            Route::Cache(plan) if !admits(&plan, &mut req) => Route::Bypass(ForwardReason::Bypass),
             route => route,
         };
         let plan = match route {
@@ -124,7 +120,7 @@ where
         let cache = self.cache.clone();
         let looked_up = looked_up.map(|found| (found, landmark));
         ResponseFuture::cached(Box::pin(async move {
-            let served = exchange::serve(cache, plan, looked_up, origin, head).await;
+            let served = adapter::serve(cache, plan, looked_up, origin, head).await;
             respond(held, served, &method)
         }))
     }
@@ -177,7 +173,7 @@ where
         let held = Held::new(req);
         let (to_origin, service) = (held.clone(), Rc::clone(&self.service));
         let origin = move |head| to_origin.send(service, head);
-        match exchange::refresh(self.cache.clone(), plan, revalidation, origin, head) {
+        match adapter::refresh(self.cache.clone(), plan, revalidation, origin, head) {
             Some(refresh) => refreshing(&held, response, refresh),
             None => answer(held, response),
         }
@@ -194,7 +190,7 @@ fn respond<B: MessageBody + 'static>(
         Ok(served) => served,
         Err(OriginFailed) => {
             return Err(match held.finish() {
-                Outcome::Failed(error) => error,
+                Handoff::Failed(error) => error,
                 _ => lost(),
             })
         }
@@ -213,16 +209,16 @@ fn answer<B: MessageBody + 'static>(
 ) -> Result<ServiceResponse<ResponseBody<B>>, Error> {
     let response = response.map_into_right_body();
     match held.finish() {
-        Outcome::Unsent(req) => Ok(req.into_response(response)),
-        Outcome::Answered(req) => Ok(ServiceResponse::new(req, response)),
+        Handoff::Unsent(req) => Ok(req.into_response(response)),
+        Handoff::Answered(req) => Ok(ServiceResponse::new(req, response)),
         // The inner service failed and a stale entry answers instead
         // (`stale-if-error`); the failure took the request along, so the
         // answer travels as the error's response.
-        Outcome::Failed(error) => {
+        Handoff::Failed(error) => {
             let response = response.map_into_boxed_body();
             Err(InternalError::from_response(error.to_string(), response).into())
         }
-        Outcome::Lost => Err(lost()),
+        Handoff::Lost => Err(lost()),
     }
 }
 

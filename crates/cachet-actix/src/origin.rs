@@ -39,7 +39,7 @@ pub(crate) type OriginResult<B> = Result<http::Response<FromActix<B>>, OriginFai
 pub(crate) struct Held(Rc<RefCell<State>>);
 
 /// What became of the request once the exchange is over.
-pub(crate) enum Outcome {
+pub(crate) enum Handoff {
     /// Not sent: answer with it.
     Unsent(ServiceRequest),
     /// Sent and answered: answer with the request the response gave back.
@@ -91,12 +91,12 @@ impl Held {
     }
 
     /// Takes the request out, once the exchange is over.
-    pub(crate) fn finish(self) -> Outcome {
+    pub(crate) fn finish(self) -> Handoff {
         match self.0.replace(State::Sent) {
-            State::Waiting(req) => Outcome::Unsent(req),
-            State::Answered(req) => Outcome::Answered(req),
-            State::Failed(error) => Outcome::Failed(error),
-            State::Sent => Outcome::Lost,
+            State::Waiting(req) => Handoff::Unsent(req),
+            State::Answered(req) => Handoff::Answered(req),
+            State::Failed(error) => Handoff::Failed(error),
+            State::Sent => Handoff::Lost,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! [`ActixRequest`]: the core's view of an actix-web request, read in place.
 
 use actix_web::{HttpMessage, HttpRequest};
-use cachet_core::{RequestHead, UserId};
+use cachet_core::adapter::RequestHead;
+use cachet_core::UserId;
 use http::HeaderName;
 
 /// An actix-web request as the cache reads it ([`RequestHead`]): method,

@@ -2,8 +2,10 @@
 //! upstream, and the cache's own sections (`[caches.*]`, `[[rules]]`, …) as
 //! `cachet-core` reads them.
 
-use cachet_core::config::{parse_duration, parse_header_name, parse_size};
-use cachet_core::{Cache, CacheBuilder, ConfigError, MockClock, Rule};
+use cachet_core::{
+    parse_header_name, parse_section, Cache, CacheBuilder, ConfigError, DurationValue, MockClock,
+    Rule, SizeValue,
+};
 use http::{HeaderName, Uri};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -13,7 +15,9 @@ use std::time::Duration;
 /// Where the proxy listens when neither the file nor `--listen` says.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// Why a configuration cannot be used. Each names what is wrong and where.
+/// Why a configuration cannot be used. Each names what is wrong and where:
+/// the section, the field and the reason, for `[proxy]` (and its
+/// command-line flags) as for the cache's own sections.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyConfigError {
     /// The file could not be read.
@@ -24,20 +28,10 @@ pub enum ProxyConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// The file is not TOML.
-    #[error("{0}")]
-    Syntax(String),
-    /// A field of `[proxy]` (or its command-line flag) is wrong.
-    #[error("[proxy] {field}: {reason}")]
-    Proxy {
-        /// The field.
-        field: &'static str,
-        /// Why.
-        reason: String,
-    },
-    /// The cache sections are wrong.
+    /// A section is wrong (`ConfigError::Section` with `section = "proxy"`
+    /// for the proxy's own).
     #[error(transparent)]
-    Cache(#[from] ConfigError),
+    Config(#[from] ConfigError),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,17 +39,17 @@ pub enum ProxyConfigError {
 struct ProxyDto {
     listen: Option<String>,
     upstream: Option<String>,
-    connect_timeout: Option<String>,
-    timeout: Option<String>,
-    shutdown_timeout: Option<String>,
+    connect_timeout: Option<DurationValue>,
+    timeout: Option<DurationValue>,
+    shutdown_timeout: Option<DurationValue>,
     forwarded_headers: Option<bool>,
     preserve_host: Option<bool>,
     via: Option<String>,
     strip_headers: Option<Vec<String>>,
-    header_read_timeout: Option<String>,
-    idle_timeout: Option<String>,
+    header_read_timeout: Option<DurationValue>,
+    idle_timeout: Option<DurationValue>,
     max_connections: Option<usize>,
-    max_header_bytes: Option<String>,
+    max_header_bytes: Option<SizeValue>,
     max_headers: Option<usize>,
 }
 
@@ -159,17 +153,14 @@ impl ProxyConfig {
     /// a forced TTL. Keys always include the host.
     pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, ProxyConfigError> {
         let mut table: toml::Table =
-            toml::from_str(text).map_err(|error| ProxyConfigError::Syntax(error.to_string()))?;
-        let proxy: ProxyDto =
-            match table.remove("proxy") {
-                Some(section) => section.try_into().map_err(|error: toml::de::Error| {
-                    ProxyConfigError::Proxy {
-                        field: "(section)",
-                        reason: error.message().to_owned(),
-                    }
-                })?,
-                None => ProxyDto::default(),
-            };
+            text.parse()
+                .map_err(|error: toml::de::Error| ConfigError::Syntax {
+                    reason: error.to_string().trim().to_owned(),
+                })?;
+        let proxy: ProxyDto = match table.remove("proxy") {
+            Some(section) => parse_section("proxy", section)?,
+            None => ProxyDto::default(),
+        };
         let has_rules = table.contains_key("rules");
         let mut builder = CacheBuilder::from_toml_table(&table)?.key_host(true);
         if let Some(clock) = &overrides.clock {
@@ -223,19 +214,23 @@ impl ProxyConfig {
     }
 }
 
-fn proxy_error(field: &'static str, reason: String) -> ProxyConfigError {
-    ProxyConfigError::Proxy { field, reason }
+fn proxy_error(field: &str, reason: String) -> ProxyConfigError {
+    ProxyConfigError::Config(ConfigError::Section {
+        section: "proxy".to_owned(),
+        field: field.to_owned(),
+        reason,
+    })
 }
 
 fn duration(
     field: &'static str,
-    text: Option<String>,
+    value: Option<DurationValue>,
     default_secs: u64,
 ) -> Result<Duration, ProxyConfigError> {
-    let Some(text) = text else {
+    let Some(value) = value else {
         return Ok(Duration::from_secs(default_secs));
     };
-    let parsed = parse_duration(&text).map_err(|reason| proxy_error(field, reason))?;
+    let parsed = value.parse().map_err(|reason| proxy_error(field, reason))?;
     if parsed.is_zero() {
         return Err(proxy_error(field, "must be above zero".to_owned()));
     }
@@ -258,16 +253,18 @@ fn count(
 /// The smallest head limit: hyper's HTTP/1.1 read buffer cannot be smaller.
 const MIN_HEADER_BYTES: usize = 8192;
 
-fn header_bytes(text: Option<String>) -> Result<usize, ProxyConfigError> {
-    let Some(text) = text else {
+fn header_bytes(value: Option<SizeValue>) -> Result<usize, ProxyConfigError> {
+    let Some(value) = value else {
         return Ok(64 * 1024);
     };
-    let bytes = parse_size(&text).map_err(|reason| proxy_error("max_header_bytes", reason))?;
+    let bytes = value
+        .parse()
+        .map_err(|reason| proxy_error("max_header_bytes", reason))?;
     let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
     if bytes < MIN_HEADER_BYTES {
         return Err(proxy_error(
             "max_header_bytes",
-            format!("{text:?} is below the minimum of 8KiB"),
+            format!("{bytes} bytes is below the minimum of 8KiB"),
         ));
     }
     Ok(bytes)
@@ -368,20 +365,40 @@ mod tests {
     }
 
     #[test]
+    fn durations_and_sizes_are_read_as_everywhere_else() {
+        let config = load(
+            "[proxy]\nupstream = \"http://a\"\ntimeout = 10\nidle_timeout = \"1m 30s\"\nmax_header_bytes = 16384\n",
+        )
+        .unwrap();
+        assert_eq!(config.timeout, Duration::from_secs(10));
+        assert_eq!(config.idle_timeout, Duration::from_secs(90));
+        assert_eq!(config.max_header_bytes, 16384);
+        let error = load("[proxy]\nupstream = \"http://a\"\ntimeout = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("section `proxy`: field `timeout`: invalid type")
+                && error.contains("whole seconds (30) or text"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let message = |text: &str| load(text).unwrap_err().to_string();
-        assert!(message("").contains("[proxy] upstream: missing"));
+        assert!(message("").contains("section `proxy`: field `upstream`: missing"));
         assert!(message("[proxy]\nupstream = \"https://a\"\n").contains("only http://"));
         assert!(message("[proxy]\nupstream = \"http://a/base\"\n").contains("without a path"));
         assert!(
             message("[proxy]\nupstream = \"http://a\"\ntimeout = \"soon\"\n")
-                .contains("[proxy] timeout")
+                .contains("section `proxy`: field `timeout`: \"soon\" is not a duration")
         );
         assert!(
             message("[proxy]\nupstream = \"http://a\"\nlisten = \"here\"\n")
-                .contains("[proxy] listen")
+                .contains("section `proxy`: field `listen`")
         );
-        assert!(message("[proxy]\nupstream = \"http://a\"\nport = 1\n").contains("unknown field"));
+        assert!(message("[proxy]\nupstream = \"http://a\"\nport = 1\n")
+            .starts_with("section `proxy`: field `port`: unknown field"));
         let rule = message("[proxy]\nupstream = \"http://a\"\n[[rules]]\npath = '('\n");
         assert!(rule.contains("rule 0") && rule.contains("path"), "{rule}");
     }

@@ -171,7 +171,7 @@ where
     let response = app.ready().await?.call(req).await?;
     let cache_status = response
         .headers()
-        .get(cachet_core::outcome::CACHE_STATUS)
+        .get(cachet_core::adapter::CACHE_STATUS)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("-");
     tracing::info!(

@@ -119,18 +119,11 @@
 //!     .layer(CompressionLayer::new())  // outer
 //! ```
 
-mod future;
+mod cache;
 mod invalidation;
-mod layer;
-mod service;
 
 #[doc(inline)]
-pub use cachet_core::exchange::ResponseBody;
+pub use cachet_core::adapter::ResponseBody;
 
-#[doc(inline)]
-pub use self::{
-    future::ResponseFuture,
-    invalidation::{InvalidationFuture, InvalidationLayer, InvalidationService},
-    layer::CacheLayer,
-    service::CacheService,
-};
+pub use self::cache::{CacheLayer, CacheService, ResponseFuture};
+pub use self::invalidation::{InvalidationFuture, InvalidationLayer, InvalidationService};

@@ -4,21 +4,24 @@
 //! drops entries once they expire by the cache's [`Clock`](crate::Clock) and
 //! reports its usage, evictions and expirations for the stats.
 
+pub(crate) mod entry;
+mod error;
+pub(crate) mod key;
 mod moka;
 mod tag_index;
 
+pub use self::entry::{CachedResponse, Entry, Tags, ValueEntry, VariantIndex};
+pub use self::error::StoreError;
+pub use self::key::CacheKey;
 pub use self::moka::MokaStore;
 
-use crate::entry::Stored;
-use crate::error::StoreError;
-use crate::key::CacheKey;
 use std::fmt;
 use std::time::SystemTime;
 
 /// Storage for cached responses, organised in named caches.
 ///
 /// Implementations must be cheap to share (`Arc<dyn Store>`) and must never
-/// return a value past its [`Stored::keep_until`] (at the `now` given to
+/// return a value past its [`Entry::keep_until`] (at the `now` given to
 /// `get`, or by their clock for `keys`); stale responses within it are
 /// returned, and the cache decides what to do with them. Errors are
 /// reported, not panicked: the cache turns them into a pass-through to the
@@ -29,26 +32,26 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn get(
         &self,
         cache: &str,
-        key: &str,
+        key: &CacheKey,
         now: SystemTime,
-    ) -> Result<Option<Stored>, StoreError>;
+    ) -> Result<Option<Entry>, StoreError>;
     /// The same as [`get`](Self::get) for a store that can answer without
     /// waiting (an in-memory one), or `None` to say "call `get`". Adapters
     /// use it to answer a hit without allocating a future.
     fn get_now(
         &self,
         _cache: &str,
-        _key: &str,
+        _key: &CacheKey,
         _now: SystemTime,
-    ) -> Option<Result<Option<Stored>, StoreError>> {
+    ) -> Option<Result<Option<Entry>, StoreError>> {
         None
     }
     /// Stores `value` under `key` in `cache`, replacing any previous one.
-    async fn insert(&self, cache: &str, key: &CacheKey, value: Stored) -> Result<(), StoreError>;
+    async fn insert(&self, cache: &str, key: &CacheKey, value: Entry) -> Result<(), StoreError>;
     /// Removes `key` from `cache`; whether it was there.
-    async fn remove(&self, cache: &str, key: &str) -> Result<bool, StoreError>;
+    async fn remove(&self, cache: &str, key: &CacheKey) -> Result<bool, StoreError>;
     /// The keys of the values in `cache` indexed under `tag` (see
-    /// [`Stored::tags`]). Stores keep an index so that this touches only
+    /// [`Entry::tags`]). Stores keep an index so that this touches only
     /// tagged values, and drop a key from it when its value goes.
     async fn tagged(&self, cache: &str, tag: &str) -> Result<Vec<CacheKey>, StoreError>;
     /// The keys of the values still kept in `cache`.
@@ -59,8 +62,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn usage(&self, cache: &str) -> Option<StoreUsage>;
 }
 
-/// What a named cache holds and has dropped.
+/// What a named cache holds and has dropped. A store outside this crate
+/// starts from `StoreUsage::default()` and sets the fields it tracks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoreUsage {
     /// Live entries.
     pub entries: u64,

@@ -3,10 +3,10 @@
 use super::tag_index::TagIndex;
 use super::{unknown_cache, Store, StoreUsage};
 use crate::clock::SharedClock;
-use crate::entry::Stored;
-use crate::error::StoreError;
-use crate::key::CacheKey;
-use crate::rules::CacheSpec;
+use crate::config::rules::CacheSpec;
+use crate::store::entry::Entry;
+use crate::store::key::CacheKey;
+use crate::store::StoreError;
 use moka::notification::RemovalCause;
 use moka::sync::Cache as MokaCache;
 use moka::Expiry;
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-type Entries = MokaCache<Arc<str>, Stored>;
+type Entries = MokaCache<Arc<str>, Entry>;
 
 #[derive(Debug, Default)]
 struct Removals {
@@ -58,11 +58,11 @@ struct EntryExpiry {
     clock: SharedClock,
 }
 
-impl Expiry<Arc<str>, Stored> for EntryExpiry {
+impl Expiry<Arc<str>, Entry> for EntryExpiry {
     fn expire_after_create(
         &self,
         _key: &Arc<str>,
-        value: &Stored,
+        value: &Entry,
         _at: Instant,
     ) -> Option<Duration> {
         Some(time_left(value, self.clock.now()))
@@ -71,7 +71,7 @@ impl Expiry<Arc<str>, Stored> for EntryExpiry {
     fn expire_after_update(
         &self,
         _key: &Arc<str>,
-        value: &Stored,
+        value: &Entry,
         _at: Instant,
         _left: Option<Duration>,
     ) -> Option<Duration> {
@@ -79,7 +79,7 @@ impl Expiry<Arc<str>, Stored> for EntryExpiry {
     }
 }
 
-fn time_left(value: &Stored, now: SystemTime) -> Duration {
+fn time_left(value: &Entry, now: SystemTime) -> Duration {
     value.keep_until().duration_since(now).unwrap_or_default()
 }
 
@@ -106,7 +106,7 @@ impl Named {
 
     /// Removes `key` and unindexes it (the listener does too; whichever
     /// comes second finds nothing to do).
-    fn remove(&self, key: &str) -> Option<Stored> {
+    fn remove(&self, key: &str) -> Option<Entry> {
         let value = self.entries.remove(key)?;
         self.tags.removed(&Arc::from(key), &value);
         Some(value)
@@ -125,7 +125,7 @@ impl MokaStore {
                 let indexed = Arc::clone(&tags);
                 let entries = MokaCache::builder()
                     .max_capacity(spec.max_bytes)
-                    .weigher(|key: &Arc<str>, value: &Stored| {
+                    .weigher(|key: &Arc<str>, value: &Entry| {
                         let weight = crate::weight::key(key.len()) + value.weight();
                         u32::try_from(weight).unwrap_or(u32::MAX)
                     })
@@ -168,12 +168,7 @@ impl MokaStore {
         self.caches.get(cache).ok_or_else(|| unknown_cache(cache))
     }
 
-    fn lookup(
-        &self,
-        cache: &str,
-        key: &str,
-        now: SystemTime,
-    ) -> Result<Option<Stored>, StoreError> {
+    fn lookup(&self, cache: &str, key: &str, now: SystemTime) -> Result<Option<Entry>, StoreError> {
         let named = self.named(cache)?;
         let Some(entry) = named.entries.get(key) else {
             return Ok(None);
@@ -204,22 +199,22 @@ impl Store for MokaStore {
     async fn get(
         &self,
         cache: &str,
-        key: &str,
+        key: &CacheKey,
         now: SystemTime,
-    ) -> Result<Option<Stored>, StoreError> {
-        self.lookup(cache, key, now)
+    ) -> Result<Option<Entry>, StoreError> {
+        self.lookup(cache, key.as_str(), now)
     }
 
     fn get_now(
         &self,
         cache: &str,
-        key: &str,
+        key: &CacheKey,
         now: SystemTime,
-    ) -> Option<Result<Option<Stored>, StoreError>> {
-        Some(self.lookup(cache, key, now))
+    ) -> Option<Result<Option<Entry>, StoreError>> {
+        Some(self.lookup(cache, key.as_str(), now))
     }
 
-    async fn insert(&self, cache: &str, key: &CacheKey, value: Stored) -> Result<(), StoreError> {
+    async fn insert(&self, cache: &str, key: &CacheKey, value: Entry) -> Result<(), StoreError> {
         let named = self.named(cache)?;
         let key: Arc<str> = Arc::from(key.as_str());
         // Indexed first: the listener's notice for this value, however
@@ -229,8 +224,8 @@ impl Store for MokaStore {
         Ok(())
     }
 
-    async fn remove(&self, cache: &str, key: &str) -> Result<bool, StoreError> {
-        Ok(self.named(cache)?.remove(key).is_some())
+    async fn remove(&self, cache: &str, key: &CacheKey) -> Result<bool, StoreError> {
+        Ok(self.named(cache)?.remove(key.as_str()).is_some())
     }
 
     async fn tagged(&self, cache: &str, tag: &str) -> Result<Vec<CacheKey>, StoreError> {
@@ -288,8 +283,8 @@ impl Store for MokaStore {
 mod tests {
     use super::*;
     use crate::clock::MockClock;
-    use crate::entry::CachedResponse;
-    use crate::key::KeyBuilder;
+    use crate::store::entry::CachedResponse;
+    use crate::store::key::KeyBuilder;
     use bytes::Bytes;
     use http::{HeaderMap, StatusCode};
 
@@ -304,8 +299,8 @@ mod tests {
         MokaStore::new(&caches, Arc::new(clock.clone()))
     }
 
-    fn entry(clock: &MockClock, body: usize, ttl: u64) -> Stored {
-        Stored::from(CachedResponse::new(
+    fn entry(clock: &MockClock, body: usize, ttl: u64) -> Entry {
+        Entry::from(CachedResponse::new(
             StatusCode::OK,
             HeaderMap::new(),
             Bytes::from(vec![b'x'; body]),
@@ -330,7 +325,7 @@ mod tests {
             .insert("c", &key("/b"), entry(&clock, 10, 60))
             .await
             .unwrap();
-        assert!(store.remove("c", key("/b").as_str()).await.unwrap());
+        assert!(store.remove("c", &key("/b")).await.unwrap());
         let usage = store.usage("c").unwrap();
         assert_eq!((usage.replacements, usage.removals), (1, 1));
         assert_eq!(
@@ -350,7 +345,7 @@ mod tests {
             .await
             .unwrap();
         assert!(store
-            .get("c", key("/a").as_str(), crate::Clock::now(&clock))
+            .get("c", &key("/a"), crate::Clock::now(&clock))
             .await
             .unwrap()
             .is_some());
@@ -358,7 +353,7 @@ mod tests {
         clock.advance(Duration::from_secs(60));
         assert!(store.keys("c").await.unwrap().is_empty());
         assert!(store
-            .get("c", key("/a").as_str(), crate::Clock::now(&clock))
+            .get("c", &key("/a"), crate::Clock::now(&clock))
             .await
             .unwrap()
             .is_none());
@@ -378,22 +373,18 @@ mod tests {
         )
         .with_keep(Duration::from_secs(20));
         store
-            .insert("c", &key("/a"), Stored::from(kept))
+            .insert("c", &key("/a"), Entry::from(kept))
             .await
             .unwrap();
         clock.advance(Duration::from_secs(29));
         let now = crate::Clock::now(&clock);
-        let found = store.get("c", key("/a").as_str(), now).await.unwrap();
+        let found = store.get("c", &key("/a"), now).await.unwrap();
         let response = found.and_then(|stored| stored.response().cloned()).unwrap();
         assert!(!response.is_fresh(now), "stale but kept");
         assert_eq!(store.keys("c").await.unwrap(), vec![key("/a")]);
         clock.advance(Duration::from_secs(1));
         let now = crate::Clock::now(&clock);
-        assert!(store
-            .get("c", key("/a").as_str(), now)
-            .await
-            .unwrap()
-            .is_none());
+        assert!(store.get("c", &key("/a"), now).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -419,7 +410,7 @@ mod tests {
         let clock = MockClock::new();
         let store = store(1024, &clock);
         let err = store
-            .get("nope", "/", crate::Clock::now(&clock))
+            .get("nope", &key("/"), crate::Clock::now(&clock))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("unknown cache `nope`"));

@@ -1,7 +1,7 @@
 //! The in-memory store's tag index: tag → keys, so that purging a tag
 //! touches only the values that carry it.
 
-use crate::entry::Stored;
+use crate::store::entry::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -39,7 +39,7 @@ impl TagIndex {
     }
 
     /// Indexes `value` under `key`, replacing what `key` was indexed under.
-    pub(crate) fn add(&self, key: &Arc<str>, value: &Stored) {
+    pub(crate) fn add(&self, key: &Arc<str>, value: &Entry) {
         let tags = value.tags();
         let mut inner = self.lock();
         inner.unindex(key);
@@ -64,7 +64,7 @@ impl TagIndex {
     }
 
     /// Unindexes `key` if `value` is what it is indexed for.
-    pub(crate) fn removed(&self, key: &Arc<str>, value: &Stored) {
+    pub(crate) fn removed(&self, key: &Arc<str>, value: &Entry) {
         let mut inner = self.lock();
         if inner
             .by_key
@@ -115,14 +115,14 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::CachedResponse;
+    use crate::store::entry::CachedResponse;
     use bytes::Bytes;
     use http::{HeaderMap, StatusCode};
     use std::time::{Duration, SystemTime};
 
-    fn tagged(tags: &[&str]) -> Stored {
+    fn tagged(tags: &[&str]) -> Entry {
         let tags: Vec<Arc<str>> = tags.iter().map(|tag| Arc::from(*tag)).collect();
-        Stored::from(
+        Entry::from(
             CachedResponse::new(
                 StatusCode::OK,
                 HeaderMap::new(),

@@ -1,0 +1,293 @@
+//! Building a [`Cache`]: named caches, rules, identity, store, clock,
+//! headers and the limits on what client input makes it keep.
+
+use super::{Cache, Inner};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::rules::{CacheSpec, Rule, RuleSet, DEFAULT_CACHE, VALUES_CACHE};
+use crate::config::ConfigError;
+use crate::engine::coalesce::Coalescer;
+use crate::identity::Identity;
+use crate::protocol::cache_status::StatusHeaders;
+use crate::protocol::tags::TagSettings;
+use crate::stats::Counters;
+use crate::store::{MokaStore, Store};
+use crate::values::{Codec, ValueCache};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+/// Request headers that make a request skip the cache unless configured
+/// otherwise: they ask an origin to treat the request as another method or
+/// another URL, which no key holds.
+pub const DEFAULT_BYPASS_HEADERS: [&str; 5] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// The longest key a request may make, unless configured otherwise: longer
+/// targets bypass the cache.
+pub(crate) const DEFAULT_MAX_KEY_BYTES: usize = 8 * 1024;
+/// How many variants of one URL a response's `Vary` may make, unless
+/// configured otherwise.
+pub(crate) const DEFAULT_MAX_VARIANTS: usize = 64;
+/// How many tags a response may carry into the index (more are dropped),
+/// unless configured otherwise.
+pub(crate) const DEFAULT_MAX_TAGS: usize = 64;
+
+/// The longest tag indexed, in bytes: longer ones are dropped.
+pub(crate) const MAX_TAG_BYTES: usize = 256;
+
+/// The bounds on what client input makes the cache keep, and the headers
+/// that bypass it.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) bypass_headers: Vec<http::HeaderName>,
+    pub(crate) max_key_bytes: usize,
+    pub(crate) max_variants: usize,
+    pub(crate) max_tags: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            bypass_headers: DEFAULT_BYPASS_HEADERS
+                .iter()
+                .map(|name| http::HeaderName::from_static(name))
+                .collect(),
+            max_key_bytes: DEFAULT_MAX_KEY_BYTES,
+            max_variants: DEFAULT_MAX_VARIANTS,
+            max_tags: DEFAULT_MAX_TAGS,
+        }
+    }
+}
+
+/// Builds a [`Cache`]. Nothing is applied until [`build`](Self::build)
+/// has checked the whole configuration.
+#[must_use]
+pub struct CacheBuilder {
+    caches: BTreeMap<String, CacheSpec>,
+    rules: Vec<Rule>,
+    identity: Identity,
+    clock: SharedClock,
+    store: Option<Arc<dyn Store>>,
+    status_headers: StatusHeaders,
+    tags: TagSettings,
+    codec: Codec,
+    key_host: bool,
+    limits: Limits,
+}
+
+impl fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("caches", &self.caches)
+            .field("rules", &self.rules)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        Self {
+            caches: BTreeMap::from([(DEFAULT_CACHE.to_owned(), CacheSpec::default())]),
+            rules: Vec::new(),
+            identity: Identity::default(),
+            clock: Arc::new(SystemClock),
+            store: None,
+            status_headers: StatusHeaders::default(),
+            tags: TagSettings::default(),
+            codec: Codec::default(),
+            key_host: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// Adds (or replaces) the named cache `name`. A cache called `default`
+    /// (64 MiB, 5 minutes) exists unless replaced, and one called `values`
+    /// (16 MiB) holds the [programmatic values](crate::ValueCache).
+    pub fn cache(mut self, name: impl Into<String>, spec: CacheSpec) -> Self {
+        self.caches.insert(name.into(), spec);
+        self
+    }
+
+    /// Appends a rule; rules are tried in the order they are added.
+    pub fn rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Appends several rules.
+    pub fn rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// How users are told apart (default: [`Identity::default`]).
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Whether keys include the request's host (`Host`, or the URI's
+    /// authority), normalized, so that virtual hosts behind one reverse
+    /// proxy never share entries (default `false`: an application serves
+    /// one site).
+    pub fn key_host(mut self, on: bool) -> Self {
+        self.key_host = on;
+        self
+    }
+
+    /// The clock (default: the system clock). Tests pass a [`MockClock`](crate::MockClock).
+    pub fn clock(mut self, clock: impl crate::Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// A store to use instead of the in-memory [`MokaStore`]. It must know
+    /// every named cache of this builder.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Also write `X-Cache: HIT|MISS|BYPASS` (default `false`; `Cache-Status`
+    /// is always written).
+    pub fn x_cache(mut self, on: bool) -> Self {
+        self.status_headers.x_cache = on;
+        self
+    }
+
+    /// Put the key and the reason a response was not stored into
+    /// `Cache-Status` (default `false`: keys reveal request details).
+    pub fn debug_headers(mut self, on: bool) -> Self {
+        self.status_headers.debug = on;
+        self
+    }
+
+    /// The response header handlers put tags in (default `Cache-Tag`).
+    pub fn tag_header(mut self, name: http::HeaderName) -> Self {
+        self.tags.header = name;
+        self
+    }
+
+    /// Whether the tag header is taken off responses before they reach the
+    /// client (default `true`).
+    pub fn strip_tag_header(mut self, strip: bool) -> Self {
+        self.tags.strip = strip;
+        self
+    }
+
+    /// How the [programmatic cache](crate::ValueCache) serializes values
+    /// (default [`Codec::Binary`]).
+    pub fn value_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Request headers whose presence makes a request skip the cache, for
+    /// every rule that sets no `bypass_headers` of its own (default
+    /// [`DEFAULT_BYPASS_HEADERS`]: method-override and URL-rewrite headers).
+    /// Behind a load balancer that passes client-sent `X-Forwarded-Host`
+    /// on, add it here (or key on it with `vary_headers`); see
+    /// docs/security.md.
+    pub fn bypass_headers(mut self, names: impl IntoIterator<Item = http::HeaderName>) -> Self {
+        self.limits.bypass_headers = names.into_iter().collect();
+        self
+    }
+
+    /// The longest key a request may make, in bytes (default 8 KiB): a
+    /// request with a longer target or varied headers bypasses the cache.
+    pub fn max_key_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_key_bytes = bytes;
+        self
+    }
+
+    /// How many variants (`Vary`) one URL may have at once (default 64):
+    /// past it, a new variant is not stored.
+    pub fn max_variants(mut self, count: usize) -> Self {
+        self.limits.max_variants = count;
+        self
+    }
+
+    /// How many tags one response may carry into the tag index (default
+    /// 64): the rest are dropped, and tags longer than 256 bytes too.
+    pub fn max_tags(mut self, count: usize) -> Self {
+        self.limits.max_tags = count;
+        self
+    }
+
+    /// Checks the configuration and builds the cache.
+    pub fn build(self) -> Result<Cache, ConfigError> {
+        for (name, spec) in &self.caches {
+            if spec.max_bytes == 0 {
+                return Err(ConfigError::Cache {
+                    name: name.clone(),
+                    field: "max_bytes".into(),
+                    reason: "a size of zero bytes would store nothing; it must be above zero"
+                        .into(),
+                });
+            }
+        }
+        for (field, value) in [
+            ("max_key_bytes", self.limits.max_key_bytes),
+            ("max_variants", self.limits.max_variants),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Section {
+                    section: "security".into(),
+                    field: field.into(),
+                    reason: "zero would cache nothing; it must be above zero".into(),
+                });
+            }
+        }
+        let mut caches = self.caches;
+        caches
+            .entry(VALUES_CACHE.to_owned())
+            .or_insert_with(CacheSpec::values);
+        let rules = RuleSet::compile(&self.rules, &caches)?;
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MokaStore::new(&caches, Arc::clone(&self.clock))));
+        let values = ValueCache::new(
+            Arc::clone(&store),
+            Arc::clone(&self.clock),
+            self.codec,
+            self.identity.clone(),
+            caches.keys().cloned().collect(),
+        );
+        let counters: HashMap<String, Arc<Counters>> = caches
+            .keys()
+            .map(|name| (name.clone(), Arc::default()))
+            .collect();
+        let rule_counters = rules
+            .rules()
+            .iter()
+            .map(|rule| Arc::clone(&counters[rule.cache()]))
+            .collect();
+        let started = self.clock.now();
+        Ok(Cache {
+            inner: Arc::new(Inner {
+                rules,
+                caches,
+                counters,
+                rule_counters,
+                store,
+                coalescer: Arc::new(Coalescer::new(Arc::clone(&self.clock))),
+                clock: self.clock,
+                identity: self.identity,
+                status_headers: self.status_headers,
+                tags: self.tags,
+                key_host: self.key_host,
+                values,
+                limits: self.limits,
+                started,
+            }),
+        })
+    }
+}

@@ -1,0 +1,115 @@
+//! The [`Cache`] handle: rules, named caches, store, clock and stats in one
+//! cheaply cloneable value. Its operations for operators (list, delete,
+//! touch, clear, stats) are in `operations`; the request path's steps,
+//! which adapters call, in the `engine`.
+
+mod builder;
+mod operations;
+
+pub(crate) use self::builder::Limits;
+#[cfg(test)]
+pub(crate) use self::builder::DEFAULT_MAX_KEY_BYTES;
+pub use self::builder::{CacheBuilder, DEFAULT_BYPASS_HEADERS};
+pub use self::operations::ListedKey;
+
+use crate::clock::SharedClock;
+use crate::config::rules::{CacheSpec, RuleSet};
+use crate::engine::coalesce::Coalescer;
+use crate::engine::Plan;
+use crate::identity::Identity;
+use crate::protocol::cache_status::StatusHeaders;
+use crate::protocol::tags::TagSettings;
+use crate::stats::Counters;
+use crate::store::Store;
+use crate::values::ValueCache;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// A response cache: what to cache (rules), where (named caches in a store),
+/// and its statistics. Clone it freely; clones share everything.
+///
+/// Operators list, delete, [touch](Self::touch) and purge entries and read
+/// [`stats`](Self::stats); handlers keep their own values in
+/// [`values`](Self::values); adapters drive it per request through the
+/// [`adapter`](crate::adapter) steps.
+///
+/// ```
+/// use cachet_core::adapter::{self, Route};
+/// use cachet_core::{Cache, Rule};
+/// use http::{Request, Response};
+/// use std::time::Duration;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let cache = Cache::builder()
+///     .rule(Rule::new("^/api/").ttl(Duration::from_secs(60)))
+///     .build()?;
+///
+/// // What an adapter does on a miss: the origin's response is stored.
+/// let req = Request::get("/api/items?b=2&a=1").body(())?;
+/// let Route::Cache(plan) = cache.route(&req) else { unreachable!("a rule matches") };
+/// let origin = |_req: Request<()>| async {
+///     let body = http_body_util::Full::new(bytes::Bytes::from("[]"));
+///     Ok::<_, std::convert::Infallible>(Response::builder().header("cache-tag", "items").body(body).unwrap())
+/// };
+/// adapter::serve(cache.clone(), plan, None, origin, req).await?;
+///
+/// let keys = cache.keys().await?;
+/// assert_eq!(keys[0].key.as_str(), "/api/items?b=2&a=1 GET");
+/// assert!(cache.touch("/api/items?b=2&a=1 GET", Duration::from_secs(600)).await?);
+/// assert_eq!(cache.purge_tag("items").await?, 1);
+/// assert_eq!(cache.stats().caches["default"].inserts, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) rules: RuleSet,
+    pub(crate) caches: BTreeMap<String, CacheSpec>,
+    counters: HashMap<String, Arc<Counters>>,
+    /// The counters of each rule's cache, by rule index.
+    rule_counters: Vec<Arc<Counters>>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: SharedClock,
+    pub(crate) identity: Identity,
+    pub(crate) status_headers: StatusHeaders,
+    pub(crate) tags: TagSettings,
+    pub(crate) key_host: bool,
+    pub(crate) values: ValueCache,
+    pub(crate) coalescer: Arc<Coalescer>,
+    pub(crate) limits: Limits,
+    started: SystemTime,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("rules", &self.inner.rules.rules().len())
+            .field("caches", &self.inner.caches)
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// A builder with the `default` and `values` caches and no rules.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// The programmatic cache: typed values in the named cache `values`.
+    pub fn values(&self) -> ValueCache {
+        self.inner.values.clone()
+    }
+
+    /// The counters of the cache holding `plan`'s entry (by rule index: no
+    /// string hashing on the request path).
+    pub(crate) fn counters(&self, plan: &Plan) -> &Counters {
+        &self.inner.rule_counters[plan.rule().index()]
+    }
+}

@@ -1,0 +1,718 @@
+//! The TOML configuration: serde types that exist only here and compile into
+//! a [`CacheBuilder`]. Errors name the rule index or cache name, the field and
+//! the reason; a file with any error applies nothing.
+//!
+//! ```
+//! let cache = cachet_core::Cache::from_toml(r#"
+//!     [caches.url]
+//!     max_bytes = "64MiB"
+//!     ttl = "1h"
+//!
+//!     [[rules]]
+//!     path = '^/api/urls/$'
+//!     cache = "url"
+//!     ttl = "5m"
+//!     vary_by_user = true
+//! "#).unwrap();
+//! assert_eq!(cache.rules().rules()[0].cache(), "url");
+//!
+//! let err = cachet_core::Cache::from_toml("[[rules]]\npath = '^/('").unwrap_err();
+//! assert!(err.to_string().starts_with("rule 0 (^/(): field `path`: invalid regex"));
+//! ```
+//!
+//! See `docs/configuration.md` for every field and its default.
+
+mod error;
+pub(crate) mod rules;
+pub(crate) mod units;
+
+pub use self::error::ConfigError;
+
+use crate::cache::{Cache, CacheBuilder};
+use crate::config::rules::{CacheSpec, InvalidateScope, Rule};
+use crate::config::units::{parse_header_name, DurationValue, SizeValue};
+use crate::identity::Identity;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+const SECTIONS: [&str; 6] = ["caches", "rules", "identity", "headers", "tags", "security"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheDto {
+    max_bytes: Option<SizeValue>,
+    ttl: Option<DurationValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDto {
+    path: String,
+    cache: Option<String>,
+    ttl: Option<DurationValue>,
+    methods: Option<Vec<String>>,
+    vary_by_user: Option<bool>,
+    vary_by_method: Option<bool>,
+    vary_headers: Option<Vec<String>>,
+    max_body: Option<SizeValue>,
+    respect_origin: Option<bool>,
+    statuses: Option<Vec<u16>>,
+    keep: Option<DurationValue>,
+    invalidates: Option<Vec<String>>,
+    invalidate_scope: Option<ScopeDto>,
+    stale_while_revalidate: Option<DurationValue>,
+    stale_if_error: Option<DurationValue>,
+    coalesce: Option<bool>,
+    lock_timeout: Option<DurationValue>,
+    hit_for_miss: Option<DurationValue>,
+    early_refresh: Option<f64>,
+    heuristic_freshness: Option<bool>,
+    normalize_query: Option<bool>,
+    share_cookie_requests: Option<bool>,
+    bypass_headers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ScopeDto {
+    All,
+    User,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagsDto {
+    header: Option<String>,
+    strip: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadersDto {
+    x_cache: Option<bool>,
+    debug: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecurityDto {
+    bypass_headers: Option<Vec<String>>,
+    max_key_bytes: Option<SizeValue>,
+    max_variants: Option<usize>,
+    max_tags: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityDto {
+    extension: Option<bool>,
+    headers: Option<Vec<String>>,
+    cookies: Option<Vec<String>>,
+    secret_env: Option<String>,
+}
+
+/// A serde error as (field, reason): the field from the error's path, or
+/// from the message for a missing or unknown field (serde reports those one
+/// level up).
+fn field_and_reason(error: &serde_path_to_error::Error<toml::de::Error>) -> (String, String) {
+    let reason = error.inner().message().trim().to_owned();
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| reason.strip_prefix(prefix)?.split('`').next());
+    let field = match named {
+        Some(name) => name.to_owned(),
+        None => error.path().to_string(),
+    };
+    (field, reason)
+}
+
+fn deserialize<T: DeserializeOwned>(value: toml::Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|err| field_and_reason(&err))
+}
+
+/// Reads a TOML section of the application's own (as `cachet-proxy` reads
+/// `[proxy]`) into `T`, with errors that name the section, the field and
+/// the reason, as cachet's own sections do. Durations and sizes in `T` are
+/// best read as [`DurationValue`] and [`SizeValue`].
+///
+/// ```
+/// use cachet_core::{parse_section, ConfigError, DurationValue};
+///
+/// #[derive(serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Upstream { timeout: DurationValue }
+///
+/// let table: toml::Table = toml::from_str("[upstream]\ntimeout = 10").unwrap();
+/// let upstream: Upstream = parse_section("upstream", table["upstream"].clone()).unwrap();
+/// assert_eq!(upstream.timeout.parse(), Ok(std::time::Duration::from_secs(10)));
+///
+/// let table: toml::Table = toml::from_str("[upstream]\ntimeout = false").unwrap();
+/// let error = parse_section::<Upstream>("upstream", table["upstream"].clone()).err().unwrap();
+/// assert!(error.to_string().starts_with("section `upstream`: field `timeout`: invalid type"));
+/// ```
+pub fn parse_section<T: DeserializeOwned>(
+    section: &str,
+    value: toml::Value,
+) -> Result<T, ConfigError> {
+    deserialize(value).map_err(|(field, reason)| ConfigError::Section {
+        section: section.to_owned(),
+        field,
+        reason,
+    })
+}
+
+impl CacheBuilder {
+    /// A builder configured from TOML text (see the [module docs](crate::config)).
+    /// Clock and store can still be set before [`build`](Self::build).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let table: toml::Table =
+            text.parse()
+                .map_err(|err: toml::de::Error| ConfigError::Syntax {
+                    reason: err.to_string().trim().to_owned(),
+                })?;
+        Self::from_toml_table(&table)
+    }
+
+    /// [`from_toml`](Self::from_toml) for a document already parsed: a
+    /// program with sections of its own (a proxy's `[proxy]`) takes them
+    /// out and hands over the rest.
+    pub fn from_toml_table(table: &toml::Table) -> Result<Self, ConfigError> {
+        if let Some(unknown) = table.keys().find(|key| !SECTIONS.contains(&key.as_str())) {
+            return Err(ConfigError::Syntax {
+                reason: format!(
+                    "unknown section `{unknown}`; expected one of {}",
+                    SECTIONS.join(", ")
+                ),
+            });
+        }
+        let mut builder = Cache::builder();
+        if let Some(caches) = table.get("caches") {
+            let caches = caches.as_table().ok_or_else(|| ConfigError::Syntax {
+                reason: "`caches` must be a table of named caches, like [caches.url]".into(),
+            })?;
+            for (name, value) in caches {
+                builder = builder.cache(name.clone(), cache_spec(name, value.clone())?);
+            }
+        }
+        if let Some(rules) = table.get("rules") {
+            let rules = rules.as_array().ok_or_else(|| ConfigError::Syntax {
+                reason: "`rules` must be an array of tables, written [[rules]]".into(),
+            })?;
+            for (index, value) in rules.iter().enumerate() {
+                builder = builder.rule(rule(index, value.clone())?);
+            }
+        }
+        if let Some(identity) = table.get("identity") {
+            builder = builder.identity(identity_spec(identity.clone())?);
+        }
+        if let Some(headers) = table.get("headers") {
+            let dto: HeadersDto =
+                deserialize(headers.clone()).map_err(|(field, reason)| ConfigError::Section {
+                    section: "headers".into(),
+                    field,
+                    reason,
+                })?;
+            builder = builder
+                .x_cache(dto.x_cache.unwrap_or(false))
+                .debug_headers(dto.debug.unwrap_or(false));
+        }
+        if let Some(tags) = table.get("tags") {
+            let error = |(field, reason): (String, String)| ConfigError::Section {
+                section: "tags".into(),
+                field,
+                reason,
+            };
+            let dto: TagsDto = deserialize(tags.clone()).map_err(error)?;
+            if let Some(header) = dto.header {
+                let name = parse_header_name(&header)
+                    .map_err(|reason| error(("header".into(), reason)))?;
+                builder = builder.tag_header(name);
+            }
+            if let Some(strip) = dto.strip {
+                builder = builder.strip_tag_header(strip);
+            }
+        }
+        if let Some(security) = table.get("security") {
+            builder = security_spec(builder, security.clone())?;
+        }
+        Ok(builder)
+    }
+}
+
+fn security_spec(
+    mut builder: CacheBuilder,
+    value: toml::Value,
+) -> Result<CacheBuilder, ConfigError> {
+    let error = |(field, reason): (String, String)| ConfigError::Section {
+        section: "security".into(),
+        field,
+        reason,
+    };
+    let dto: SecurityDto = deserialize(value).map_err(error)?;
+    if let Some(names) = dto.bypass_headers {
+        let names = names
+            .iter()
+            .map(|name| parse_header_name(name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| error(("bypass_headers".into(), reason)))?;
+        builder = builder.bypass_headers(names);
+    }
+    if let Some(size) = dto.max_key_bytes {
+        let bytes: u64 = size
+            .parse()
+            .map_err(|reason| error(("max_key_bytes".into(), reason)))?;
+        builder = builder.max_key_bytes(usize::try_from(bytes).unwrap_or(usize::MAX));
+    }
+    if let Some(count) = dto.max_variants {
+        builder = builder.max_variants(count);
+    }
+    if let Some(count) = dto.max_tags {
+        builder = builder.max_tags(count);
+    }
+    Ok(builder)
+}
+
+impl Cache {
+    /// A cache configured from TOML text, on the in-memory store and the
+    /// system clock.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        CacheBuilder::from_toml(text)?.build()
+    }
+}
+
+fn cache_spec(name: &str, value: toml::Value) -> Result<CacheSpec, ConfigError> {
+    let error = |(field, reason): (String, String)| ConfigError::Cache {
+        name: name.to_owned(),
+        field,
+        reason,
+    };
+    let dto: CacheDto = deserialize(value).map_err(error)?;
+    let mut spec = CacheSpec::default();
+    if let Some(max_bytes) = dto.max_bytes {
+        spec.max_bytes = max_bytes
+            .parse()
+            .map_err(|reason| error(("max_bytes".into(), reason)))?;
+    }
+    if let Some(ttl) = dto.ttl {
+        spec.ttl = ttl
+            .parse()
+            .map_err(|reason| error(("ttl".into(), reason)))?;
+    }
+    Ok(spec)
+}
+
+fn rule(index: usize, value: toml::Value) -> Result<Rule, ConfigError> {
+    let path = value
+        .get("path")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("?")
+        .to_owned();
+    let error = |(field, reason): (String, String)| ConfigError::Rule {
+        index,
+        path: path.clone(),
+        field,
+        reason,
+    };
+    let dto: RuleDto = deserialize(value).map_err(error)?;
+    let duration = |field: &str, spec: DurationValue| {
+        spec.parse()
+            .map_err(|reason| error((field.to_owned(), reason)))
+    };
+    let mut rule = Rule::new(dto.path);
+    if let Some(cache) = dto.cache {
+        rule = rule.cache(cache);
+    }
+    if let Some(ttl) = dto.ttl {
+        rule = rule.ttl(duration("ttl", ttl)?);
+    }
+    if let Some(methods) = dto.methods {
+        rule = rule.methods(methods);
+    }
+    if let Some(on) = dto.vary_by_user {
+        rule = rule.vary_by_user(on);
+    }
+    if let Some(on) = dto.vary_by_method {
+        rule = rule.vary_by_method(on);
+    }
+    if let Some(headers) = dto.vary_headers {
+        rule = rule.vary_headers(headers);
+    }
+    if let Some(on) = dto.respect_origin {
+        rule = rule.respect_origin(on);
+    }
+    if let Some(statuses) = dto.statuses {
+        rule = rule.statuses(statuses);
+    }
+    if let Some(patterns) = dto.invalidates {
+        rule = rule.invalidates(patterns);
+    }
+    if let Some(scope) = dto.invalidate_scope {
+        rule = rule.invalidate_scope(match scope {
+            ScopeDto::All => InvalidateScope::All,
+            ScopeDto::User => InvalidateScope::User,
+        });
+    }
+    if let Some(keep) = dto.keep {
+        rule = rule.keep(duration("keep", keep)?);
+    }
+    if let Some(window) = dto.stale_while_revalidate {
+        rule = rule.stale_while_revalidate(duration("stale_while_revalidate", window)?);
+    }
+    if let Some(window) = dto.stale_if_error {
+        rule = rule.stale_if_error(duration("stale_if_error", window)?);
+    }
+    if let Some(timeout) = dto.lock_timeout {
+        rule = rule.lock_timeout(duration("lock_timeout", timeout)?);
+    }
+    if let Some(window) = dto.hit_for_miss {
+        rule = rule.hit_for_miss(duration("hit_for_miss", window)?);
+    }
+    if let Some(on) = dto.coalesce {
+        rule = rule.coalesce(on);
+    }
+    if let Some(beta) = dto.early_refresh {
+        rule = rule.early_refresh(beta);
+    }
+    if let Some(on) = dto.heuristic_freshness {
+        rule = rule.heuristic_freshness(on);
+    }
+    if let Some(on) = dto.normalize_query {
+        rule = rule.normalize_query(on);
+    }
+    if let Some(on) = dto.share_cookie_requests {
+        rule = rule.share_cookie_requests(on);
+    }
+    if let Some(headers) = dto.bypass_headers {
+        rule = rule.bypass_headers(headers);
+    }
+    if let Some(max_body) = dto.max_body {
+        rule = rule.max_body(
+            max_body
+                .parse()
+                .map_err(|reason| error(("max_body".into(), reason)))?,
+        );
+    }
+    Ok(rule)
+}
+
+fn identity_spec(value: toml::Value) -> Result<Identity, ConfigError> {
+    let error = |(field, reason): (String, String)| ConfigError::Section {
+        section: "identity".into(),
+        field,
+        reason,
+    };
+    let dto: IdentityDto = deserialize(value).map_err(error)?;
+    let mut identity = Identity::none();
+    if dto.extension.unwrap_or(true) {
+        identity = identity.extension();
+    }
+    for header in dto
+        .headers
+        .unwrap_or_else(|| vec!["authorization".to_owned()])
+    {
+        let name =
+            parse_header_name(&header).map_err(|reason| error(("headers".into(), reason)))?;
+        identity = identity.header(name);
+    }
+    for cookie in dto.cookies.unwrap_or_default() {
+        identity = identity.cookie(&cookie);
+    }
+    if let Some(variable) = dto.secret_env {
+        let secret = std::env::var(&variable).map_err(|_| {
+            error((
+                "secret_env".into(),
+                format!("environment variable `{variable}` is not set (or not UTF-8)"),
+            ))
+        })?;
+        if secret.is_empty() {
+            return Err(error((
+                "secret_env".into(),
+                format!("environment variable `{variable}` is empty; an empty secret would make identity hashes guessable"),
+            )));
+        }
+        identity = identity.secret(&secret);
+    }
+    Ok(identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn error(text: &str) -> ConfigError {
+        Cache::from_toml(text).unwrap_err()
+    }
+
+    fn rule_error(text: &str) -> (usize, String, String) {
+        match error(text) {
+            ConfigError::Rule {
+                index,
+                field,
+                reason,
+                ..
+            } => (index, field, reason),
+            other => panic!("expected a rule error, got {other:?}"),
+        }
+    }
+
+    const GOOD: &str = "[[rules]]\npath = '^/ok'\n";
+
+    #[test]
+    fn an_empty_identity_secret_is_an_error() {
+        std::env::set_var("CACHET_TEST_EMPTY_IDENTITY_SECRET", "");
+        let err = error("[identity]\nsecret_env = \"CACHET_TEST_EMPTY_IDENTITY_SECRET\"\n");
+        assert!(
+            err.to_string()
+                .contains("`CACHET_TEST_EMPTY_IDENTITY_SECRET` is empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_security_section_is_read_and_checked() {
+        let cache = Cache::from_toml(
+            "[security]\nbypass_headers = [\"X-Forwarded-Host\"]\nmax_key_bytes = \"1KiB\"\nmax_variants = 4\nmax_tags = 2\n",
+        )
+        .unwrap();
+        assert_eq!(cache.inner.limits.max_key_bytes, 1024);
+        assert_eq!(cache.inner.limits.bypass_headers, ["x-forwarded-host"]);
+        let err = error("[security]\nmax_variants = 0\n");
+        assert!(err.to_string().contains("max_variants"), "{err}");
+        let err = error("[security]\nbypass_headers = [\"a b\"]\n");
+        assert!(err.to_string().contains("bypass_headers"), "{err}");
+    }
+
+    #[test]
+    fn a_full_file_compiles() {
+        let cache = Cache::from_toml(
+            r#"
+            [caches.url]
+            max_bytes = "64MiB"
+            ttl = "1h"
+            [caches.analytics]
+            max_bytes = 1048576
+            ttl = 900
+
+            [[rules]]
+            path = '^/api/urls/$'
+            cache = "url"
+            ttl = "5m"
+            methods = ["GET"]
+            vary_by_user = true
+            vary_by_method = false
+            vary_headers = ["Accept-Language"]
+            max_body = "256KiB"
+            respect_origin = false
+            statuses = [302]
+            keep = "1h"
+            stale_while_revalidate = "30s"
+            stale_if_error = "1d"
+            coalesce = false
+            lock_timeout = "250ms"
+            hit_for_miss = 0
+            early_refresh = 1.5
+            heuristic_freshness = true
+
+            [[rules]]
+            path = '^/api/urls/stats/$'
+            cache = "analytics"
+
+            [identity]
+            headers = ["x-user"]
+            cookies = ["sessionid"]
+
+            [headers]
+            x_cache = true
+            debug = true
+            "#,
+        )
+        .unwrap();
+        let rules = cache.rules().rules();
+        assert_eq!(rules[0].ttl(), Duration::from_secs(300));
+        assert_eq!(rules[0].max_body(), 256 * 1024);
+        assert!(rules[0].vary_by_user());
+        assert!(!rules[0].vary_by_method());
+        assert!(!rules[0].respect_origin());
+        assert_eq!(rules[0].statuses(), [302]);
+        assert_eq!(rules[0].keep(), Duration::from_secs(3600));
+        assert_eq!(rules[1].keep(), crate::config::rules::DEFAULT_KEEP);
+        assert_eq!(rules[0].stale_while_revalidate(), Duration::from_secs(30));
+        assert_eq!(rules[0].stale_if_error(), Duration::from_secs(86_400));
+        assert!(!rules[0].coalesce() && rules[1].coalesce());
+        assert_eq!(rules[0].lock_timeout(), Duration::from_millis(250));
+        assert_eq!(rules[0].hit_for_miss(), Duration::ZERO);
+        assert_eq!(rules[0].early_refresh(), Some(1.5));
+        assert_eq!(rules[1].early_refresh(), None);
+        assert!(rules[0].heuristic_freshness() && !rules[1].heuristic_freshness());
+        assert_eq!(
+            rules[1].lock_timeout(),
+            crate::config::rules::DEFAULT_LOCK_TIMEOUT
+        );
+        assert!(rules[1].respect_origin());
+        assert_eq!(rules[1].ttl(), Duration::from_secs(900));
+        assert_eq!(cache.caches()["url"].max_bytes, 64 * 1024 * 1024);
+        assert!(cache.caches().contains_key("default"));
+    }
+
+    #[test]
+    fn staleness_and_coalescing_fields_are_checked() {
+        let (index, field, reason) = rule_error(&format!(
+            "{GOOD}[[rules]]\npath = '^/'\nstale_if_error = \"often\"\n"
+        ));
+        assert_eq!((index, field.as_str()), (1, "stale_if_error"));
+        assert!(reason.contains("not a duration"), "{reason}");
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nearly_refresh = -1.0\n");
+        assert_eq!(field, "early_refresh");
+        assert!(reason.contains("above zero"), "{reason}");
+        let (_, field, _) = rule_error("[[rules]]\npath = '^/'\nlock_timeout = -3\n");
+        assert_eq!(field, "lock_timeout");
+    }
+
+    #[test]
+    fn invalid_regex_names_rule_and_field() {
+        let (index, field, reason) =
+            rule_error(&format!("{GOOD}[[rules]]\npath = '^/(unclosed'\n"));
+        assert_eq!((index, field.as_str()), (1, "path"));
+        assert!(reason.starts_with("invalid regex"), "{reason}");
+    }
+
+    #[test]
+    fn unknown_cache_names_rule_and_field() {
+        let (index, field, reason) = rule_error("[[rules]]\npath = '^/'\ncache = 'nope'\n");
+        assert_eq!((index, field.as_str()), (0, "cache"));
+        assert!(reason.contains("unknown cache `nope`"), "{reason}");
+    }
+
+    #[test]
+    fn unknown_field_names_rule_and_field() {
+        let (index, field, reason) =
+            rule_error(&format!("{GOOD}[[rules]]\npath = '^/'\nttll = '5m'\n"));
+        assert_eq!((index, field.as_str()), (1, "ttll"));
+        assert!(reason.contains("unknown field"), "{reason}");
+    }
+
+    #[test]
+    fn missing_path_names_the_field() {
+        let (index, field, _) = rule_error("[[rules]]\nttl = '5m'\n");
+        assert_eq!((index, field.as_str()), (0, "path"));
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nvary_by_user = 'yes'\n");
+        assert_eq!(field, "vary_by_user");
+        assert!(reason.contains("invalid type"), "{reason}");
+    }
+
+    #[test]
+    fn bad_duration_names_rule_and_field() {
+        let (index, field, reason) = rule_error("[[rules]]\npath = '^/'\nttl = 'five minutes'\n");
+        assert_eq!((index, field.as_str()), (0, "ttl"));
+        assert!(reason.contains("not a duration"), "{reason}");
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nttl = -5\n");
+        assert_eq!(field, "ttl");
+        assert!(reason.contains("negative"), "{reason}");
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nttl = 0\n");
+        assert_eq!(field, "ttl");
+        assert!(reason.contains("zero"), "{reason}");
+    }
+
+    #[test]
+    fn zero_and_negative_sizes_are_rejected() {
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nkeep = \"soon\"\n");
+        assert_eq!(field, "keep");
+        assert!(reason.contains("not a duration"), "{reason}");
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nmax_body = 0\n");
+        assert_eq!(field, "max_body");
+        assert!(reason.contains("zero"), "{reason}");
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nmax_body = -1\n");
+        assert_eq!(field, "max_body");
+        assert!(reason.contains("negative"), "{reason}");
+        let err = error("[caches.url]\nmax_bytes = '0 MiB'\n");
+        assert_eq!(
+            err,
+            ConfigError::Cache {
+                name: "url".into(),
+                field: "max_bytes".into(),
+                reason: "a size of zero bytes would store nothing; it must be above zero".into(),
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "cache `url`: field `max_bytes`: a size of zero bytes would store nothing; it must be above zero"
+        );
+        let err = error("[caches.url]\nmax_bytes = 'huge'\n");
+        assert!(
+            matches!(err, ConfigError::Cache { ref field, .. } if field == "max_bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_cache_field_is_named() {
+        let err = error("[caches.url]\nmax_size = 5\n");
+        assert!(
+            matches!(err, ConfigError::Cache { ref field, .. } if field == "max_size"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn methods_other_than_get_and_head_are_rejected() {
+        let (_, field, reason) = rule_error("[[rules]]\npath = '^/'\nmethods = ['POST']\n");
+        assert_eq!(field, "methods");
+        assert!(reason.contains("`POST`"), "{reason}");
+        let (_, field, _) = rule_error("[[rules]]\npath = '^/'\nmethods = []\n");
+        assert_eq!(field, "methods");
+    }
+
+    #[test]
+    fn unstorable_statuses_are_rejected() {
+        for status in [100, 206, 304, 600] {
+            let (_, field, reason) =
+                rule_error(&format!("[[rules]]\npath = '^/'\nstatuses = [{status}]\n"));
+            assert_eq!(field, "statuses");
+            assert!(reason.contains(&status.to_string()), "{reason}");
+        }
+    }
+
+    #[test]
+    fn headers_section_is_checked() {
+        let err = error("[headers]\nxcache = true\n");
+        assert!(
+            matches!(err, ConfigError::Section { ref section, ref field, .. } if section == "headers" && field == "xcache"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invalid_vary_header_is_rejected() {
+        let (_, field, reason) =
+            rule_error("[[rules]]\npath = '^/'\nvary_headers = ['bad header']\n");
+        assert_eq!(field, "vary_headers");
+        assert!(reason.contains("`bad header`"), "{reason}");
+    }
+
+    #[test]
+    fn syntax_and_unknown_sections_are_reported() {
+        assert!(matches!(error("[[rules]\n"), ConfigError::Syntax { .. }));
+        let err = error("[admin]\ntoken = 'x'\n");
+        assert!(err.to_string().contains("unknown section `admin`"), "{err}");
+        assert!(matches!(error("rules = 5\n"), ConfigError::Syntax { .. }));
+    }
+
+    #[test]
+    fn identity_errors_name_the_section() {
+        let err = error("[identity]\nsecret_env = 'CACHET_TEST_UNSET_VARIABLE_XYZ'\n");
+        assert!(
+            matches!(err, ConfigError::Section { ref section, ref field, .. } if section == "identity" && field == "secret_env"),
+            "{err}"
+        );
+        let err = error("[identity]\nheader = ['x']\n");
+        assert!(
+            matches!(err, ConfigError::Section { ref field, .. } if field == "header"),
+            "{err}"
+        );
+    }
+}

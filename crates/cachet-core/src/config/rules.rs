@@ -1,0 +1,723 @@
+//! URL rules: which requests are cached, where, for how long, and keyed by what.
+//!
+//! A [`Rule`] is the declarative form, written in code or read from TOML. The
+//! rules of a cache compile into one [`RuleSet`]: a single `RegexSet` over
+//! the request path, where the first matching rule wins.
+
+use crate::config::units::parse_header_name;
+use crate::config::ConfigError;
+use http::HeaderName;
+use regex::{Regex, RegexSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The cache a rule uses when it names none.
+pub(crate) const DEFAULT_CACHE: &str = "default";
+/// The named cache of the programmatic values; no rule stores responses in it.
+pub(crate) const VALUES_CACHE: &str = "values";
+/// The largest body a rule buffers and stores when it sets no `max_body`.
+pub(crate) const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+/// How long a stale entry with validators is kept for revalidation when the
+/// rule sets no `keep`.
+pub(crate) const DEFAULT_KEEP: Duration = Duration::from_secs(300);
+/// How long requests wait for another request's fetch of the same key when
+/// the rule sets no `lock_timeout`.
+pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a key whose response could not be stored skips coalescing when
+/// the rule sets no `hit_for_miss`.
+pub(crate) const DEFAULT_HIT_FOR_MISS: Duration = Duration::from_secs(10);
+
+/// A named cache's budget: its size in bytes and the TTL of rules that set none.
+///
+/// ```
+/// use cachet_core::CacheSpec;
+/// use std::time::Duration;
+/// let spec = CacheSpec::new(256 * 1024 * 1024, Duration::from_secs(3600));
+/// assert_eq!(spec.max_bytes, 256 * 1024 * 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheSpec {
+    /// Memory budget: bodies, headers and keys, in bytes.
+    pub max_bytes: u64,
+    /// TTL for entries whose rule sets none.
+    pub ttl: Duration,
+}
+
+impl CacheSpec {
+    /// A budget of `max_bytes` (bodies, headers and keys), and `ttl` for the
+    /// entries of rules that set none.
+    pub fn new(max_bytes: u64, ttl: Duration) -> Self {
+        Self { max_bytes, ttl }
+    }
+
+    /// The `values` cache's budget unless configured: 16 MiB.
+    pub(crate) fn values() -> Self {
+        Self::new(16 * 1024 * 1024, Duration::from_secs(300))
+    }
+}
+
+impl Default for CacheSpec {
+    /// 64 MiB and five minutes.
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+            ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One URL rule, as written. Compiled into a [`RuleSet`] by the cache builder.
+///
+/// ```
+/// use cachet_core::Rule;
+/// use std::time::Duration;
+/// let rule = Rule::new(r"^/api/urls/$")
+///     .cache("url")
+///     .ttl(Duration::from_secs(300))
+///     .vary_by_user(true)
+///     .vary_by_method(false)
+///     .vary_headers(["Accept-Language"])
+///     .max_body(256 * 1024);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub struct Rule {
+    pub(crate) path: String,
+    pub(crate) cache: Option<String>,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) methods: Option<Vec<String>>,
+    pub(crate) vary_by_user: bool,
+    pub(crate) vary_by_method: bool,
+    pub(crate) vary_headers: Vec<String>,
+    pub(crate) max_body: Option<u64>,
+    pub(crate) respect_origin: bool,
+    pub(crate) statuses: Vec<u16>,
+    pub(crate) keep: Duration,
+    pub(crate) invalidates: Vec<String>,
+    pub(crate) invalidate_scope: InvalidateScope,
+    pub(crate) stale_while_revalidate: Duration,
+    pub(crate) stale_if_error: Duration,
+    pub(crate) coalesce: bool,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) hit_for_miss: Duration,
+    pub(crate) early_refresh: Option<f64>,
+    pub(crate) heuristic_freshness: bool,
+    pub(crate) normalize_query: bool,
+    pub(crate) share_cookie_requests: bool,
+    pub(crate) bypass_headers: Option<Vec<String>>,
+}
+
+/// Whose entries a mutation under a rule clears.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InvalidateScope {
+    /// Every user's entries, and the shared ones (the default).
+    #[default]
+    All,
+    /// The entries of the user who made the request, and the shared ones;
+    /// other users' entries stay.
+    User,
+}
+
+impl Rule {
+    /// A rule for paths matching the regex `path`, with the defaults: the
+    /// `default` cache and its TTL, GET and HEAD, shared between users, keyed
+    /// by method, no varied headers, bodies up to 1 MiB, freshness from the
+    /// origin's headers when it sends any, stale entries with validators kept
+    /// five minutes for revalidation, stale entries served only as the
+    /// origin's `stale-while-revalidate`/`stale-if-error` allow, concurrent
+    /// misses coalesced (five-second lock timeout, ten-second hit-for-miss),
+    /// no early refresh.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            cache: None,
+            ttl: None,
+            methods: None,
+            vary_by_user: false,
+            vary_by_method: true,
+            vary_headers: Vec::new(),
+            max_body: None,
+            respect_origin: true,
+            statuses: Vec::new(),
+            keep: DEFAULT_KEEP,
+            invalidates: Vec::new(),
+            invalidate_scope: InvalidateScope::All,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            coalesce: true,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            hit_for_miss: DEFAULT_HIT_FOR_MISS,
+            early_refresh: None,
+            heuristic_freshness: false,
+            normalize_query: false,
+            share_cookie_requests: false,
+            bypass_headers: None,
+        }
+    }
+
+    /// The named cache that holds this rule's entries.
+    pub fn cache(mut self, name: impl Into<String>) -> Self {
+        self.cache = Some(name.into());
+        self
+    }
+
+    /// How long entries stay fresh (default: the cache's TTL).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// The methods whose responses are cached: `GET`, `HEAD` or both (default).
+    pub fn methods<I, M>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<String>,
+    {
+        self.methods = Some(methods.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Whether each user gets their own entries (default `false`).
+    pub fn vary_by_user(mut self, on: bool) -> Self {
+        self.vary_by_user = on;
+        self
+    }
+
+    /// Whether the method is part of the key (default `true`). When `false`,
+    /// `HEAD` is answered from the `GET` entry.
+    pub fn vary_by_method(mut self, on: bool) -> Self {
+        self.vary_by_method = on;
+        self
+    }
+
+    /// Request headers whose values are part of the key.
+    pub fn vary_headers<I, H>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = H>,
+        H: Into<String>,
+    {
+        self.vary_headers = headers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The largest body buffered and stored, in bytes; larger bodies pass
+    /// through unbuffered (default 1 MiB).
+    pub fn max_body(mut self, bytes: u64) -> Self {
+        self.max_body = Some(bytes);
+        self
+    }
+
+    /// Whether the origin's `Cache-Control`/`Expires` set the freshness
+    /// (default `true`; the rule's TTL is then the fallback). With `false`
+    /// the rule's TTL always wins; `no-store` and `private` still count.
+    pub fn respect_origin(mut self, on: bool) -> Self {
+        self.respect_origin = on;
+        self
+    }
+
+    /// Statuses stored besides 200. A listed status is stored with the
+    /// rule's TTL when the origin gives no freshness. Unlisted, 203, 204,
+    /// 300, 301, 308, 404, 410 and other non-error statuses are stored only
+    /// with explicit freshness from the origin, and client errors (other
+    /// than 404 and 410) and server errors never: a client can provoke
+    /// them (cache-poisoned denial of service).
+    pub fn statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+        self.statuses = statuses.into_iter().collect();
+        self
+    }
+
+    /// How long an entry with validators (an origin `ETag` or
+    /// `Last-Modified`) is kept after it goes stale, so that the next
+    /// request revalidates it with a conditional request instead of
+    /// fetching the whole body again (RFC 9111 §4.3; default five minutes,
+    /// zero to drop entries as soon as they go stale).
+    pub fn keep(mut self, keep: Duration) -> Self {
+        self.keep = keep;
+        self
+    }
+
+    /// Regexes over cache keys: a successful mutation (POST, PUT, PATCH,
+    /// DELETE, ...) of a path this rule matches also deletes every key one
+    /// of them matches, besides its own URI (RFC 9111 §4.4).
+    pub fn invalidates<I, P>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.invalidates = patterns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whose entries a mutation clears (default [`InvalidateScope::All`]).
+    pub fn invalidate_scope(mut self, scope: InvalidateScope) -> Self {
+        self.invalidate_scope = scope;
+        self
+    }
+
+    /// How long after going stale an entry is served at once while one
+    /// background request refreshes it (RFC 5861 §3). The origin's own
+    /// `stale-while-revalidate=N` wins when `respect_origin` is on
+    /// (default zero: only the origin's).
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale_while_revalidate = window;
+        self
+    }
+
+    /// How long after going stale an entry is served when the origin
+    /// answers 5xx, fails or times out (RFC 5861 §4). The origin's own
+    /// `stale-if-error=N` wins when `respect_origin` is on (default zero:
+    /// only the origin's).
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = window;
+        self
+    }
+
+    /// Whether concurrent misses for one key wait for a single request to
+    /// the origin (default `true`).
+    pub fn coalesce(mut self, on: bool) -> Self {
+        self.coalesce = on;
+        self
+    }
+
+    /// How long a request waits for another request's fetch of the same
+    /// key before going to the origin itself, without storing (default
+    /// five seconds).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How long a key whose response could not be stored (private,
+    /// `Set-Cookie`, too large, ...) sends its requests to the origin at
+    /// once instead of queueing them behind one another (default ten
+    /// seconds; zero turns it off).
+    pub fn hit_for_miss(mut self, window: Duration) -> Self {
+        self.hit_for_miss = window;
+        self
+    }
+
+    /// Refreshes entries in the background shortly before they go stale,
+    /// with a probability that grows as expiry nears and with how long the
+    /// response took to fetch (XFetch, Vattani et al. 2015). `beta` above 1
+    /// refreshes earlier; 1 is the usual choice. Off by default.
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.early_refresh = Some(beta);
+        self
+    }
+
+    /// Whether a response without explicit freshness gets RFC 9111
+    /// §4.2.2's heuristic lifetime (a tenth of the time since its
+    /// `Last-Modified`, at most the rule's TTL; none without it) instead
+    /// of the rule's TTL (default `false`). With it a rule forces no TTL:
+    /// the shared-cache behaviour of a reverse proxy in front of any origin.
+    pub fn heuristic_freshness(mut self, on: bool) -> Self {
+        self.heuristic_freshness = on;
+        self
+    }
+
+    /// Whether the query is normalized — parameters sorted by name, empty
+    /// ones dropped, one canonical percent-encoding — for a higher hit rate
+    /// (default `false`: the key holds the query exactly as received). The
+    /// origin then receives the normalized query too, so that what is
+    /// keyed is what it answers.
+    pub fn normalize_query(mut self, on: bool) -> Self {
+        self.normalize_query = on;
+        self
+    }
+
+    /// Whether a response to a request with a `Cookie` header may be stored
+    /// for everyone although it says neither `public` nor `s-maxage`
+    /// (default `false`: a cookie may have personalised it, as Varnish's
+    /// built-in policy assumes). A response with `Vary: Cookie` is stored
+    /// per cookie either way.
+    pub fn share_cookie_requests(mut self, on: bool) -> Self {
+        self.share_cookie_requests = on;
+        self
+    }
+
+    /// Request headers whose presence makes a request skip the cache (not
+    /// answered from it, not stored), replacing the cache-wide list (see
+    /// `CacheBuilder::bypass_headers`).
+    pub fn bypass_headers<I, H>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = H>,
+        H: Into<String>,
+    {
+        self.bypass_headers = Some(headers.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+/// A rule after validation, as the request path uses it.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    index: usize,
+    pattern: Regex,
+    cache: Arc<str>,
+    ttl: Duration,
+    cache_get: bool,
+    cache_head: bool,
+    vary_by_user: bool,
+    vary_by_method: bool,
+    vary_headers: Vec<HeaderName>,
+    max_body: u64,
+    respect_origin: bool,
+    statuses: Vec<u16>,
+    keep: Duration,
+    invalidates: Vec<Regex>,
+    invalidate_scope: InvalidateScope,
+    stale_while_revalidate: Duration,
+    stale_if_error: Duration,
+    coalesce: bool,
+    lock_timeout: Duration,
+    hit_for_miss: Duration,
+    early_refresh: Option<f64>,
+    heuristic_freshness: bool,
+    normalize_query: bool,
+    share_cookie_requests: bool,
+    bypass_headers: Option<Vec<HeaderName>>,
+}
+
+impl CompiledRule {
+    /// Position of the rule in the configuration, from 0.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    /// The path regex.
+    pub fn pattern(&self) -> &str {
+        self.pattern.as_str()
+    }
+    /// The named cache holding the rule's entries.
+    pub fn cache(&self) -> &str {
+        &self.cache
+    }
+    /// How long entries stay fresh.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+    /// Whether responses to `method` are cached by this rule.
+    pub fn caches_method(&self, method: &str) -> bool {
+        match method {
+            "GET" => self.cache_get,
+            "HEAD" => self.cache_head,
+            _ => false,
+        }
+    }
+    /// Whether each user gets their own entries.
+    pub fn vary_by_user(&self) -> bool {
+        self.vary_by_user
+    }
+    /// Whether the method is part of the key.
+    pub fn vary_by_method(&self) -> bool {
+        self.vary_by_method
+    }
+    /// Request headers (sorted by name) whose values are part of the key.
+    pub fn vary_headers(&self) -> &[HeaderName] {
+        &self.vary_headers
+    }
+    /// The largest body buffered and stored, in bytes.
+    pub fn max_body(&self) -> u64 {
+        self.max_body
+    }
+    /// Whether the origin's headers set the freshness.
+    pub fn respect_origin(&self) -> bool {
+        self.respect_origin
+    }
+    /// Statuses stored besides 200 (with the rule's TTL as their fallback).
+    pub fn statuses(&self) -> &[u16] {
+        &self.statuses
+    }
+    /// How long a stale entry with validators is kept for revalidation.
+    pub fn keep(&self) -> Duration {
+        self.keep
+    }
+    /// Key regexes a mutation under this rule also clears.
+    pub fn invalidates(&self) -> &[Regex] {
+        &self.invalidates
+    }
+    /// Whose entries a mutation under this rule clears.
+    pub fn invalidate_scope(&self) -> InvalidateScope {
+        self.invalidate_scope
+    }
+    /// The rule's `stale-while-revalidate` window.
+    pub fn stale_while_revalidate(&self) -> Duration {
+        self.stale_while_revalidate
+    }
+    /// The rule's `stale-if-error` window.
+    pub fn stale_if_error(&self) -> Duration {
+        self.stale_if_error
+    }
+    /// Whether concurrent misses wait for one fetch.
+    pub fn coalesce(&self) -> bool {
+        self.coalesce
+    }
+    /// How long a request waits for another's fetch.
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
+    }
+    /// How long an unstorable key skips coalescing.
+    pub fn hit_for_miss(&self) -> Duration {
+        self.hit_for_miss
+    }
+    /// The XFetch `beta`, when early refresh is on.
+    pub fn early_refresh(&self) -> Option<f64> {
+        self.early_refresh
+    }
+    /// Whether responses without explicit freshness get the §4.2.2
+    /// heuristic lifetime rather than the rule's TTL.
+    pub fn heuristic_freshness(&self) -> bool {
+        self.heuristic_freshness
+    }
+    /// Whether the query is normalized (and forwarded normalized).
+    pub fn normalize_query(&self) -> bool {
+        self.normalize_query
+    }
+    /// Whether responses to requests with cookies may be shared without
+    /// `public` or `s-maxage`.
+    pub fn share_cookie_requests(&self) -> bool {
+        self.share_cookie_requests
+    }
+    /// The rule's own bypass headers, when it replaces the cache-wide list.
+    pub fn bypass_headers(&self) -> Option<&[HeaderName]> {
+        self.bypass_headers.as_deref()
+    }
+}
+
+/// Compiled rules: one `RegexSet`, first match wins.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    set: RegexSet,
+    rules: Vec<Arc<CompiledRule>>,
+}
+
+impl RuleSet {
+    /// Validates and compiles `rules` against the named `caches`.
+    pub fn compile(
+        rules: &[Rule],
+        caches: &BTreeMap<String, CacheSpec>,
+    ) -> Result<Self, ConfigError> {
+        let compiled = rules
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| compile_rule(index, rule, caches))
+            .collect::<Result<Vec<_>, _>>()?;
+        let set =
+            RegexSet::new(compiled.iter().map(|rule| rule.pattern.as_str())).map_err(|err| {
+                ConfigError::Syntax {
+                    reason: format!("the rules' regexes do not fit in one set: {err}"),
+                }
+            })?;
+        Ok(Self {
+            set,
+            rules: compiled.into_iter().map(Arc::new).collect(),
+        })
+    }
+
+    /// The first rule whose regex matches `path`.
+    pub fn find(&self, path: &str) -> Option<&Arc<CompiledRule>> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let index = self.set.matches(path).iter().next()?;
+        self.rules.get(index)
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Arc<CompiledRule>] {
+        &self.rules
+    }
+}
+
+fn compile_rule(
+    index: usize,
+    rule: &Rule,
+    caches: &BTreeMap<String, CacheSpec>,
+) -> Result<CompiledRule, ConfigError> {
+    let error = |field: &str, reason: String| ConfigError::Rule {
+        index,
+        path: rule.path.clone(),
+        field: field.to_owned(),
+        reason,
+    };
+    let pattern =
+        Regex::new(&rule.path).map_err(|err| error("path", format!("invalid regex: {err}")))?;
+    let cache_name = rule.cache.as_deref().unwrap_or(DEFAULT_CACHE);
+    if cache_name == VALUES_CACHE {
+        return Err(error(
+            "cache",
+            format!("`{VALUES_CACHE}` holds the programmatic cache's values; store responses in another cache"),
+        ));
+    }
+    let Some(spec) = caches.get(cache_name) else {
+        let known: Vec<&str> = caches.keys().map(String::as_str).collect();
+        return Err(error(
+            "cache",
+            format!(
+                "unknown cache `{cache_name}`; the configured caches are: {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    let ttl = rule.ttl.unwrap_or(spec.ttl);
+    if ttl.is_zero() {
+        return Err(error(
+            "ttl",
+            "a ttl of zero would never serve a hit; remove the rule instead".into(),
+        ));
+    }
+    let (mut cache_get, mut cache_head) = (true, true);
+    if let Some(methods) = &rule.methods {
+        if methods.is_empty() {
+            return Err(error(
+                "methods",
+                "the list is empty; name GET, HEAD or both".into(),
+            ));
+        }
+        (cache_get, cache_head) = (false, false);
+        for method in methods {
+            match method.to_ascii_uppercase().as_str() {
+                "GET" => cache_get = true,
+                "HEAD" => cache_head = true,
+                other => {
+                    return Err(error(
+                        "methods",
+                        format!("`{other}` responses are not cached; only GET and HEAD are (mutations invalidate instead)"),
+                    ))
+                }
+            }
+        }
+    }
+    let header_names = |field: &str, names: &[String]| {
+        names
+            .iter()
+            .map(|name| parse_header_name(name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| error(field, reason))
+    };
+    let mut vary_headers = header_names("vary_headers", &rule.vary_headers)?;
+    let bypass_headers = match &rule.bypass_headers {
+        Some(names) => Some(header_names("bypass_headers", names)?),
+        None => None,
+    };
+    vary_headers.sort_by(|a: &HeaderName, b: &HeaderName| a.as_str().cmp(b.as_str()));
+    vary_headers.dedup();
+    let max_body = match rule.max_body {
+        Some(0) => {
+            return Err(error(
+                "max_body",
+                "a size of zero bytes would store nothing; it must be above zero".into(),
+            ))
+        }
+        Some(bytes) => bytes,
+        None => DEFAULT_MAX_BODY,
+    };
+    for &status in &rule.statuses {
+        if !(200..=599).contains(&status) || matches!(status, 206 | 304) {
+            return Err(error(
+                "statuses",
+                format!("{status} cannot be stored: only final statuses from 200 to 599, except 206 and 304"),
+            ));
+        }
+    }
+    let early_refresh = match rule.early_refresh {
+        Some(beta) if !(beta.is_finite() && beta > 0.0) => {
+            return Err(error(
+                "early_refresh",
+                format!("beta must be a number above zero (1.0 is usual), not {beta}"),
+            ))
+        }
+        beta => beta,
+    };
+    let invalidates = rule
+        .invalidates
+        .iter()
+        .map(|pattern| {
+            Regex::new(pattern)
+                .map_err(|err| error("invalidates", format!("invalid regex `{pattern}`: {err}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CompiledRule {
+        index,
+        pattern,
+        cache: cache_name.into(),
+        ttl,
+        cache_get,
+        cache_head,
+        vary_by_user: rule.vary_by_user,
+        vary_by_method: rule.vary_by_method,
+        vary_headers,
+        // A body larger than its cache could never be kept.
+        max_body: max_body.min(spec.max_bytes),
+        respect_origin: rule.respect_origin,
+        statuses: rule.statuses.clone(),
+        keep: rule.keep,
+        invalidates,
+        invalidate_scope: rule.invalidate_scope,
+        stale_while_revalidate: rule.stale_while_revalidate,
+        stale_if_error: rule.stale_if_error,
+        coalesce: rule.coalesce,
+        lock_timeout: rule.lock_timeout,
+        hit_for_miss: rule.hit_for_miss,
+        early_refresh,
+        heuristic_freshness: rule.heuristic_freshness,
+        normalize_query: rule.normalize_query,
+        share_cookie_requests: rule.share_cookie_requests,
+        bypass_headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caches() -> BTreeMap<String, CacheSpec> {
+        BTreeMap::from([(DEFAULT_CACHE.to_owned(), CacheSpec::default())])
+    }
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let rules = [
+            Rule::new("^/api/urls/stats/$").ttl(Duration::from_secs(900)),
+            Rule::new("^/api/"),
+        ];
+        let set = RuleSet::compile(&rules, &caches()).unwrap();
+        assert_eq!(set.find("/api/urls/stats/").unwrap().index(), 0);
+        assert_eq!(set.find("/api/urls/").unwrap().index(), 1);
+        assert!(set.find("/health").is_none());
+        assert_eq!(set.find("/api/x").unwrap().ttl(), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn methods_and_headers_are_normalized() {
+        let rule =
+            Rule::new("^/")
+                .methods(["get"])
+                .vary_headers(["Accept-Language", "accept", "ACCEPT"]);
+        let set = RuleSet::compile(&[rule], &caches()).unwrap();
+        let rule = &set.rules()[0];
+        assert!(rule.caches_method("GET"));
+        assert!(!rule.caches_method("HEAD"));
+        assert_eq!(rule.vary_headers(), ["accept", "accept-language"]);
+    }
+
+    #[test]
+    fn max_body_is_capped_by_the_cache_budget() {
+        let caches = BTreeMap::from([(
+            DEFAULT_CACHE.to_owned(),
+            CacheSpec {
+                max_bytes: 1000,
+                ttl: Duration::from_secs(1),
+            },
+        )]);
+        let set = RuleSet::compile(&[Rule::new("^/")], &caches).unwrap();
+        assert_eq!(set.rules()[0].max_body(), 1000);
+    }
+
+    #[test]
+    fn an_empty_rule_set_matches_nothing() {
+        let set = RuleSet::compile(&[], &caches()).unwrap();
+        assert!(set.find("/").is_none());
+    }
+}

@@ -1,0 +1,473 @@
+//! The exchange with the origin: everything that happens to a request the
+//! cache could not answer from memory at once, shared by every adapter.
+//!
+//! An adapter routes the request and tries [`Cache::lookup_now`] itself (a
+//! hit needs nothing from here). Otherwise it hands the request and the
+//! origin — a function that sends one request to the inner service — to
+//! [`serve`]: the lookup in the store, coalescing with other requests for
+//! the key, the (conditional) request upstream, `stale-if-error`, storing
+//! the response (buffered or recorded while it streams) and answering the
+//! client's preconditions. A hit served stale gets a background
+//! [`refresh`], which the adapter spawns on its own runtime.
+//!
+//! The origin is called at most once per request. The futures are `Send`
+//! exactly when the origin's future and bodies are, so the Tower adapter
+//! boxes them as `Send` and the actix-web adapter as local futures.
+
+mod body;
+mod recorder;
+
+pub use self::body::ResponseBody;
+
+use self::recorder::{join, Recorder};
+use crate::cache::Cache;
+use crate::engine::coalesce::{Fetch, Landing, Landmark, Turn};
+use crate::engine::{Answer, Hit, Lookup, Plan, Revalidation, Storage};
+use crate::protocol::cache_status::ForwardReason;
+use crate::protocol::conditional::not_modified_headers;
+use crate::protocol::conditional::{answers_not_modified, CLIENT_PRECONDITIONS};
+use crate::protocol::storability::NotStorable;
+use crate::protocol::tags::CacheTags;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, SET_COOKIE};
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A lookup that was not a hit in memory, with the [`Landmark`] taken just
+/// before it (see [`Cache::landed_since`]).
+pub type LookedUp = (Lookup, Landmark);
+
+/// Everything a forwarded request needs besides the origin and the request
+/// itself.
+struct Forwarding {
+    cache: Cache,
+    plan: Plan,
+    /// The client's request head, kept for choosing the variant to store
+    /// and for answering its preconditions once the origin has answered.
+    client: Request<()>,
+}
+
+/// Serves `req`, which `plan` routes to the cache and which was not a hit
+/// in memory: `looked_up` is that lookup from [`Cache::lookup_now`], or
+/// `None` when the store must be asked. `origin` sends a request to the
+/// inner service; it is called at most once, and its error is returned as
+/// it is unless a stale entry answers instead (`stale-if-error`).
+///
+/// Returns the response and, when it is a stale hit that asks for one
+/// (`stale-while-revalidate`), the [`refresh`] to spawn.
+pub async fn serve<O, Fut, ReqBody, ResBody, E>(
+    cache: Cache,
+    plan: Plan,
+    looked_up: Option<LookedUp>,
+    origin: O,
+    req: Request<ReqBody>,
+) -> Result<Served<impl Future<Output = ()>, ResBody>, E>
+where
+    O: FnOnce(Request<ReqBody>) -> Fut,
+    Fut: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Body<Data = Bytes>,
+{
+    let (parts, body) = req.into_parts();
+    let client = client_head(&parts);
+    let (mut looked_up, mut landmark) = match looked_up {
+        Some(found) => found,
+        None => {
+            let landmark = cache.landmark();
+            (cache.lookup(&plan, &client).await, landmark)
+        }
+    };
+    let mut turns = 0;
+    let (fetch, pending) = loop {
+        let pending = match why_forward(looked_up) {
+            Ok(pending) => pending,
+            Err(hit) => {
+                let response = answer(cache.answer(&plan, &hit, &client));
+                let refresh = hit.into_refresh().and_then(|revalidation| {
+                    let req = Request::from_parts(parts, body);
+                    refresh(cache.clone(), plan, revalidation, origin, req)
+                });
+                return Ok((response, refresh));
+            }
+        };
+        if plan.only_if_cached() {
+            return Ok((answer(cache.only_if_cached(&plan)), None));
+        }
+        turns += 1;
+        if turns > MAX_TURNS {
+            break (Some(cache.fetch_alone(&plan)), pending);
+        }
+        match cache.coalesce(&plan) {
+            Turn::Fetch(fetch) => {
+                if !(fetch.is_shared() && cache.landed_since(landmark)) {
+                    break (Some(fetch), pending);
+                }
+                // Another request's fetch landed since the lookup: look again.
+                match why_forward(cache.lookup_landed(&plan, &client).await) {
+                    Ok(pending) => break (Some(fetch), pending),
+                    Err(hit) => {
+                        fetch.stored();
+                        looked_up = Lookup::Hit(hit);
+                    }
+                }
+            }
+            Turn::Wait(wait) => {
+                match tokio::time::timeout(plan.rule().lock_timeout(), wait.landed()).await {
+                    // Waited long enough: go, and store nothing.
+                    Err(_) => break (None, pending),
+                    Ok(Landing::NotStored) => break (Some(cache.fetch_alone(&plan)), pending),
+                    Ok(Landing::Stored | Landing::Abandoned) => {
+                        landmark = cache.landmark();
+                        looked_up = cache.lookup_landed(&plan, &client).await;
+                    }
+                }
+            }
+        }
+    };
+    let forwarding = Forwarding {
+        cache,
+        plan,
+        client,
+    };
+    let response = forward(forwarding, pending, fetch, origin, parts, body).await?;
+    Ok((response, None))
+}
+
+/// What [`serve`] returns: the response, and the background refresh to
+/// spawn when the response is a stale hit.
+pub type Served<R, B> = (Response<ResponseBody<B>>, Option<R>);
+
+/// Why a request whose lookup was not a hit goes upstream, and the stored
+/// entry to revalidate (or to serve if the origin fails), if any; the hit
+/// otherwise.
+fn why_forward(lookup: Lookup) -> Result<(ForwardReason, Option<Revalidation>), Hit> {
+    match lookup {
+        Lookup::Hit(hit) => Err(hit),
+        Lookup::Revalidate(revalidation) => Ok((revalidation.reason(), Some(revalidation))),
+        Lookup::Miss(reason) => Ok((reason, None)),
+    }
+}
+
+/// How many times a request joins the line for its key before it fetches
+/// on its own: each turn ends with another request's fetch landing, so this
+/// bounds the wait when responses keep varying or vanishing.
+const MAX_TURNS: u32 = 3;
+
+/// The background fetch of `revalidation`'s entry, for a hit that was
+/// served stale (`stale-while-revalidate`) or refreshes early; `None` when
+/// a fetch of the key is already running. The future sends `req` through
+/// `origin` and reads the response to its end, so that it is stored; the
+/// adapter spawns it.
+pub fn refresh<O, Fut, ReqBody, ResBody, E>(
+    cache: Cache,
+    plan: Plan,
+    revalidation: Revalidation,
+    origin: O,
+    req: Request<ReqBody>,
+) -> Option<impl Future<Output = ()>>
+where
+    O: FnOnce(Request<ReqBody>) -> Fut,
+    Fut: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Body<Data = Bytes>,
+{
+    let fetch = cache.refresh_fetch(&plan)?;
+    Some(async move {
+        let (parts, body) = req.into_parts();
+        let forwarding = Forwarding {
+            client: client_head(&parts),
+            cache,
+            plan,
+        };
+        let key = forwarding.plan.key().clone();
+        let pending = (revalidation.reason(), Some(revalidation));
+        match forward(forwarding, pending, Some(fetch), origin, parts, body).await {
+            Ok(response) => {
+                let mut body = std::pin::pin!(response.into_body());
+                while let Some(frame) = body.frame().await {
+                    if frame.is_err() {
+                        tracing::debug!(%key, "the refresh's body failed");
+                        break;
+                    }
+                }
+            }
+            Err(_) => tracing::debug!(%key, "the refresh failed at the origin"),
+        }
+    })
+}
+/// Sends the request to the origin — conditionally when a stored entry has
+/// validators — and makes the response: the entry updated by a 304, the
+/// entry again when the origin fails within its `stale-if-error` window, or
+/// the origin's response, stored when allowed. `fetch` is landed on every
+/// path; `None` means the response must not be stored.
+async fn forward<O, Fut, ReqBody, ResBody, E>(
+    forwarding: Forwarding,
+    (reason, revalidation): (ForwardReason, Option<Revalidation>),
+    fetch: Option<Fetch>,
+    origin: O,
+    mut parts: http::request::Parts,
+    body: ReqBody,
+) -> Result<Response<ResponseBody<ResBody>>, E>
+where
+    O: FnOnce(Request<ReqBody>) -> Fut,
+    Fut: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Body<Data = Bytes>,
+{
+    let Forwarding {
+        ref cache,
+        ref plan,
+        ref client,
+    } = forwarding;
+    // The cache answers the client's preconditions itself; upstream it asks
+    // only its own, so a changed resource comes back whole and is stored.
+    for name in &CLIENT_PRECONDITIONS {
+        parts.headers.remove(name);
+    }
+    if let Some(revalidation) = &revalidation {
+        parts.headers.extend(revalidation.conditions());
+    }
+    let response = match origin(Request::from_parts(parts, body)).await {
+        Ok(response) => response,
+        Err(error) => {
+            if let Some(fetch) = fetch {
+                fetch.not_stored(false);
+            }
+            let stale = revalidation.and_then(|r| cache.origin_failed(plan, &r, None, client));
+            return stale.map(answer).ok_or(error);
+        }
+    };
+    let (mut parts, body) = response.into_parts();
+    if let Some(revalidation) = revalidation {
+        if parts.status == StatusCode::NOT_MODIFIED && revalidation.is_conditional() {
+            let updated = cache
+                .revalidated(plan, revalidation, &parts.headers, client)
+                .await;
+            if let Some(updated) = updated {
+                if let Some(fetch) = fetch {
+                    fetch.stored();
+                }
+                return Ok(answer(updated));
+            }
+            // The 304 names another representation: passed on, not stored.
+        } else if parts.status.is_server_error() {
+            if let Some(fetch) = fetch {
+                fetch.not_stored(false);
+            }
+            if let Some(stale) =
+                cache.origin_failed(plan, &revalidation, Some(parts.status), client)
+            {
+                return Ok(answer(stale));
+            }
+            // A server error never replaces the stored entry.
+            let refused = Storage::Refused(NotStorable::Status(parts.status));
+            cache.forwarded(plan, reason, parts.status, &refused, &mut parts.headers);
+            return Ok(Response::from_parts(parts, ResponseBody::passthrough(body)));
+        }
+    }
+    let (storage, body) = match fetch {
+        Some(fetch) => store_if_allowed(&forwarding, &mut parts, body, fetch).await,
+        None => {
+            // Tags are a header for the cache, stored or not.
+            let extension = parts.extensions.get::<CacheTags>().cloned();
+            cache.take_tags(&mut parts.headers, extension.as_ref());
+            (
+                Storage::Refused(NotStorable::LockTimeout),
+                ResponseBody::passthrough(body),
+            )
+        }
+    };
+    // A streamed body is not at hand to answer the client's preconditions
+    // (they were not sent upstream): it gets the whole response.
+    if storage != Storage::Recording && answers_not_modified(client, parts.status, &parts.headers) {
+        let mut headers = not_modified_headers(&parts.headers);
+        for cookie in parts.headers.get_all(SET_COOKIE) {
+            headers.append(SET_COOKIE, cookie.clone());
+        }
+        cache.forwarded(plan, reason, parts.status, &storage, &mut headers);
+        parts.status = StatusCode::NOT_MODIFIED;
+        parts.headers = headers;
+        return Ok(Response::from_parts(
+            parts,
+            ResponseBody::full(Bytes::new()),
+        ));
+    }
+    cache.forwarded(plan, reason, parts.status, &storage, &mut parts.headers);
+    Ok(Response::from_parts(parts, body))
+}
+
+/// What the cache reads from a request after its body went to the origin:
+/// method, URI and headers.
+fn client_head(parts: &http::request::Parts) -> Request<()> {
+    let mut head = Request::new(());
+    *head.method_mut() = parts.method.clone();
+    *head.uri_mut() = parts.uri.clone();
+    *head.headers_mut() = parts.headers.clone();
+    head
+}
+
+/// Stores the origin's response when the policy allows it and its body fits
+/// the rule's `max_body`, and lands `fetch`; returns whether it was stored
+/// (or why not) and the body to send on. A body of declared length within
+/// the limit is read whole first, at the origin's pace (so the client gets
+/// the `ETag` and `Content-Length` later hits will send, and waiters hit);
+/// one without a length is streamed to the client and recorded on the way,
+/// and its waiters are released to fetch on their own.
+async fn store_if_allowed<B: Body<Data = Bytes>>(
+    forwarding: &Forwarding,
+    parts: &mut http::response::Parts,
+    body: B,
+    fetch: Fetch,
+) -> (Storage, ResponseBody<B>) {
+    let Forwarding {
+        cache,
+        plan,
+        client,
+    } = forwarding;
+    let extension = parts.extensions.get::<CacheTags>().cloned();
+    let tags = cache.take_tags(&mut parts.headers, extension.as_ref());
+    let refuse = |reason: NotStorable, fetch: Fetch| {
+        fetch.not_stored(reason.marks_hit_for_miss());
+        Storage::Refused(reason)
+    };
+    let storable = match cache.check_storable(plan, parts.status, &parts.headers) {
+        Ok(storable) => storable.with_tags(tags),
+        Err(reason) => return (refuse(reason, fetch), ResponseBody::passthrough(body)),
+    };
+    let max_body = plan.rule().max_body();
+    // The length from the header, or from the body itself (frameworks
+    // leave the header to the server when the body knows its size).
+    let declared = content_length(&parts.headers).or_else(|| body.size_hint().exact());
+    let Some(declared) = declared else {
+        // Streamed at the client's pace: waiters must not depend on it
+        // (a slow reader would hold them all up), so they fetch on their
+        // own; the first complete recording is stored.
+        let mut fetch = fetch;
+        fetch.release_waiters();
+        let recorder = Recorder::new(
+            cache.clone(),
+            plan.clone(),
+            storable,
+            client.clone(),
+            (parts.status, parts.headers.clone()),
+            fetch,
+        );
+        return (Storage::Recording, ResponseBody::recording(body, recorder));
+    };
+    if declared > max_body {
+        cache.not_stored(plan);
+        return (
+            refuse(NotStorable::TooLarge, fetch),
+            ResponseBody::passthrough(body),
+        );
+    }
+    match buffer(body, max_body).await {
+        Buffered::Complete(bytes) => {
+            let stored = cache
+                .store(
+                    plan,
+                    storable,
+                    client,
+                    parts.status,
+                    &mut parts.headers,
+                    bytes.clone(),
+                )
+                .await;
+            // A store failure is already logged and counted; the client
+            // still gets the whole response.
+            let outcome = if stored {
+                fetch.stored();
+                Storage::Stored
+            } else {
+                refuse(NotStorable::StoreFailed, fetch)
+            };
+            (outcome, ResponseBody::full(bytes))
+        }
+        Buffered::Incomplete {
+            prefix,
+            error,
+            rest,
+        } => {
+            cache.not_stored(plan);
+            let reason = if error.is_some() {
+                NotStorable::Incomplete
+            } else if prefix.back().is_some_and(|frame| frame.is_trailers()) {
+                NotStorable::Trailers
+            } else {
+                NotStorable::TooLarge
+            };
+            (
+                refuse(reason, fetch),
+                ResponseBody::replay(prefix, error, rest),
+            )
+        }
+    }
+}
+
+/// The `Content-Length` a response declares, if it is a valid one.
+pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// A response the cache made itself, such as a hit.
+pub fn answer<B: Body>(answer: Answer) -> Response<ResponseBody<B>> {
+    let mut response = Response::new(ResponseBody::full(answer.body));
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers;
+    response
+}
+
+enum Buffered<B: Body> {
+    /// The whole body, within the limit and without trailers.
+    Complete(Bytes),
+    /// The body could not be kept (over the limit, trailers, or an error):
+    /// what was read so far, then the rest.
+    Incomplete {
+        prefix: VecDeque<Frame<Bytes>>,
+        error: Option<B::Error>,
+        rest: Option<Pin<Box<B>>>,
+    },
+}
+
+/// Reads `body` while it stays within `limit` bytes. Past the limit it stops
+/// reading and hands back what it read, so the client still gets every byte.
+async fn buffer<B: Body<Data = Bytes>>(body: B, limit: u64) -> Buffered<B> {
+    let mut body = Box::pin(body);
+    let mut chunks: VecDeque<Frame<Bytes>> = VecDeque::new();
+    let mut total: u64 = 0;
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Err(error)) => {
+                return Buffered::Incomplete {
+                    prefix: chunks,
+                    error: Some(error),
+                    rest: None,
+                }
+            }
+            Some(Ok(frame)) => {
+                let over = match frame.data_ref() {
+                    Some(data) => {
+                        total += data.len() as u64;
+                        total > limit
+                    }
+                    None => true, // trailers: not kept
+                };
+                chunks.push_back(frame);
+                if over {
+                    return Buffered::Incomplete {
+                        prefix: chunks,
+                        error: None,
+                        rest: Some(body),
+                    };
+                }
+            }
+        }
+    }
+    let data = chunks
+        .into_iter()
+        .filter_map(|frame| frame.into_data().ok())
+        .collect();
+    Buffered::Complete(join(data, total))
+}

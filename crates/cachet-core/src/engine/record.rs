@@ -1,0 +1,72 @@
+//! Counting and labelling: the counters a step bumps and the `Cache-Status`
+//! of a response that went to the origin.
+
+use super::route::Plan;
+use super::store::Storage;
+use crate::cache::Cache;
+use crate::protocol::cache_status::{ForwardReason, Outcome};
+use crate::stats::Counters;
+use crate::store::StoreError;
+use http::header::HeaderMap;
+use http::StatusCode;
+
+impl Cache {
+    /// Records that a response for `plan` was not stored for a reason found
+    /// after [`check_storable`](Self::check_storable) (its body was too large,
+    /// it had trailers).
+    pub fn not_stored(&self, plan: &Plan) {
+        Counters::bump(&self.counters(plan).not_stored);
+    }
+
+    pub(super) fn record_insert(&self, plan: &Plan, result: Result<(), StoreError>) -> bool {
+        let counters = self.counters(plan);
+        match result {
+            Ok(()) => {
+                Counters::bump(&counters.inserts);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, key = %plan.key, "storing a response failed");
+                Counters::bump(&counters.store_errors);
+                false
+            }
+        }
+    }
+
+    /// Labels a response that went to the origin for `reason`: its status,
+    /// and whether it was stored, why not, or that it is being recorded.
+    pub fn forwarded(
+        &self,
+        plan: &Plan,
+        reason: ForwardReason,
+        status: StatusCode,
+        storage: &Storage,
+        headers: &mut HeaderMap,
+    ) {
+        let outcome = Outcome::Forward {
+            reason,
+            status: Some(status),
+            stored: matches!(storage, Storage::Stored),
+            detail: match storage {
+                Storage::Stored => None,
+                Storage::Recording => Some("recording".to_owned()),
+                Storage::Refused(why) => Some(why.to_string()),
+            },
+        };
+        self.inner
+            .status_headers
+            .write(&outcome, Some(&plan.key), headers);
+    }
+
+    /// Labels a response to a request the rule matched but the cache did not
+    /// handle ([`Route::Bypass`]).
+    pub fn bypassed(&self, reason: ForwardReason, headers: &mut HeaderMap) {
+        let outcome = Outcome::Forward {
+            reason,
+            status: None,
+            stored: false,
+            detail: None,
+        };
+        self.inner.status_headers.write(&outcome, None, headers);
+    }
+}

@@ -1,0 +1,394 @@
+//! Step 1, route: the rule that matches a request and the key of its
+//! entry — or a pass-through, or a bypass of the cache.
+
+use crate::cache::Cache;
+use crate::config::rules::CompiledRule;
+use crate::identity::Resolved;
+use crate::protocol::cache_status::ForwardReason;
+use crate::protocol::directives::RequestDirectives;
+use crate::protocol::storability::RequestFacts;
+use crate::protocol::tags::uri_term;
+use crate::protocol::target::{canonical_path, differs};
+use crate::request::RequestHead;
+use crate::store::key::{combine_header_values, normalize_host, CacheKey, HeaderPart, KeyBuilder};
+use http::header::{self, HeaderName};
+use http::uri::PathAndQuery;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What to do with a request.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// No rule matches: pass it through untouched (no headers added).
+    Pass,
+    /// A rule matches but the cache is not used for this request; label the
+    /// response with [`Cache::bypassed`].
+    Bypass(ForwardReason),
+    /// Serve from or fill the cache.
+    Cache(Plan),
+}
+
+/// What the cache will do with one request that matched a rule: the rule and
+/// the key, and what the storage policy needs to know later.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub(super) rule: Arc<CompiledRule>,
+    pub(super) key: CacheKey,
+    /// How long the target (canonical path and query) at the key's start is.
+    pub(super) target_len: usize,
+    /// The canonical target, when it differs from the request's own.
+    pub(super) rewrite: Option<PathAndQuery>,
+    /// Whether the canonical path differs from the request's own.
+    pub(super) changes_path: bool,
+    pub(super) head: bool,
+    pub(super) facts: RequestFacts,
+    pub(super) directives: RequestDirectives,
+    /// When the request arrived, for rules that refresh early (which need
+    /// to know how long a fetch takes).
+    pub(super) started: Option<SystemTime>,
+}
+
+impl Plan {
+    /// The matching rule.
+    pub fn rule(&self) -> &CompiledRule {
+        &self.rule
+    }
+    /// The entry's key.
+    pub fn key(&self) -> &CacheKey {
+        &self.key
+    }
+    /// The canonical path and query the origin must receive, when they
+    /// differ from the request's own (`/api/m%65` is `/api/me`,
+    /// `/static/../api/me` is `/api/me`, a `normalize_query` rule's query
+    /// is sorted): the adapter puts it in the request it forwards, so the
+    /// application answers exactly what was keyed. `None` when the request
+    /// is already canonical.
+    pub fn target(&self) -> Option<&PathAndQuery> {
+        self.rewrite.as_ref()
+    }
+    /// Whether [`target`](Self::target) changes the path, not only the
+    /// query. An adapter that cannot make the application route on the
+    /// canonical path (it runs after routing) must not cache the request:
+    /// it treats it as [`Route::Bypass`] ([`Cache::bypassed`]).
+    pub fn changes_path(&self) -> bool {
+        self.changes_path
+    }
+    /// Sets `req`'s URI to [`target`](Self::target), keeping its scheme and
+    /// authority (absolute-form and HTTP/2 requests have them). `false`
+    /// when no such URI can be made: the request must then bypass the
+    /// cache, since the origin would not receive what was keyed.
+    #[must_use]
+    pub fn retarget<B>(&self, req: &mut http::Request<B>) -> bool {
+        let Some(target) = &self.rewrite else {
+            return true;
+        };
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(target.clone());
+        match http::Uri::from_parts(parts) {
+            Ok(uri) => {
+                *req.uri_mut() = uri;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+    /// The index term of the entry's URI, for purges by URI: the target,
+    /// and the host when keys hold it.
+    pub(crate) fn uri_term(&self, key_host: bool) -> Arc<str> {
+        let key = self.key.as_str();
+        let target = &key[..self.target_len];
+        let host = key_host.then(|| key.split(' ').nth(2)).flatten();
+        uri_term(target, host)
+    }
+    /// Whether the request is a `HEAD`: a hit is answered without a body.
+    pub fn is_head(&self) -> bool {
+        self.head
+    }
+    /// Whether the client said `only-if-cached`: answer a miss with
+    /// [`Cache::only_if_cached`] instead of forwarding.
+    pub fn only_if_cached(&self) -> bool {
+        self.directives.only_if_cached
+    }
+}
+
+/// Headers that may carry a credential: a rule that keys on one keys on
+/// its keyed hash, so keys never show it.
+fn is_credential(name: &HeaderName) -> bool {
+    matches!(
+        *name,
+        header::AUTHORIZATION | header::COOKIE | header::PROXY_AUTHORIZATION
+    )
+}
+
+/// `Connection` options that name no end-to-end header.
+const CONNECTION_OPTIONS: [&str; 3] = ["close", "keep-alive", "te"];
+
+/// Whether `req` must skip the cache whatever its key: it carries one of
+/// `bypass_headers`; it has a body (a GET or HEAD with one may be answered
+/// from it, and an origin that reads it would be keyed on less than it
+/// sees); it upgrades the protocol; it asks for a range; or `Connection`
+/// names a header, which a proxy would drop after the key was made from it.
+fn bypasses(req: &dyn RequestHead, bypass_headers: &[HeaderName]) -> bool {
+    if bypass_headers.iter().any(|name| req.header(name).is_some()) {
+        return true;
+    }
+    let has_body = req.header(&header::TRANSFER_ENCODING).is_some()
+        || req
+            .header(&header::CONTENT_LENGTH)
+            .is_some_and(|length| length.trim_ascii() != b"0");
+    if has_body || req.header(&header::UPGRADE).is_some() || req.header(&header::RANGE).is_some() {
+        return true;
+    }
+    let mut names_a_header = false;
+    req.header_values(&header::CONNECTION, &mut |value| {
+        names_a_header |= value
+            .split(|&byte| byte == b',')
+            .map(<[u8]>::trim_ascii)
+            .any(|option| {
+                !option.is_empty()
+                    && !CONNECTION_OPTIONS
+                        .iter()
+                        .any(|known| option.eq_ignore_ascii_case(known.as_bytes()))
+            });
+    });
+    names_a_header
+}
+
+impl Cache {
+    /// Steps 1 and 3 of the design: the rule that matches `req` and the key
+    /// of its entry.
+    ///
+    /// Rules match the canonical path (see [`Plan::target`]), the one the
+    /// key holds and the origin receives. The request bypasses the cache
+    /// when the rule does not cache its method, when it is a range request,
+    /// a protocol upgrade, carries a body, names a header in `Connection`,
+    /// carries one of the bypass headers, has an ambiguous path, a host
+    /// that is not one, a key longer than `max_key_bytes`, or (on a
+    /// `vary_by_user` rule) a credential without a clear identity.
+    pub fn route(&self, req: &dyn RequestHead) -> Route {
+        let method = req.method();
+        let raw_path = req.path();
+        let path = match canonical_path(raw_path) {
+            Ok(path) => path,
+            Err(_) => {
+                // Origins disagree on what it names: never cached.
+                return match self.inner.rules.find(raw_path) {
+                    Some(_) => Route::Bypass(ForwardReason::Bypass),
+                    None => Route::Pass,
+                };
+            }
+        };
+        let Some(rule) = self.inner.rules.find(&path) else {
+            return Route::Pass;
+        };
+        let head = match method {
+            "GET" => false,
+            "HEAD" => true,
+            _ => return Route::Bypass(ForwardReason::Method),
+        };
+        if !rule.caches_method(method) {
+            return Route::Bypass(ForwardReason::Method);
+        }
+        let limits = &self.inner.limits;
+        let bypass_headers = rule.bypass_headers().unwrap_or(&limits.bypass_headers);
+        if bypasses(req, bypass_headers) {
+            return Route::Bypass(ForwardReason::Bypass);
+        }
+        let query = req.query();
+        if path.len() + query.map_or(0, str::len) > limits.max_key_bytes {
+            return Route::Bypass(ForwardReason::Bypass);
+        }
+        let target = KeyBuilder::for_canonical(&path, query, rule.normalize_query());
+        let target_len = target.len();
+        let changes_path = path != raw_path;
+        let rewrite = if differs(target.as_str(), raw_path, query) {
+            match PathAndQuery::try_from(target.as_str()) {
+                Ok(target) => Some(target),
+                Err(_) => return Route::Bypass(ForwardReason::Bypass),
+            }
+        } else {
+            None
+        };
+        let key_method = if rule.vary_by_method() { method } else { "GET" };
+        let mut key = target.method(key_method);
+        if self.inner.key_host {
+            let host = req.header(&header::HOST).or_else(|| req.authority());
+            if host.is_some_and(|host| normalize_host(host).is_none()) {
+                return Route::Bypass(ForwardReason::Bypass);
+            }
+            key = key.host(host);
+        }
+        let mut shared = true;
+        if rule.vary_by_user() {
+            let identity = match self.inner.identity.resolve(req) {
+                Resolved::User(hash) => Some(hash),
+                Resolved::Anonymous => None,
+                Resolved::Unresolved => return Route::Bypass(ForwardReason::Bypass),
+            };
+            shared = identity.is_none();
+            key = key.user(identity);
+        }
+        for name in rule.vary_headers() {
+            let mut values: Vec<&[u8]> = Vec::new();
+            req.header_values(name, &mut |value| values.push(value));
+            let value = combine_header_values(&values);
+            key = match value {
+                // A credential is keyed by a keyed hash, never as it is.
+                Some(value) if is_credential(name) => key.header_part(
+                    name.as_str(),
+                    HeaderPart::Hashed(self.inner.identity.hash_header(name, &value)),
+                ),
+                value => key.header(name.as_str(), value.as_deref()),
+            };
+        }
+        let key = key.finish();
+        if key.as_str().len() > limits.max_key_bytes {
+            return Route::Bypass(ForwardReason::Bypass);
+        }
+        let directives = RequestDirectives::of(req);
+        let started = rule.early_refresh().map(|_| self.inner.clock.now());
+        Route::Cache(Plan {
+            rule: Arc::clone(rule),
+            key,
+            target_len,
+            rewrite,
+            changes_path,
+            head,
+            facts: RequestFacts {
+                shared,
+                authorized: req.header(&header::AUTHORIZATION).is_some(),
+                head_as_get: head && !rule.vary_by_method(),
+                no_store: directives.no_store,
+                cookie: req.header(&header::COOKIE).is_some(),
+            },
+            directives,
+            started,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::DEFAULT_MAX_KEY_BYTES;
+    use crate::{Identity, Rule};
+
+    fn cache() -> Cache {
+        Cache::builder()
+            .rule(Rule::new("^/api/me$").vary_by_user(true))
+            .rule(Rule::new("^/api/long$").vary_headers(["x-long"]))
+            .rule(Rule::new("^/api/"))
+            .identity(Identity::none().header(http::HeaderName::from_static("x-api-key")))
+            .build()
+            .unwrap()
+    }
+
+    fn route(target: &str, headers: &[(&str, &str)]) -> Route {
+        let mut req = http::Request::get(target);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        cache().route(&req.body(()).unwrap())
+    }
+
+    fn rule_of(route: &Route) -> Option<usize> {
+        match route {
+            Route::Cache(plan) => Some(plan.rule().index()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn rules_match_the_canonical_path_the_origin_receives() {
+        for target in ["/api/m%65", "/api/./me", "/static/../api/me", "/api/%6De"] {
+            let route = route(target, &[]);
+            assert_eq!(rule_of(&route), Some(0), "{target}");
+            let Route::Cache(plan) = route else {
+                unreachable!()
+            };
+            assert_eq!(plan.target().map(PathAndQuery::as_str), Some("/api/me"));
+            assert!(plan.changes_path());
+        }
+        let Route::Cache(plan) = route("/api/me", &[]) else {
+            panic!("cached")
+        };
+        assert_eq!(plan.target(), None);
+    }
+
+    #[test]
+    fn requests_the_key_cannot_describe_bypass() {
+        let bypassed = |headers: &[(&str, &str)]| {
+            matches!(
+                route("/api/items", headers),
+                Route::Bypass(ForwardReason::Bypass)
+            )
+        };
+        assert!(!bypassed(&[
+            ("connection", "keep-alive, close"),
+            ("content-length", "0")
+        ]));
+        for headers in [
+            &[("content-length", "5")][..],
+            &[("transfer-encoding", "chunked")],
+            &[("connection", "accept-language")],
+            &[("connection", "keep-alive, x-secret")],
+            &[("upgrade", "websocket")],
+            &[("range", "bytes=0-1")],
+            &[("x-http-method-override", "DELETE")],
+            &[("x-original-url", "/admin")],
+        ] {
+            assert!(bypassed(headers), "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn an_unclear_identity_bypasses_a_per_user_rule() {
+        assert!(matches!(
+            route("/api/me", &[("x-api-key", "")]),
+            Route::Bypass(_)
+        ));
+        let mut req = http::Request::get("/api/me");
+        req = req.header("x-api-key", "a").header("x-api-key", "b");
+        assert!(matches!(
+            cache().route(&req.body(()).unwrap()),
+            Route::Bypass(_)
+        ));
+        assert!(matches!(
+            route("/api/me", &[("x-api-key", "a")]),
+            Route::Cache(_)
+        ));
+        assert!(matches!(route("/api/me", &[]), Route::Cache(_)));
+    }
+
+    #[test]
+    fn keys_longer_than_max_key_bytes_bypass() {
+        let long = "v".repeat(DEFAULT_MAX_KEY_BYTES);
+        assert!(matches!(
+            route("/api/long", &[("x-long", "short")]),
+            Route::Cache(_)
+        ));
+        assert!(matches!(
+            route("/api/long", &[("x-long", &long)]),
+            Route::Bypass(_)
+        ));
+        let target = format!("/api/items?{long}");
+        assert!(matches!(route(&target, &[]), Route::Bypass(_)));
+    }
+
+    #[test]
+    fn credentials_a_rule_keys_on_are_hashed() {
+        let cache = Cache::builder()
+            .rule(Rule::new("^/").vary_headers(["cookie", "authorization"]))
+            .build()
+            .unwrap();
+        let req = http::Request::get("/a")
+            .header("cookie", "sessionid=SECRET")
+            .header("authorization", "Bearer SECRET")
+            .body(())
+            .unwrap();
+        let Route::Cache(plan) = cache.route(&req) else {
+            panic!("cached")
+        };
+        assert!(!plan.key().as_str().contains("SECRET"), "{}", plan.key());
+    }
+}

@@ -1,0 +1,357 @@
+//! The headers that tell a client what the cache did: `Cache-Status`
+//! (RFC 9211), `Age` (RFC 9111 §5.1) and, as an option, `X-Cache`. Every
+//! adapter writes them through this one module.
+
+use crate::store::key::CacheKey;
+use http::header::{HeaderName, HeaderValue, AGE};
+use http::{HeaderMap, StatusCode};
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// The `Cache-Status` header (RFC 9211).
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+/// The `X-Cache` header, for those who grep for it.
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+
+/// How many seconds have a precomputed `Age` and `Cache-Status: …; ttl=N`
+/// value: a hit clones one (a reference count) instead of formatting.
+const PRECOMPUTED: u64 = 600;
+
+static AGE_VALUES: LazyLock<Vec<HeaderValue>> =
+    LazyLock::new(|| (0..PRECOMPUTED).map(HeaderValue::from).collect());
+
+static HIT_VALUES: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
+    (0..PRECOMPUTED)
+        .map(|ttl| HeaderValue::try_from(format!("cachet; hit; ttl={ttl}")).expect("ASCII"))
+        .collect()
+});
+
+fn precomputed(table: &LazyLock<Vec<HeaderValue>>, secs: u64) -> Option<HeaderValue> {
+    usize::try_from(secs)
+        .ok()
+        .and_then(|index| table.get(index))
+        .cloned()
+}
+
+/// Why a request went to the origin (RFC 9211 §2.2 `fwd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardReason {
+    /// No entry for this URI (`uri-miss`).
+    UriMiss,
+    /// Entries for this URI, but none for the request's values of the
+    /// headers the response varies on (`vary-miss`).
+    VaryMiss,
+    /// The entry is stale: revalidated or fetched anew (`stale`).
+    Stale,
+    /// An entry exists but the request's directives did not allow its use
+    /// (`request`): `no-cache`, `max-age`, `min-fresh`.
+    Request,
+    /// The rule matched but this request is not served from the cache
+    /// (`bypass`): a range request, for example.
+    Bypass,
+    /// The rule does not cache this method (`method`).
+    Method,
+}
+
+impl ForwardReason {
+    fn token(self) -> &'static str {
+        match self {
+            Self::UriMiss => "uri-miss",
+            Self::VaryMiss => "vary-miss",
+            Self::Stale => "stale",
+            Self::Request => "request",
+            Self::Bypass => "bypass",
+            Self::Method => "method",
+        }
+    }
+}
+
+/// What the cache did with a request that matched a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Answered from the cache.
+    Hit {
+        /// The entry's age (RFC 9111 §4.2.3).
+        age: Duration,
+        /// How long the entry stays fresh.
+        ttl: Duration,
+    },
+    /// Answered from a stale entry the request accepts (`max-stale`), or
+    /// that is served while a background request refreshes it
+    /// (`stale-while-revalidate`): `ttl` is negative in `Cache-Status`.
+    StaleHit {
+        /// The entry's age.
+        age: Duration,
+        /// How long ago it went stale.
+        staleness: Duration,
+        /// Whether it is being refreshed (`stale-while-revalidate`).
+        refreshing: bool,
+    },
+    /// The origin failed (a 5xx, or no answer) and the stored entry answered
+    /// (`stale-if-error`).
+    StaleIfError {
+        /// The entry's age.
+        age: Duration,
+        /// How long ago it went stale (zero if it is still fresh).
+        staleness: Duration,
+        /// Why the request went to the origin.
+        reason: ForwardReason,
+        /// The origin's status, when it answered.
+        status: Option<StatusCode>,
+    },
+    /// Sent to the origin.
+    Forward {
+        /// Why.
+        reason: ForwardReason,
+        /// The origin's status, when it answered.
+        status: Option<StatusCode>,
+        /// Whether the response was stored.
+        stored: bool,
+        /// Why it was not stored (shown only with debug headers).
+        detail: Option<String>,
+    },
+    /// `Cache-Control: only-if-cached` and no entry: answered 504 without
+    /// contacting the origin (RFC 9111 §5.2.1.7).
+    OnlyIfCached,
+}
+
+/// How outcomes are written: which headers, and whether `Cache-Status`
+/// carries the key and the reason a response was not stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StatusHeaders {
+    /// Also write `X-Cache: HIT|MISS|BYPASS|STALE` (`STALE`: served by
+    /// `stale-if-error`).
+    pub x_cache: bool,
+    /// Add `key` and `detail` to `Cache-Status` (exposes keys: for debugging).
+    pub debug: bool,
+}
+
+impl StatusHeaders {
+    /// Writes `Cache-Status`, `Age` on hits and, if enabled, `X-Cache` into
+    /// `headers`. `key` is shown only in debug mode.
+    pub(crate) fn write(&self, outcome: &Outcome, key: Option<&CacheKey>, headers: &mut HeaderMap) {
+        let (x_cache, status) = match outcome {
+            Outcome::Hit { age, ttl } => {
+                write_age(*age, headers);
+                let status = match (self.debug, precomputed(&HIT_VALUES, ttl.as_secs())) {
+                    (false, Some(value)) => value,
+                    _ => self.value(format!("cachet; hit; ttl={}", ttl.as_secs()), key, None),
+                };
+                ("HIT", status)
+            }
+            Outcome::StaleHit {
+                age,
+                staleness,
+                refreshing: false,
+            } => {
+                write_age(*age, headers);
+                let text = format!("cachet; hit; ttl=-{}", staleness.as_secs());
+                ("HIT", self.value(text, key, Some("max-stale")))
+            }
+            Outcome::StaleHit {
+                age,
+                staleness,
+                refreshing: true,
+            } => {
+                write_age(*age, headers);
+                let text = format!(
+                    "cachet; hit; fwd=stale; ttl=-{}; detail=stale-while-revalidate",
+                    staleness.as_secs()
+                );
+                ("HIT", self.value(text, key, None))
+            }
+            Outcome::StaleIfError {
+                age,
+                staleness,
+                reason,
+                status,
+            } => {
+                write_age(*age, headers);
+                let mut text = format!("cachet; fwd={}", reason.token());
+                if let Some(status) = status {
+                    let _ = write!(text, "; fwd-status={}", status.as_u16());
+                }
+                let _ = write!(
+                    text,
+                    "; ttl=-{}; detail=stale-if-error",
+                    staleness.as_secs()
+                );
+                ("STALE", self.value(text, key, None))
+            }
+            Outcome::Forward {
+                reason,
+                status,
+                stored,
+                detail,
+            } => {
+                let mut text = format!("cachet; fwd={}", reason.token());
+                if let Some(status) = status {
+                    let _ = write!(text, "; fwd-status={}", status.as_u16());
+                }
+                if *stored {
+                    text.push_str("; stored");
+                }
+                let x_cache = if matches!(reason, ForwardReason::Bypass | ForwardReason::Method) {
+                    "BYPASS"
+                } else {
+                    "MISS"
+                };
+                (x_cache, self.value(text, key, detail.as_deref()))
+            }
+            Outcome::OnlyIfCached => (
+                "MISS",
+                HeaderValue::from_static("cachet; detail=\"only-if-cached\""),
+            ),
+        };
+        headers.insert(CACHE_STATUS, status);
+        if self.x_cache {
+            headers.insert(X_CACHE, HeaderValue::from_static(x_cache));
+        }
+    }
+
+    fn value(&self, mut text: String, key: Option<&CacheKey>, detail: Option<&str>) -> HeaderValue {
+        if self.debug {
+            if let Some(key) = key {
+                let _ = write!(text, "; key={}", sf_string(key.as_str()));
+            }
+            if let Some(detail) = detail {
+                let _ = write!(text, "; detail={}", sf_string(detail));
+            }
+        }
+        // Keys hold only visible ASCII and spaces, so this cannot fail; if it
+        // ever did, the status without the debug parts is still right.
+        HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("cachet"))
+    }
+
+    /// The names of the headers [`write`](Self::write) may add, for sizing
+    /// a header map once.
+    pub(crate) const MAX_HEADERS: usize = 3;
+}
+
+fn write_age(age: Duration, headers: &mut HeaderMap) {
+    let secs = age.as_secs();
+    headers.insert(
+        AGE,
+        precomputed(&AGE_VALUES, secs).unwrap_or_else(|| secs.into()),
+    );
+}
+
+/// A Structured Field string (RFC 8941 §3.3.3): quoted, `\` and `"` escaped.
+fn sf_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for ch in text.chars() {
+        if ch == '"' || ch == '\\' {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::key::KeyBuilder;
+
+    fn written(options: StatusHeaders, outcome: &Outcome) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let key = KeyBuilder::new("/a\"b", None).method("GET").finish();
+        options.write(outcome, Some(&key), &mut headers);
+        headers
+    }
+
+    #[test]
+    fn hits_carry_age_ttl_and_no_key_by_default() {
+        let hit = Outcome::Hit {
+            age: Duration::from_millis(7_900),
+            ttl: Duration::from_secs(52),
+        };
+        let headers = written(StatusHeaders::default(), &hit);
+        assert_eq!(headers[AGE], "7");
+        assert_eq!(headers[CACHE_STATUS], "cachet; hit; ttl=52");
+        assert!(!headers.contains_key(X_CACHE));
+        let long = Outcome::Hit {
+            age: Duration::from_secs(86_400),
+            ttl: Duration::from_secs(7_200),
+        };
+        let headers = written(StatusHeaders::default(), &long);
+        assert_eq!(headers[AGE], "86400");
+        assert_eq!(headers[CACHE_STATUS], "cachet; hit; ttl=7200");
+    }
+
+    #[test]
+    fn forwards_say_why_and_whether_stored() {
+        let miss = Outcome::Forward {
+            reason: ForwardReason::UriMiss,
+            status: Some(StatusCode::OK),
+            stored: true,
+            detail: None,
+        };
+        let headers = written(
+            StatusHeaders {
+                x_cache: true,
+                debug: false,
+            },
+            &miss,
+        );
+        assert_eq!(
+            headers[CACHE_STATUS],
+            "cachet; fwd=uri-miss; fwd-status=200; stored"
+        );
+        assert_eq!(headers[X_CACHE], "MISS");
+        let bypass = Outcome::Forward {
+            reason: ForwardReason::Bypass,
+            status: None,
+            stored: false,
+            detail: None,
+        };
+        let headers = written(
+            StatusHeaders {
+                x_cache: true,
+                debug: false,
+            },
+            &bypass,
+        );
+        assert_eq!(headers[CACHE_STATUS], "cachet; fwd=bypass");
+        assert_eq!(headers[X_CACHE], "BYPASS");
+    }
+
+    #[test]
+    fn debug_adds_key_and_detail_as_sf_strings() {
+        let miss = Outcome::Forward {
+            reason: ForwardReason::UriMiss,
+            status: Some(StatusCode::OK),
+            stored: false,
+            detail: Some("private".into()),
+        };
+        let headers = written(
+            StatusHeaders {
+                x_cache: false,
+                debug: true,
+            },
+            &miss,
+        );
+        assert_eq!(
+            headers[CACHE_STATUS],
+            r#"cachet; fwd=uri-miss; fwd-status=200; key="/a%22b GET"; detail="private""#
+        );
+        let hit = Outcome::Hit {
+            age: Duration::ZERO,
+            ttl: Duration::from_secs(5),
+        };
+        let headers = written(
+            StatusHeaders {
+                x_cache: false,
+                debug: true,
+            },
+            &hit,
+        );
+        assert_eq!(
+            headers[CACHE_STATUS],
+            r#"cachet; hit; ttl=5; key="/a%22b GET""#
+        );
+    }
+}

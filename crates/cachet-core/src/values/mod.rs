@@ -1,0 +1,406 @@
+//! The programmatic cache: typed values for what handlers compute
+//! themselves (what Django apps do with a simple cache's `set`, a cache
+//! manager's `get_many`, `@cached` and `cache_evict`).
+//!
+//! [`ValueCache`] is its own handle ([`Cache::values`](crate::Cache::values))
+//! over its own named cache, `values` (16 MiB unless configured under
+//! `[caches.values]`): its patterns, key listings and deletions never reach
+//! an HTTP entry, and no rule may store responses there. Values are
+//! serialized with serde — [`Codec::Binary`] (postcard, compact) by
+//! default, [`Codec::Json`] on request — under the cache's clock and store.
+//!
+//! `ValueCache` is `Clone + Send + Sync`: hand it to axum handlers as
+//! `State<ValueCache>` (or an `Extension`), and to actix-web handlers as
+//! `web::Data<ValueCache>`.
+//!
+//! ```
+//! use cachet_core::{Cache, ValueKey};
+//! use std::time::Duration;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let values = Cache::builder().build()?.values();
+//! let key = ValueKey::new("user_profile").prefix("shop").param("id", 42).to_string();
+//! assert_eq!(key, "shop:user_profile:id=42");
+//!
+//! values.set(&key, &vec!["tea", "cake"], Duration::from_secs(60)).await?;
+//! let profile: Option<Vec<String>> = values.get(&key).await?;
+//! assert_eq!(profile.unwrap(), ["tea", "cake"]);
+//!
+//! // Concurrent callers for one key run the function once; errors are not cached.
+//! let total = values
+//!     .get_or_compute("totals:today", Duration::from_secs(30), || async {
+//!         Ok::<_, std::io::Error>(1234_u64)
+//!     })
+//!     .await?;
+//! assert_eq!(total, 1234);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+mod codec;
+mod evict;
+mod flights;
+mod key;
+
+pub use self::codec::{Codec, ValueError};
+pub use self::evict::Evict;
+pub use self::key::ValueKey;
+
+use self::flights::Flights;
+use crate::clock::SharedClock;
+use crate::config::rules::VALUES_CACHE;
+use crate::identity::Identity;
+use crate::store::entry::{Entry, ValueEntry};
+use crate::store::key::CacheKey;
+use crate::store::{Store, StoreError};
+use regex::Regex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The programmatic cache: typed values with a TTL, in the named cache
+/// `values`. Made by [`Cache::values`](crate::Cache::values); clones share
+/// everything (the store, and the computations in flight).
+#[derive(Clone)]
+pub struct ValueCache {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    codec: Codec,
+    identity: Identity,
+    flights: Flights,
+    /// Every named cache, for evictions by tag (a tag reaches HTTP entries
+    /// too, so that a write purges the pages that show what it changed).
+    caches: Vec<String>,
+}
+
+impl fmt::Debug for ValueCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValueCache")
+            .field("cache", &VALUES_CACHE)
+            .field("codec", &self.shared.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A glob (`*`, `?`) as an anchored regex over whole keys.
+fn glob_regex(glob: &str) -> Result<Regex, regex::Error> {
+    let mut pattern = String::from("^");
+    for ch in glob.chars() {
+        match ch {
+            '*' => pattern.push_str(".*"),
+            '?' => pattern.push('.'),
+            other => pattern.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    pattern.push('$');
+    Regex::new(&pattern)
+}
+impl ValueCache {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        codec: Codec,
+        identity: Identity,
+        caches: Vec<String>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                clock,
+                codec,
+                identity,
+                flights: Flights::default(),
+                caches,
+            }),
+        }
+    }
+
+    /// The heap the computations in flight hold.
+    pub(crate) fn heap_bytes(&self) -> u64 {
+        self.shared.flights.heap_bytes()
+    }
+
+    async fn stored_value(&self, key: &str) -> Result<Option<Arc<ValueEntry>>, StoreError> {
+        let now = self.shared.clock.now();
+        let key = CacheKey::from_raw(key);
+        match self.shared.store.get(VALUES_CACHE, &key, now).await? {
+            Some(Entry::Value(value)) if value.expires_at() > now => Ok(Some(value)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The value under `key`, if there is a live one.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ValueError> {
+        match self.stored_value(key).await? {
+            Some(value) => self.shared.codec.decode(value.bytes()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `value` under `key` for `ttl`, replacing what was there.
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), ValueError> {
+        self.set_tagged(key, value, ttl, &[]).await
+    }
+
+    /// [`set`](Self::set), indexed under `tags` so that [`Evict::tag`] and
+    /// [`Cache::purge_tag`](crate::Cache::purge_tag) reach it.
+    pub async fn set_tagged<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+        tags: &[&str],
+    ) -> Result<(), ValueError> {
+        let bytes = self.shared.codec.encode(value)?;
+        let tags: Vec<Arc<str>> = tags.iter().map(|tag| Arc::from(*tag)).collect();
+        let stored =
+            ValueEntry::new(bytes, self.shared.clock.now(), ttl).with_tags(Arc::from(tags));
+        self.put_value(key, stored).await
+    }
+
+    async fn put_value(&self, key: &str, value: ValueEntry) -> Result<(), ValueError> {
+        let key = CacheKey::from_raw(key);
+        let value = Entry::Value(Arc::new(value));
+        Ok(self.shared.store.insert(VALUES_CACHE, &key, value).await?)
+    }
+
+    /// Whether a live value is under `key`.
+    pub async fn exists(&self, key: &str) -> Result<bool, ValueError> {
+        Ok(self.stored_value(key).await?.is_some())
+    }
+
+    /// How long the value under `key` has left, if there is one.
+    pub async fn ttl(&self, key: &str) -> Result<Option<Duration>, ValueError> {
+        let now = self.shared.clock.now();
+        Ok(self
+            .stored_value(key)
+            .await?
+            .map(|value| value.expires_at().duration_since(now).unwrap_or_default()))
+    }
+
+    /// Gives the value under `key` `ttl` more from now; whether there was one.
+    pub async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, ValueError> {
+        let Some(value) = self.stored_value(key).await? else {
+            return Ok(false);
+        };
+        self.put_value(key, value.expiring(self.shared.clock.now(), ttl))
+            .await?;
+        Ok(true)
+    }
+
+    /// The live values of `keys`, by key; missing keys are left out.
+    pub async fn get_many<T, K>(&self, keys: &[K]) -> Result<HashMap<String, T>, ValueError>
+    where
+        T: DeserializeOwned,
+        K: AsRef<str>,
+    {
+        let mut found = HashMap::with_capacity(keys.len());
+        for key in keys {
+            if let Some(value) = self.get(key.as_ref()).await? {
+                found.insert(key.as_ref().to_owned(), value);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stores every `(key, value)` for `ttl`.
+    pub async fn set_many<T, K, I>(&self, items: I, ttl: Duration) -> Result<(), ValueError>
+    where
+        T: Serialize,
+        K: AsRef<str>,
+        I: IntoIterator<Item = (K, T)>,
+    {
+        for (key, value) in items {
+            self.set(key.as_ref(), &value, ttl).await?;
+        }
+        Ok(())
+    }
+
+    /// The keys of the live values that the glob `pattern` matches whole
+    /// (`user:*`, `session:??`), sorted. HTTP entries are never listed.
+    pub async fn keys_like(&self, pattern: &str) -> Result<Vec<String>, ValueError> {
+        let regex = glob_regex(pattern).map_err(|e| ValueError::Encode(e.to_string()))?;
+        let mut keys: Vec<String> = self
+            .shared
+            .store
+            .keys(VALUES_CACHE)
+            .await?
+            .into_iter()
+            .filter(|key| regex.is_match(key.as_str()))
+            .map(|key| key.as_str().to_owned())
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Deletes every value whose key the glob `pattern` matches whole; how
+    /// many. `delete_pattern("*")` empties the value cache and nothing else.
+    pub async fn delete_pattern(&self, pattern: &str) -> Result<usize, ValueError> {
+        let regex = glob_regex(pattern).map_err(|e| ValueError::Encode(e.to_string()))?;
+        let mut removed = 0;
+        for key in self.shared.store.keys(VALUES_CACHE).await? {
+            if regex.is_match(key.as_str()) {
+                removed += usize::from(self.shared.store.remove(VALUES_CACHE, &key).await?);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes the value under `key`; whether there was one.
+    pub async fn delete(&self, key: &str) -> Result<bool, ValueError> {
+        let key = CacheKey::from_raw(key);
+        Ok(self.shared.store.remove(VALUES_CACHE, &key).await?)
+    }
+
+    /// Removes every value.
+    pub async fn clear(&self) -> Result<(), ValueError> {
+        Ok(self.shared.store.clear(VALUES_CACHE).await?)
+    }
+
+    /// Deletes every entry tagged `tag` — values, and the HTTP entries of
+    /// every named cache; how many.
+    async fn purge_tag(&self, tag: &str) -> Result<usize, StoreError> {
+        let store = &self.shared.store;
+        let mut removed = 0;
+        for cache in &self.shared.caches {
+            for key in store.tagged(cache, tag).await? {
+                removed += usize::from(store.remove(cache, &key).await?);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The value under `key`, or `compute`'s result, stored for `ttl`.
+    ///
+    /// Concurrent callers for one key run `compute` once: the others wait
+    /// for it and read what it stored. An error is returned to the caller
+    /// that computed it and never stored; the next waiter computes anew. A
+    /// store or decoding failure is logged and computes, never fails the call.
+    pub async fn get_or_compute<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.get_or_compute_unless(key, ttl, |_| false, compute)
+            .await
+    }
+
+    /// [`get_or_compute`](Self::get_or_compute) that does not store a result
+    /// for which `unless` is true (an empty list, a placeholder).
+    pub async fn get_or_compute_unless<T, E, F, Fut, U>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        unless: U,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        U: FnOnce(&T) -> bool,
+    {
+        if let Some(value) = self.cached_value(key).await {
+            return Ok(value);
+        }
+        let flight = self.shared.flights.join(key);
+        let _turn = flight.lock.lock().await;
+        // Whoever held the lock before may have stored it.
+        if let Some(value) = self.cached_value(key).await {
+            return Ok(value);
+        }
+        let value = compute().await?;
+        if !unless(&value) {
+            if let Err(error) = self.set(key, &value, ttl).await {
+                tracing::warn!(%error, key, "storing a computed value failed");
+            }
+        }
+        Ok(value)
+    }
+
+    /// The value under `key`, reading failures as a miss.
+    async fn cached_value<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        match self.get(key).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, key, "reading a cached value failed; computing it");
+                None
+            }
+        }
+    }
+
+    /// Deletes what `evict` names; how many entries went.
+    pub async fn evict(&self, evict: &Evict) -> Result<usize, ValueError> {
+        let mut removed = 0;
+        for key in &evict.keys {
+            removed += usize::from(self.delete(key).await?);
+        }
+        for pattern in &evict.patterns {
+            removed += self.delete_pattern(pattern).await?;
+        }
+        for tag in &evict.tags {
+            removed += self.purge_tag(tag).await?;
+        }
+        Ok(removed)
+    }
+
+    /// Runs `operation`; if it succeeds, evicts what `evict` names before
+    /// returning its result. An eviction failure is logged: the operation
+    /// already happened.
+    pub async fn evict_after<T, E, Fut>(&self, evict: &Evict, operation: Fut) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let result = operation.await?;
+        if let Err(error) = self.evict(evict).await {
+            tracing::warn!(%error, "evicting after an operation failed");
+        }
+        Ok(result)
+    }
+
+    /// Evicts what `evict` names, then runs `operation` (a Django app's
+    /// `cache_evict(before=True)`).
+    pub async fn evict_before<T, E, Fut>(&self, evict: &Evict, operation: Fut) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Err(error) = self.evict(evict).await {
+            tracing::warn!(%error, "evicting before an operation failed");
+        }
+        operation.await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_whole_keys() {
+        let regex = glob_regex("user:*:profile?").unwrap();
+        assert!(regex.is_match("user:42:profile1"));
+        assert!(!regex.is_match("xuser:42:profile1"));
+        assert!(!regex.is_match("user:42:profile"));
+        assert!(glob_regex("a.b").unwrap().is_match("a.b"));
+        assert!(!glob_regex("a.b").unwrap().is_match("axb"));
+    }
+}

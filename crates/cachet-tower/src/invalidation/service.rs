@@ -1,0 +1,86 @@
+//! [`InvalidationService`]: the middleware itself.
+
+use super::future::InvalidationFuture;
+use super::layer::InvalidationLayer;
+use cachet_core::{Cache, CacheTags};
+use http::{Request, Response};
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// Middleware that invalidates cache entries after unsafe requests; see
+/// [`InvalidationLayer`].
+#[derive(Debug, Clone)]
+pub struct InvalidationService<S> {
+    inner: S,
+    cache: Cache,
+}
+
+impl<S> InvalidationService<S> {
+    /// Wraps `inner`, invalidating entries of `cache`.
+    pub fn new(inner: S, cache: Cache) -> Self {
+        Self { inner, cache }
+    }
+
+    /// A [`InvalidationLayer`] for `cache`, as tower-http's services offer.
+    pub fn layer(cache: Cache) -> InvalidationLayer {
+        InvalidationLayer::new(cache)
+    }
+
+    /// The cache this middleware invalidates.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, consuming the middleware.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for InvalidationService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = InvalidationFuture<S::Future, Response<ResBody>, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let Some(invalidation) = self.cache.invalidation(&req) else {
+            return InvalidationFuture::safe(self.inner.call(req));
+        };
+        let future = self.inner.call(req);
+        let cache = self.cache.clone();
+        let future = Box::pin(async move {
+            let (mut parts, body) = future.await?.into_parts();
+            let extension = parts.extensions.get::<CacheTags>().cloned();
+            let tags = cache.take_tags(&mut parts.headers, extension.as_ref());
+            let invalidated = cache
+                .invalidate(&invalidation, parts.status, &parts.headers, &tags)
+                .await;
+            if let Err(error) = invalidated {
+                // The mutation happened; only the cache is behind.
+                tracing::warn!(%error, target = invalidation.target(), "invalidation failed");
+            }
+            Ok(Response::from_parts(parts, body))
+        });
+        InvalidationFuture::invalidating(future)
+    }
+}
