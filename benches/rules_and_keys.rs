@@ -13,7 +13,7 @@ fn cache_with_100_rules() -> Cache {
     let rules = (0..100).map(|i| {
         Rule::new(format!(r"^/api/v1/resource{i}/(\d+)/items$"))
             .vary_by_user(i % 2 == 0)
-            .vary_headers(["accept-language"])
+            .vary_headers([http::header::ACCEPT_LANGUAGE])
     });
     Cache::builder().rules(rules).build().expect("valid rules")
 }

@@ -29,55 +29,13 @@ pub(crate) mod units;
 pub use self::error::ConfigError;
 
 use crate::cache::{Cache, CacheBuilder};
-use crate::config::rules::{CacheSpec, InvalidateScope, Rule};
-use crate::config::units::{parse_header_name, DurationValue, SizeValue};
+use crate::config::rules::{CacheSpec, Rule};
+use crate::config::units::{parse_header_name, SizeValue};
 use crate::identity::Identity;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 const SECTIONS: [&str; 6] = ["caches", "rules", "identity", "headers", "tags", "security"];
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CacheDto {
-    max_bytes: Option<SizeValue>,
-    ttl: Option<DurationValue>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleDto {
-    path: String,
-    cache: Option<String>,
-    ttl: Option<DurationValue>,
-    methods: Option<Vec<String>>,
-    vary_by_user: Option<bool>,
-    vary_by_method: Option<bool>,
-    vary_headers: Option<Vec<String>>,
-    max_body: Option<SizeValue>,
-    respect_origin: Option<bool>,
-    statuses: Option<Vec<u16>>,
-    keep: Option<DurationValue>,
-    invalidates: Option<Vec<String>>,
-    invalidate_scope: Option<ScopeDto>,
-    stale_while_revalidate: Option<DurationValue>,
-    stale_if_error: Option<DurationValue>,
-    coalesce: Option<bool>,
-    lock_timeout: Option<DurationValue>,
-    hit_for_miss: Option<DurationValue>,
-    early_refresh: Option<f64>,
-    heuristic_freshness: Option<bool>,
-    normalize_query: Option<bool>,
-    share_cookie_requests: Option<bool>,
-    bypass_headers: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum ScopeDto {
-    All,
-    User,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,9 +77,11 @@ fn field_and_reason(error: &serde_path_to_error::Error<toml::de::Error>) -> (Str
     let named = ["unknown field `", "missing field `"]
         .iter()
         .find_map(|prefix| reason.strip_prefix(prefix)?.split('`').next());
+    // `vary_headers[2]` is reported as the field `vary_headers`.
+    let path = error.path().to_string();
     let field = match named {
         Some(name) => name.to_owned(),
-        None => error.path().to_string(),
+        None => path.split(['[', '.']).next().unwrap_or(&path).to_owned(),
     };
     (field, reason)
 }
@@ -281,24 +241,11 @@ impl Cache {
 }
 
 fn cache_spec(name: &str, value: toml::Value) -> Result<CacheSpec, ConfigError> {
-    let error = |(field, reason): (String, String)| ConfigError::Cache {
+    deserialize(value).map_err(|(field, reason)| ConfigError::Cache {
         name: name.to_owned(),
         field,
         reason,
-    };
-    let dto: CacheDto = deserialize(value).map_err(error)?;
-    let mut spec = CacheSpec::default();
-    if let Some(max_bytes) = dto.max_bytes {
-        spec.max_bytes = max_bytes
-            .parse()
-            .map_err(|reason| error(("max_bytes".into(), reason)))?;
-    }
-    if let Some(ttl) = dto.ttl {
-        spec.ttl = ttl
-            .parse()
-            .map_err(|reason| error(("ttl".into(), reason)))?;
-    }
-    Ok(spec)
+    })
 }
 
 fn rule(index: usize, value: toml::Value) -> Result<Rule, ConfigError> {
@@ -307,92 +254,12 @@ fn rule(index: usize, value: toml::Value) -> Result<Rule, ConfigError> {
         .and_then(toml::Value::as_str)
         .unwrap_or("?")
         .to_owned();
-    let error = |(field, reason): (String, String)| ConfigError::Rule {
+    deserialize(value).map_err(|(field, reason)| ConfigError::Rule {
         index,
-        path: path.clone(),
+        path,
         field,
         reason,
-    };
-    let dto: RuleDto = deserialize(value).map_err(error)?;
-    let duration = |field: &str, spec: DurationValue| {
-        spec.parse()
-            .map_err(|reason| error((field.to_owned(), reason)))
-    };
-    let mut rule = Rule::new(dto.path);
-    if let Some(cache) = dto.cache {
-        rule = rule.cache(cache);
-    }
-    if let Some(ttl) = dto.ttl {
-        rule = rule.ttl(duration("ttl", ttl)?);
-    }
-    if let Some(methods) = dto.methods {
-        rule = rule.methods(methods);
-    }
-    if let Some(on) = dto.vary_by_user {
-        rule = rule.vary_by_user(on);
-    }
-    if let Some(on) = dto.vary_by_method {
-        rule = rule.vary_by_method(on);
-    }
-    if let Some(headers) = dto.vary_headers {
-        rule = rule.vary_headers(headers);
-    }
-    if let Some(on) = dto.respect_origin {
-        rule = rule.respect_origin(on);
-    }
-    if let Some(statuses) = dto.statuses {
-        rule = rule.statuses(statuses);
-    }
-    if let Some(patterns) = dto.invalidates {
-        rule = rule.invalidates(patterns);
-    }
-    if let Some(scope) = dto.invalidate_scope {
-        rule = rule.invalidate_scope(match scope {
-            ScopeDto::All => InvalidateScope::All,
-            ScopeDto::User => InvalidateScope::User,
-        });
-    }
-    if let Some(keep) = dto.keep {
-        rule = rule.keep(duration("keep", keep)?);
-    }
-    if let Some(window) = dto.stale_while_revalidate {
-        rule = rule.stale_while_revalidate(duration("stale_while_revalidate", window)?);
-    }
-    if let Some(window) = dto.stale_if_error {
-        rule = rule.stale_if_error(duration("stale_if_error", window)?);
-    }
-    if let Some(timeout) = dto.lock_timeout {
-        rule = rule.lock_timeout(duration("lock_timeout", timeout)?);
-    }
-    if let Some(window) = dto.hit_for_miss {
-        rule = rule.hit_for_miss(duration("hit_for_miss", window)?);
-    }
-    if let Some(on) = dto.coalesce {
-        rule = rule.coalesce(on);
-    }
-    if let Some(beta) = dto.early_refresh {
-        rule = rule.early_refresh(beta);
-    }
-    if let Some(on) = dto.heuristic_freshness {
-        rule = rule.heuristic_freshness(on);
-    }
-    if let Some(on) = dto.normalize_query {
-        rule = rule.normalize_query(on);
-    }
-    if let Some(on) = dto.share_cookie_requests {
-        rule = rule.share_cookie_requests(on);
-    }
-    if let Some(headers) = dto.bypass_headers {
-        rule = rule.bypass_headers(headers);
-    }
-    if let Some(max_body) = dto.max_body {
-        rule = rule.max_body(
-            max_body
-                .parse()
-                .map_err(|reason| error(("max_body".into(), reason)))?,
-        );
-    }
-    Ok(rule)
+    })
 }
 
 fn identity_spec(value: toml::Value) -> Result<Identity, ConfigError> {
@@ -534,7 +401,7 @@ mod tests {
         assert!(rules[0].vary_by_user());
         assert!(!rules[0].vary_by_method());
         assert!(!rules[0].respect_origin());
-        assert_eq!(rules[0].statuses(), [302]);
+        assert_eq!(rules[0].statuses(), [http::StatusCode::FOUND]);
         assert_eq!(rules[0].keep(), Duration::from_secs(3600));
         assert_eq!(rules[1].keep(), crate::config::rules::DEFAULT_KEEP);
         assert_eq!(rules[0].stale_while_revalidate(), Duration::from_secs(30));

@@ -4,10 +4,11 @@
 //! rules of a cache compile into one [`RuleSet`]: a single `RegexSet` over
 //! the request path, where the first matching rule wins.
 
-use crate::config::units::parse_header_name;
+use crate::config::units::de_field;
 use crate::config::ConfigError;
-use http::HeaderName;
+use http::{HeaderName, Method, StatusCode};
 use regex::{Regex, RegexSet};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,12 +37,15 @@ pub(crate) const DEFAULT_HIT_FOR_MISS: Duration = Duration::from_secs(10);
 /// let spec = CacheSpec::new(256 * 1024 * 1024, Duration::from_secs(3600));
 /// assert_eq!(spec.max_bytes, 256 * 1024 * 1024);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CacheSpec {
     /// Memory budget: bodies, headers and keys, in bytes.
+    #[serde(deserialize_with = "de_field::size")]
     pub max_bytes: u64,
     /// TTL for entries whose rule sets none.
+    #[serde(deserialize_with = "de_field::duration")]
     pub ttl: Duration,
 }
 
@@ -78,39 +82,89 @@ impl Default for CacheSpec {
 ///     .ttl(Duration::from_secs(300))
 ///     .vary_by_user(true)
 ///     .vary_by_method(false)
-///     .vary_headers(["Accept-Language"])
+///     .vary_headers([http::header::ACCEPT_LANGUAGE])
 ///     .max_body(256 * 1024);
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Every field is declared once, here: the builder methods set it, and
+/// `[[rules]]` tables deserialize into it (durations as [`DurationValue`](crate::DurationValue),
+/// sizes as [`SizeValue`](crate::SizeValue), header and method names in any
+/// case).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[must_use]
 pub struct Rule {
     pub(crate) path: String,
+    #[serde(default)]
     pub(crate) cache: Option<String>,
+    #[serde(default, deserialize_with = "de_field::some_duration")]
     pub(crate) ttl: Option<Duration>,
-    pub(crate) methods: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "de_field::some_methods")]
+    pub(crate) methods: Option<Vec<Method>>,
+    #[serde(default)]
     pub(crate) vary_by_user: bool,
+    #[serde(default = "on")]
     pub(crate) vary_by_method: bool,
-    pub(crate) vary_headers: Vec<String>,
+    #[serde(default, deserialize_with = "de_field::header_names")]
+    pub(crate) vary_headers: Vec<HeaderName>,
+    #[serde(default, deserialize_with = "de_field::some_size")]
     pub(crate) max_body: Option<u64>,
+    #[serde(default = "on")]
     pub(crate) respect_origin: bool,
-    pub(crate) statuses: Vec<u16>,
+    #[serde(default, deserialize_with = "de_field::statuses")]
+    pub(crate) statuses: Vec<StatusCode>,
+    #[serde(default = "default_keep", deserialize_with = "de_field::duration")]
     pub(crate) keep: Duration,
+    #[serde(default)]
     pub(crate) invalidates: Vec<String>,
+    #[serde(default)]
     pub(crate) invalidate_scope: InvalidateScope,
+    #[serde(default, deserialize_with = "de_field::duration")]
     pub(crate) stale_while_revalidate: Duration,
+    #[serde(default, deserialize_with = "de_field::duration")]
     pub(crate) stale_if_error: Duration,
+    #[serde(default = "on")]
     pub(crate) coalesce: bool,
+    #[serde(
+        default = "default_lock_timeout",
+        deserialize_with = "de_field::duration"
+    )]
     pub(crate) lock_timeout: Duration,
+    #[serde(
+        default = "default_hit_for_miss",
+        deserialize_with = "de_field::duration"
+    )]
     pub(crate) hit_for_miss: Duration,
+    #[serde(default)]
     pub(crate) early_refresh: Option<f64>,
+    #[serde(default)]
     pub(crate) heuristic_freshness: bool,
+    #[serde(default)]
     pub(crate) normalize_query: bool,
+    #[serde(default)]
     pub(crate) share_cookie_requests: bool,
-    pub(crate) bypass_headers: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "de_field::some_header_names")]
+    pub(crate) bypass_headers: Option<Vec<HeaderName>>,
+}
+
+// The defaults of the fields that are not `false`, empty or unset: shared
+// by `Rule::new` and the TOML form.
+fn on() -> bool {
+    true
+}
+fn default_keep() -> Duration {
+    DEFAULT_KEEP
+}
+fn default_lock_timeout() -> Duration {
+    DEFAULT_LOCK_TIMEOUT
+}
+fn default_hit_for_miss() -> Duration {
+    DEFAULT_HIT_FOR_MISS
 }
 
 /// Whose entries a mutation under a rule clears.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InvalidateScope {
     /// Every user's entries, and the shared ones (the default).
     #[default]
@@ -136,19 +190,19 @@ impl Rule {
             ttl: None,
             methods: None,
             vary_by_user: false,
-            vary_by_method: true,
+            vary_by_method: on(),
             vary_headers: Vec::new(),
             max_body: None,
-            respect_origin: true,
+            respect_origin: on(),
             statuses: Vec::new(),
-            keep: DEFAULT_KEEP,
+            keep: default_keep(),
             invalidates: Vec::new(),
             invalidate_scope: InvalidateScope::All,
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
-            coalesce: true,
-            lock_timeout: DEFAULT_LOCK_TIMEOUT,
-            hit_for_miss: DEFAULT_HIT_FOR_MISS,
+            coalesce: on(),
+            lock_timeout: default_lock_timeout(),
+            hit_for_miss: default_hit_for_miss(),
             early_refresh: None,
             heuristic_freshness: false,
             normalize_query: false,
@@ -170,12 +224,8 @@ impl Rule {
     }
 
     /// The methods whose responses are cached: `GET`, `HEAD` or both (default).
-    pub fn methods<I, M>(mut self, methods: I) -> Self
-    where
-        I: IntoIterator<Item = M>,
-        M: Into<String>,
-    {
-        self.methods = Some(methods.into_iter().map(Into::into).collect());
+    pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.methods = Some(methods.into_iter().collect());
         self
     }
 
@@ -193,12 +243,8 @@ impl Rule {
     }
 
     /// Request headers whose values are part of the key.
-    pub fn vary_headers<I, H>(mut self, headers: I) -> Self
-    where
-        I: IntoIterator<Item = H>,
-        H: Into<String>,
-    {
-        self.vary_headers = headers.into_iter().map(Into::into).collect();
+    pub fn vary_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.vary_headers = headers.into_iter().collect();
         self
     }
 
@@ -223,7 +269,7 @@ impl Rule {
     /// with explicit freshness from the origin, and client errors (other
     /// than 404 and 410) and server errors never: a client can provoke
     /// them (cache-poisoned denial of service).
-    pub fn statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+    pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
         self.statuses = statuses.into_iter().collect();
         self
     }
@@ -340,12 +386,8 @@ impl Rule {
     /// Request headers whose presence makes a request skip the cache (not
     /// answered from it, not stored), replacing the cache-wide list (see
     /// `CacheBuilder::bypass_headers`).
-    pub fn bypass_headers<I, H>(mut self, headers: I) -> Self
-    where
-        I: IntoIterator<Item = H>,
-        H: Into<String>,
-    {
-        self.bypass_headers = Some(headers.into_iter().map(Into::into).collect());
+    pub fn bypass_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.bypass_headers = Some(headers.into_iter().collect());
         self
     }
 }
@@ -354,33 +396,24 @@ impl Rule {
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
     index: usize,
+    /// The rule as declared, its header names sorted and deduplicated.
+    rule: Rule,
     pattern: Regex,
     cache: Arc<str>,
+    /// The rule's TTL, or its cache's.
     ttl: Duration,
     cache_get: bool,
     cache_head: bool,
-    vary_by_user: bool,
-    vary_by_method: bool,
-    vary_headers: Vec<HeaderName>,
+    /// The rule's `max_body`, at most its cache's budget.
     max_body: u64,
-    respect_origin: bool,
-    statuses: Vec<u16>,
-    keep: Duration,
     invalidates: Vec<Regex>,
-    invalidate_scope: InvalidateScope,
-    stale_while_revalidate: Duration,
-    stale_if_error: Duration,
-    coalesce: bool,
-    lock_timeout: Duration,
-    hit_for_miss: Duration,
-    early_refresh: Option<f64>,
-    heuristic_freshness: bool,
-    normalize_query: bool,
-    share_cookie_requests: bool,
-    bypass_headers: Option<Vec<HeaderName>>,
 }
 
 impl CompiledRule {
+    /// The rule as declared (header names sorted and deduplicated).
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
     /// Position of the rule in the configuration, from 0.
     pub fn index(&self) -> usize {
         self.index
@@ -407,15 +440,15 @@ impl CompiledRule {
     }
     /// Whether each user gets their own entries.
     pub fn vary_by_user(&self) -> bool {
-        self.vary_by_user
+        self.rule.vary_by_user
     }
     /// Whether the method is part of the key.
     pub fn vary_by_method(&self) -> bool {
-        self.vary_by_method
+        self.rule.vary_by_method
     }
     /// Request headers (sorted by name) whose values are part of the key.
     pub fn vary_headers(&self) -> &[HeaderName] {
-        &self.vary_headers
+        &self.rule.vary_headers
     }
     /// The largest body buffered and stored, in bytes.
     pub fn max_body(&self) -> u64 {
@@ -423,15 +456,15 @@ impl CompiledRule {
     }
     /// Whether the origin's headers set the freshness.
     pub fn respect_origin(&self) -> bool {
-        self.respect_origin
+        self.rule.respect_origin
     }
     /// Statuses stored besides 200 (with the rule's TTL as their fallback).
-    pub fn statuses(&self) -> &[u16] {
-        &self.statuses
+    pub fn statuses(&self) -> &[StatusCode] {
+        &self.rule.statuses
     }
     /// How long a stale entry with validators is kept for revalidation.
     pub fn keep(&self) -> Duration {
-        self.keep
+        self.rule.keep
     }
     /// Key regexes a mutation under this rule also clears.
     pub fn invalidates(&self) -> &[Regex] {
@@ -439,49 +472,49 @@ impl CompiledRule {
     }
     /// Whose entries a mutation under this rule clears.
     pub fn invalidate_scope(&self) -> InvalidateScope {
-        self.invalidate_scope
+        self.rule.invalidate_scope
     }
     /// The rule's `stale-while-revalidate` window.
     pub fn stale_while_revalidate(&self) -> Duration {
-        self.stale_while_revalidate
+        self.rule.stale_while_revalidate
     }
     /// The rule's `stale-if-error` window.
     pub fn stale_if_error(&self) -> Duration {
-        self.stale_if_error
+        self.rule.stale_if_error
     }
     /// Whether concurrent misses wait for one fetch.
     pub fn coalesce(&self) -> bool {
-        self.coalesce
+        self.rule.coalesce
     }
     /// How long a request waits for another's fetch.
     pub fn lock_timeout(&self) -> Duration {
-        self.lock_timeout
+        self.rule.lock_timeout
     }
     /// How long an unstorable key skips coalescing.
     pub fn hit_for_miss(&self) -> Duration {
-        self.hit_for_miss
+        self.rule.hit_for_miss
     }
     /// The XFetch `beta`, when early refresh is on.
     pub fn early_refresh(&self) -> Option<f64> {
-        self.early_refresh
+        self.rule.early_refresh
     }
     /// Whether responses without explicit freshness get the §4.2.2
     /// heuristic lifetime rather than the rule's TTL.
     pub fn heuristic_freshness(&self) -> bool {
-        self.heuristic_freshness
+        self.rule.heuristic_freshness
     }
     /// Whether the query is normalized (and forwarded normalized).
     pub fn normalize_query(&self) -> bool {
-        self.normalize_query
+        self.rule.normalize_query
     }
     /// Whether responses to requests with cookies may be shared without
     /// `public` or `s-maxage`.
     pub fn share_cookie_requests(&self) -> bool {
-        self.share_cookie_requests
+        self.rule.share_cookie_requests
     }
     /// The rule's own bypass headers, when it replaces the cache-wide list.
     pub fn bypass_headers(&self) -> Option<&[HeaderName]> {
-        self.bypass_headers.as_deref()
+        self.rule.bypass_headers.as_deref()
     }
 }
 
@@ -577,10 +610,10 @@ fn compile_rule(
         }
         (cache_get, cache_head) = (false, false);
         for method in methods {
-            match method.to_ascii_uppercase().as_str() {
-                "GET" => cache_get = true,
-                "HEAD" => cache_head = true,
-                other => {
+            match *method {
+                Method::GET => cache_get = true,
+                Method::HEAD => cache_head = true,
+                ref other => {
                     return Err(error(
                         "methods",
                         format!("`{other}` responses are not cached; only GET and HEAD are (mutations invalidate instead)"),
@@ -589,20 +622,10 @@ fn compile_rule(
             }
         }
     }
-    let header_names = |field: &str, names: &[String]| {
-        names
-            .iter()
-            .map(|name| parse_header_name(name))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|reason| error(field, reason))
-    };
-    let mut vary_headers = header_names("vary_headers", &rule.vary_headers)?;
-    let bypass_headers = match &rule.bypass_headers {
-        Some(names) => Some(header_names("bypass_headers", names)?),
-        None => None,
-    };
-    vary_headers.sort_by(|a: &HeaderName, b: &HeaderName| a.as_str().cmp(b.as_str()));
-    vary_headers.dedup();
+    let mut rule = rule.clone();
+    rule.vary_headers
+        .sort_by(|a: &HeaderName, b: &HeaderName| a.as_str().cmp(b.as_str()));
+    rule.vary_headers.dedup();
     let max_body = match rule.max_body {
         Some(0) => {
             return Err(error(
@@ -613,23 +636,23 @@ fn compile_rule(
         Some(bytes) => bytes,
         None => DEFAULT_MAX_BODY,
     };
-    for &status in &rule.statuses {
-        if !(200..=599).contains(&status) || matches!(status, 206 | 304) {
+    for status in &rule.statuses {
+        let code = status.as_u16();
+        if !(200..=599).contains(&code) || matches!(code, 206 | 304) {
             return Err(error(
                 "statuses",
                 format!("{status} cannot be stored: only final statuses from 200 to 599, except 206 and 304"),
             ));
         }
     }
-    let early_refresh = match rule.early_refresh {
-        Some(beta) if !(beta.is_finite() && beta > 0.0) => {
+    if let Some(beta) = rule.early_refresh {
+        if !(beta.is_finite() && beta > 0.0) {
             return Err(error(
                 "early_refresh",
                 format!("beta must be a number above zero (1.0 is usual), not {beta}"),
-            ))
+            ));
         }
-        beta => beta,
-    };
+    }
     let invalidates = rule
         .invalidates
         .iter()
@@ -645,26 +668,10 @@ fn compile_rule(
         ttl,
         cache_get,
         cache_head,
-        vary_by_user: rule.vary_by_user,
-        vary_by_method: rule.vary_by_method,
-        vary_headers,
         // A body larger than its cache could never be kept.
         max_body: max_body.min(spec.max_bytes),
-        respect_origin: rule.respect_origin,
-        statuses: rule.statuses.clone(),
-        keep: rule.keep,
         invalidates,
-        invalidate_scope: rule.invalidate_scope,
-        stale_while_revalidate: rule.stale_while_revalidate,
-        stale_if_error: rule.stale_if_error,
-        coalesce: rule.coalesce,
-        lock_timeout: rule.lock_timeout,
-        hit_for_miss: rule.hit_for_miss,
-        early_refresh,
-        heuristic_freshness: rule.heuristic_freshness,
-        normalize_query: rule.normalize_query,
-        share_cookie_requests: rule.share_cookie_requests,
-        bypass_headers,
+        rule,
     })
 }
 
@@ -691,10 +698,10 @@ mod tests {
 
     #[test]
     fn methods_and_headers_are_normalized() {
-        let rule =
-            Rule::new("^/")
-                .methods(["get"])
-                .vary_headers(["Accept-Language", "accept", "ACCEPT"]);
+        let rule: Rule = toml::from_str(
+            "path = '^/'\nmethods = ['get']\nvary_headers = ['Accept-Language', 'accept', 'ACCEPT']",
+        )
+        .unwrap();
         let set = RuleSet::compile(&[rule], &caches()).unwrap();
         let rule = &set.rules()[0];
         assert!(rule.caches_method("GET"));

@@ -144,6 +144,76 @@ impl<'de> Deserialize<'de> for SizeValue {
     }
 }
 
+/// Serde helpers for the typed fields of [`Rule`](crate::Rule) and
+/// [`CacheSpec`](crate::CacheSpec): each reads the configuration's form and
+/// fails with the reason, which names the field through the error's path.
+pub(crate) mod de_field {
+    use super::{parse_header_name, DurationValue, SizeValue};
+    use http::{HeaderName, Method, StatusCode};
+    use serde::de::{Deserialize, Deserializer, Error};
+    use std::time::Duration;
+
+    pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        DurationValue::deserialize(d)?
+            .parse()
+            .map_err(D::Error::custom)
+    }
+
+    pub(crate) fn some_duration<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        duration(d).map(Some)
+    }
+
+    pub(crate) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        SizeValue::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+
+    pub(crate) fn some_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        size(d).map(Some)
+    }
+
+    pub(crate) fn header_names<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<HeaderName>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|name| parse_header_name(name).map_err(D::Error::custom))
+            .collect()
+    }
+
+    pub(crate) fn some_header_names<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<HeaderName>>, D::Error> {
+        header_names(d).map(Some)
+    }
+
+    /// Method names in any case, as the configuration writes them.
+    pub(crate) fn some_methods<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<Method>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|name| {
+                Method::from_bytes(name.trim().to_ascii_uppercase().as_bytes())
+                    .map_err(|_| D::Error::custom(format!("`{name}` is not a method name")))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    pub(crate) fn statuses<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<StatusCode>, D::Error> {
+        Vec::<u16>::deserialize(d)?
+            .into_iter()
+            .map(|code| {
+                StatusCode::from_u16(code).map_err(|_| {
+                    D::Error::custom(format!("{code} is not a status code (100 to 999)"))
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

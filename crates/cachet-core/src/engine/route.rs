@@ -276,7 +276,7 @@ mod tests {
     fn cache() -> Cache {
         Cache::builder()
             .rule(Rule::new("^/api/me$").vary_by_user(true))
-            .rule(Rule::new("^/api/long$").vary_headers(["x-long"]))
+            .rule(Rule::new("^/api/long$").vary_headers([HeaderName::from_static("x-long")]))
             .rule(Rule::new("^/api/"))
             .identity(Identity::none().header(http::HeaderName::from_static("x-api-key")))
             .build()
@@ -378,7 +378,7 @@ mod tests {
     #[test]
     fn credentials_a_rule_keys_on_are_hashed() {
         let cache = Cache::builder()
-            .rule(Rule::new("^/").vary_headers(["cookie", "authorization"]))
+            .rule(Rule::new("^/").vary_headers([header::COOKIE, header::AUTHORIZATION]))
             .build()
             .unwrap();
         let req = http::Request::get("/a")

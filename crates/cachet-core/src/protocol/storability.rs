@@ -139,7 +139,7 @@ pub(crate) struct RuleFacts<'a> {
     /// Request headers the key varies on.
     pub keyed: &'a [http::HeaderName],
     /// Statuses the rule stores beyond 200, with its TTL as the fallback.
-    pub statuses: &'a [u16],
+    pub statuses: &'a [StatusCode],
     /// How long stale entries with validators are kept for revalidation.
     pub keep: Duration,
     /// Whether the origin's freshness counts; without it the rule's TTL
@@ -180,7 +180,7 @@ pub(crate) fn check_storable(
     }
     let cc = CacheControl::from_headers(headers);
     let code = status.as_u16();
-    let status_allowed = rule.statuses.contains(&code)
+    let status_allowed = rule.statuses.contains(&status)
         || code == 200
         || (freshness.explicit && !is_client_provokable(status));
     if !status_allowed || status.is_informational() || matches!(code, 206 | 304) {
@@ -237,7 +237,7 @@ mod tests {
     const KEYED: [http::HeaderName; 1] = [http::header::ACCEPT_LANGUAGE];
     const RULE: RuleFacts<'static> = RuleFacts {
         keyed: &KEYED,
-        statuses: &[302],
+        statuses: &[StatusCode::FOUND],
         keep: Duration::from_secs(300),
         respect_origin: true,
         share_cookie_requests: false,
@@ -307,12 +307,12 @@ mod tests {
                 "{status} even with explicit freshness"
             );
             assert!(!reason.marks_hit_for_miss());
+            let code = StatusCode::from_u16(status).unwrap();
             let listed = RuleFacts {
-                statuses: &[status],
+                statuses: &[code],
                 ..RULE
             };
             let map = header_map(&[]);
-            let code = StatusCode::from_u16(status).unwrap();
             assert_eq!(
                 check_storable(SHARED, listed, code, &map, &fresh(&map)).map(drop),
                 Ok(()),
