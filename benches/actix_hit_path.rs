@@ -8,8 +8,8 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{test, web, App, HttpResponse};
+use cachet::actix::ResponseCache;
 use cachet::Cache;
-use cachet_actix::ResponseCache;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::{Duration, Instant};
 

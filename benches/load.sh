@@ -13,12 +13,12 @@ cd "$(dirname "$0")/.."
 rounds=${1:-7}
 secs=${2:-5}
 case ${3:-axum} in
-  axum) example=bench_server ;;
-  actix) example=actix_bench_server ;;
+  axum) example=bench_server; features=tower ;;
+  actix) example=actix_bench_server; features=actix ;;
   *) echo "usage: $0 [rounds] [seconds-per-run] [axum|actix]" >&2; exit 2 ;;
 esac
 
-cargo build --release --example "$example" >/dev/null 2>&1
+cargo build --release --features "$features" --example "$example" >/dev/null 2>&1
 TOKIO_WORKER_THREADS=1 taskset -c 0 "./target/release/examples/$example" >/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null' EXIT

@@ -8,7 +8,7 @@
 
 #![allow(missing_docs)]
 
-use cachet::adapter::Route;
+use cachet::adapter::{self, Route};
 use cachet::{Cache, CacheSpec, Rule};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use regex::Regex;
@@ -27,25 +27,17 @@ async fn put(cache: &Cache, n: usize) {
     let Route::Cache(plan) = cache.route(&req) else {
         unreachable!("one rule matches every path")
     };
-    let mut headers = http::HeaderMap::new();
-    if n % 100 == 0 {
-        headers.insert("cache-tag", http::HeaderValue::from_static("hot"));
-    }
-    let tags = cache.take_tags(&mut headers, None);
-    let storable = cache
-        .check_storable(&plan, http::StatusCode::OK, &headers)
-        .expect("storable")
-        .with_tags(tags);
-    cache
-        .store(
-            &plan,
-            storable,
-            &req,
-            http::StatusCode::OK,
-            &mut headers,
-            "x".into(),
-        )
-        .await;
+    let origin = |_req: http::Request<()>| async move {
+        let mut response = http::Response::new(http_body_util::Full::new(bytes::Bytes::from("x")));
+        if n % 100 == 0 {
+            let tag = http::HeaderValue::from_static("hot");
+            response.headers_mut().insert("cache-tag", tag);
+        }
+        Ok::<_, std::convert::Infallible>(response)
+    };
+    adapter::serve(cache.clone(), plan, None, origin, req)
+        .await
+        .expect("stored");
 }
 
 async fn filled(entries: usize) -> Cache {

@@ -2,16 +2,16 @@
 //! `axum_basic`, with cachet's actix-web middleware in front.
 //!
 //! ```sh
-//! cargo run --example actix_basic            # listens on 127.0.0.1:3000
-//! cargo run --example actix_basic -- 127.0.0.1:8080
+//! cargo run --example actix_basic --features actix            # listens on 127.0.0.1:3000
+//! cargo run --example actix_basic --features actix -- 127.0.0.1:8080
 //! ```
 
 #[path = "shared/walkthrough.rs"]
 mod walkthrough;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use cachet::actix::{CacheInvalidation, ResponseCache};
 use cachet::Cache;
-use cachet_actix::{CacheInvalidation, ResponseCache};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A "database" query that takes 50 ms.

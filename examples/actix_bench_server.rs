@@ -9,8 +9,8 @@
 //! ```
 
 use actix_web::{web, App, HttpResponse, HttpServer};
+use cachet::actix::ResponseCache;
 use cachet::Cache;
-use cachet_actix::ResponseCache;
 
 async fn items() -> HttpResponse {
     static BODY: [u8; 1024] = [b'x'; 1024];

@@ -240,25 +240,19 @@ async fn purge_by_tag_over_100_000_entries_removes_exactly_the_tagged_ones() {
         let cachet::adapter::Route::Cache(plan) = cache.route(&req) else {
             unreachable!()
         };
-        let mut headers = http::HeaderMap::new();
-        if n % 10 == 0 {
-            headers.insert("cache-tag", "tenth".parse().unwrap());
-        }
-        let tags = cache.take_tags(&mut headers, None);
-        let storable = cache
-            .check_storable(&plan, http::StatusCode::OK, &headers)
-            .unwrap()
-            .with_tags(tags);
-        cache
-            .store(
-                &plan,
-                storable,
-                &req,
-                http::StatusCode::OK,
-                &mut headers,
-                "x".into(),
-            )
-            .await;
+        let origin = |_req: http::Request<()>| async move {
+            let mut response =
+                http::Response::new(http_body_util::Full::new(bytes::Bytes::from("x")));
+            if n % 10 == 0 {
+                response
+                    .headers_mut()
+                    .insert("cache-tag", "tenth".parse().unwrap());
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        };
+        cachet::adapter::serve(cache.clone(), plan, None, origin, req)
+            .await
+            .unwrap();
     }
     assert_eq!(cache.purge_tag("tenth").await.unwrap(), 10_000);
     let keys = cache.keys().await.unwrap();

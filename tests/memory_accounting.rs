@@ -6,9 +6,9 @@
 //! URI indexes. This binary counts every allocation (`stats_alloc`), so
 //! its tests run one at a time.
 
-use cachet::adapter::Route;
+use cachet::adapter::{self, Route};
 use cachet::{Cache, CacheBuilder, Identity};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use std::alloc::System;
 use tokio::sync::Mutex;
@@ -139,16 +139,23 @@ async fn store(cache: &Cache, shape: &Shape, n: usize, variant: usize) {
     if !tags.is_empty() {
         headers.insert("cache-tag", HeaderValue::from_str(&tags.join(" ")).unwrap());
     }
-    let tags = cache.take_tags(&mut headers, None);
-    let storable = cache
-        .check_storable(&plan, StatusCode::OK, &headers)
-        .unwrap()
-        .with_tags(tags);
     let body = bytes::Bytes::from(vec![b'x'; shape.body]);
+    let origin = |_req: http::Request<()>| async move {
+        let mut response = http::Response::new(http_body_util::Full::new(body));
+        *response.headers_mut() = headers;
+        Ok::<_, std::convert::Infallible>(response)
+    };
+    let response = adapter::serve(cache.clone(), plan, None, origin, req)
+        .await
+        .unwrap()
+        .0;
     assert!(
-        cache
-            .store(&plan, storable, &req, StatusCode::OK, &mut headers, body)
-            .await
+        response.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .ends_with("stored"),
+        "{:?}",
+        response.headers()
     );
 }
 

@@ -9,7 +9,7 @@
 //! [`Scope`](actix_web::Scope). Every step past routing and the hit path —
 //! coalescing, forwarding, `stale-if-error`, storing, recording streamed
 //! bodies, answering preconditions — is the core's
-//! [`exchange`](cachet_core::exchange), shared with `cachet-tower`; a
+//! [`adapter::serve`](cachet_core::adapter::serve), shared with `cachet-tower`; a
 //! conformance table runs both adapters through the same scenarios.
 //!
 //! actix-web 4 is on `http` 0.2, the core on `http` 1.x. Routing and hits

@@ -25,6 +25,7 @@ impl Counters {
 
 /// The state of every named cache at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct StatsSnapshot {
     /// Seconds since the cache was built.
     pub uptime_secs: u64,
@@ -39,6 +40,7 @@ pub struct StatsSnapshot {
 
 /// The figures of one named cache.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Lookups answered from the cache.
     pub hits: u64,

@@ -110,7 +110,7 @@
 //! `CacheLayer` *before* the layer that sets the user's identity, so that the
 //! [`UserId`](cachet_core::UserId) extension is there when the cache runs, and
 //! before compression, so the cache keeps one uncompressed body instead of
-//! refusing responses that carry `Vary: Accept-Encoding`:
+//! one variant per `Accept-Encoding` value (`Vary: Accept-Encoding`):
 //!
 //! ```text
 //! Router::new().route(..)

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 /// A key and the named cache that holds it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[non_exhaustive]
 pub struct ListedKey {
     /// The named cache.
     pub cache: String,

@@ -1,26 +1,10 @@
-//! The TOML configuration: serde types that exist only here and compile into
-//! a [`CacheBuilder`]. Errors name the rule index or cache name, the field and
-//! the reason; a file with any error applies nothing.
-//!
-//! ```
-//! let cache = cachet_core::Cache::from_toml(r#"
-//!     [caches.url]
-//!     max_bytes = "64MiB"
-//!     ttl = "1h"
-//!
-//!     [[rules]]
-//!     path = '^/api/urls/$'
-//!     cache = "url"
-//!     ttl = "5m"
-//!     vary_by_user = true
-//! "#).unwrap();
-//! assert_eq!(cache.rules().rules()[0].cache(), "url");
-//!
-//! let err = cachet_core::Cache::from_toml("[[rules]]\npath = '^/('").unwrap_err();
-//! assert!(err.to_string().starts_with("rule 0 (^/(): field `path`: invalid regex"));
-//! ```
-//!
-//! See `docs/configuration.md` for every field and its default.
+//! The TOML configuration, read into a [`CacheBuilder`]: `[caches.NAME]`
+//! into [`CacheSpec`]s and `[[rules]]` into [`Rule`]s directly (each field
+//! declared once, on those types), and the `[identity]`, `[headers]`,
+//! `[tags]` and `[security]` sections into the builder's settings. Errors
+//! name the rule index or cache name, the field and the reason; a file with
+//! any error applies nothing. See `docs/configuration.md` for every field
+//! and its default.
 
 mod error;
 pub(crate) mod rules;
@@ -93,7 +77,8 @@ fn deserialize<T: DeserializeOwned>(value: toml::Value) -> Result<T, (String, St
 /// Reads a TOML section of the application's own (as `cachet-proxy` reads
 /// `[proxy]`) into `T`, with errors that name the section, the field and
 /// the reason, as cachet's own sections do. Durations and sizes in `T` are
-/// best read as [`DurationValue`] and [`SizeValue`].
+/// best read as [`DurationValue`](crate::DurationValue) and
+/// [`SizeValue`](crate::SizeValue).
 ///
 /// ```
 /// use cachet_core::{parse_section, ConfigError, DurationValue};
@@ -122,8 +107,30 @@ pub fn parse_section<T: DeserializeOwned>(
 }
 
 impl CacheBuilder {
-    /// A builder configured from TOML text (see the [module docs](crate::config)).
-    /// Clock and store can still be set before [`build`](Self::build).
+    /// A builder configured from TOML text. Clock and store can still be set
+    /// before [`build`](Self::build); `docs/configuration.md` lists every
+    /// section and field.
+    ///
+    /// ```
+    /// let cache = cachet_core::CacheBuilder::from_toml(r#"
+    ///     [caches.url]
+    ///     max_bytes = "64MiB"
+    ///     ttl = "1h"
+    ///
+    ///     [[rules]]
+    ///     path = '^/api/urls/$'
+    ///     cache = "url"
+    ///     ttl = "5m"
+    ///     vary_by_user = true
+    ///     vary_headers = ["Accept-Language"]
+    /// "#)?
+    /// .build()?;
+    /// assert_eq!(cache.rules().rules()[0].cache(), "url");
+    ///
+    /// let err = cachet_core::Cache::from_toml("[[rules]]\npath = '^/('").unwrap_err();
+    /// assert!(err.to_string().starts_with("rule 0 (^/(): field `path`: invalid regex"));
+    /// # Ok::<(), cachet_core::ConfigError>(())
+    /// ```
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let table: toml::Table =
             text.parse()

@@ -88,7 +88,7 @@ impl Cache {
 
     /// The answer to an `only-if-cached` request that missed: 504 Gateway
     /// Timeout, without contacting the origin (RFC 9111 §5.2.1.7).
-    pub fn only_if_cached(&self, plan: &Plan) -> Answer {
+    pub(crate) fn only_if_cached(&self, plan: &Plan) -> Answer {
         let mut headers = HeaderMap::new();
         self.inner
             .status_headers

@@ -1,4 +1,4 @@
-//! Request coalescing: when many requests miss one key at once, a single
+//! Step 4, request coalescing: when many requests miss one key at once, a single
 //! one goes to the origin (it holds the key's [`Fetch`]) and the others
 //! [`Wait`] for it to land — woken by a notification, never by polling.
 //!
@@ -34,7 +34,7 @@ const HIT_FOR_MISS_KEYS: usize = 10_000;
 
 /// How a fetch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Landing {
+pub(crate) enum Landing {
     /// The response is in the store: look it up again.
     Stored,
     /// The response was not stored: go to the origin yourself.
@@ -45,7 +45,7 @@ pub enum Landing {
 
 /// A request's place among the requests for its key.
 #[derive(Debug)]
-pub enum Turn {
+pub(crate) enum Turn {
     /// Go to the origin, then [`Fetch::stored`] or [`Fetch::not_stored`].
     Fetch(Fetch),
     /// Another request is fetching the key: wait for it to land.
@@ -65,7 +65,8 @@ pub(crate) struct Coalescer {
 
 /// How many fetches had stored their response at some moment: taken before
 /// a lookup, it tells a request that becomes the fetcher whether its
-/// lookup may be out of date (see [`Cache::landed_since`]).
+/// lookup may be out of date. Take it with [`Cache::landmark`] before
+/// [`Cache::lookup_now`] and hand both to [`serve`](crate::adapter::serve).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Landmark(u64);
 
@@ -225,7 +226,7 @@ impl fmt::Debug for Coalescer {
 /// [`stored`](Self::stored) or [`not_stored`](Self::not_stored); dropping
 /// it unlanded tells the waiters it was abandoned, so one of them takes
 /// over. Never lost: a cancelled request drops it.
-pub struct Fetch {
+pub(crate) struct Fetch {
     coalescer: Arc<Coalescer>,
     key: KeyHash,
     flight: Option<Arc<Flight>>,
@@ -235,19 +236,19 @@ pub struct Fetch {
 impl Fetch {
     /// The response is in the store (or the key was found there): the
     /// waiters look it up, and the key is no longer hit-for-miss.
-    pub fn stored(mut self) {
+    pub(crate) fn stored(mut self) {
         self.land(Landing::Stored, false);
     }
 
     /// The response was not stored: the waiters go to the origin. With
     /// `hit_for_miss` (the response itself cannot be shared, as opposed to
     /// a failure), the key skips coalescing for the rule's window.
-    pub fn not_stored(mut self, hit_for_miss: bool) {
+    pub(crate) fn not_stored(mut self, hit_for_miss: bool) {
         self.land(Landing::NotStored, hit_for_miss);
     }
 
     /// Whether other requests may be waiting for this fetch.
-    pub fn is_shared(&self) -> bool {
+    pub(crate) fn is_shared(&self) -> bool {
         self.flight.is_some()
     }
 
@@ -255,7 +256,7 @@ impl Fetch {
     /// own now, while this one goes on (its response streams to a client
     /// at that client's pace, and must not hold anyone else up). The key
     /// is not marked hit-for-miss; the fetch still lands when it ends.
-    pub fn release_waiters(&mut self) {
+    pub(crate) fn release_waiters(&mut self) {
         let Some(flight) = self.flight.take() else {
             return;
         };
@@ -335,14 +336,14 @@ impl fmt::Debug for Fetch {
 }
 
 /// A place in line behind another request's [`Fetch`].
-pub struct Wait {
+pub(crate) struct Wait {
     flight: Arc<Flight>,
 }
 
 impl Wait {
     /// Waits until the fetch lands, and says how. Cancel-safe: dropping the
     /// future leaves the line.
-    pub async fn landed(self) -> Landing {
+    pub(crate) async fn landed(self) -> Landing {
         loop {
             if let Some(landing) = self.landing() {
                 return landing;
@@ -375,13 +376,13 @@ impl fmt::Debug for Wait {
 }
 
 impl Cache {
-    /// Step 5, on a miss: this request's turn to fetch `plan`'s key from the
+    /// Step 4, on a miss: this request's turn to fetch `plan`'s key from the
     /// origin, or to wait for the request already fetching it (then
     /// [`lookup_landed`](Self::lookup_landed) on [`Landing::Stored`] or
     /// [`Landing::Abandoned`], fetch alone on [`Landing::NotStored`], and
     /// fetch without storing past the rule's `lock_timeout`). Rules with
     /// `coalesce = false` always fetch.
-    pub fn coalesce(&self, plan: &Plan) -> Turn {
+    pub(crate) fn coalesce(&self, plan: &Plan) -> Turn {
         let rule = plan.rule();
         if !rule.coalesce() {
             return Turn::Fetch(self.fetch_alone(plan));
@@ -400,13 +401,13 @@ impl Cache {
     /// that missed before it and now holds the [`Fetch`] should look again,
     /// since what it missed may have just been stored. Cheaper than looking
     /// again every time.
-    pub fn landed_since(&self, landmark: Landmark) -> bool {
+    pub(crate) fn landed_since(&self, landmark: Landmark) -> bool {
         self.landmark() != landmark
     }
 
-    /// Step 4: the fetch for a background refresh of `plan`'s key, or
+    /// Step 3, after a hit that asks for it: the fetch for a background refresh of `plan`'s key, or
     /// `None` when one is already running (one refresh per key). Counted.
-    pub fn refresh_fetch(&self, plan: &Plan) -> Option<Fetch> {
+    pub(crate) fn refresh_fetch(&self, plan: &Plan) -> Option<Fetch> {
         let fetch = self
             .inner
             .coalescer
@@ -417,7 +418,7 @@ impl Cache {
 
     /// A fetch of `plan`'s key that no other request waits for: after a
     /// waited-for fetch could not be stored.
-    pub fn fetch_alone(&self, plan: &Plan) -> Fetch {
+    pub(crate) fn fetch_alone(&self, plan: &Plan) -> Fetch {
         self.inner
             .coalescer
             .alone(plan.key().as_str(), plan.rule().hit_for_miss())

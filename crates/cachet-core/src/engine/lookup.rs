@@ -20,8 +20,8 @@ pub enum Lookup {
     /// An entry the request accepts: fresh, or stale within its `max-stale`.
     Hit(Hit),
     /// An entry that must be revalidated before use (stale, or the request
-    /// said `no-cache`): forward with [`Revalidation::conditions`] and hand
-    /// a 304 to [`Cache::revalidated`].
+    /// said `no-cache`): [`serve`](crate::adapter::serve) forwards it with
+    /// [`Revalidation::conditions`] and merges a 304 into the entry.
     Revalidate(Revalidation),
     /// Go to the origin, for this reason.
     Miss(ForwardReason),
@@ -77,14 +77,18 @@ impl Cache {
     /// revalidate, or why neither. `req` selects among the URL's variants.
     /// Counts a hit or a miss; a store failure is logged, counted, and reads
     /// as a miss.
-    pub async fn lookup(&self, plan: &Plan, req: &(dyn RequestHead + Sync)) -> Lookup {
+    pub(crate) async fn lookup(&self, plan: &Plan, req: &(dyn RequestHead + Sync)) -> Lookup {
         self.lookup_counted(plan, req, true).await
     }
 
-    /// Step 5, after waiting for another request's fetch of `plan`'s key:
+    /// Step 4, after waiting for another request's fetch of `plan`'s key:
     /// the lookup again, not counted as a second hit or miss (the request's
     /// miss was counted); a hit is counted as coalesced.
-    pub async fn lookup_landed(&self, plan: &Plan, req: &(dyn RequestHead + Sync)) -> Lookup {
+    pub(crate) async fn lookup_landed(
+        &self,
+        plan: &Plan,
+        req: &(dyn RequestHead + Sync),
+    ) -> Lookup {
         let found = self.lookup_counted(plan, req, false).await;
         if matches!(found, Lookup::Hit(_)) {
             Counters::bump(&self.counters(plan).coalesced);
@@ -115,8 +119,11 @@ impl Cache {
         self.record_lookup(plan, found, now, count)
     }
 
-    /// [`lookup`](Self::lookup) without waiting, when the store can answer at
-    /// once (the in-memory store always can); `None` when it cannot.
+    /// Step 2 without waiting, when the store can answer at once (the
+    /// in-memory store always can): a fresh entry for `plan` that `req`
+    /// accepts, one to revalidate, or why neither; `None` when the store
+    /// cannot answer at once ([`serve`](crate::adapter::serve) then asks
+    /// it). Counts a hit or a miss; a store failure reads as a miss.
     pub fn lookup_now(&self, plan: &Plan, req: &dyn RequestHead) -> Option<Lookup> {
         self.lookup_now_counted(plan, req, true)
     }

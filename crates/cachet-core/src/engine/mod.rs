@@ -6,13 +6,17 @@
 //! 2. [`lookup`]: a fresh entry the request's directives accept, one to
 //!    revalidate, or a miss and why.
 //! 3. [`answer`]: a hit's response (200, or 304 when the client's copy is
-//!    current), with `Age` and `Cache-Status`.
+//!    current), with `Age` and `Cache-Status`; a hit that asks for one
+//!    also starts a background refresh (step 5 without a client).
 //! 4. [`coalesce`]: on a miss, fetch, or wait for the request already
 //!    fetching the key.
-//! 5. [`exchange`]: forward to the origin (conditionally for an entry with
-//!    validators), then [`store`] the response or [`revalidate`] the entry
-//!    with a 304, or serve it `stale-if-error` when the origin fails.
-//! 6. [`record`]: count what happened and label the response.
+//! 5. [`exchange`]: forward to the origin — conditionally when the entry
+//!    has validators — and hand the response to step 6 or 7.
+//! 6. [`store`]: whether the response may be stored and for how long, then
+//!    storing it (under its variant key when it has `Vary`).
+//! 7. [`revalidate`]: a 304 merged into the stored entry, or the entry
+//!    served `stale-if-error` when the origin fails.
+//! 8. [`record`]: count what happened and label the response.
 //!
 //! Mutations take the side path of [`invalidate`].
 

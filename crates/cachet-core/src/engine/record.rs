@@ -1,5 +1,5 @@
-//! Counting and labelling: the counters a step bumps and the `Cache-Status`
-//! of a response that went to the origin.
+//! Step 8, record: the counters the steps bump, and the `Cache-Status` of a
+//! response that went to the origin.
 
 use super::route::Plan;
 use super::store::Storage;
@@ -14,7 +14,7 @@ impl Cache {
     /// Records that a response for `plan` was not stored for a reason found
     /// after [`check_storable`](Self::check_storable) (its body was too large,
     /// it had trailers).
-    pub fn not_stored(&self, plan: &Plan) {
+    pub(crate) fn not_stored(&self, plan: &Plan) {
         Counters::bump(&self.counters(plan).not_stored);
     }
 
@@ -35,7 +35,7 @@ impl Cache {
 
     /// Labels a response that went to the origin for `reason`: its status,
     /// and whether it was stored, why not, or that it is being recorded.
-    pub fn forwarded(
+    pub(crate) fn forwarded(
         &self,
         plan: &Plan,
         reason: ForwardReason,
@@ -59,7 +59,7 @@ impl Cache {
     }
 
     /// Labels a response to a request the rule matched but the cache did not
-    /// handle ([`Route::Bypass`]).
+    /// handle ([`Route::Bypass`](crate::adapter::Route::Bypass)).
     pub fn bypassed(&self, reason: ForwardReason, headers: &mut HeaderMap) {
         let outcome = Outcome::Forward {
             reason,

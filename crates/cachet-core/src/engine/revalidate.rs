@@ -1,4 +1,4 @@
-//! Step 4 for stored entries the origin is asked about: a 304 merged into
+//! Step 7, for stored entries the origin is asked about: a 304 merged into
 //! the entry (RFC 9111 §4.3.4), and `stale-if-error` when the origin fails.
 
 use super::answer::Answer;
@@ -84,7 +84,7 @@ fn merge_not_modified(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMap
 }
 
 impl Cache {
-    /// Step 4 for a revalidation the origin answered 304 Not Modified
+    /// Step 7, for a revalidation the origin answered 304 Not Modified
     /// (RFC 9111 §4.3.4): the stored headers are updated with the 304's
     /// (all but `Content-Length`, `Set-Cookie` and hop-by-hop ones), its
     /// freshness is computed anew, and the entry is stored again — or
@@ -93,7 +93,7 @@ impl Cache {
     /// match), or `None` when the 304 names a different representation
     /// than the stored one: the entry is then removed and the 304 cannot
     /// be used.
-    pub async fn revalidated(
+    pub(crate) async fn revalidated(
         &self,
         plan: &Plan,
         revalidation: Revalidation,
@@ -185,7 +185,7 @@ impl Cache {
     ///   §5.2.2.2).
     /// - Otherwise `None`: the adapter passes the origin's response or error
     ///   on (and never stores a 5xx over the entry).
-    pub fn origin_failed(
+    pub(crate) fn origin_failed(
         &self,
         plan: &Plan,
         revalidation: &Revalidation,

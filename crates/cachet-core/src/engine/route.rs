@@ -104,8 +104,8 @@ impl Plan {
     pub fn is_head(&self) -> bool {
         self.head
     }
-    /// Whether the client said `only-if-cached`: answer a miss with
-    /// [`Cache::only_if_cached`] instead of forwarding.
+    /// Whether the client said `only-if-cached`: a miss is answered 504
+    /// without forwarding.
     pub fn only_if_cached(&self) -> bool {
         self.directives.only_if_cached
     }

@@ -1,4 +1,4 @@
-//! Step 4, store: whether a response may be stored and for how long, and
+//! Step 6, store: whether a response may be stored and for how long, and
 //! storing it — under its variant key when it has `Vary`.
 
 use super::route::Plan;
@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 /// headers it varies on. Made only by [`Cache::check_storable`] and consumed
 /// by [`Cache::store`].
 #[derive(Debug, Clone)]
-pub struct Admission {
+pub(crate) struct Admission {
     pub(super) freshness: Freshness,
     pub(super) received_at: SystemTime,
     pub(super) vary: Vec<HeaderName>,
@@ -32,7 +32,7 @@ impl Admission {
     /// Stores the entry under `tags` too (from [`Cache::take_tags`]), so
     /// [`Cache::purge_tag`] finds it.
     #[must_use]
-    pub fn with_tags(mut self, tags: Vec<Arc<str>>) -> Self {
+    pub(crate) fn with_tags(mut self, tags: Vec<Arc<str>>) -> Self {
         self.tags.extend(tags);
         self
     }
@@ -40,7 +40,7 @@ impl Admission {
 
 /// What became of a response that went to the origin, for its label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
+pub(crate) enum Storage {
     /// Stored.
     Stored,
     /// Not stored, for this reason.
@@ -75,10 +75,10 @@ pub(super) const NOT_STORED_HEADERS: [header::HeaderName; 8] = [
 ];
 
 impl Cache {
-    /// Step 4, before the body is read: whether a response with `status` and
+    /// Step 6, before the body is read: whether a response with `status` and
     /// `headers` may be stored for `plan`, and for how long. A refusal is
     /// counted.
-    pub fn check_storable(
+    pub(crate) fn check_storable(
         &self,
         plan: &Plan,
         status: StatusCode,
@@ -127,13 +127,13 @@ impl Cache {
         }
     }
 
-    /// Step 4, once the body is complete: stores the response for `plan`,
+    /// Step 6, once the body is complete: stores the response for `plan`,
     /// under the variant `req` selects when the response has `Vary`.
     /// `headers` are the response's: they gain `Content-Length` and, for a
     /// body without one, a strong `ETag`, so the client sees what later hits
     /// will send. The stored copy drops hop-by-hop headers. Returns whether
     /// it was stored; a store failure is logged and counted.
-    pub async fn store(
+    pub(crate) async fn store(
         &self,
         plan: &Plan,
         storable: Admission,

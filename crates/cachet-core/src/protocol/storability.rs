@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Why a response was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum NotStorable {
+pub(crate) enum NotStorable {
     /// A `HEAD` response never becomes the `GET` entry.
     HeadRequest,
     /// The request said `Cache-Control: no-store` (§5.2.1.5).
@@ -61,7 +61,7 @@ impl NotStorable {
     /// marked hit-for-miss and its requests stop queueing behind one
     /// another. Reasons of one request (`Authorization`, `no-store`, a
     /// `HEAD`), server errors and failures do not mark it.
-    pub fn marks_hit_for_miss(&self) -> bool {
+    pub(crate) fn marks_hit_for_miss(&self) -> bool {
         match self {
             // Errors a client can provoke say nothing of the next response.
             Self::Status(status) => !is_client_provokable(*status),

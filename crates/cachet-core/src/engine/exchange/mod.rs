@@ -1,5 +1,6 @@
-//! The exchange with the origin: everything that happens to a request the
-//! cache could not answer from memory at once, shared by every adapter.
+//! Step 5, the exchange with the origin: everything that happens to a
+//! request the cache could not answer from memory at once, shared by every
+//! adapter.
 //!
 //! An adapter routes the request and tries [`Cache::lookup_now`] itself (a
 //! hit needs nothing from here). Otherwise it hands the request and the
@@ -38,7 +39,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 /// A lookup that was not a hit in memory, with the [`Landmark`] taken just
-/// before it (see [`Cache::landed_since`]).
+/// before it.
 pub type LookedUp = (Lookup, Landmark);
 
 /// Everything a forwarded request needs besides the origin and the request
