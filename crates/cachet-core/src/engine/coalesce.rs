@@ -1,5 +1,5 @@
-//! Step 4, request coalescing: when many requests miss one key at once, a single
-//! one goes to the origin (it holds the key's [`Fetch`]) and the others
+//! Step 4, request coalescing: when many requests miss one key at once, a
+//! single one goes to the origin (it holds the key's [`Fetch`]) and the others
 //! [`Wait`] for it to land — woken by a notification, never by polling.
 //!
 //! A fetch lands one of three ways, and its waiters act on it:
