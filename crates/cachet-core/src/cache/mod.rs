@@ -15,7 +15,6 @@ pub use self::operations::ListedKey;
 use crate::clock::SharedClock;
 use crate::config::rules::{CacheSpec, RuleSet};
 use crate::engine::coalesce::Coalescer;
-use crate::engine::Plan;
 use crate::identity::Identity;
 use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::tags::TagSettings;
@@ -73,7 +72,7 @@ pub(crate) struct Inner {
     pub(crate) caches: BTreeMap<String, CacheSpec>,
     counters: HashMap<String, Arc<Counters>>,
     /// The counters of each rule's cache, by rule index.
-    rule_counters: Vec<Arc<Counters>>,
+    pub(crate) rule_counters: Vec<Arc<Counters>>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: SharedClock,
     pub(crate) identity: Identity,
@@ -105,11 +104,5 @@ impl Cache {
     /// The programmatic cache: typed values in the named cache `values`.
     pub fn values(&self) -> ValueCache {
         self.inner.values.clone()
-    }
-
-    /// The counters of the cache holding `plan`'s entry (by rule index: no
-    /// string hashing on the request path).
-    pub(crate) fn counters(&self, plan: &Plan) -> &Counters {
-        &self.inner.rule_counters[plan.rule().index()]
     }
 }

@@ -11,6 +11,12 @@ use http::header::HeaderMap;
 use http::StatusCode;
 
 impl Cache {
+    /// The counters of the cache holding `plan`'s entry (by rule index: no
+    /// string hashing on the request path).
+    pub(crate) fn counters(&self, plan: &Plan) -> &Counters {
+        &self.inner.rule_counters[plan.rule().index()]
+    }
+
     /// Records that a response for `plan` was not stored for a reason found
     /// after [`check_storable`](Self::check_storable) (its body was too large,
     /// it had trailers).
