@@ -14,8 +14,9 @@ pub use self::error::ConfigError;
 
 use crate::cache::{Cache, CacheBuilder};
 use crate::config::rules::{CacheSpec, Rule};
-use crate::config::units::{parse_header_name, SizeValue};
+use crate::config::units::de_field;
 use crate::identity::Identity;
+use http::HeaderName;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -24,7 +25,8 @@ const SECTIONS: [&str; 6] = ["caches", "rules", "identity", "headers", "tags", "
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TagsDto {
-    header: Option<String>,
+    #[serde(default, deserialize_with = "de_field::some_header_name")]
+    header: Option<HeaderName>,
     strip: Option<bool>,
 }
 
@@ -38,8 +40,10 @@ struct HeadersDto {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SecurityDto {
-    bypass_headers: Option<Vec<String>>,
-    max_key_bytes: Option<SizeValue>,
+    #[serde(default, deserialize_with = "de_field::some_header_names")]
+    bypass_headers: Option<Vec<HeaderName>>,
+    #[serde(default, deserialize_with = "de_field::some_size")]
+    max_key_bytes: Option<u64>,
     max_variants: Option<usize>,
     max_tags: Option<usize>,
 }
@@ -48,7 +52,8 @@ struct SecurityDto {
 #[serde(deny_unknown_fields)]
 struct IdentityDto {
     extension: Option<bool>,
-    headers: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "de_field::some_header_names")]
+    headers: Option<Vec<HeaderName>>,
     cookies: Option<Vec<String>>,
     secret_env: Option<String>,
 }
@@ -173,26 +178,14 @@ impl CacheBuilder {
             builder = builder.identity(identity_spec(identity.clone())?);
         }
         if let Some(headers) = table.get("headers") {
-            let dto: HeadersDto =
-                deserialize(headers.clone()).map_err(|(field, reason)| ConfigError::Section {
-                    section: "headers".into(),
-                    field,
-                    reason,
-                })?;
+            let dto: HeadersDto = parse_section("headers", headers.clone())?;
             builder = builder
                 .x_cache(dto.x_cache.unwrap_or(false))
                 .debug_headers(dto.debug.unwrap_or(false));
         }
         if let Some(tags) = table.get("tags") {
-            let error = |(field, reason): (String, String)| ConfigError::Section {
-                section: "tags".into(),
-                field,
-                reason,
-            };
-            let dto: TagsDto = deserialize(tags.clone()).map_err(error)?;
-            if let Some(header) = dto.header {
-                let name = parse_header_name(&header)
-                    .map_err(|reason| error(("header".into(), reason)))?;
+            let dto: TagsDto = parse_section("tags", tags.clone())?;
+            if let Some(name) = dto.header {
                 builder = builder.tag_header(name);
             }
             if let Some(strip) = dto.strip {
@@ -210,24 +203,11 @@ fn security_spec(
     mut builder: CacheBuilder,
     value: toml::Value,
 ) -> Result<CacheBuilder, ConfigError> {
-    let error = |(field, reason): (String, String)| ConfigError::Section {
-        section: "security".into(),
-        field,
-        reason,
-    };
-    let dto: SecurityDto = deserialize(value).map_err(error)?;
+    let dto: SecurityDto = parse_section("security", value)?;
     if let Some(names) = dto.bypass_headers {
-        let names = names
-            .iter()
-            .map(|name| parse_header_name(name))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|reason| error(("bypass_headers".into(), reason)))?;
         builder = builder.bypass_headers(names);
     }
-    if let Some(size) = dto.max_key_bytes {
-        let bytes: u64 = size
-            .parse()
-            .map_err(|reason| error(("max_key_bytes".into(), reason)))?;
+    if let Some(bytes) = dto.max_key_bytes {
         builder = builder.max_key_bytes(usize::try_from(bytes).unwrap_or(usize::MAX));
     }
     if let Some(count) = dto.max_variants {
@@ -275,17 +255,15 @@ fn identity_spec(value: toml::Value) -> Result<Identity, ConfigError> {
         field,
         reason,
     };
-    let dto: IdentityDto = deserialize(value).map_err(error)?;
+    let dto: IdentityDto = parse_section("identity", value)?;
     let mut identity = Identity::none();
     if dto.extension.unwrap_or(true) {
         identity = identity.extension();
     }
-    for header in dto
+    for name in dto
         .headers
-        .unwrap_or_else(|| vec!["authorization".to_owned()])
+        .unwrap_or_else(|| vec![http::header::AUTHORIZATION])
     {
-        let name =
-            parse_header_name(&header).map_err(|reason| error(("headers".into(), reason)))?;
         identity = identity.header(name);
     }
     for cookie in dto.cookies.unwrap_or_default() {

@@ -173,6 +173,13 @@ pub(crate) mod de_field {
         size(d).map(Some)
     }
 
+    pub(crate) fn some_header_name<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<HeaderName>, D::Error> {
+        let name = String::deserialize(d)?;
+        parse_header_name(&name).map(Some).map_err(D::Error::custom)
+    }
+
     pub(crate) fn header_names<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Vec<HeaderName>, D::Error> {

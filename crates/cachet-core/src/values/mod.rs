@@ -90,20 +90,8 @@ impl fmt::Debug for ValueCache {
     }
 }
 
-/// A glob (`*`, `?`) as an anchored regex over whole keys.
-fn glob_regex(glob: &str) -> Result<Regex, regex::Error> {
-    let mut pattern = String::from("^");
-    for ch in glob.chars() {
-        match ch {
-            '*' => pattern.push_str(".*"),
-            '?' => pattern.push('.'),
-            other => pattern.push_str(&regex::escape(&other.to_string())),
-        }
-    }
-    pattern.push('$');
-    Regex::new(&pattern)
-}
 impl ValueCache {
+    /// The handle a [`Cache`](crate::Cache) builds over its store.
     pub(crate) fn new(
         store: Arc<dyn Store>,
         clock: SharedClock,
@@ -388,6 +376,20 @@ impl ValueCache {
         }
         operation.await
     }
+}
+
+/// A glob (`*`, `?`) as an anchored regex over whole keys.
+fn glob_regex(glob: &str) -> Result<Regex, regex::Error> {
+    let mut pattern = String::from("^");
+    for ch in glob.chars() {
+        match ch {
+            '*' => pattern.push_str(".*"),
+            '?' => pattern.push('.'),
+            other => pattern.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    pattern.push('$');
+    Regex::new(&pattern)
 }
 
 #[cfg(test)]
