@@ -8,7 +8,28 @@ use std::task::{Context, Poll};
 use tower_service::Service;
 
 /// Middleware that invalidates cache entries after unsafe requests; see
-/// [`InvalidationLayer`].
+/// [`InvalidationLayer`]. The inner service may be any `Service` whose
+/// future is `Send`; it need not be `Clone`.
+///
+/// ```
+/// use cachet_core::Cache;
+/// use cachet_tower::InvalidationService;
+/// use std::convert::Infallible;
+/// use tower::{service_fn, Service, ServiceExt};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let cache = Cache::from_toml("[[rules]]\npath = '^/items'")?;
+/// let save = service_fn(|_req: http::Request<()>| async {
+///     Ok::<_, Infallible>(http::Response::new("saved"))
+/// });
+/// let mut service = InvalidationService::new(save, cache);
+/// let req = http::Request::post("/items").body(())?;
+/// let response = service.ready().await?.call(req).await?;
+/// assert_eq!(*response.body(), "saved");
+/// assert_eq!(service.cache().stats().caches["default"].removals, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct InvalidationService<S> {
     inner: S,
@@ -21,7 +42,7 @@ impl<S> InvalidationService<S> {
         Self { inner, cache }
     }
 
-    /// A [`InvalidationLayer`] for `cache`, as tower-http's services offer.
+    /// An [`InvalidationLayer`] for `cache`, as tower-http's services offer.
     pub fn layer(cache: Cache) -> InvalidationLayer {
         InvalidationLayer::new(cache)
     }
