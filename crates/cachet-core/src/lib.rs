@@ -60,6 +60,7 @@
 //! with a credential but no clear identity bypasses. See `docs/security.md`.
 
 pub mod adapter;
+pub mod admin;
 mod cache;
 mod clock;
 mod config;

@@ -15,6 +15,92 @@ pub(crate) struct Counters {
     pub(crate) coalesced: AtomicU64,
     pub(crate) stale: AtomicU64,
     pub(crate) refreshes: AtomicU64,
+    pub(crate) revalidated: AtomicU64,
+    pub(crate) bypassed: AtomicU64,
+    pub(crate) origin: OriginCounters,
+}
+
+/// What the origin answered for one named cache, by status class, and how
+/// long its response heads took.
+#[derive(Debug, Default)]
+pub(crate) struct OriginCounters {
+    /// By [`ORIGIN_OUTCOMES`].
+    pub(crate) outcomes: [AtomicU64; 6],
+    pub(crate) duration: Histogram,
+}
+
+/// The `outcome` label of each origin counter: the status class, or
+/// `error` when no response came (a connection error or a timeout).
+pub(crate) const ORIGIN_OUTCOMES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
+
+impl OriginCounters {
+    pub(crate) fn record(&self, status: Option<http::StatusCode>, took: std::time::Duration) {
+        let class = status.map_or(5, |status| {
+            usize::from(status.as_u16() / 100).clamp(1, 5) - 1
+        });
+        Counters::bump(&self.outcomes[class]);
+        self.duration.observe(took);
+    }
+}
+
+/// The upper bounds of the origin-duration buckets, in seconds.
+pub(crate) const DURATION_BOUNDS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A histogram of durations over [`DURATION_BOUNDS`] (and one bucket past
+/// them), in atomics: recording costs three relaxed additions.
+#[derive(Debug, Default)]
+pub(crate) struct Histogram {
+    buckets: [AtomicU64; 12],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub(crate) fn observe(&self, took: std::time::Duration) {
+        let secs = took.as_secs_f64();
+        let bucket = DURATION_BOUNDS
+            .iter()
+            .position(|&bound| secs <= bound)
+            .unwrap_or(DURATION_BOUNDS.len());
+        Counters::bump(&self.buckets[bucket]);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The count per bucket (not cumulative; the last is past the bounds),
+    /// and the sum in seconds.
+    pub(crate) fn snapshot(&self) -> ([u64; 12], f64) {
+        let counts = std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed));
+        (counts, self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6)
+    }
+}
+
+/// How many purges of each kind ran, cache-wide.
+#[derive(Debug, Default)]
+pub(crate) struct Purges {
+    /// By [`PURGE_KINDS`].
+    pub(crate) kinds: [AtomicU64; 6],
+}
+
+/// The `kind` label of each purge counter.
+pub(crate) const PURGE_KINDS: [&str; 6] = ["tag", "uri", "pattern", "key", "clear", "invalidation"];
+
+/// A kind of purge, indexing [`PURGE_KINDS`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PurgeKind {
+    Tag,
+    Uri,
+    Pattern,
+    Key,
+    Clear,
+    Invalidation,
+}
+
+impl Purges {
+    pub(crate) fn count(&self, kind: PurgeKind) {
+        Counters::bump(&self.kinds[kind as usize]);
+    }
 }
 
 impl Counters {
@@ -62,6 +148,12 @@ pub struct CacheStats {
     pub stale: u64,
     /// Background refreshes started (`stale-while-revalidate`, early refresh).
     pub refreshes: u64,
+    /// Stored entries updated by a 304 from the origin (for a client's
+    /// request or a background refresh).
+    pub revalidated: u64,
+    /// Requests a rule matched that skipped the cache (a method it does not
+    /// cache, a body, a range, an unclear identity, ...).
+    pub bypassed: u64,
     /// Entries dropped to stay within `max_bytes`.
     pub evictions: u64,
     /// Entries dropped because their TTL ran out.
@@ -105,6 +197,8 @@ impl CacheStats {
             coalesced: load(&counters.coalesced),
             stale: load(&counters.stale),
             refreshes: load(&counters.refreshes),
+            revalidated: load(&counters.revalidated),
+            bypassed: load(&counters.bypassed),
             evictions: usage.evictions,
             expirations: usage.expirations,
             removals: usage.removals,

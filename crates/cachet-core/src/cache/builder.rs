@@ -2,6 +2,7 @@
 //! headers and the limits on what client input makes it keep.
 
 use super::{Cache, Inner};
+use crate::admin::AdminConfig;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::rules::{CacheSpec, Rule, RuleSet, DEFAULT_CACHE, VALUES_CACHE};
 use crate::config::ConfigError;
@@ -9,7 +10,7 @@ use crate::engine::coalesce::Coalescer;
 use crate::identity::Identity;
 use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::tags::TagSettings;
-use crate::stats::Counters;
+use crate::stats::{Counters, Purges};
 use crate::store::{MokaStore, Store};
 use crate::values::{Codec, ValueCache};
 use std::collections::{BTreeMap, HashMap};
@@ -78,6 +79,7 @@ pub struct CacheBuilder {
     codec: Codec,
     key_host: bool,
     limits: Limits,
+    admin: AdminConfig,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -103,6 +105,7 @@ impl Default for CacheBuilder {
             codec: Codec::default(),
             key_host: false,
             limits: Limits::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -222,6 +225,14 @@ impl CacheBuilder {
         self
     }
 
+    /// How the management API (`cachet_core::admin`) of this cache
+    /// authenticates and what it allows (default: every endpoint answers
+    /// 401 until a token is set).
+    pub fn admin(mut self, config: AdminConfig) -> Self {
+        self.admin = config;
+        self
+    }
+
     /// Checks the configuration and builds the cache.
     pub fn build(self) -> Result<Cache, ConfigError> {
         for (name, spec) in &self.caches {
@@ -285,6 +296,8 @@ impl CacheBuilder {
                 tags: self.tags,
                 key_host: self.key_host,
                 values,
+                purges: Purges::default(),
+                admin: self.admin,
                 limits: self.limits,
                 started,
             }),

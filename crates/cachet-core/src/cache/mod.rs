@@ -12,13 +12,14 @@ pub(crate) use self::builder::DEFAULT_MAX_KEY_BYTES;
 pub use self::builder::{CacheBuilder, DEFAULT_BYPASS_HEADERS};
 pub use self::operations::ListedKey;
 
+use crate::admin::AdminConfig;
 use crate::clock::SharedClock;
 use crate::config::rules::{CacheSpec, RuleSet};
 use crate::engine::coalesce::Coalescer;
 use crate::identity::Identity;
 use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::tags::TagSettings;
-use crate::stats::Counters;
+use crate::stats::{Counters, Purges};
 use crate::store::Store;
 use crate::values::ValueCache;
 use std::collections::{BTreeMap, HashMap};
@@ -70,7 +71,7 @@ pub struct Cache {
 pub(crate) struct Inner {
     pub(crate) rules: RuleSet,
     pub(crate) caches: BTreeMap<String, CacheSpec>,
-    counters: HashMap<String, Arc<Counters>>,
+    pub(crate) counters: HashMap<String, Arc<Counters>>,
     /// The counters of each rule's cache, by rule index.
     pub(crate) rule_counters: Vec<Arc<Counters>>,
     pub(crate) store: Arc<dyn Store>,
@@ -81,6 +82,8 @@ pub(crate) struct Inner {
     pub(crate) key_host: bool,
     pub(crate) values: ValueCache,
     pub(crate) coalescer: Arc<Coalescer>,
+    pub(crate) purges: Purges,
+    pub(crate) admin: AdminConfig,
     pub(crate) limits: Limits,
     started: SystemTime,
 }
@@ -99,6 +102,12 @@ impl Cache {
     /// A builder with the `default` and `values` caches and no rules.
     pub fn builder() -> CacheBuilder {
         CacheBuilder::default()
+    }
+
+    /// How this cache's management API authenticates and what it allows
+    /// (from `[admin]`, or [`CacheBuilder::admin`]).
+    pub fn admin_config(&self) -> &AdminConfig {
+        &self.inner.admin
     }
 
     /// The programmatic cache: typed values in the named cache `values`.

@@ -5,7 +5,7 @@ use super::builder::MAX_TAG_BYTES;
 use super::Cache;
 use crate::clock::SharedClock;
 use crate::config::rules::{CacheSpec, RuleSet};
-use crate::stats::{CacheStats, StatsSnapshot};
+use crate::stats::{CacheStats, PurgeKind, StatsSnapshot};
 use crate::store::entry::Entry;
 use crate::store::key::CacheKey;
 use crate::store::StoreError;
@@ -80,6 +80,7 @@ impl Cache {
 
     /// Deletes `key` from whichever cache holds it; whether it was there.
     pub async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.purges.count(PurgeKind::Key);
         let key = CacheKey::from_raw(key);
         let mut found = false;
         for cache in self.inner.caches.keys() {
@@ -90,6 +91,7 @@ impl Cache {
 
     /// Deletes every key `pattern` matches; how many were deleted.
     pub async fn delete_matching(&self, pattern: &Regex) -> Result<usize, StoreError> {
+        self.inner.purges.count(PurgeKind::Pattern);
         self.remove_matching(pattern, None).await
     }
 
@@ -140,11 +142,13 @@ impl Cache {
         if !self.inner.caches.contains_key(cache) {
             return Err(crate::store::unknown_cache(cache));
         }
+        self.inner.purges.count(PurgeKind::Clear);
         self.inner.store.clear(cache).await
     }
 
     /// Removes every entry of every named cache.
     pub async fn clear_all(&self) -> Result<(), StoreError> {
+        self.inner.purges.count(PurgeKind::Clear);
         for cache in self.inner.caches.keys() {
             self.inner.store.clear(cache).await?;
         }

@@ -20,7 +20,9 @@ use http::HeaderName;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-const SECTIONS: [&str; 6] = ["caches", "rules", "identity", "headers", "tags", "security"];
+const SECTIONS: [&str; 7] = [
+    "caches", "rules", "identity", "headers", "tags", "security", "admin",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,6 +196,9 @@ impl CacheBuilder {
         }
         if let Some(security) = table.get("security") {
             builder = security_spec(builder, security.clone())?;
+        }
+        if let Some(admin) = table.get("admin") {
+            builder = builder.admin(crate::admin::AdminConfig::from_section(admin.clone())?);
         }
         Ok(builder)
     }
@@ -549,8 +554,11 @@ mod tests {
     #[test]
     fn syntax_and_unknown_sections_are_reported() {
         assert!(matches!(error("[[rules]\n"), ConfigError::Syntax { .. }));
-        let err = error("[admin]\ntoken = 'x'\n");
-        assert!(err.to_string().contains("unknown section `admin`"), "{err}");
+        let err = error("[adminn]\ntoken = 'x'\n");
+        assert!(
+            err.to_string().contains("unknown section `adminn`"),
+            "{err}"
+        );
         assert!(matches!(error("rules = 5\n"), ConfigError::Syntax { .. }));
     }
 

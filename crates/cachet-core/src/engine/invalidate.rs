@@ -12,6 +12,7 @@ use crate::config::rules::{CompiledRule, InvalidateScope};
 use crate::protocol::tags::uri_term;
 use crate::protocol::target::canonical_path;
 use crate::request::RequestHead;
+use crate::stats::PurgeKind;
 use crate::store::key::{normalize_host, KeyBuilder};
 use crate::store::StoreError;
 use http::header::{self, HeaderMap};
@@ -90,6 +91,7 @@ impl Cache {
         if !(status.is_success() || status.is_redirection()) {
             return Ok(0);
         }
+        self.inner.purges.count(PurgeKind::Invalidation);
         let mut terms: Vec<Arc<str>> = vec![Arc::clone(&invalidation.target)];
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
             if let Some(term) = headers
@@ -117,6 +119,7 @@ impl Cache {
     /// Deletes every entry tagged `tag`, in every named cache; how many.
     /// Only the tagged entries are touched (the store keeps a tag index).
     pub async fn purge_tag(&self, tag: &str) -> Result<usize, StoreError> {
+        self.inner.purges.count(PurgeKind::Tag);
         self.remove_tagged(tag, None).await
     }
 
@@ -126,6 +129,7 @@ impl Cache {
     /// A cache that keys by host (a reverse proxy) purges the URI on every
     /// host; see [`purge_uri_on`](Self::purge_uri_on) for one.
     pub async fn purge_uri(&self, path: &str, query: Option<&str>) -> Result<usize, StoreError> {
+        self.inner.purges.count(PurgeKind::Uri);
         if !self.inner.key_host {
             let term = self.uri_term_of(path, query, None);
             return self.remove_tagged(&term, None).await;
@@ -152,6 +156,7 @@ impl Cache {
         path: &str,
         query: Option<&str>,
     ) -> Result<usize, StoreError> {
+        self.inner.purges.count(PurgeKind::Uri);
         let host = normalize_host(host.as_bytes());
         let term = self.uri_term_of(path, query, host.as_deref());
         self.remove_tagged(&term, None).await

@@ -17,6 +17,17 @@ impl Cache {
         &self.inner.rule_counters[plan.rule().index()]
     }
 
+    /// Records what the origin answered for `plan` (`None`: no response, a
+    /// connection error or a timeout) and how long its response head took.
+    pub(crate) fn origin_answered(
+        &self,
+        plan: &Plan,
+        status: Option<StatusCode>,
+        took: std::time::Duration,
+    ) {
+        self.counters(plan).origin.record(status, took);
+    }
+
     /// Records that a response for `plan` was not stored for a reason found
     /// after [`check_storable`](Self::check_storable) (its body was too large,
     /// it had trailers).

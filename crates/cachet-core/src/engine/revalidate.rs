@@ -109,6 +109,7 @@ impl Cache {
             }
             return None;
         }
+        Counters::bump(&self.counters(plan).revalidated);
         let headers = merge_not_modified(stored.headers(), not_modified);
         // The entry answers a GET even when a HEAD revalidated it.
         let facts = RequestFacts {

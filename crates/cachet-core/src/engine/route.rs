@@ -10,6 +10,7 @@ use crate::protocol::storability::RequestFacts;
 use crate::protocol::tags::uri_term;
 use crate::protocol::target::{canonical_path, differs};
 use crate::request::RequestHead;
+use crate::stats::Counters;
 use crate::store::key::{combine_header_values, normalize_host, CacheKey, HeaderPart, KeyBuilder};
 use http::header::{self, HeaderName};
 use http::uri::PathAndQuery;
@@ -69,7 +70,7 @@ impl Plan {
     /// Whether [`target`](Self::target) changes the path, not only the
     /// query. An adapter that cannot make the application route on the
     /// canonical path (it runs after routing) must not cache the request:
-    /// it treats it as [`Route::Bypass`] ([`Cache::bypassed`]).
+    /// it bypasses it ([`Cache::bypass_plan`]).
     pub fn changes_path(&self) -> bool {
         self.changes_path
     }
@@ -166,14 +167,13 @@ impl Cache {
     /// that is not one, a key longer than `max_key_bytes`, or (on a
     /// `vary_by_user` rule) a credential without a clear identity.
     pub fn route(&self, req: &dyn RequestHead) -> Route {
-        let method = req.method();
         let raw_path = req.path();
         let path = match canonical_path(raw_path) {
             Ok(path) => path,
             Err(_) => {
                 // Origins disagree on what it names: never cached.
                 return match self.inner.rules.find(raw_path) {
-                    Some(_) => Route::Bypass(ForwardReason::Bypass),
+                    Some(rule) => self.bypass(rule, ForwardReason::Bypass),
                     None => Route::Pass,
                 };
             }
@@ -181,30 +181,58 @@ impl Cache {
         let Some(rule) = self.inner.rules.find(&path) else {
             return Route::Pass;
         };
+        match self.plan(req, rule, &path) {
+            Ok(plan) => Route::Cache(plan),
+            Err(reason) => self.bypass(rule, reason),
+        }
+    }
+
+    /// The route for a request whose plan the adapter cannot carry out (it
+    /// cannot forward the canonical path, for one): a bypass, counted.
+    pub fn bypass_plan(&self, plan: &Plan) -> Route {
+        self.bypass(&plan.rule, ForwardReason::Bypass)
+    }
+
+    /// A [`Route::Bypass`] of a request `rule` matched, counted.
+    fn bypass(&self, rule: &CompiledRule, reason: ForwardReason) -> Route {
+        Counters::bump(&self.inner.rule_counters[rule.index()].bypassed);
+        Route::Bypass(reason)
+    }
+
+    /// The plan for a request `rule` matched on its canonical `path`, or
+    /// why the request bypasses the cache.
+    fn plan(
+        &self,
+        req: &dyn RequestHead,
+        rule: &Arc<CompiledRule>,
+        path: &str,
+    ) -> Result<Plan, ForwardReason> {
+        let method = req.method();
+        let raw_path = req.path();
         let head = match method {
             "GET" => false,
             "HEAD" => true,
-            _ => return Route::Bypass(ForwardReason::Method),
+            _ => return Err(ForwardReason::Method),
         };
         if !rule.caches_method(method) {
-            return Route::Bypass(ForwardReason::Method);
+            return Err(ForwardReason::Method);
         }
         let limits = &self.inner.limits;
         let bypass_headers = rule.bypass_headers().unwrap_or(&limits.bypass_headers);
         if bypasses(req, bypass_headers) {
-            return Route::Bypass(ForwardReason::Bypass);
+            return Err(ForwardReason::Bypass);
         }
         let query = req.query();
         if path.len() + query.map_or(0, str::len) > limits.max_key_bytes {
-            return Route::Bypass(ForwardReason::Bypass);
+            return Err(ForwardReason::Bypass);
         }
-        let target = KeyBuilder::for_canonical(&path, query, rule.normalize_query());
+        let target = KeyBuilder::for_canonical(path, query, rule.normalize_query());
         let target_len = target.len();
         let changes_path = path != raw_path;
         let rewrite = if differs(target.as_str(), raw_path, query) {
             match PathAndQuery::try_from(target.as_str()) {
                 Ok(target) => Some(target),
-                Err(_) => return Route::Bypass(ForwardReason::Bypass),
+                Err(_) => return Err(ForwardReason::Bypass),
             }
         } else {
             None
@@ -214,7 +242,7 @@ impl Cache {
         if self.inner.key_host {
             let host = req.header(&header::HOST).or_else(|| req.authority());
             if host.is_some_and(|host| normalize_host(host).is_none()) {
-                return Route::Bypass(ForwardReason::Bypass);
+                return Err(ForwardReason::Bypass);
             }
             key = key.host(host);
         }
@@ -223,7 +251,7 @@ impl Cache {
             let identity = match self.inner.identity.resolve(req) {
                 Resolved::User(hash) => Some(hash),
                 Resolved::Anonymous => None,
-                Resolved::Unresolved => return Route::Bypass(ForwardReason::Bypass),
+                Resolved::Unresolved => return Err(ForwardReason::Bypass),
             };
             shared = identity.is_none();
             key = key.user(identity);
@@ -243,11 +271,11 @@ impl Cache {
         }
         let key = key.finish();
         if key.as_str().len() > limits.max_key_bytes {
-            return Route::Bypass(ForwardReason::Bypass);
+            return Err(ForwardReason::Bypass);
         }
         let directives = RequestDirectives::of(req);
         let started = rule.early_refresh().map(|_| self.inner.clock.now());
-        Route::Cache(Plan {
+        Ok(Plan {
             rule: Arc::clone(rule),
             key,
             target_len,

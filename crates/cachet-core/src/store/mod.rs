@@ -60,6 +60,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn clear(&self, cache: &str) -> Result<(), StoreError>;
     /// Current usage of `cache`, or `None` for an unknown cache.
     fn usage(&self, cache: &str) -> Option<StoreUsage>;
+    /// A remote tier this store is serving without (a lost connection to a
+    /// shared store), and why: the health check reports it as degraded,
+    /// since the instance still serves from its local tier. `None` (the
+    /// default) when every tier works.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What a named cache holds and has dropped. A store outside this crate

@@ -229,9 +229,14 @@ where
     if let Some(revalidation) = &revalidation {
         parts.headers.extend(revalidation.conditions());
     }
+    let started = std::time::Instant::now();
     let response = match origin(Request::from_parts(parts, body)).await {
-        Ok(response) => response,
+        Ok(response) => {
+            cache.origin_answered(plan, Some(response.status()), started.elapsed());
+            response
+        }
         Err(error) => {
+            cache.origin_answered(plan, None, started.elapsed());
             if let Some(fetch) = fetch {
                 fetch.not_stored(false);
             }
