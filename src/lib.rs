@@ -41,6 +41,16 @@
 //! change.
 
 pub use cachet_core::{adapter, store};
+
+/// The management API: `cachet_core::admin` (the handler, [`AdminConfig`](admin::AdminConfig))
+/// and, with the `tower` feature, [`AdminService`](admin::AdminService) to
+/// mount with axum's `Router::nest_service`.
+pub mod admin {
+    pub use cachet_core::admin::*;
+    #[cfg(feature = "tower")]
+    #[doc(inline)]
+    pub use cachet_tower::AdminService;
+}
 pub use cachet_core::{
     cache_headers, never_cache, parse_header_name, parse_section, Cache, CacheBuilder,
     CacheHeaders, CacheKey, CacheSpec, CacheStats, CacheTags, Clock, Codec, CompiledRule,

@@ -64,7 +64,7 @@ pub(crate) fn status_from_actix(status: actix_web::http::StatusCode) -> http::St
     http::StatusCode::from_u16(status.as_u16()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-fn status_to_actix(status: http::StatusCode) -> actix_web::http::StatusCode {
+pub(crate) fn status_to_actix(status: http::StatusCode) -> actix_web::http::StatusCode {
     actix_web::http::StatusCode::from_u16(status.as_u16())
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
 }

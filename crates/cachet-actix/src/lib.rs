@@ -84,6 +84,7 @@
 //! or `must-revalidate`), is never stored; identities are hashed before
 //! they enter a key.
 
+pub mod admin;
 mod body;
 mod convert;
 mod future;

@@ -90,6 +90,9 @@ pub struct ProxyConfig {
     pub max_header_bytes: usize,
     /// How many header fields a request may have (HTTP/1.1).
     pub max_headers: usize,
+    /// Where the management API listens (`[admin] listen`), if anywhere:
+    /// never the proxied port.
+    pub admin_listen: Option<SocketAddr>,
     /// The cache, its rules and named caches.
     pub cache: Cache,
 }
@@ -161,6 +164,21 @@ impl ProxyConfig {
             Some(section) => parse_section("proxy", section)?,
             None => ProxyDto::default(),
         };
+        // `listen` is the proxy's; the rest of `[admin]` is the cache's.
+        let admin_listen = match table.get_mut("admin").and_then(toml::Value::as_table_mut) {
+            Some(admin) => match admin.remove("listen") {
+                Some(toml::Value::String(text)) => Some(text.parse().map_err(|_| {
+                    admin_error(format!("{text:?} is not an address like 127.0.0.1:9090"))
+                })?),
+                Some(_) => {
+                    return Err(admin_error(
+                        "write it as a string, like \"127.0.0.1:9090\"".into(),
+                    ))
+                }
+                None => None,
+            },
+            None => None,
+        };
         let has_rules = table.contains_key("rules");
         let mut builder = CacheBuilder::from_toml_table(&table)?.key_host(true);
         if let Some(clock) = &overrides.clock {
@@ -176,12 +194,19 @@ impl ProxyConfig {
             .clone()
             .or(proxy.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen_text.parse().map_err(|_| {
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
             proxy_error(
                 "listen",
                 format!("{listen_text:?} is not an address like 127.0.0.1:8080"),
             )
         })?;
+        if admin_listen
+            .is_some_and(|admin: SocketAddr| admin.port() != 0 && admin.port() == listen.port())
+        {
+            return Err(admin_error(
+                "the admin API never shares the proxied port; give it a port of its own".into(),
+            ));
+        }
         let upstream_text = overrides
             .upstream
             .clone()
@@ -209,9 +234,18 @@ impl ProxyConfig {
             max_connections: count("max_connections", proxy.max_connections, 10_000)?,
             max_header_bytes: header_bytes(proxy.max_header_bytes)?,
             max_headers: count("max_headers", proxy.max_headers, 100)?,
+            admin_listen,
             cache,
         })
     }
+}
+
+fn admin_error(reason: String) -> ProxyConfigError {
+    ProxyConfigError::Config(ConfigError::Section {
+        section: "admin".to_owned(),
+        field: "listen".to_owned(),
+        reason,
+    })
 }
 
 fn proxy_error(field: &str, reason: String) -> ProxyConfigError {

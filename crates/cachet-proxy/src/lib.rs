@@ -46,12 +46,14 @@
 //! # Ok::<(), cachet_proxy::ProxyConfigError>(())
 //! ```
 
+mod admin;
 mod config;
 mod connection;
 mod inbound;
 mod server;
 mod upstream;
 
+pub use crate::admin::serve_admin;
 pub use crate::config::{
     Overrides, ProxyConfig, ProxyConfigError, DEFAULT_LISTEN, DEFAULT_STRIP_HEADERS,
 };

@@ -1,6 +1,6 @@
 //! `cachet-proxy`: the command line.
 
-use cachet_proxy::{Overrides, Proxy, ProxyConfig};
+use cachet_proxy::{serve_admin, Overrides, Proxy, ProxyConfig};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,9 +81,30 @@ fn main() -> ExitCode {
             "cachet-proxy listening on http://{bound}, forwarding to {}",
             config.upstream
         );
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let on_stop = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
+            let _ = stopped.changed().await;
+        };
+        if let Some(address) = config.admin_listen {
+            let admin = match tokio::net::TcpListener::bind(address).await {
+                Ok(admin) => admin,
+                Err(error) => {
+                    eprintln!("cachet-proxy: cannot listen on {address} for the admin API: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let bound = admin.local_addr().unwrap_or(address);
+            println!("cachet-proxy admin API on http://{bound}/");
+            let cache = config.cache.clone();
+            tokio::spawn(serve_admin(cache, admin, on_stop(stopped.clone())));
+        }
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(());
+        });
         let proxy = Proxy::new(&config);
         let cache = proxy.cache().clone();
-        proxy.serve(listener, shutdown_signal()).await;
+        proxy.serve(listener, on_stop(stopped)).await;
         for (name, stats) in cache.stats().caches {
             println!(
                 "cachet-proxy stopped: cache `{name}`: {} entries, {} bytes counted of {}, {} evictions",

@@ -119,11 +119,13 @@
 //!     .layer(CompressionLayer::new())  // outer
 //! ```
 
+mod admin;
 mod cache;
 mod invalidation;
 
 #[doc(inline)]
 pub use cachet_core::adapter::ResponseBody;
 
+pub use self::admin::AdminService;
 pub use self::cache::{CacheLayer, CacheService, ResponseFuture};
 pub use self::invalidation::{InvalidationFuture, InvalidationLayer, InvalidationService};

@@ -1,0 +1,88 @@
+//! [`AdminService`]: the management API as a Tower service, to mount with
+//! axum's `Router::nest_service`.
+
+use bytes::Bytes;
+use cachet_core::admin::{Admin, AdminConfig, MAX_BODY_BYTES};
+use cachet_core::Cache;
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// The management API of a [`Cache`] (stats, health, metrics, keys,
+/// purges, the dashboard) as a Tower service. It sees paths relative to
+/// its mount point, which `Router::nest_service` gives it.
+///
+/// ```
+/// use axum::Router;
+/// use cachet_core::admin::AdminConfig;
+/// use cachet_core::Cache;
+/// use cachet_tower::AdminService;
+///
+/// let cache = Cache::builder()
+///     .admin(AdminConfig::new().token("s3cret"))
+///     .build()
+///     .unwrap();
+/// let app: Router = Router::new().nest_service("/_cachet", AdminService::new(cache));
+/// ```
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    admin: Admin,
+}
+
+impl AdminService {
+    /// The API of `cache`, configured by its `[admin]` section (or
+    /// `CacheBuilder::admin`).
+    pub fn new(cache: Cache) -> Self {
+        Self {
+            admin: Admin::new(cache),
+        }
+    }
+
+    /// The API of `cache` with another configuration.
+    pub fn with_config(cache: Cache, config: AdminConfig) -> Self {
+        Self {
+            admin: Admin::with_config(cache, config),
+        }
+    }
+}
+
+impl<B> Service<Request<B>> for AdminService
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let admin = self.admin.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+                Ok(collected) => {
+                    let req = Request::from_parts(parts, collected.to_bytes());
+                    admin.handle(req).await
+                }
+                Err(_) => {
+                    let mut response = Response::new(Bytes::from_static(
+                        b"{\"error\":\"the body is too large or could not be read\"}",
+                    ));
+                    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                    response
+                }
+            };
+            Ok(response.map(Full::new))
+        })
+    }
+}
