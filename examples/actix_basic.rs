@@ -10,7 +10,8 @@
 mod walkthrough;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use cachet::actix::{CacheInvalidation, ResponseCache};
+use cachet::actix::{admin, CacheInvalidation, ResponseCache};
+use cachet::admin::AdminConfig;
 use cachet::Cache;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -63,6 +64,9 @@ async fn main() -> std::io::Result<()> {
             App::new()
                 .app_data(web::Data::new(cache.clone()))
                 .route("/stats", web::get().to(stats))
+                // A local demo: the management API without a token; see
+                // docs/operations.md.
+                .service(admin::scope(cache.clone(), AdminConfig::new().no_auth()))
                 .service(
                     web::scope("/api")
                         .wrap(ResponseCache::new(cache.clone()))

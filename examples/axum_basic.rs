@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
+use cachet::admin::{AdminConfig, AdminService};
 use cachet::{Cache, CacheLayer, InvalidationLayer, StatsSnapshot};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,6 +63,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(CacheLayer::new(cache.clone()))
         .layer(InvalidationLayer::new(cache.clone()))
         .route("/stats", get(stats))
+        // A local demo: the management API without a token. Give it one
+        // (`[admin] token_env`) anywhere else; see docs/operations.md.
+        .nest_service(
+            "/_cachet",
+            AdminService::with_config(cache.clone(), AdminConfig::new().no_auth()),
+        )
         .with_state(cache);
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -325,7 +325,10 @@ async fn ten_budgets_through_the_proxy_stay_within_the_budget() {
     let addr = listener.local_addr().unwrap();
     let proxy = cachet_proxy::Proxy::new(&config);
     let cache = proxy.cache().clone();
-    tokio::spawn(proxy.serve(listener, std::future::pending()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(proxy.serve(listener, async {
+        let _ = stopped.await;
+    }));
     let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
@@ -352,4 +355,10 @@ async fn ten_budgets_through_the_proxy_stay_within_the_budget() {
         get(n).await;
     }
     check_filled(&cache, baseline).await;
+    // The proxy's task holds the cache: stop it while the lock is held, so
+    // that its memory is not freed while the next test measures.
+    drop(client);
+    drop(cache);
+    let _ = stop.send(());
+    server.await.unwrap();
 }

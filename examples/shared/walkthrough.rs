@@ -21,4 +21,7 @@ pub(crate) fn print(framework: &str, addr: std::net::SocketAddr) {
     println!("  curl -si http://{addr}/api/time\n");
     println!("Hit/miss statistics:");
     println!("  curl -s http://{addr}/stats\n");
+    println!("The management API and its live dashboard (no token: a local demo only):");
+    println!("  open http://{addr}/_cachet/");
+    println!("  curl -s http://{addr}/_cachet/metrics | grep cachet_requests\n");
 }

@@ -59,10 +59,17 @@ async fn the_counters_move_with_a_miss_and_a_hit() {
         .nest_service("/_cachet", AdminService::new(cache.clone()));
     let before = metrics(&app).await;
     let requests = |scrape: &prometheus_parse::Scrape, status| {
-        value(scrape, "cachet_requests_total", &[("cache", "default"), ("status", status)])
+        value(
+            scrape,
+            "cachet_requests_total",
+            &[("cache", "default"), ("status", status)],
+        )
     };
     assert_eq!(requests(&before, "miss"), 0.0);
-    assert_eq!(value(&before, "cachet_max_bytes", &[("cache", "pages")]), 8_388_608.0);
+    assert_eq!(
+        value(&before, "cachet_max_bytes", &[("cache", "pages")]),
+        8_388_608.0
+    );
     for _ in 0..2 {
         let req = http::Request::get("/api/items")
             .body(axum::body::Body::empty())
@@ -73,17 +80,32 @@ async fn the_counters_move_with_a_miss_and_a_hit() {
     assert_eq!(requests(&after, "miss"), 1.0);
     assert_eq!(requests(&after, "hit"), 1.0);
     assert_eq!(
-        value(&after, "cachet_origin_requests_total", &[("cache", "default"), ("outcome", "2xx")]),
+        value(
+            &after,
+            "cachet_origin_requests_total",
+            &[("cache", "default"), ("outcome", "2xx")]
+        ),
         1.0
     );
-    assert_eq!(value(&after, "cachet_entries", &[("cache", "default")]), 1.0);
+    assert_eq!(
+        value(&after, "cachet_entries", &[("cache", "default")]),
+        1.0
+    );
     assert!(value(&after, "cachet_bytes", &[("cache", "default")]) > 0.0);
     assert_eq!(
-        value(&after, "cachet_origin_duration_seconds_count", &[("cache", "default")]),
+        value(
+            &after,
+            "cachet_origin_duration_seconds_count",
+            &[("cache", "default")]
+        ),
         1.0
     );
     assert_eq!(
-        value(&after, "cachet_evictions_total", &[("cache", "default"), ("reason", "size")]),
+        value(
+            &after,
+            "cachet_evictions_total",
+            &[("cache", "default"), ("reason", "size")]
+        ),
         0.0
     );
     // A bypass (a method the rule does not cache) has a status of its own.

@@ -43,7 +43,11 @@ pub(crate) fn cache(admin: AdminConfig) -> Cache {
 /// Stores `/api/items` (tagged `items`), `/api/users` and `/pages/home`,
 /// through the same step API the adapters use.
 pub(crate) async fn fill(cache: &Cache) {
-    for (path, tag) in [("/api/items", "items"), ("/api/users", "users"), ("/pages/home", "home")] {
+    for (path, tag) in [
+        ("/api/items", "items"),
+        ("/api/users", "users"),
+        ("/pages/home", "home"),
+    ] {
         let req = http::Request::get(path)
             .header("host", "example.test")
             .body(())

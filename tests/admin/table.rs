@@ -41,38 +41,123 @@ const fn step(
 }
 
 const TABLE: &[Step] = &[
-    Step { token: Token::Absent, ..step("GET", "/stats", 401, &["unauthorized"]) },
-    Step { token: Token::Wrong, ..step("GET", "/stats", 401, &["unauthorized"]) },
-    Step { token: Token::Absent, ..step("GET", "/", 200, &["id=\"caches\"", "sessionStorage"]) },
-    step("GET", "/stats", 200, &["\"caches\"", "\"overall\"", "\"pages\"", "\"process_rss_bytes\"", "\"hit_rate\""]),
+    Step {
+        token: Token::Absent,
+        ..step("GET", "/stats", 401, &["unauthorized"])
+    },
+    Step {
+        token: Token::Wrong,
+        ..step("GET", "/stats", 401, &["unauthorized"])
+    },
+    Step {
+        token: Token::Absent,
+        ..step("GET", "/", 200, &["id=\"caches\"", "sessionStorage"])
+    },
+    step(
+        "GET",
+        "/stats",
+        200,
+        &[
+            "\"caches\"",
+            "\"overall\"",
+            "\"pages\"",
+            "\"process_rss_bytes\"",
+            "\"hit_rate\"",
+        ],
+    ),
     step("GET", "/health", 200, &["\"status\":\"ok\""]),
-    step("GET", "/metrics", 200, &["cachet_requests_total{cache=\"default\",status=\"miss\"} 2", "cachet_max_bytes{cache=\"pages\"} 8388608"]),
+    step(
+        "GET",
+        "/metrics",
+        200,
+        &[
+            "cachet_requests_total{cache=\"default\",status=\"miss\"} 2",
+            "cachet_max_bytes{cache=\"pages\"} 8388608",
+        ],
+    ),
     step("GET", "/keys", 200, &["\"total\":3"]),
-    step("GET", "/keys?cache=pages", 200, &["\"total\":1", "/pages/home"]),
+    step(
+        "GET",
+        "/keys?cache=pages",
+        200,
+        &["\"total\":1", "/pages/home"],
+    ),
     step("GET", "/keys?cache=nope", 404, &["no cache named `nope`"]),
     step("GET", "/keys?pattern=(", 400, &["invalid pattern"]),
-    step("GET", "/keys?limit=1", 200, &["\"next_cursor\":\"1\"", "\"total\":3"]),
-    step("GET", "/keys?limit=1&cursor=2", 200, &["\"next_cursor\":null"]),
+    step(
+        "GET",
+        "/keys?limit=1",
+        200,
+        &["\"next_cursor\":\"1\"", "\"total\":3"],
+    ),
+    step(
+        "GET",
+        "/keys?limit=1&cursor=2",
+        200,
+        &["\"next_cursor\":null"],
+    ),
     step("GET", "/keys?limit=99999999", 200, &["\"total\":3"]),
     step("GET", "/keys?limit=lots", 400, &["whole number"]),
-    step("GET", "/keys/stats?pattern=%5E/api/", 200, &["\"default\":{\"bytes\":", "\"count\":2", "\"pages\":{\"bytes\":0,\"count\":0}"]),
+    step(
+        "GET",
+        "/keys/stats?pattern=%5E/api/",
+        200,
+        &[
+            "\"default\":{\"bytes\":",
+            "\"count\":2",
+            "\"pages\":{\"bytes\":0,\"count\":0}",
+        ],
+    ),
     step("PUT", "/keys/{users}?ttl=5m", 200, &["\"touched\":1"]),
     step("PUT", "/keys/{users}?ttl=soon", 400, &["`ttl`"]),
     step("PUT", "/keys/{users}", 400, &["give a `ttl`"]),
     step("PUT", "/keys/%2Fnope?ttl=5m", 404, &["no such key"]),
     step("DELETE", "/keys/{users}", 200, &["\"deleted\":1"]),
     step("DELETE", "/keys/{users}", 404, &["no such key"]),
-    step("PUT", "/keys?pattern=%5E/api/&ttl=1h", 200, &["\"touched\":1"]),
+    step(
+        "PUT",
+        "/keys?pattern=%5E/api/&ttl=1h",
+        200,
+        &["\"touched\":1"],
+    ),
     step("DELETE", "/keys", 400, &["give a `pattern`"]),
-    Step { body: "{\"tags\":[\"items\"],\"uris\":[\"/nothing\"]}", ..step("POST", "/purge", 200, &["\"tags\":1", "\"uris\":0", "\"patterns\":0"]) },
-    Step { body: "{\"patterns\":[\"(\"]}", ..step("POST", "/purge", 400, &["invalid pattern"]) },
-    Step { body: "tags=items", ..step("POST", "/purge", 400, &["the body must be"]) },
+    Step {
+        body: "{\"tags\":[\"items\"],\"uris\":[\"/nothing\"]}",
+        ..step(
+            "POST",
+            "/purge",
+            200,
+            &["\"tags\":1", "\"uris\":0", "\"patterns\":0"],
+        )
+    },
+    Step {
+        body: "{\"patterns\":[\"(\"]}",
+        ..step("POST", "/purge", 400, &["invalid pattern"])
+    },
+    Step {
+        body: "tags=items",
+        ..step("POST", "/purge", 400, &["the body must be"])
+    },
     step("DELETE", "/caches/nope", 404, &["no cache named `nope`"]),
     step("DELETE", "/caches/pages", 200, &["\"cleared\":[\"pages\"]"]),
     step("GET", "/keys?cache=pages", 200, &["\"total\":0"]),
-    step("DELETE", "/caches", 200, &["\"cleared\":[\"default\",\"pages\",\"values\"]"]),
+    step(
+        "DELETE",
+        "/caches",
+        200,
+        &["\"cleared\":[\"default\",\"pages\",\"values\"]"],
+    ),
     step("GET", "/keys", 200, &["\"total\":0"]),
-    step("GET", "/metrics", 200, &["cachet_purges_total{kind=\"tag\"} 1", "cachet_purges_total{kind=\"clear\"} 2", "cachet_purges_total{kind=\"key\"} 2"]),
+    step(
+        "GET",
+        "/metrics",
+        200,
+        &[
+            "cachet_purges_total{kind=\"tag\"} 1",
+            "cachet_purges_total{kind=\"clear\"} 2",
+            "cachet_purges_total{kind=\"key\"} 2",
+        ],
+    ),
     step("POST", "/stats", 405, &["method not allowed"]),
     step("GET", "/nope", 404, &["no such endpoint"]),
 ];
@@ -88,11 +173,9 @@ async fn play(name: &str, mount: Mount, cache: &Cache) {
         .find(|listed| listed.key.as_str().starts_with("/api/users"))
         .expect("filled")
         .key;
-    let users = percent_encoding::utf8_percent_encode(
-        users.as_str(),
-        percent_encoding::NON_ALPHANUMERIC,
-    )
-    .to_string();
+    let users =
+        percent_encoding::utf8_percent_encode(users.as_str(), percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
     for (index, step) in TABLE.iter().enumerate() {
         let target = format!("{}{}", mount.prefix, step.target.replace("{users}", &users));
         let token = match step.token {
@@ -104,12 +187,19 @@ async fn play(name: &str, mount: Mount, cache: &Cache) {
         let what = format!("{name} step {index}: {} {target}", step.method);
         assert_eq!(reply.status, step.status, "{what}: {}", reply.body);
         for fragment in step.contains {
-            assert!(reply.body.contains(fragment), "{what}: no {fragment:?} in {}", reply.body);
+            assert!(
+                reply.body.contains(fragment),
+                "{what}: no {fragment:?} in {}",
+                reply.body
+            );
         }
         assert_eq!(reply.headers["cache-control"], "no-store", "{what}");
         assert!(!reply.body.contains(TOKEN), "{what}: the token leaked");
         if reply.status == 401 {
-            assert_eq!(reply.headers["www-authenticate"], "Bearer realm=\"cachet\"", "{what}");
+            assert_eq!(
+                reply.headers["www-authenticate"], "Bearer realm=\"cachet\"",
+                "{what}"
+            );
         }
     }
 }
@@ -165,20 +255,58 @@ async fn read_only_refuses_mutations() {
 #[tokio::test]
 async fn authentication_modes() {
     let unset = mounts::tower(mounts::cache(AdminConfig::new())).await;
-    for target in ["/_cachet/stats", "/_cachet/health", "/_cachet/metrics", "/_cachet/keys"] {
-        assert_eq!(send(unset.addr, "GET", target, Some("anything"), "").await.status, 401);
+    for target in [
+        "/_cachet/stats",
+        "/_cachet/health",
+        "/_cachet/metrics",
+        "/_cachet/keys",
+    ] {
+        assert_eq!(
+            send(unset.addr, "GET", target, Some("anything"), "")
+                .await
+                .status,
+            401
+        );
     }
-    assert_eq!(send(unset.addr, "GET", "/_cachet/", None, "").await.status, 200);
-    assert_eq!(send(unset.addr, "GET", "/_cachet", None, "").await.status, 200);
+    assert_eq!(
+        send(unset.addr, "GET", "/_cachet/", None, "").await.status,
+        200
+    );
+    assert_eq!(
+        send(unset.addr, "GET", "/_cachet", None, "").await.status,
+        200
+    );
 
     let open = mounts::tower(mounts::cache(AdminConfig::new().no_auth())).await;
-    assert_eq!(send(open.addr, "GET", "/_cachet/stats", None, "").await.status, 200);
-    assert_eq!(send(open.addr, "DELETE", "/_cachet/caches", None, "").await.status, 200);
+    assert_eq!(
+        send(open.addr, "GET", "/_cachet/stats", None, "")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(open.addr, "DELETE", "/_cachet/caches", None, "")
+            .await
+            .status,
+        200
+    );
 
-    let scraped =
-        mounts::tower(mounts::cache(AdminConfig::new().token(TOKEN).metrics_public(true))).await;
-    assert_eq!(send(scraped.addr, "GET", "/_cachet/metrics", None, "").await.status, 200);
-    assert_eq!(send(scraped.addr, "GET", "/_cachet/stats", None, "").await.status, 401);
+    let scraped = mounts::tower(mounts::cache(
+        AdminConfig::new().token(TOKEN).metrics_public(true),
+    ))
+    .await;
+    assert_eq!(
+        send(scraped.addr, "GET", "/_cachet/metrics", None, "")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(scraped.addr, "GET", "/_cachet/stats", None, "")
+            .await
+            .status,
+        401
+    );
 }
 
 /// The health check reports a failing local store as 503, and a store that
