@@ -52,6 +52,8 @@ impl fmt::Debug for Source {
 pub struct Identity {
     sources: Vec<Source>,
     key: [u8; 32],
+    /// Whether `key` was made at random for this process (no secret set).
+    random: bool,
 }
 
 impl fmt::Debug for Identity {
@@ -74,6 +76,7 @@ impl Identity {
         Self {
             sources: Vec::new(),
             key: random_secret("cachet identity fallback"),
+            random: true,
         }
     }
 
@@ -113,7 +116,23 @@ impl Identity {
     #[must_use]
     pub fn secret(mut self, secret: &str) -> Self {
         self.key = blake3::derive_key("cachet identity v1", secret.as_bytes());
+        self.random = false;
         self
+    }
+
+    /// Whether no secret was set: the key was made at random at start-up,
+    /// so what it hashed cannot be found again by another process.
+    pub(crate) fn is_random(&self) -> bool {
+        self.random
+    }
+
+    /// A fingerprint of the secret that reveals nothing of it: dumps carry
+    /// it, and per-user entries are restored only under the same secret.
+    pub(crate) fn fingerprint(&self) -> [u8; 16] {
+        let hash = blake3::keyed_hash(&self.key, b"cachet secret fingerprint v1");
+        let mut fingerprint = [0; 16];
+        fingerprint.copy_from_slice(&hash.as_bytes()[..16]);
+        fingerprint
     }
 
     /// The hashed identity of `req`, from the first source that has one.

@@ -66,6 +66,7 @@ mod clock;
 mod config;
 mod engine;
 mod identity;
+mod persistence;
 mod protocol;
 mod request;
 mod stats;
@@ -81,6 +82,9 @@ pub use crate::config::rules::{CacheSpec, CompiledRule, InvalidateScope, Rule, R
 pub use crate::config::units::{parse_header_name, DurationValue, SizeValue};
 pub use crate::config::{parse_section, ConfigError};
 pub use crate::identity::Identity;
+pub use crate::persistence::{
+    AutoDumpStatus, DumpError, DumpReport, PersistenceConfig, RestoreReport,
+};
 pub use crate::protocol::conditional::Validators;
 pub use crate::protocol::response_headers::{cache_headers, never_cache, CacheHeaders, Visibility};
 pub use crate::protocol::tags::{CacheTags, CACHE_TAG};

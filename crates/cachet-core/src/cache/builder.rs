@@ -8,6 +8,8 @@ use crate::config::rules::{CacheSpec, Rule, RuleSet, DEFAULT_CACHE, VALUES_CACHE
 use crate::config::ConfigError;
 use crate::engine::coalesce::Coalescer;
 use crate::identity::Identity;
+use crate::persistence::auto::AutoDump;
+use crate::persistence::PersistenceConfig;
 use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::tags::TagSettings;
 use crate::stats::{Counters, Purges};
@@ -80,6 +82,7 @@ pub struct CacheBuilder {
     key_host: bool,
     limits: Limits,
     admin: AdminConfig,
+    persistence: PersistenceConfig,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -106,6 +109,7 @@ impl Default for CacheBuilder {
             key_host: false,
             limits: Limits::default(),
             admin: AdminConfig::default(),
+            persistence: PersistenceConfig::default(),
         }
     }
 }
@@ -233,6 +237,66 @@ impl CacheBuilder {
         self
     }
 
+    /// Where and when the cache is dumped, and whether [`build`](Self::build)
+    /// restores the dump file (`[persistence]`; default: no dump file).
+    pub fn persistence(mut self, config: PersistenceConfig) -> Self {
+        self.persistence = config;
+        self
+    }
+
+    /// Applies the environment variables that override the configuration,
+    /// read through `lookup` (a name to its value): `CACHET_DUMP_FILE`,
+    /// `CACHET_AUTO_DUMP_INTERVAL` (a duration, `0` for off) and
+    /// `CACHET_MAX_BYTES` (the `default` cache's budget). A bad value is an
+    /// error naming the variable. Call it once, where the configuration is
+    /// loaded ([`from_env`](Self::from_env) reads the process's
+    /// environment).
+    ///
+    /// ```
+    /// use cachet_core::CacheBuilder;
+    /// let env = |name: &str| (name == "CACHET_MAX_BYTES").then(|| "128MiB".to_owned());
+    /// let cache = CacheBuilder::from_toml("")?.env_overrides(env)?.build()?;
+    /// assert_eq!(cache.caches()["default"].max_bytes, 128 * 1024 * 1024);
+    ///
+    /// let bad = |name: &str| (name == "CACHET_AUTO_DUMP_INTERVAL").then(|| "often".to_owned());
+    /// let error = CacheBuilder::from_toml("")?.env_overrides(bad).unwrap_err();
+    /// assert!(error.to_string().starts_with("environment variable `CACHET_AUTO_DUMP_INTERVAL`"));
+    /// # Ok::<(), cachet_core::ConfigError>(())
+    /// ```
+    pub fn env_overrides(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let error = |variable: &str, reason: String| ConfigError::Env {
+            variable: variable.to_owned(),
+            reason,
+        };
+        if let Some(file) = lookup("CACHET_DUMP_FILE") {
+            if file.trim().is_empty() {
+                return Err(error("CACHET_DUMP_FILE", "is empty".into()));
+            }
+            self.persistence = self.persistence.dump_file(file.trim());
+        }
+        if let Some(text) = lookup("CACHET_AUTO_DUMP_INTERVAL") {
+            let interval = crate::config::units::parse_duration(&text)
+                .map_err(|reason| error("CACHET_AUTO_DUMP_INTERVAL", reason))?;
+            self.persistence = self.persistence.auto_dump_interval(interval);
+        }
+        if let Some(text) = lookup("CACHET_MAX_BYTES") {
+            let bytes = crate::config::units::SizeValue::Text(text)
+                .parse()
+                .map_err(|reason| error("CACHET_MAX_BYTES", reason))?;
+            let spec = self.caches.entry(DEFAULT_CACHE.to_owned()).or_default();
+            spec.max_bytes = bytes;
+        }
+        Ok(self)
+    }
+
+    /// [`env_overrides`](Self::env_overrides) from the process's environment.
+    pub fn from_env(self) -> Result<Self, ConfigError> {
+        self.env_overrides(|name| std::env::var(name).ok())
+    }
+
     /// Checks the configuration and builds the cache.
     pub fn build(self) -> Result<Cache, ConfigError> {
         for (name, spec) in &self.caches {
@@ -282,7 +346,7 @@ impl CacheBuilder {
             .map(|rule| Arc::clone(&counters[rule.cache()]))
             .collect();
         let started = self.clock.now();
-        Ok(Cache {
+        let cache = Cache {
             inner: Arc::new(Inner {
                 rules,
                 caches,
@@ -298,9 +362,17 @@ impl CacheBuilder {
                 values,
                 purges: Purges::default(),
                 admin: self.admin,
+                persistence: self.persistence,
+                auto_dump: AutoDump::default(),
                 limits: self.limits,
                 started,
             }),
-        })
+        };
+        if let Some(file) = cache.inner.persistence.file() {
+            if cache.inner.persistence.restores() {
+                cache.restore(&file.to_owned());
+            }
+        }
+        Ok(cache)
     }
 }

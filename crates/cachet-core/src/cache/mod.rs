@@ -17,6 +17,8 @@ use crate::clock::SharedClock;
 use crate::config::rules::{CacheSpec, RuleSet};
 use crate::engine::coalesce::Coalescer;
 use crate::identity::Identity;
+use crate::persistence::auto::AutoDump;
+use crate::persistence::PersistenceConfig;
 use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::tags::TagSettings;
 use crate::stats::{Counters, Purges};
@@ -84,6 +86,8 @@ pub(crate) struct Inner {
     pub(crate) coalescer: Arc<Coalescer>,
     pub(crate) purges: Purges,
     pub(crate) admin: AdminConfig,
+    pub(crate) persistence: PersistenceConfig,
+    pub(crate) auto_dump: AutoDump,
     pub(crate) limits: Limits,
     started: SystemTime,
 }
@@ -108,6 +112,11 @@ impl Cache {
     /// (from `[admin]`, or [`CacheBuilder::admin`]).
     pub fn admin_config(&self) -> &AdminConfig {
         &self.inner.admin
+    }
+
+    /// Where and when the cache is dumped (`[persistence]`).
+    pub fn persistence(&self) -> &PersistenceConfig {
+        &self.inner.persistence
     }
 
     /// The programmatic cache: typed values in the named cache `values`.

@@ -36,6 +36,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An environment variable that overrides the configuration is wrong.
+    #[error("environment variable `{variable}`: {reason}")]
+    Env {
+        /// The variable.
+        variable: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// Another section (`[identity]`, ...) is wrong.
     #[error("section `{section}`: field `{field}`: {reason}")]
     Section {

@@ -20,8 +20,15 @@ use http::HeaderName;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-const SECTIONS: [&str; 7] = [
-    "caches", "rules", "identity", "headers", "tags", "security", "admin",
+const SECTIONS: [&str; 8] = [
+    "caches",
+    "rules",
+    "identity",
+    "headers",
+    "tags",
+    "security",
+    "admin",
+    "persistence",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +203,9 @@ impl CacheBuilder {
         }
         if let Some(security) = table.get("security") {
             builder = security_spec(builder, security.clone())?;
+        }
+        if let Some(persistence) = table.get("persistence") {
+            builder = builder.persistence(parse_section("persistence", persistence.clone())?);
         }
         if let Some(admin) = table.get("admin") {
             builder = builder.admin(crate::admin::AdminConfig::from_section(admin.clone())?);

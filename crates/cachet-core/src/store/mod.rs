@@ -9,6 +9,7 @@ mod error;
 pub(crate) mod key;
 mod moka;
 mod tag_index;
+pub(crate) mod wire;
 
 pub use self::entry::{CachedResponse, Entry, Tags, ValueEntry, VariantIndex};
 pub use self::error::StoreError;
@@ -48,6 +49,27 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     }
     /// Stores `value` under `key` in `cache`, replacing any previous one.
     async fn insert(&self, cache: &str, key: &CacheKey, value: Entry) -> Result<(), StoreError>;
+    /// The same as [`insert`](Self::insert) for a store that can store
+    /// without waiting, or `None`: restoring a dump uses it.
+    fn insert_now(
+        &self,
+        _cache: &str,
+        _key: &CacheKey,
+        _value: Entry,
+    ) -> Option<Result<(), StoreError>> {
+        None
+    }
+    /// Calls `visit` with each value still kept in `cache`, without
+    /// collecting them (values stored or removed meanwhile may or may not
+    /// be seen), until it returns `false`; `None` for a store that cannot
+    /// walk its values in place. Dumps use it.
+    fn walk(
+        &self,
+        _cache: &str,
+        _visit: &mut dyn FnMut(&str, &Entry) -> bool,
+    ) -> Option<Result<(), StoreError>> {
+        None
+    }
     /// Removes `key` from `cache`; whether it was there.
     async fn remove(&self, cache: &str, key: &CacheKey) -> Result<bool, StoreError>;
     /// The keys of the values in `cache` indexed under `tag` (see

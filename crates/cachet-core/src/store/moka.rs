@@ -181,6 +181,17 @@ impl MokaStore {
         Ok(None)
     }
 
+    /// Stores `value` under `key` in `cache` (moka's insert never waits).
+    fn put(&self, cache: &str, key: &CacheKey, value: Entry) -> Result<(), StoreError> {
+        let named = self.named(cache)?;
+        let key: Arc<str> = Arc::from(key.as_str());
+        // Indexed first: the listener's notice for this value, however
+        // early, finds it indexed.
+        named.tags.add(&key, &value);
+        named.entries.insert(key, value);
+        Ok(())
+    }
+
     /// Runs moka's pending maintenance (evictions, expirations) now, and
     /// drops every value past its `keep_until` by the store's clock (moka's
     /// own timer runs on real time, which a mock clock does not move), so
@@ -214,14 +225,35 @@ impl Store for MokaStore {
         Some(self.lookup(cache, key.as_str(), now))
     }
 
+    fn insert_now(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        value: Entry,
+    ) -> Option<Result<(), StoreError>> {
+        Some(self.put(cache, key, value))
+    }
+
+    fn walk(
+        &self,
+        cache: &str,
+        visit: &mut dyn FnMut(&str, &Entry) -> bool,
+    ) -> Option<Result<(), StoreError>> {
+        let named = match self.named(cache) {
+            Ok(named) => named,
+            Err(error) => return Some(Err(error)),
+        };
+        let now = self.clock.now();
+        for (key, value) in named.entries.iter() {
+            if value.is_kept(now) && !visit(&key, &value) {
+                break;
+            }
+        }
+        Some(Ok(()))
+    }
+
     async fn insert(&self, cache: &str, key: &CacheKey, value: Entry) -> Result<(), StoreError> {
-        let named = self.named(cache)?;
-        let key: Arc<str> = Arc::from(key.as_str());
-        // Indexed first: the listener's notice for this value, however
-        // early, finds it indexed.
-        named.tags.add(&key, &value);
-        named.entries.insert(key, value);
-        Ok(())
+        self.put(cache, key, value)
     }
 
     async fn remove(&self, cache: &str, key: &CacheKey) -> Result<bool, StoreError> {

@@ -1,0 +1,291 @@
+//! The dump file: a versioned header, blocks of records each with its
+//! checksum, and a footer that seals the file — written to `<file>.tmp`,
+//! synced, read back and verified, then moved over `<file>` after the
+//! previous dump was linked to `<file>.bak`.
+//!
+//! ```text
+//! header  "CACHETDMP" · version u16 · secret fingerprint [16] · written at (ms) u64
+//! block   length u32 (> 0) · blake3(payload)[..16] · payload: postcard records
+//! …
+//! footer  0u32 · records u64 · blake3(header, every block's checksum)[..16]
+//! ```
+//!
+//! A record is `(cache, key, entry)` with the entry in the shared
+//! `store::wire` form. Nothing is ever held whole in memory: the writer
+//! fills one block at a time from the store, the reader reads one block at
+//! a time.
+
+use crate::store::wire::WireEntry;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 9] = b"CACHETDMP";
+/// The format version; a dump of another version is not read.
+pub(crate) const VERSION: u16 = 1;
+const HEADER_LEN: usize = MAGIC.len() + 2 + 16 + 8;
+/// How many bytes of records a block holds before it is written.
+const BLOCK_BYTES: usize = 256 * 1024;
+/// The largest block a reader accepts (a record may push a block past
+/// `BLOCK_BYTES`; a corrupt length must not make the reader allocate
+/// gigabytes).
+const MAX_BLOCK_BYTES: usize = 256 * 1024 * 1024;
+
+/// One stored value as a dump holds it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Record<'a> {
+    pub(crate) cache: &'a str,
+    pub(crate) key: &'a str,
+    #[serde(borrow)]
+    pub(crate) entry: WireEntry<'a>,
+}
+
+/// `<path>` with `suffix` appended (`dump` → `dump.tmp`).
+pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The backups of `path`, newest first: `<file>.bak`, `<file>.bak.2`, …
+pub(crate) fn backups(path: &Path, keep: usize) -> Vec<PathBuf> {
+    (1..=keep)
+        .map(|n| match n {
+            1 => sibling(path, ".bak"),
+            n => sibling(path, &format!(".bak.{n}")),
+        })
+        .collect()
+}
+
+fn checksum(bytes: &[u8]) -> [u8; 16] {
+    let mut sum = [0; 16];
+    sum.copy_from_slice(&blake3::hash(bytes).as_bytes()[..16]);
+    sum
+}
+
+/// Writes a dump, block by block.
+pub(crate) struct Writer {
+    out: BufWriter<File>,
+    block: Vec<u8>,
+    sealed: blake3::Hasher,
+    records: u64,
+    bytes: u64,
+}
+
+impl Writer {
+    /// Starts `path` (created or truncated) with the header.
+    pub(crate) fn create(path: &Path, fingerprint: [u8; 16], written_at: u64) -> io::Result<Self> {
+        let file = File::create(path)?;
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&fingerprint);
+        header.extend_from_slice(&written_at.to_le_bytes());
+        let mut out = BufWriter::with_capacity(1024 * 1024, file);
+        out.write_all(&header)?;
+        let mut sealed = blake3::Hasher::new();
+        sealed.update(&header);
+        Ok(Self {
+            out,
+            block: Vec::with_capacity(BLOCK_BYTES + 64 * 1024),
+            sealed,
+            records: 0,
+            bytes: HEADER_LEN as u64,
+        })
+    }
+
+    /// Adds one record; writes the block when it is full.
+    pub(crate) fn record(&mut self, record: &Record<'_>) -> io::Result<()> {
+        postcard::to_io(record, &mut self.block)
+            .map_err(|error| io::Error::other(format!("encoding a record: {error}")))?;
+        self.records += 1;
+        if self.block.len() >= BLOCK_BYTES {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
+    fn flush_block(&mut self) -> io::Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let len =
+            u32::try_from(self.block.len()).map_err(|_| io::Error::other("a block over 4 GiB"))?;
+        let sum = checksum(&self.block);
+        self.out.write_all(&len.to_le_bytes())?;
+        self.out.write_all(&sum)?;
+        self.out.write_all(&self.block)?;
+        self.sealed.update(&sum);
+        self.bytes += 4 + 16 + self.block.len() as u64;
+        self.block.clear();
+        Ok(())
+    }
+
+    /// Writes the last block and the footer, and syncs the file to disk;
+    /// how many records and bytes were written.
+    pub(crate) fn finish(mut self) -> io::Result<(u64, u64)> {
+        self.flush_block()?;
+        let sum = checksum(self.sealed.finalize().as_bytes());
+        self.out.write_all(&0u32.to_le_bytes())?;
+        self.out.write_all(&self.records.to_le_bytes())?;
+        self.out.write_all(&sum)?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        Ok((self.records, self.bytes + 4 + 8 + 16))
+    }
+}
+
+/// Why a dump could not be read: where, and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unreadable {
+    pub(crate) offset: u64,
+    pub(crate) reason: String,
+}
+
+impl Unreadable {
+    fn at(offset: u64, reason: impl Into<String>) -> Self {
+        Self {
+            offset,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What a dump's header says.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Header {
+    pub(crate) fingerprint: [u8; 16],
+}
+
+/// Reads the dump at `path` through: every checksum, every record's
+/// encoding, the footer. With `apply`, hands it each record (call it only
+/// on a file that was read through without it first, so that a corrupt
+/// file applies nothing).
+pub(crate) fn read(
+    path: &Path,
+    mut apply: Option<&mut dyn FnMut(&Header, Record<'_>)>,
+) -> Result<(Header, u64), Unreadable> {
+    let file = File::open(path).map_err(|error| Unreadable::at(0, error.to_string()))?;
+    let mut input = BufReader::with_capacity(1024 * 1024, file);
+    let mut offset = 0u64;
+    let exact = |input: &mut BufReader<File>, buf: &mut [u8], offset: &mut u64, what: &str| {
+        input.read_exact(buf).map_err(|error| {
+            let reason = if error.kind() == io::ErrorKind::UnexpectedEof {
+                format!("truncated: the file ends inside the {what}")
+            } else {
+                error.to_string()
+            };
+            Unreadable::at(*offset, reason)
+        })?;
+        *offset += buf.len() as u64;
+        Ok::<(), Unreadable>(())
+    };
+    let mut header = [0u8; HEADER_LEN];
+    exact(&mut input, &mut header, &mut offset, "header")?;
+    if &header[..MAGIC.len()] != MAGIC {
+        return Err(Unreadable::at(0, "not a cachet dump"));
+    }
+    let version = u16::from_le_bytes([header[9], header[10]]);
+    if version != VERSION {
+        return Err(Unreadable::at(
+            9,
+            format!("format version {version}; this build reads version {VERSION}"),
+        ));
+    }
+    let mut fingerprint = [0; 16];
+    fingerprint.copy_from_slice(&header[11..27]);
+    let parsed = Header { fingerprint };
+    let mut sealed = blake3::Hasher::new();
+    sealed.update(&header);
+    let mut records = 0u64;
+    let mut block = Vec::new();
+    loop {
+        let start = offset;
+        let mut len = [0u8; 4];
+        exact(&mut input, &mut len, &mut offset, "block length")?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len == 0 {
+            let mut footer = [0u8; 8 + 16];
+            exact(&mut input, &mut footer, &mut offset, "footer")?;
+            let count = u64::from_le_bytes(footer[..8].try_into().expect("8 bytes"));
+            if count != records {
+                return Err(Unreadable::at(
+                    start,
+                    format!("the footer counts {count} records, the blocks hold {records}"),
+                ));
+            }
+            if footer[8..] != checksum(sealed.finalize().as_bytes()) {
+                return Err(Unreadable::at(
+                    start,
+                    "the footer's checksum does not match",
+                ));
+            }
+            let mut rest = [0u8; 1];
+            if input
+                .read(&mut rest)
+                .map_err(|e| Unreadable::at(offset, e.to_string()))?
+                != 0
+            {
+                return Err(Unreadable::at(offset, "bytes after the footer"));
+            }
+            return Ok((parsed, records));
+        }
+        if len > MAX_BLOCK_BYTES {
+            return Err(Unreadable::at(start, format!("a block of {len} bytes")));
+        }
+        let mut sum = [0u8; 16];
+        exact(&mut input, &mut sum, &mut offset, "block checksum")?;
+        block.resize(len, 0);
+        exact(&mut input, &mut block, &mut offset, "block")?;
+        if checksum(&block) != sum {
+            return Err(Unreadable::at(start, "a block's checksum does not match"));
+        }
+        sealed.update(&sum);
+        let mut rest: &[u8] = &block;
+        while !rest.is_empty() {
+            let (record, tail) =
+                postcard::take_from_bytes::<Record<'_>>(rest).map_err(|error| {
+                    Unreadable::at(start, format!("a record does not decode: {error}"))
+                })?;
+            rest = tail;
+            records += 1;
+            if let Some(apply) = apply.as_mut() {
+                apply(&parsed, record);
+            }
+        }
+    }
+}
+
+/// Makes the just-written `tmp` the dump at `path`: the current dump is
+/// kept as the newest backup (a hard link, so `path` never goes missing),
+/// older backups shift, `tmp` is renamed over `path`, and the directory is
+/// synced so the rename survives a crash.
+pub(crate) fn install(tmp: &Path, path: &Path, keep_backups: usize) -> io::Result<()> {
+    if keep_backups > 0 && path.exists() {
+        let backups = backups(path, keep_backups);
+        for pair in backups.windows(2).rev() {
+            if pair[0].exists() {
+                fs::rename(&pair[0], &pair[1])?;
+            }
+        }
+        let newest = &backups[0];
+        match fs::remove_file(newest) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+        if fs::hard_link(path, newest).is_err() {
+            fs::copy(path, newest)?;
+        }
+    }
+    fs::rename(tmp, path)?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,315 @@
+//! Dumps that survive restarts: [`Cache::dump`] writes every live entry
+//! (responses with their headers, bodies, freshness as absolute times,
+//! validators, tags; variant indexes; programmatic values) to a file
+//! atomically, [`Cache::restore`] reads one back before serving, and an
+//! auto-dump task dumps on an interval that can be started, changed and
+//! stopped while the cache runs.
+//!
+//! ```
+//! use cachet_core::{Cache, PersistenceConfig};
+//! use std::time::Duration;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let dir = std::env::temp_dir().join(format!("cachet-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let file = dir.join("dump");
+//! let cache = Cache::builder().build()?;
+//! cache.values().set("greeting", &"hello", Duration::from_secs(60)).await?;
+//! let dumped = cache.dump(&file)?;
+//! assert_eq!(dumped.entries, 1);
+//!
+//! // A new process: the same configuration restores the dump when built.
+//! let again = Cache::builder()
+//!     .persistence(PersistenceConfig::new().dump_file(&file))
+//!     .build()?;
+//! let greeting: Option<String> = again.values().get("greeting").await?;
+//! assert_eq!(greeting.as_deref(), Some("hello"));
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+pub(crate) mod auto;
+mod config;
+mod file;
+
+pub use self::auto::AutoDumpStatus;
+pub use self::config::PersistenceConfig;
+
+use self::file::{Header, Record, Unreadable, Writer};
+use crate::cache::Cache;
+use crate::store::key::CacheKey;
+use crate::store::wire::{millis, BadEntry};
+use crate::store::Entry;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// What a dump wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DumpReport {
+    /// The dump file.
+    pub file: PathBuf,
+    /// Entries written (responses, variant indexes and values).
+    pub entries: u64,
+    /// The file's size.
+    pub bytes: u64,
+    /// How long writing, syncing and verifying took.
+    pub millis: u64,
+}
+
+/// What a restore found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RestoreReport {
+    /// The file restored from (the dump, or a backup), if any was readable.
+    pub file: Option<PathBuf>,
+    /// Entries restored.
+    pub restored: u64,
+    /// Entries past their keep window, skipped.
+    pub expired: u64,
+    /// Per-user entries skipped: the identity secret is random, or not the
+    /// one the dump was written with.
+    pub per_user_skipped: u64,
+    /// Entries of named caches this configuration does not have, or that
+    /// did not decode, skipped.
+    pub skipped: u64,
+    /// The files that could not be read: `file at offset: reason`.
+    pub failures: Vec<String>,
+}
+
+/// Why a dump failed. The previous dump is left as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DumpError {
+    /// No dump file is configured.
+    #[error("no dump file is configured ([persistence] dump_file)")]
+    NoDumpFile,
+    /// The store cannot walk its entries in place.
+    #[error("this store cannot be dumped (it cannot walk its entries)")]
+    Unsupported,
+    /// Writing, syncing or renaming failed.
+    #[error("dumping to {path}: {source}")]
+    Io {
+        /// The file written.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The written file did not read back intact.
+    #[error("the dump written to {path} does not verify at offset {offset}: {reason}")]
+    Verify {
+        /// The temporary file.
+        path: PathBuf,
+        /// Where.
+        offset: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed while it was walked.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Auto-dump needs a Tokio runtime to run on.
+    #[error("auto-dump needs a Tokio runtime")]
+    NoRuntime,
+}
+
+/// Whether a key holds something derived from the identity secret (a
+/// user's hash, a hashed credential header, a user-scoped value key):
+/// another secret would never compute it again, and a dump must not hand
+/// it to one.
+fn depends_on_secret(key: &str) -> bool {
+    (key.contains(" u=") && !key.contains(" u=-")) || key.contains("=#") || key.contains(":u=")
+}
+
+impl Cache {
+    /// Writes every live entry of every named cache to `path`, atomically:
+    /// `<path>.tmp` is written, synced and read back, the current dump is
+    /// kept as `<path>.bak`, and the new one renamed over it. Blocking: call
+    /// it from `spawn_blocking` (or before serving) in async code.
+    pub fn dump(&self, path: &Path) -> Result<DumpReport, DumpError> {
+        let started = Instant::now();
+        let tmp = file::sibling(path, ".tmp");
+        let io = |source| DumpError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let result = self.write(&tmp).and_then(|(entries, bytes)| {
+            if let Err(unreadable) = file::read(&tmp, None) {
+                return Err(DumpError::Verify {
+                    path: tmp.clone(),
+                    offset: unreadable.offset,
+                    reason: unreadable.reason,
+                });
+            }
+            file::install(&tmp, path, self.inner.persistence.backups()).map_err(io)?;
+            Ok((entries, bytes))
+        });
+        match result {
+            Ok((entries, bytes)) => {
+                let report = DumpReport {
+                    file: path.to_owned(),
+                    entries,
+                    bytes,
+                    millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                };
+                tracing::info!(file = %path.display(), entries, bytes, millis = report.millis, "dumped the cache");
+                Ok(report)
+            }
+            Err(error) => {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::error!(%error, "dumping the cache failed; the previous dump is kept");
+                Err(error)
+            }
+        }
+    }
+
+    /// [`dump`](Self::dump) to the configured dump file.
+    pub fn dump_now(&self) -> Result<DumpReport, DumpError> {
+        let path = self.inner.persistence.file().ok_or(DumpError::NoDumpFile)?;
+        self.dump(&path.to_owned())
+    }
+
+    fn write(&self, tmp: &Path) -> Result<(u64, u64), DumpError> {
+        let inner = &self.inner;
+        let io = |source| DumpError::Io {
+            path: tmp.to_owned(),
+            source,
+        };
+        let now = millis(inner.clock.now());
+        let mut writer = Writer::create(tmp, inner.identity.fingerprint(), now).map_err(io)?;
+        for cache in inner.caches.keys() {
+            let mut failed = None;
+            let walked = inner.store.walk(cache, &mut |key: &str, entry: &Entry| {
+                let record = Record {
+                    cache,
+                    key,
+                    entry: entry.to_wire(),
+                };
+                match writer.record(&record) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        failed = Some(error);
+                        false
+                    }
+                }
+            });
+            match walked {
+                None => return Err(DumpError::Unsupported),
+                Some(Err(error)) => return Err(error.into()),
+                Some(Ok(())) => {}
+            }
+            if let Some(error) = failed {
+                return Err(io(error));
+            }
+        }
+        writer.finish().map_err(io)
+    }
+
+    /// Restores the dump at `path` — or, when it is missing, corrupt,
+    /// truncated or of another version, its newest readable backup — into
+    /// this cache. Never fails: what could not be read is in the report
+    /// (and logged), and the cache is then left as it was. Entries past
+    /// their keep window are skipped; stale ones kept for revalidation come
+    /// back stale; per-user entries come back only under the identity
+    /// secret they were written with. Blocking, like [`dump`](Self::dump).
+    pub fn restore(&self, path: &Path) -> RestoreReport {
+        let mut report = RestoreReport::default();
+        let candidates = std::iter::once(path.to_owned())
+            .chain(file::backups(path, self.inner.persistence.backups().max(1)));
+        for candidate in candidates {
+            if !candidate.exists() {
+                continue;
+            }
+            // Read through first, so that a corrupt file applies nothing.
+            if let Err(Unreadable { offset, reason }) = file::read(&candidate, None) {
+                let failure = format!("{} at offset {offset}: {reason}", candidate.display());
+                tracing::warn!(failure, "a dump could not be restored; trying its backup");
+                report.failures.push(failure);
+                continue;
+            }
+            let _ = file::read(
+                &candidate,
+                Some(&mut |header, record| {
+                    self.restore_record(header, record, &mut report);
+                }),
+            );
+            if report.per_user_skipped > 0 {
+                tracing::warn!(
+                    skipped = report.per_user_skipped,
+                    "per-user entries were not restored: the identity secret is random or not the one they were dumped with (set [identity] secret_env)"
+                );
+            }
+            tracing::info!(
+                file = %candidate.display(),
+                restored = report.restored,
+                expired = report.expired,
+                "restored the cache"
+            );
+            report.file = Some(candidate);
+            return report;
+        }
+        if report.failures.is_empty() {
+            tracing::info!(file = %path.display(), "no dump to restore; starting empty");
+        }
+        report
+    }
+
+    fn restore_record(&self, header: &Header, record: Record<'_>, report: &mut RestoreReport) {
+        let inner = &self.inner;
+        if !inner.caches.contains_key(record.cache) {
+            report.skipped += 1;
+            return;
+        }
+        if depends_on_secret(record.key)
+            && (inner.identity.is_random() || inner.identity.fingerprint() != header.fingerprint)
+        {
+            report.per_user_skipped += 1;
+            return;
+        }
+        let entry = match Entry::from_wire(record.entry) {
+            Ok(entry) => entry,
+            Err(BadEntry(reason)) => {
+                tracing::debug!(key = record.key, reason, "a dumped entry does not rebuild");
+                report.skipped += 1;
+                return;
+            }
+        };
+        if !entry.is_kept(inner.clock.now()) {
+            report.expired += 1;
+            return;
+        }
+        let key = CacheKey::from_raw(record.key);
+        match inner.store.insert_now(record.cache, &key, entry) {
+            Some(Ok(())) => report.restored += 1,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "restoring an entry failed");
+                report.skipped += 1;
+            }
+            None => {
+                static WARNED: AtomicBool = AtomicBool::new(false);
+                if !WARNED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("this store cannot be restored into synchronously");
+                }
+                report.skipped += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_derived_from_the_secret_are_recognised() {
+        assert!(depends_on_secret("/api/me GET u=0123abcd"));
+        assert!(depends_on_secret("/a GET h:authorization=#00ff"));
+        assert!(depends_on_secret("cart:u=00ff"));
+        assert!(!depends_on_secret("/api/me GET u=-"));
+        assert!(!depends_on_secret("/api/items?page=2 GET"));
+        assert!(!depends_on_secret("/a GET h:accept-language=5:en-US"));
+    }
+}
