@@ -52,11 +52,12 @@ pub mod admin {
     pub use cachet_tower::AdminService;
 }
 pub use cachet_core::{
-    cache_headers, never_cache, parse_header_name, parse_section, Cache, CacheBuilder,
-    CacheHeaders, CacheKey, CacheSpec, CacheStats, CacheTags, Clock, Codec, CompiledRule,
-    ConfigError, DurationValue, Evict, Identity, InvalidateScope, ListedKey, MockClock, Rule,
-    RuleSet, SharedClock, SizeValue, StatsSnapshot, StoreError, SystemClock, UserId, Validators,
-    ValueCache, ValueError, ValueKey, Visibility, CACHE_TAG, DEFAULT_BYPASS_HEADERS,
+    cache_headers, never_cache, parse_header_name, parse_section, AutoDumpStatus, Cache,
+    CacheBuilder, CacheHeaders, CacheKey, CacheSpec, CacheStats, CacheTags, Clock, Codec,
+    CompiledRule, ConfigError, DumpError, DumpReport, DurationValue, Evict, Identity,
+    InvalidateScope, ListedKey, MockClock, PersistenceConfig, RestoreReport, Rule, RuleSet,
+    SharedClock, SizeValue, StatsSnapshot, StoreError, SystemClock, UserId, Validators, ValueCache,
+    ValueError, ValueKey, Visibility, CACHE_TAG, DEFAULT_BYPASS_HEADERS,
 };
 
 #[cfg(feature = "tower")]

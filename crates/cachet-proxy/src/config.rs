@@ -146,7 +146,7 @@ impl ProxyConfig {
             }
             None => String::new(),
         };
-        Self::from_toml(&text, overrides)
+        Self::from_toml_with_env(&text, overrides, |name| std::env::var(name).ok())
     }
 
     /// Reads a configuration from TOML text and applies `overrides`.
@@ -155,6 +155,18 @@ impl ProxyConfig {
     /// cache: the origin's freshness, the §4.2.2 heuristic otherwise, never
     /// a forced TTL. Keys always include the host.
     pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, ProxyConfigError> {
+        Self::from_toml_with_env(text, overrides, |_| None)
+    }
+
+    /// [`from_toml`](Self::from_toml) with the environment variables that
+    /// override the cache's configuration (`CACHET_DUMP_FILE`,
+    /// `CACHET_AUTO_DUMP_INTERVAL`, `CACHET_MAX_BYTES`) read through
+    /// `env`; [`load`](Self::load) reads the process's environment.
+    pub fn from_toml_with_env(
+        text: &str,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ProxyConfigError> {
         let mut table: toml::Table =
             text.parse()
                 .map_err(|error: toml::de::Error| ConfigError::Syntax {
@@ -180,7 +192,9 @@ impl ProxyConfig {
             None => None,
         };
         let has_rules = table.contains_key("rules");
-        let mut builder = CacheBuilder::from_toml_table(&table)?.key_host(true);
+        let mut builder = CacheBuilder::from_toml_table(&table)?
+            .env_overrides(env)?
+            .key_host(true);
         if let Some(clock) = &overrides.clock {
             builder = builder.clock(clock.clone());
         }

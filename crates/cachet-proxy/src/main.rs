@@ -18,6 +18,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[command(version, about)]
 struct Cli {
     /// The configuration file: `[proxy]`, `[caches.*]`, `[[rules]]`, …
+    /// (default: the `CACHET_CONFIG` environment variable, if set).
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// The address to listen on (default 127.0.0.1:8080), over the file's.
@@ -38,7 +39,19 @@ fn main() -> ExitCode {
         upstream: cli.upstream,
         clock: None,
     };
-    let config = match ProxyConfig::load(cli.config.as_deref(), &overrides) {
+    // Logging first: loading the configuration restores the dump, and says so.
+    if !cli.check {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .init();
+    }
+    let path = cli
+        .config
+        .or_else(|| std::env::var_os("CACHET_CONFIG").map(PathBuf::from));
+    let config = match ProxyConfig::load(path.as_deref(), &overrides) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("cachet-proxy: invalid configuration: {error}");
@@ -55,12 +68,6 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -102,9 +109,28 @@ fn main() -> ExitCode {
             shutdown_signal().await;
             let _ = stop.send(());
         });
+        let cache = config.cache.clone();
+        if let Some(interval) = cache.persistence().interval() {
+            if let Err(error) = cache.start_auto_dump(interval) {
+                eprintln!("cachet-proxy: cannot start the auto-dump: {error}");
+            }
+        }
         let proxy = Proxy::new(&config);
-        let cache = proxy.cache().clone();
         proxy.serve(listener, on_stop(stopped)).await;
+        // Once the last request is done: the dump the next start restores.
+        if cache.persistence().file().is_some() {
+            cache.stop_auto_dump();
+            let dumping = cache.clone();
+            match tokio::task::spawn_blocking(move || dumping.dump_now()).await {
+                Ok(Ok(report)) => println!(
+                    "cachet-proxy: dumped {} entries to {}",
+                    report.entries,
+                    report.file.display()
+                ),
+                Ok(Err(error)) => eprintln!("cachet-proxy: the shutdown dump failed: {error}"),
+                Err(error) => eprintln!("cachet-proxy: the shutdown dump failed: {error}"),
+            }
+        }
         for (name, stats) in cache.stats().caches {
             println!(
                 "cachet-proxy stopped: cache `{name}`: {} entries, {} bytes counted of {}, {} evictions",

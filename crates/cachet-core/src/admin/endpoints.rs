@@ -5,6 +5,7 @@ use super::metrics;
 use super::system::Memory;
 use crate::cache::Cache;
 use crate::config::units::parse_duration;
+use crate::persistence::DumpError;
 use crate::stats::CacheStats;
 use crate::store::key::CacheKey;
 use crate::store::StoreError;
@@ -75,6 +76,11 @@ impl Call<'_> {
                 Ok(()) => self.purge().await,
                 Err(refusal) => Err(refusal),
             },
+            "dump" => match self.only(&Method::POST, "POST") {
+                Ok(()) => self.dump().await,
+                Err(refusal) => Err(refusal),
+            },
+            "auto-dump" => self.auto_dump(),
             "caches" => match self.only(&Method::DELETE, "DELETE") {
                 Ok(()) => self.clear(None).await,
                 Err(refusal) => Err(refusal),
@@ -325,6 +331,53 @@ impl Call<'_> {
         Ok(json_response(
             &json!({"tags": counts.0, "uris": counts.1, "patterns": counts.2}),
         ))
+    }
+
+    async fn dump(&self) -> Answer {
+        let cache = self.cache.clone();
+        let dumped = tokio::task::spawn_blocking(move || cache.dump_now())
+            .await
+            .map_err(|error| Refusal(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+        match dumped {
+            Ok(report) => Ok(json_response(&json!(report))),
+            Err(error @ DumpError::NoDumpFile) => {
+                Err(Refusal(StatusCode::CONFLICT, error.to_string()))
+            }
+            Err(error) => Err(Refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                error.to_string(),
+            )),
+        }
+    }
+
+    /// `GET` the auto-dump's status, `POST`/`PUT ?interval=` start it or
+    /// change its interval, `DELETE` stop it.
+    fn auto_dump(&self) -> Answer {
+        match *self.method {
+            Method::GET | Method::HEAD => {}
+            Method::POST | Method::PUT => {
+                let text = self.param("interval").ok_or_else(|| {
+                    Refusal(
+                        StatusCode::BAD_REQUEST,
+                        "give an `interval`, like 5m".into(),
+                    )
+                })?;
+                let interval = parse_duration(&text).map_err(|reason| {
+                    Refusal(StatusCode::BAD_REQUEST, format!("`interval`: {reason}"))
+                })?;
+                self.cache
+                    .start_auto_dump(interval)
+                    .map_err(|error| match error {
+                        DumpError::NoDumpFile => Refusal(StatusCode::CONFLICT, error.to_string()),
+                        error => Refusal(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+                    })?;
+            }
+            Method::DELETE => {
+                self.cache.stop_auto_dump();
+            }
+            _ => return Err(not_allowed("GET, POST, PUT, DELETE")),
+        }
+        Ok(json_response(&json!(self.cache.auto_dump_status())))
     }
 
     async fn clear(&self, name: Option<&str>) -> Answer {

@@ -21,6 +21,8 @@
 //! | `DELETE /keys?pattern=` · `PUT /keys?pattern=&ttl=` | the same for every match |
 //! | `POST /purge` | `{"tags":[…],"uris":[…],"patterns":[…]}` |
 //! | `DELETE /caches` · `DELETE /caches/{name}` | clear every cache · one |
+//! | `POST /dump` | dump to the configured file now |
+//! | `GET /auto-dump` · `POST`/`PUT /auto-dump?interval=5m` · `DELETE /auto-dump` | the auto-dump's status · start it or change its interval · stop it |
 //!
 //! ```
 //! use cachet_core::admin::{Admin, AdminConfig};
