@@ -370,7 +370,7 @@ impl CacheBuilder {
         };
         if let Some(file) = cache.inner.persistence.file() {
             if cache.inner.persistence.restores() {
-                cache.restore(&file.to_owned());
+                cache.restore(file);
             }
         }
         Ok(cache)

@@ -5,9 +5,9 @@
 //!
 //! ```text
 //! header  "CACHETDMP" · version u16 · secret fingerprint [16] · written at (ms) u64
-//! block   length u32 (> 0) · blake3(payload)[..16] · payload: postcard records
+//! block   length u32 (> 0) · blake3(payload)[..16] · payload: postcard records · records u32
 //! …
-//! footer  0u32 · records u64 · blake3(header, every block's checksum)[..16]
+//! footer  0u32 · records u64 · blake3(header, every block's checksum and count)[..16]
 //! ```
 //!
 //! A record is `(cache, key, entry)` with the entry in the shared
@@ -68,6 +68,8 @@ fn checksum(bytes: &[u8]) -> [u8; 16] {
 pub(crate) struct Writer {
     out: BufWriter<File>,
     block: Vec<u8>,
+    /// Records in `block`.
+    in_block: u32,
     sealed: blake3::Hasher,
     records: u64,
     bytes: u64,
@@ -89,6 +91,7 @@ impl Writer {
         Ok(Self {
             out,
             block: Vec::with_capacity(BLOCK_BYTES + 64 * 1024),
+            in_block: 0,
             sealed,
             records: 0,
             bytes: HEADER_LEN as u64,
@@ -100,6 +103,7 @@ impl Writer {
         postcard::to_io(record, &mut self.block)
             .map_err(|error| io::Error::other(format!("encoding a record: {error}")))?;
         self.records += 1;
+        self.in_block += 1;
         if self.block.len() >= BLOCK_BYTES {
             self.flush_block()?;
         }
@@ -116,9 +120,12 @@ impl Writer {
         self.out.write_all(&len.to_le_bytes())?;
         self.out.write_all(&sum)?;
         self.out.write_all(&self.block)?;
+        self.out.write_all(&self.in_block.to_le_bytes())?;
         self.sealed.update(&sum);
-        self.bytes += 4 + 16 + self.block.len() as u64;
+        self.sealed.update(&self.in_block.to_le_bytes());
+        self.bytes += 4 + 16 + self.block.len() as u64 + 4;
         self.block.clear();
+        self.in_block = 0;
         Ok(())
     }
 
@@ -161,13 +168,17 @@ pub(crate) struct Header {
     pub(crate) fingerprint: [u8; 16],
 }
 
-/// Reads the dump at `path` through: every checksum, every record's
-/// encoding, the footer. With `apply`, hands it each record (call it only
-/// on a file that was read through without it first, so that a corrupt
-/// file applies nothing).
+/// What a read hands each verified block to.
+pub(crate) type Blocks<'f> = &'f mut dyn FnMut(&Header, Vec<u8>);
+
+/// Reads the dump at `path` through: the header, every block's checksum,
+/// the footer's count and seal. With `blocks`, also hands it each block's
+/// records, verified ([`records`] decodes them). Call it so only on a file
+/// that was read through without it first, so that a corrupt file applies
+/// nothing.
 pub(crate) fn read(
     path: &Path,
-    mut apply: Option<&mut dyn FnMut(&Header, Record<'_>)>,
+    mut blocks: Option<Blocks<'_>>,
 ) -> Result<(Header, u64), Unreadable> {
     let file = File::open(path).map_err(|error| Unreadable::at(0, error.to_string()))?;
     let mut input = BufReader::with_capacity(1024 * 1024, file);
@@ -245,19 +256,26 @@ pub(crate) fn read(
             return Err(Unreadable::at(start, "a block's checksum does not match"));
         }
         sealed.update(&sum);
-        let mut rest: &[u8] = &block;
-        while !rest.is_empty() {
-            let (record, tail) =
-                postcard::take_from_bytes::<Record<'_>>(rest).map_err(|error| {
-                    Unreadable::at(start, format!("a record does not decode: {error}"))
-                })?;
-            rest = tail;
-            records += 1;
-            if let Some(apply) = apply.as_mut() {
-                apply(&parsed, record);
-            }
+        let mut count = [0u8; 4];
+        exact(&mut input, &mut count, &mut offset, "block's record count")?;
+        sealed.update(&count);
+        records += u64::from(u32::from_le_bytes(count));
+        if let Some(blocks) = blocks.as_mut() {
+            blocks(&parsed, std::mem::take(&mut block));
         }
     }
+}
+
+/// Decodes the records of a verified block, in order; why one does not.
+pub(crate) fn records(block: &[u8], mut each: impl FnMut(Record<'_>)) -> Result<(), String> {
+    let mut rest = block;
+    while !rest.is_empty() {
+        let (record, tail) = postcard::take_from_bytes::<Record<'_>>(rest)
+            .map_err(|error| format!("a record does not decode: {error}"))?;
+        each(record);
+        rest = tail;
+    }
+    Ok(())
 }
 
 /// Makes the just-written `tmp` the dump at `path`: the current dump is

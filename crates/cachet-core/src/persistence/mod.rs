@@ -169,7 +169,7 @@ impl Cache {
     /// [`dump`](Self::dump) to the configured dump file.
     pub fn dump_now(&self) -> Result<DumpReport, DumpError> {
         let path = self.inner.persistence.file().ok_or(DumpError::NoDumpFile)?;
-        self.dump(&path.to_owned())
+        self.dump(path)
     }
 
     fn write(&self, tmp: &Path) -> Result<(u64, u64), DumpError> {
@@ -230,12 +230,7 @@ impl Cache {
                 report.failures.push(failure);
                 continue;
             }
-            let _ = file::read(
-                &candidate,
-                Some(&mut |header, record| {
-                    self.restore_record(header, record, &mut report);
-                }),
-            );
+            self.apply(&candidate, &mut report);
             if report.per_user_skipped > 0 {
                 tracing::warn!(
                     skipped = report.per_user_skipped,
@@ -255,6 +250,60 @@ impl Cache {
             tracing::info!(file = %path.display(), "no dump to restore; starting empty");
         }
         report
+    }
+
+    /// Restores the verified dump at `path`: one thread reads its blocks,
+    /// the others decode them and insert their entries.
+    fn apply(&self, path: &Path, report: &mut RestoreReport) {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+        let (blocks, received) = std::sync::mpsc::sync_channel::<(Header, Vec<u8>)>(2 * workers);
+        let received = std::sync::Mutex::new(received);
+        let reports = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut local = RestoreReport::default();
+                        loop {
+                            let next = received
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .recv();
+                            let Ok((header, block)) = next else { break };
+                            let decoded = file::records(&block, |record| {
+                                self.restore_record(&header, record, &mut local);
+                            });
+                            if let Err(reason) = decoded {
+                                local.failures.push(format!("{}: {reason}", path.display()));
+                            }
+                        }
+                        local
+                    })
+                })
+                .collect();
+            let read = file::read(
+                path,
+                Some(&mut |header: &Header, block: Vec<u8>| {
+                    let _ = blocks.send((*header, block));
+                }),
+            );
+            drop(blocks);
+            if let Err(Unreadable { offset, reason }) = read {
+                report
+                    .failures
+                    .push(format!("{} at offset {offset}: {reason}", path.display()));
+            }
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap_or_default())
+                .collect::<Vec<_>>()
+        });
+        for local in reports {
+            report.restored += local.restored;
+            report.expired += local.expired;
+            report.per_user_skipped += local.per_user_skipped;
+            report.skipped += local.skipped;
+            report.failures.extend(local.failures);
+        }
     }
 
     fn restore_record(&self, header: &Header, record: Record<'_>, report: &mut RestoreReport) {

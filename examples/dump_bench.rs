@@ -1,0 +1,145 @@
+//! Dump and restore timings and memory: one million small entries, and
+//! 100,000 entries of 1 KiB, written to a dump file and read back into a
+//! fresh cache. Peak extra RSS is sampled from `/proc/self/status` every
+//! few milliseconds while the dump is written.
+//!
+//! ```sh
+//! cargo run --release --example dump_bench
+//! ```
+
+use cachet::store::{CachedResponse, Entry, MokaStore, Store};
+use cachet::{Cache, CacheKey, CacheSpec, PersistenceConfig, SharedClock, SystemClock};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+const BUDGET: u64 = 2 << 30;
+
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kib| kib.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Runs `work` while sampling RSS; its result, how long it took and the
+/// peak RSS above the level before it.
+fn measured<T>(work: impl FnOnce() -> T) -> (T, Duration, u64) {
+    let before = rss();
+    let peak = Arc::new(AtomicU64::new(before));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (Arc::clone(&peak), Arc::clone(&done));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let started = Instant::now();
+    let result = work();
+    let took = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    peak.fetch_max(rss(), Ordering::Relaxed);
+    (
+        result,
+        took,
+        peak.load(Ordering::Relaxed).saturating_sub(before),
+    )
+}
+
+fn cache(store: Arc<MokaStore>, persistence: PersistenceConfig) -> Cache {
+    Cache::builder()
+        .cache("default", CacheSpec::new(BUDGET, Duration::from_secs(3600)))
+        .store(store)
+        .persistence(persistence)
+        .build()
+        .unwrap()
+}
+
+fn store(clock: &SharedClock) -> Arc<MokaStore> {
+    let caches = BTreeMap::from([
+        (
+            "default".to_owned(),
+            CacheSpec::new(BUDGET, Duration::from_secs(3600)),
+        ),
+        (
+            "values".to_owned(),
+            CacheSpec::new(16 << 20, Duration::from_secs(300)),
+        ),
+    ]);
+    Arc::new(MokaStore::new(&caches, Arc::clone(clock)))
+}
+
+fn run(name: &str, count: usize, body: usize, dir: &std::path::Path) {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let file = dir.join(format!("dump-{count}-{body}"));
+    let source = store(&clock);
+    let now = SystemTime::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for n in 0..count {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "content-type",
+                http::HeaderValue::from_static("application/json"),
+            );
+            headers.insert(
+                "etag",
+                http::HeaderValue::from_str(&format!("\"{n}\"")).unwrap(),
+            );
+            let entry = CachedResponse::new(
+                http::StatusCode::OK,
+                headers,
+                bytes::Bytes::from(vec![b'x'; body]),
+                now,
+                Duration::from_secs(3600),
+            );
+            let key = CacheKey::from_raw(format!("/api/items/{n} GET"));
+            source
+                .insert("default", &key, Entry::from(entry))
+                .await
+                .unwrap();
+        }
+    });
+    source.run_pending_tasks();
+    let filled = cache(Arc::clone(&source), PersistenceConfig::new());
+    let bytes = filled.stats().caches["default"].bytes;
+    let (report, dump_took, dump_peak) = measured(|| filled.dump(&file).unwrap());
+    drop(filled);
+    drop(source);
+    let target = store(&clock);
+    let (restored, restore_took, _) = measured(|| {
+        cache(Arc::clone(&target), PersistenceConfig::new().restore(false)).restore(&file)
+    });
+    assert_eq!(restored.restored, report.entries);
+    println!(
+        "| {name} | {} | {:.0} MiB | {:.0} MiB | {:.2} s | {:.1} MiB ({:.1}% of the cache's bytes) | {:.2} s | {:.2} s |",
+        report.entries,
+        bytes as f64 / (1 << 20) as f64,
+        report.bytes as f64 / (1 << 20) as f64,
+        dump_took.as_secs_f64(),
+        dump_peak as f64 / (1 << 20) as f64,
+        100.0 * dump_peak as f64 / bytes as f64,
+        restore_took.as_secs_f64(),
+        (dump_took + restore_took).as_secs_f64(),
+    );
+    let _ = std::fs::remove_file(&file);
+}
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("cachet-dump-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    println!("| entries | count | cache bytes | file | dump | peak extra RSS while dumping | restore | dump + restore |");
+    println!("|---|---|---|---|---|---|---|---|");
+    run("11-byte bodies", 1_000_000, 11, &dir);
+    run("1 KiB bodies", 100_000, 1024, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
