@@ -101,7 +101,9 @@ fn run(name: &str, count: usize, body: usize, dir: &std::path::Path) {
                 bytes::Bytes::from(vec![b'x'; body]),
                 now,
                 Duration::from_secs(3600),
-            );
+            )
+            // Every response the engine stores is indexed under its URI.
+            .with_tags(Arc::from(vec![Arc::<str>::from(format!("/api/items/{n}"))]));
             let key = CacheKey::from_raw(format!("/api/items/{n} GET"));
             source
                 .insert("default", &key, Entry::from(entry))
