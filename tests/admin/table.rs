@@ -138,6 +138,15 @@ const TABLE: &[Step] = &[
         body: "tags=items",
         ..step("POST", "/purge", 400, &["the body must be"])
     },
+    step("POST", "/dump", 409, &["no dump file is configured"]),
+    step("GET", "/auto-dump", 200, &["\"running\":false"]),
+    step(
+        "PUT",
+        "/auto-dump?interval=5m",
+        409,
+        &["no dump file is configured"],
+    ),
+    step("PUT", "/auto-dump?interval=soon", 400, &["`interval`"]),
     step("DELETE", "/caches/nope", 404, &["no cache named `nope`"]),
     step("DELETE", "/caches/pages", 200, &["\"cleared\":[\"pages\"]"]),
     step("GET", "/keys?cache=pages", 200, &["\"total\":0"]),
@@ -372,4 +381,58 @@ async fn health_reports_failing_and_degraded_stores() {
         assert_eq!(reply.status, status, "{}", reply.body);
         assert!(reply.body.contains(fragment), "{}", reply.body);
     }
+}
+
+/// With a dump file, the API dumps now and runs the auto-dump.
+#[tokio::test]
+async fn dumps_and_the_auto_dump_through_the_api() {
+    let dir = std::env::temp_dir().join(format!("cachet-admin-dump-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dump");
+    let cache = cachet::CacheBuilder::from_toml(mounts::RULES)
+        .unwrap()
+        .admin(AdminConfig::new().token(TOKEN))
+        .persistence(cachet::PersistenceConfig::new().dump_file(&file))
+        .build()
+        .unwrap();
+    mounts::fill(&cache).await;
+    let mount = mounts::tower(cache.clone()).await;
+    let dumped = send(mount.addr, "POST", "/_cachet/dump", Some(TOKEN), "").await;
+    assert_eq!(dumped.status, 200, "{}", dumped.body);
+    assert!(dumped.body.contains("\"entries\":3"), "{}", dumped.body);
+    assert!(file.exists());
+    let started = send(
+        mount.addr,
+        "POST",
+        "/_cachet/auto-dump?interval=1h",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert!(
+        started.body.contains("\"running\":true")
+            && started.body.contains("\"interval_secs\":3600"),
+        "{}",
+        started.body
+    );
+    let changed = send(
+        mount.addr,
+        "PUT",
+        "/_cachet/auto-dump?interval=10m",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert!(
+        changed.body.contains("\"interval_secs\":600"),
+        "{}",
+        changed.body
+    );
+    let stopped = send(mount.addr, "DELETE", "/_cachet/auto-dump", Some(TOKEN), "").await;
+    assert!(
+        stopped.body.contains("\"running\":false"),
+        "{}",
+        stopped.body
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -48,53 +48,64 @@ type Answer = Result<Response<Bytes>, Refusal>;
 
 impl Call<'_> {
     pub(super) async fn answer(&self) -> Response<Bytes> {
-        let answer = match self.path {
-            "stats" => self.only(&Method::GET, "GET").map(|()| self.stats()),
-            "health" => match self.only(&Method::GET, "GET") {
-                Ok(()) => Ok(self.health().await),
-                Err(refusal) => Err(refusal),
-            },
-            "metrics" => self.only(&Method::GET, "GET").map(|()| {
+        self.route()
+            .await
+            .unwrap_or_else(|Refusal(status, message)| error(status, &message))
+    }
+
+    async fn route(&self) -> Answer {
+        match self.path {
+            "stats" => {
+                self.only(&Method::GET, "GET")?;
+                Ok(self.stats())
+            }
+            "health" => {
+                self.only(&Method::GET, "GET")?;
+                Ok(self.health().await)
+            }
+            "metrics" => {
+                self.only(&Method::GET, "GET")?;
                 let mut response = Response::new(Bytes::from(metrics::render(self.cache)));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static(metrics::CONTENT_TYPE),
                 );
-                response
-            }),
+                Ok(response)
+            }
             "keys" => match *self.method {
                 Method::GET => self.list_keys().await,
                 Method::DELETE => self.delete_matching().await,
                 Method::PUT => self.touch_matching().await,
                 _ => Err(not_allowed("GET, DELETE, PUT")),
             },
-            "keys/stats" => match self.only(&Method::GET, "GET") {
-                Ok(()) => self.key_stats().await,
-                Err(refusal) => Err(refusal),
-            },
-            "purge" => match self.only(&Method::POST, "POST") {
-                Ok(()) => self.purge().await,
-                Err(refusal) => Err(refusal),
-            },
-            "dump" => match self.only(&Method::POST, "POST") {
-                Ok(()) => self.dump().await,
-                Err(refusal) => Err(refusal),
-            },
+            "keys/stats" => {
+                self.only(&Method::GET, "GET")?;
+                self.key_stats().await
+            }
+            "purge" => {
+                self.only(&Method::POST, "POST")?;
+                self.purge().await
+            }
+            "dump" => {
+                self.only(&Method::POST, "POST")?;
+                self.dump().await
+            }
             "auto-dump" => self.auto_dump(),
-            "caches" => match self.only(&Method::DELETE, "DELETE") {
-                Ok(()) => self.clear(None).await,
-                Err(refusal) => Err(refusal),
-            },
-            path => match (path.strip_prefix("keys/"), path.strip_prefix("caches/")) {
-                (Some(key), _) => self.one_key(&decode_segment(key)).await,
-                (_, Some(name)) => match self.only(&Method::DELETE, "DELETE") {
-                    Ok(()) => self.clear(Some(&decode_segment(name))).await,
-                    Err(refusal) => Err(refusal),
-                },
-                _ => Err(Refusal(StatusCode::NOT_FOUND, "no such endpoint".into())),
-            },
-        };
-        answer.unwrap_or_else(|Refusal(status, message)| error(status, &message))
+            "caches" => {
+                self.only(&Method::DELETE, "DELETE")?;
+                self.clear(None).await
+            }
+            path => {
+                if let Some(key) = path.strip_prefix("keys/") {
+                    self.one_key(&decode_segment(key)).await
+                } else if let Some(name) = path.strip_prefix("caches/") {
+                    self.only(&Method::DELETE, "DELETE")?;
+                    self.clear(Some(&decode_segment(name))).await
+                } else {
+                    Err(Refusal(StatusCode::NOT_FOUND, "no such endpoint".into()))
+                }
+            }
+        }
     }
 
     fn only(&self, method: &Method, allow: &str) -> Result<(), Refusal> {
