@@ -297,7 +297,9 @@ impl CacheBuilder {
         self.env_overrides(|name| std::env::var(name).ok())
     }
 
-    /// Checks the configuration and builds the cache.
+    /// Checks the configuration and builds the cache — and restores its dump
+    /// file when `[persistence]` names one (blocking file I/O: build it
+    /// before serving, or from `spawn_blocking` inside a runtime).
     pub fn build(self) -> Result<Cache, ConfigError> {
         for (name, spec) in &self.caches {
             if spec.max_bytes == 0 {

@@ -301,9 +301,18 @@ pub(crate) fn install(tmp: &Path, path: &Path, keep_backups: usize) -> io::Resul
         }
     }
     fs::rename(tmp, path)?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()
+    sync_directory(path)
+}
+
+/// Syncs the directory holding `path`, so that a rename in it survives a
+/// crash (POSIX; elsewhere a directory cannot be opened to sync it).
+fn sync_directory(path: &Path) -> io::Result<()> {
+    if cfg!(unix) {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
