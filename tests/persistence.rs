@@ -440,3 +440,25 @@ fn environment_overrides_are_read_where_the_configuration_is_loaded() {
         );
     }
 }
+
+/// Dumps to one file take turns (the auto-dump, `POST /dump` and the
+/// shutdown dump share its temporary file): none fails for the others.
+#[tokio::test]
+async fn concurrent_dumps_take_turns() {
+    let dir = dir("concurrent");
+    let file = dir.join("dump");
+    let clock = MockClock::new();
+    let cache = filled(&clock, &file).await;
+    let dumps: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, file) = (cache.clone(), file.clone());
+            std::thread::spawn(move || cache.dump(&file))
+        })
+        .collect();
+    for dump in dumps {
+        assert_eq!(dump.join().unwrap().unwrap().entries, 9);
+    }
+    let restored = cache_at(&clock, &file).restore(&file);
+    assert_eq!(restored.restored, 9);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -26,6 +26,9 @@ pub struct AutoDumpStatus {
 /// The task, if running, and what it last did.
 #[derive(Debug, Default)]
 pub(crate) struct AutoDump {
+    /// Held while a dump is written: dumps to one file never overlap (the
+    /// auto-dump, `POST /dump` and the shutdown dump share `<file>.tmp`).
+    pub(crate) writing: Mutex<()>,
     running: Mutex<Option<Running>>,
     outcome: Arc<Mutex<(Option<DumpReport>, Option<String>)>>,
 }

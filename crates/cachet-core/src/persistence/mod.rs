@@ -130,6 +130,12 @@ impl Cache {
     /// kept as `<path>.bak`, and the new one renamed over it. Blocking: call
     /// it from `spawn_blocking` (or before serving) in async code.
     pub fn dump(&self, path: &Path) -> Result<DumpReport, DumpError> {
+        let _writing = self
+            .inner
+            .auto_dump
+            .writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let started = Instant::now();
         let tmp = file::sibling(path, ".tmp");
         let io = |source| DumpError::Io {
