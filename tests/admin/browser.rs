@@ -100,3 +100,20 @@ async fn the_dashboard_renders_live_figures_in_chromium() {
     assert!(size > 10_000, "{size} bytes");
     println!("dashboard screenshot: {}", shot.display());
 }
+
+/// A read-only API's page offers no mutation: no clear buttons, no
+/// "Delete matching".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_dashboard_offers_no_mutations() {
+    let (mount, cache) = mounts::proxy("auth = \"none\"\nread_only = true").await;
+    mounts::fill(&cache).await;
+    let url = format!("http://{}/", mount.addr);
+    let dom = tokio::task::spawn_blocking(move || chromium(&url, &["--dump-dom"]))
+        .await
+        .unwrap();
+    assert!(dom.contains("data-points="), "the page rendered: {dom}");
+    assert!(!dom.contains("Clear pages"), "{dom}");
+    let purge = dom.find("id=\"purge\"").expect("the purge button");
+    let tag = &dom[dom[..purge].rfind('<').unwrap()..purge + dom[purge..].find('>').unwrap()];
+    assert!(tag.contains("hidden"), "{tag}");
+}
