@@ -432,6 +432,21 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_listener_is_read_and_never_the_proxied_port() {
+        let base = "[proxy]\nupstream = \"http://a\"\nlisten = \"127.0.0.1:8080\"\n[admin]\nauth = \"none\"\n";
+        let config = load(&format!("{base}listen = \"127.0.0.1:9090\"\n")).unwrap();
+        assert_eq!(config.admin_listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert!(config.cache.admin_config().is_open());
+        assert_eq!(load(base).unwrap().admin_listen, None);
+        let message = |text: String| load(&text).unwrap_err().to_string();
+        assert!(message(format!("{base}listen = \"127.0.0.1:8080\"\n"))
+            .starts_with("section `admin`: field `listen`: the admin API never shares"));
+        assert!(message(format!("{base}listen = \"here\"\n"))
+            .starts_with("section `admin`: field `listen`: \"here\" is not an address"));
+        assert!(message(format!("{base}listen = 9090\n")).contains("write it as a string"));
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let message = |text: &str| load(text).unwrap_err().to_string();
         assert!(message("").contains("section `proxy`: field `upstream`: missing"));
