@@ -114,6 +114,7 @@ pub(crate) async fn proxy(admin_section: &str) -> (Mount, Cache) {
         listen: Some("127.0.0.1:0".into()),
         upstream: Some("http://127.0.0.1:9".into()),
         clock: None,
+        skip_restore: false,
     };
     let config = cachet_proxy::ProxyConfig::from_toml(&text, &overrides).unwrap();
     let address = config.admin_listen.expect("[admin] listen is read");

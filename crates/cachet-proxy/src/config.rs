@@ -132,6 +132,9 @@ pub struct Overrides {
     /// The cache's clock (default: the system clock); tests pass a
     /// `MockClock`.
     pub clock: Option<MockClock>,
+    /// Build the cache without restoring its dump file (`--check` only
+    /// validates).
+    pub skip_restore: bool,
 }
 
 impl ProxyConfig {
@@ -191,6 +194,14 @@ impl ProxyConfig {
             },
             None => None,
         };
+        if overrides.skip_restore {
+            if let Some(persistence) = table
+                .get_mut("persistence")
+                .and_then(toml::Value::as_table_mut)
+            {
+                persistence.insert("restore".into(), toml::Value::Boolean(false));
+            }
+        }
         let has_rules = table.contains_key("rules");
         let mut builder = CacheBuilder::from_toml_table(&table)?
             .env_overrides(env)?
@@ -405,6 +416,7 @@ mod tests {
             listen: Some("127.0.0.1:7000".into()),
             upstream: Some("http://127.0.0.1:7001".into()),
             clock: None,
+            skip_restore: false,
         };
         let config =
             ProxyConfig::from_toml("[proxy]\nupstream = \"http://x:1\"\n", &overrides).unwrap();
@@ -429,6 +441,41 @@ mod tests {
                 && error.contains("whole seconds (30) or text"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn checking_a_configuration_restores_nothing() {
+        let dir = std::env::temp_dir().join(format!("cachet-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("dump");
+        let text =
+            format!("[proxy]\nupstream = \"http://a\"\n[persistence]\ndump_file = {file:?}\n");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let value = |config: &ProxyConfig| {
+            runtime
+                .block_on(config.cache.values().get::<String>("kept"))
+                .unwrap()
+        };
+        let first = load(&text).unwrap();
+        runtime
+            .block_on(
+                first
+                    .cache
+                    .values()
+                    .set("kept", "yes", Duration::from_secs(60)),
+            )
+            .unwrap();
+        first.cache.dump_now().unwrap();
+        assert_eq!(value(&load(&text).unwrap()).as_deref(), Some("yes"));
+        let checking = Overrides {
+            skip_restore: true,
+            ..Overrides::default()
+        };
+        let checked = ProxyConfig::from_toml(&text, &checking).unwrap();
+        assert_eq!(value(&checked), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         listen: cli.listen,
         upstream: cli.upstream,
         clock: None,
+        skip_restore: cli.check,
     };
     // Logging first: loading the configuration restores the dump, and says so.
     if !cli.check {
