@@ -1,6 +1,7 @@
 //! The management API on a listener of its own (`[admin] listen`), never on
 //! the proxied port.
 
+use crate::connection::accept;
 use cachet_core::Cache;
 use cachet_tower::AdminService;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -33,22 +34,8 @@ pub async fn serve_admin(cache: Cache, listener: TcpListener, shutdown: impl Fut
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "admin accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
+        let Some((stream, remote, slot)) = accept(&listener, &slots, &mut shutdown).await else {
+            break;
         };
         let connection = builder
             .serve_connection(

@@ -8,13 +8,17 @@
 //! when a whole period passed with neither a byte nor a request waiting for
 //! its response — so a silent connection goes within one to two periods.
 
+use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What a connection has done lately.
 #[derive(Debug, Default)]
@@ -139,6 +143,29 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
+    }
+}
+
+/// The next connection from `listener` once one of `slots` is free (so at
+/// most that many are served at once), with the slot to drop when it ends;
+/// `None` once `shutdown` completes. A failed accept is logged and retried.
+pub(crate) async fn accept<F: Future<Output = ()>>(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    shutdown: &mut Pin<&mut F>,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let slot = tokio::select! {
+        slot = Arc::clone(slots).acquire_owned() => slot.ok()?,
+        () = shutdown.as_mut() => return None,
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => return Some((stream, remote, slot)),
+                Err(error) => tracing::warn!(%error, "accept failed"),
+            },
+            () = shutdown.as_mut() => return None,
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! gracefully.
 
 use crate::config::ProxyConfig;
-use crate::connection::{Activity, Watched};
+use crate::connection::{accept, Activity, Watched};
 use crate::inbound::Inbound;
 use crate::upstream::{ClientAddr, ProxyBody, Upstream};
 use cachet_core::Cache;
@@ -94,22 +94,9 @@ impl Proxy {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             // At most `max_connections` at once: the next accept waits for a slot.
-            let slot = tokio::select! {
-                slot = Arc::clone(&slots).acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => break,
-                },
-                () = &mut shutdown => break,
-            };
-            let (stream, remote) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
+            let Some((stream, remote, slot)) = accept(&listener, &slots, &mut shutdown).await
+            else {
+                break;
             };
             let _ = stream.set_nodelay(true);
             let activity = Activity::new();

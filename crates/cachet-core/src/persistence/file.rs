@@ -160,6 +160,16 @@ impl Unreadable {
             reason: reason.into(),
         }
     }
+
+    /// `file at offset N: reason`, as restores report it.
+    pub(crate) fn in_file(&self, path: &Path) -> String {
+        format!(
+            "{} at offset {}: {}",
+            path.display(),
+            self.offset,
+            self.reason
+        )
+    }
 }
 
 /// What a dump's header says.

@@ -36,7 +36,7 @@ mod file;
 pub use self::auto::AutoDumpStatus;
 pub use self::config::PersistenceConfig;
 
-use self::file::{Header, Record, Unreadable, Writer};
+use self::file::{Header, Record, Writer};
 use crate::cache::Cache;
 use crate::store::key::CacheKey;
 use crate::store::wire::{millis, BadEntry};
@@ -230,8 +230,8 @@ impl Cache {
                 continue;
             }
             // Read through first, so that a corrupt file applies nothing.
-            if let Err(Unreadable { offset, reason }) = file::read(&candidate, None) {
-                let failure = format!("{} at offset {offset}: {reason}", candidate.display());
+            if let Err(unreadable) = file::read(&candidate, None) {
+                let failure = unreadable.in_file(&candidate);
                 tracing::warn!(failure, "a dump could not be restored; trying its backup");
                 report.failures.push(failure);
                 continue;
@@ -293,10 +293,8 @@ impl Cache {
                 }),
             );
             drop(blocks);
-            if let Err(Unreadable { offset, reason }) = read {
-                report
-                    .failures
-                    .push(format!("{} at offset {offset}: {reason}", path.display()));
+            if let Err(unreadable) = read {
+                report.failures.push(unreadable.in_file(path));
             }
             handles
                 .into_iter()

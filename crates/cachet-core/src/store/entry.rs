@@ -752,7 +752,7 @@ mod wire_form {
             }
         }
 
-        pub(crate) fn from_wire(wire: WireEntry<'_>) -> Self {
+        pub(crate) fn from_wire(wire: WireEntry<'_>) -> Result<Self, BadEntry> {
             let WireEntry::Value {
                 bytes,
                 stored_at,
@@ -760,14 +760,14 @@ mod wire_form {
                 tags,
             } = wire
             else {
-                unreachable!("Entry::from_wire dispatches values here")
+                return Err(BadEntry("not a value".into()));
             };
-            Self {
+            Ok(Self {
                 bytes: Bytes::copy_from_slice(bytes),
                 stored_at: time(stored_at),
                 expires_at: time(expires_at),
                 tags: tags_of(&tags),
-            }
+            })
         }
     }
 }

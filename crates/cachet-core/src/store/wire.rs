@@ -82,14 +82,10 @@ impl Entry {
 
     /// The entry a record describes.
     pub(crate) fn from_wire(wire: WireEntry<'_>) -> Result<Self, BadEntry> {
-        match wire {
-            response @ WireEntry::Response { .. } => {
-                CachedResponse::from_wire(response).map(|entry| Self::Response(entry.into()))
-            }
-            index @ WireEntry::Variants { .. } => {
-                VariantIndex::from_wire(index).map(|entry| Self::Variants(entry.into()))
-            }
-            value @ WireEntry::Value { .. } => Ok(Self::Value(ValueEntry::from_wire(value).into())),
-        }
+        Ok(match wire {
+            WireEntry::Response { .. } => Self::Response(CachedResponse::from_wire(wire)?.into()),
+            WireEntry::Variants { .. } => Self::Variants(VariantIndex::from_wire(wire)?.into()),
+            WireEntry::Value { .. } => Self::Value(ValueEntry::from_wire(wire)?.into()),
+        })
     }
 }
