@@ -3,7 +3,7 @@
 //! A cache's `max_bytes` is only a promise if the weigher counts what an
 //! entry keeps alive: its body and header bytes, and also the header map's
 //! slots, the entry itself, its key, the store's bookkeeping for it and its
-//! share of the tag index. The constants below were measured with a
+//! share of the store's key index. The constants below were measured with a
 //! counting allocator (`tests/memory_accounting.rs` checks the sum stays
 //! within ±20% of the live heap for representative entries); they hold for
 //! 64-bit targets and the `http`, `bytes` and `moka` versions in the lock
@@ -27,18 +27,17 @@ const ARC: u64 = 16;
 /// What the in-memory store keeps per key besides the key text: moka's
 /// node, deque and timer entries and hash-table slot.
 pub(crate) const STORE_PER_KEY: u64 = 320;
-/// The tag index's entry for a key that has tags: its slot in the map of
-/// keys, and its own list of the key's tags (one allocation).
-const TAGGED_KEY: u64 = 100;
+/// The store's index entry for a key: its slot (key and entry pointers) in
+/// the index's map of keys, at the map's average load.
+const INDEXED_KEY: u64 = 50;
 /// How many allocations the store makes per key (moka's entry, node and
 /// timer records).
 const STORE_ALLOCATIONS: u64 = 6;
-/// The tag index's cost per (key, tag) pair: a slot in the tag's key set
-/// and one in the key's tag list.
+/// The index's cost per (key, tag) pair: a slot in the tag's key set.
 const TAG_PAIR: u64 = 40;
-/// The tag index's cost for a tag only one key carries (a URI term): its
-/// own map entry and a key set of one (one allocation).
-const TAG_OF_ONE: u64 = 170 + ALLOCATION;
+/// The index's cost for a tag only one key carries (a URI term): its own
+/// map slot, holding that key inline.
+const TAG_OF_ONE: u64 = 100;
 
 /// Header names `http` knows (they cost nothing beyond their slot); any
 /// other name is a shared allocation of its own.
@@ -96,14 +95,13 @@ pub(crate) fn body(len: usize) -> u64 {
     }
 }
 
-/// A value's tag list and its entries in the tag index. The first tag of a
+/// A value's tag list and its entries in the key index. The first tag of a
 /// response is its URI's term, which few keys share.
 pub(crate) fn tags(tags: &[Arc<str>]) -> u64 {
     let list = shared_slice::<Arc<str>>(tags.len());
     if tags.is_empty() {
         return list;
     }
-    let indexed = TAGGED_KEY + std::mem::size_of_val(tags) as u64 + ALLOCATION;
     let each: u64 = tags
         .iter()
         .enumerate()
@@ -112,7 +110,7 @@ pub(crate) fn tags(tags: &[Arc<str>]) -> u64 {
             ARC + tag.len() as u64 + ALLOCATION + TAG_PAIR + own
         })
         .sum();
-    list + indexed + each
+    list + each
 }
 
 /// `len` values of type `T` behind an `Arc<[T]>`.
@@ -127,5 +125,5 @@ pub(crate) const fn shared<T>() -> u64 {
 
 /// A key of `len` bytes in the store, with the store's bookkeeping for it.
 pub(crate) fn key(len: usize) -> u64 {
-    ARC + len as u64 + ALLOCATION + STORE_PER_KEY + STORE_ALLOCATIONS * ALLOCATION
+    ARC + len as u64 + ALLOCATION + STORE_PER_KEY + STORE_ALLOCATIONS * ALLOCATION + INDEXED_KEY
 }

@@ -100,8 +100,26 @@ impl Writer {
 
     /// Adds one record; writes the block when it is full.
     pub(crate) fn record(&mut self, record: &Record<'_>) -> io::Result<()> {
-        postcard::to_io(record, &mut self.block)
-            .map_err(|error| io::Error::other(format!("encoding a record: {error}")))?;
+        // Encoded into a slice (postcard copies byte strings whole into
+        // one, where an `io::Write` target takes many small writes), with
+        // room for the record's size estimate, more if that was short.
+        let start = self.block.len();
+        let mut room = record.cache.len() + record.key.len() + record.entry.size_hint();
+        loop {
+            self.block.resize(start + room, 0);
+            match postcard::to_slice(record, &mut self.block[start..]) {
+                Ok(used) => {
+                    let used = used.len();
+                    self.block.truncate(start + used);
+                    break;
+                }
+                Err(postcard::Error::SerializeBufferFull) => room *= 2,
+                Err(error) => {
+                    self.block.truncate(start);
+                    return Err(io::Error::other(format!("encoding a record: {error}")));
+                }
+            }
+        }
         self.records += 1;
         self.in_block += 1;
         if self.block.len() >= BLOCK_BYTES {

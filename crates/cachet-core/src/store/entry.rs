@@ -463,7 +463,7 @@ impl Entry {
     }
 
     /// The address of the shared value: tells the very value apart from an
-    /// equal one (the tag index uses it to ignore a replaced value).
+    /// equal one (the key index uses it to ignore a replaced value).
     pub(crate) fn address(&self) -> usize {
         match self {
             Self::Response(response) => Arc::as_ptr(response) as usize,
@@ -620,29 +620,16 @@ mod tests {
 // The serialized form (`store::wire`), next to the fields it mirrors.
 mod wire_form {
     use super::*;
-    use crate::store::wire::{millis, span, span_millis, time, BadEntry, WireEntry};
-
-    fn tag_list(tags: &Tags) -> Vec<&str> {
-        tags.iter().map(|tag| &**tag).collect()
-    }
-
-    fn tags_of(tags: &[&str]) -> Tags {
-        tags.iter()
-            .map(|tag| Arc::from(*tag))
-            .collect::<Vec<_>>()
-            .into()
-    }
+    use crate::store::wire::{
+        millis, raw, span, span_millis, time, BadEntry, WireEntry, WireHeaders, WireTags,
+    };
 
     impl CachedResponse {
         pub(crate) fn to_wire(&self) -> WireEntry<'_> {
             WireEntry::Response {
                 status: self.status.as_u16(),
-                headers: self
-                    .headers
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.as_bytes()))
-                    .collect(),
-                body: &self.body,
+                headers: WireHeaders::Live(&self.headers),
+                body: raw(&self.body),
                 stored_at: millis(self.stored_at),
                 fresh_until: millis(self.fresh_until),
                 keep_until: millis(self.keep_until),
@@ -652,7 +639,7 @@ mod wire_form {
                 while_revalidate: span_millis(self.while_revalidate),
                 if_error: span_millis(self.if_error),
                 fetch_time: span_millis(self.fetch_time),
-                tags: tag_list(&self.tags),
+                tags: WireTags::Live(&self.tags),
             }
         }
 
@@ -677,17 +664,29 @@ mod wire_form {
             };
             let status =
                 StatusCode::from_u16(status).map_err(|_| BadEntry(format!("status {status}")))?;
+            // The values straight into one block, as `compact_headers`
+            // would leave them, without a map of copies in between.
+            let mut block = Vec::new();
+            headers.try_for_each(|_, value| {
+                block.extend_from_slice(value);
+                Ok::<(), BadEntry>(())
+            })?;
+            let block = Bytes::from(block);
             let mut map = HeaderMap::with_capacity(headers.len());
-            for (name, value) in headers {
+            let mut start = 0;
+            headers.try_for_each(|name, value| {
                 let name = HeaderName::from_bytes(name.as_bytes())
                     .map_err(|_| BadEntry(format!("header name {name:?}")))?;
-                let value = header::HeaderValue::from_bytes(value)
+                let end = start + value.len();
+                let value = header::HeaderValue::from_maybe_shared(block.slice(start..end))
                     .map_err(|_| BadEntry(format!("a value of {name}")))?;
                 map.append(name, value);
-            }
+                start = end;
+                Ok(())
+            })?;
             Ok(Self {
                 status,
-                headers: compact_headers(map),
+                headers: map,
                 body: Bytes::copy_from_slice(body),
                 stored_at: time(stored_at),
                 fresh_until: time(fresh_until),
@@ -698,7 +697,7 @@ mod wire_form {
                 while_revalidate: span(while_revalidate),
                 if_error: span(if_error),
                 fetch_time: span(fetch_time),
-                tags: tags_of(&tags),
+                tags: tags.to_tags(),
             })
         }
     }
@@ -709,7 +708,7 @@ mod wire_form {
                 names: self.names.iter().map(HeaderName::as_str).collect(),
                 generation: self.generation,
                 keep_until: millis(self.keep_until),
-                tags: tag_list(&self.tags),
+                tags: WireTags::Live(&self.tags),
                 stored: self.stored as u64,
             }
         }
@@ -736,7 +735,7 @@ mod wire_form {
                 names: names.into(),
                 generation,
                 keep_until: time(keep_until),
-                tags: tags_of(&tags),
+                tags: tags.to_tags(),
                 stored: usize::try_from(stored).unwrap_or(usize::MAX),
             })
         }
@@ -745,10 +744,10 @@ mod wire_form {
     impl ValueEntry {
         pub(crate) fn to_wire(&self) -> WireEntry<'_> {
             WireEntry::Value {
-                bytes: &self.bytes,
+                bytes: raw(&self.bytes),
                 stored_at: millis(self.stored_at),
                 expires_at: millis(self.expires_at),
-                tags: tag_list(&self.tags),
+                tags: WireTags::Live(&self.tags),
             }
         }
 
@@ -766,7 +765,7 @@ mod wire_form {
                 bytes: Bytes::copy_from_slice(bytes),
                 stored_at: time(stored_at),
                 expires_at: time(expires_at),
-                tags: tags_of(&tags),
+                tags: tags.to_tags(),
             })
         }
     }

@@ -7,8 +7,8 @@
 pub(crate) mod entry;
 mod error;
 pub(crate) mod key;
+mod key_index;
 mod moka;
-mod tag_index;
 pub(crate) mod wire;
 
 pub use self::entry::{CachedResponse, Entry, Tags, ValueEntry, VariantIndex};

@@ -1,6 +1,6 @@
 //! The default store: one moka cache per named cache, in process memory.
 
-use super::tag_index::TagIndex;
+use super::key_index::KeyIndex;
 use super::{unknown_cache, Store, StoreUsage};
 use crate::clock::SharedClock;
 use crate::config::rules::CacheSpec;
@@ -29,7 +29,7 @@ struct Removals {
 struct Named {
     entries: Entries,
     removals: Arc<Removals>,
-    tags: Arc<TagIndex>,
+    index: Arc<KeyIndex>,
 }
 
 /// An in-memory [`Store`] on [moka](https://docs.rs/moka): entries are
@@ -108,7 +108,7 @@ impl Named {
     /// comes second finds nothing to do).
     fn remove(&self, key: &str) -> Option<Entry> {
         let value = self.entries.remove(key)?;
-        self.tags.removed(&Arc::from(key), &value);
+        self.index.removed(key, &value);
         Some(value)
     }
 }
@@ -121,8 +121,8 @@ impl MokaStore {
             .map(|(name, spec)| {
                 let removals = Arc::new(Removals::default());
                 let counted = Arc::clone(&removals);
-                let tags = Arc::new(TagIndex::default());
-                let indexed = Arc::clone(&tags);
+                let index = Arc::new(KeyIndex::default());
+                let indexed = Arc::clone(&index);
                 let entries = MokaCache::builder()
                     .max_capacity(spec.max_bytes)
                     .weigher(|key: &Arc<str>, value: &Entry| {
@@ -153,7 +153,7 @@ impl MokaStore {
                 let named = Named {
                     entries,
                     removals,
-                    tags,
+                    index,
                 };
                 (name.clone(), named)
             })
@@ -187,7 +187,7 @@ impl MokaStore {
         let key: Arc<str> = Arc::from(key.as_str());
         // Indexed first: the listener's notice for this value, however
         // early, finds it indexed.
-        named.tags.add(&key, &value);
+        named.index.add(&key, &value);
         named.entries.insert(key, value);
         Ok(())
     }
@@ -244,11 +244,9 @@ impl Store for MokaStore {
             Err(error) => return Some(Err(error)),
         };
         let now = self.clock.now();
-        for (key, value) in named.entries.iter() {
-            if value.is_kept(now) && !visit(&key, &value) {
-                break;
-            }
-        }
+        named
+            .index
+            .walk(&mut |key, value| !value.is_kept(now) || visit(key, value));
         Some(Ok(()))
     }
 
@@ -263,7 +261,7 @@ impl Store for MokaStore {
     async fn tagged(&self, cache: &str, tag: &str) -> Result<Vec<CacheKey>, StoreError> {
         let mut keys: Vec<CacheKey> = self
             .named(cache)?
-            .tags
+            .index
             .keys(tag)
             .into_iter()
             .map(|key| CacheKey::from_raw(&*key))
@@ -289,7 +287,7 @@ impl Store for MokaStore {
         let named = self.named(cache)?;
         named.entries.invalidate_all();
         named.entries.run_pending_tasks();
-        named.tags.clear();
+        named.index.clear();
         Ok(())
     }
 
@@ -306,7 +304,7 @@ impl Store for MokaStore {
             expirations: named.removals.expirations.load(Ordering::Relaxed),
             removals: named.removals.explicit.load(Ordering::Relaxed),
             replacements: named.removals.replaced.load(Ordering::Relaxed),
-            tagged: named.tags.pairs(),
+            tagged: named.index.pairs(),
         })
     }
 }

@@ -4,10 +4,16 @@
 //! keeps exactly the freshness it had left.
 //!
 //! Encoded with postcard (compact, not self-describing); the dump's header
-//! carries the format version.
+//! carries the format version. Byte strings go through `serde_bytes`, so
+//! postcard copies them whole (a plain `&[u8]` serializes byte by byte, to
+//! the same encoding).
 
 use super::entry::{CachedResponse, Entry, ValueEntry, VariantIndex};
-use serde::{Deserialize, Serialize};
+use http::HeaderMap;
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_bytes::Bytes as Raw;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// An entry as written: borrowed from the live entry when encoding, from
@@ -17,8 +23,9 @@ pub(crate) enum WireEntry<'a> {
     Response {
         status: u16,
         #[serde(borrow)]
-        headers: Vec<(&'a str, &'a [u8])>,
-        body: &'a [u8],
+        headers: WireHeaders<'a>,
+        #[serde(borrow)]
+        body: &'a Raw,
         stored_at: u64,
         fresh_until: u64,
         keep_until: u64,
@@ -28,23 +35,169 @@ pub(crate) enum WireEntry<'a> {
         while_revalidate: u64,
         if_error: u64,
         fetch_time: u64,
-        tags: Vec<&'a str>,
+        #[serde(borrow)]
+        tags: WireTags<'a>,
     },
     Variants {
         #[serde(borrow)]
         names: Vec<&'a str>,
         generation: u64,
         keep_until: u64,
-        tags: Vec<&'a str>,
+        #[serde(borrow)]
+        tags: WireTags<'a>,
         stored: u64,
     },
     Value {
-        bytes: &'a [u8],
+        #[serde(borrow)]
+        bytes: &'a Raw,
         stored_at: u64,
         expires_at: u64,
         #[serde(borrow)]
-        tags: Vec<&'a str>,
+        tags: WireTags<'a>,
     },
+}
+
+/// A response's headers: the live map when encoding (no copy of the
+/// pairs), the pairs borrowed from the read buffer when decoding. Either
+/// way a sequence of (name, value) pairs.
+#[derive(Debug)]
+pub(crate) enum WireHeaders<'a> {
+    Live(&'a HeaderMap),
+    Read(Vec<(&'a str, &'a Raw)>),
+}
+
+impl<'a> WireHeaders<'a> {
+    /// How many pairs.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Live(map) => map.len(),
+            Self::Read(pairs) => pairs.len(),
+        }
+    }
+
+    /// Calls `each` with every (name, value) pair, until it fails.
+    pub(crate) fn try_for_each<E>(
+        &self,
+        mut each: impl FnMut(&'a str, &'a [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self {
+            Self::Live(map) => map
+                .iter()
+                .try_for_each(|(name, value)| each(name.as_str(), value.as_bytes())),
+            Self::Read(pairs) => pairs
+                .iter()
+                .try_for_each(|&(name, value)| each(name, value)),
+        }
+    }
+}
+
+impl Serialize for WireHeaders<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Live(map) => {
+                let mut seq = serializer.serialize_seq(Some(map.len()))?;
+                for (name, value) in map.iter() {
+                    seq.serialize_element(&(name.as_str(), raw(value.as_bytes())))?;
+                }
+                seq.end()
+            }
+            Self::Read(pairs) => pairs.serialize(serializer),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireHeaders<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::deserialize(deserializer).map(Self::Read)
+    }
+}
+
+/// An entry's tags: the live list when encoding, strings borrowed from the
+/// read buffer when decoding. Either way a sequence of strings.
+#[derive(Debug)]
+pub(crate) enum WireTags<'a> {
+    Live(&'a [Arc<str>]),
+    Read(Vec<&'a str>),
+}
+
+impl WireTags<'_> {
+    /// The tags as an entry keeps them.
+    pub(crate) fn to_tags(&self) -> Arc<[Arc<str>]> {
+        match self {
+            Self::Live(tags) => Arc::from(*tags),
+            Self::Read(tags) => tags.iter().map(|tag| Arc::from(*tag)).collect(),
+        }
+    }
+
+    fn text_len(&self) -> usize {
+        match self {
+            Self::Live(tags) => tags.iter().map(|tag| tag.len() + 2).sum(),
+            Self::Read(tags) => tags.iter().map(|tag| tag.len() + 2).sum(),
+        }
+    }
+}
+
+impl Serialize for WireTags<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Live(tags) => {
+                let mut seq = serializer.serialize_seq(Some(tags.len()))?;
+                for tag in tags.iter() {
+                    seq.serialize_element(&**tag)?;
+                }
+                seq.end()
+            }
+            Self::Read(tags) => tags.serialize(serializer),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireTags<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::deserialize(deserializer).map(Self::Read)
+    }
+}
+
+impl WireEntry<'_> {
+    /// About how many bytes the entry encodes to (a little more, usually).
+    pub(crate) fn size_hint(&self) -> usize {
+        let fixed = 96;
+        match self {
+            Self::Response {
+                headers,
+                body,
+                tags: tagged,
+                ..
+            } => {
+                let headers: usize = match headers {
+                    WireHeaders::Live(map) => map
+                        .iter()
+                        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+                        .sum(),
+                    WireHeaders::Read(pairs) => pairs
+                        .iter()
+                        .map(|(name, value)| name.len() + value.len() + 4)
+                        .sum(),
+                };
+                fixed + headers + body.len() + 5 + tagged.text_len()
+            }
+            Self::Variants {
+                names,
+                tags: tagged,
+                ..
+            } => fixed + names.iter().map(|name| name.len() + 2).sum::<usize>() + tagged.text_len(),
+            Self::Value {
+                bytes,
+                tags: tagged,
+                ..
+            } => fixed + bytes.len() + 5 + tagged.text_len(),
+        }
+    }
+}
+
+/// `bytes` as written on the wire.
+pub(crate) fn raw(bytes: &[u8]) -> &Raw {
+    Raw::new(bytes)
 }
 
 /// Milliseconds since the Unix epoch (0 before it).
@@ -87,5 +240,27 @@ impl Entry {
             WireEntry::Variants { .. } => Self::Variants(VariantIndex::from_wire(wire)?.into()),
             WireEntry::Value { .. } => Self::Value(ValueEntry::from_wire(wire)?.into()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_strings_encode_as_plain_byte_slices_did() {
+        // Dumps written before byte strings went through `serde_bytes`
+        // must still read: the encoding is the same.
+        let bytes: &[u8] = b"\x00body\xff";
+        assert_eq!(
+            postcard::to_allocvec(raw(bytes)).unwrap(),
+            postcard::to_allocvec(bytes).unwrap()
+        );
+        let pair = ("etag", raw(b"\"1\""));
+        let plain: (&str, &[u8]) = ("etag", b"\"1\"");
+        assert_eq!(
+            postcard::to_allocvec(&pair).unwrap(),
+            postcard::to_allocvec(&plain).unwrap()
+        );
     }
 }

@@ -1,0 +1,279 @@
+//! The in-memory store's index of its keys: key → the entry stored under
+//! it, and tag → keys. Purging a tag touches only the values that carry
+//! it, and a dump walks the index instead of moka's iterator (which looks
+//! every key up a second time).
+
+use crate::store::entry::Entry;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Shards, so that concurrent stores (a restore's workers, the request
+/// path) rarely wait for one another.
+const SHARDS: usize = 64;
+
+/// Key → (the entry, whose tags it was indexed under), and tag → keys,
+/// split into shards by key: everything about one key lives in one shard,
+/// so each operation on a key is atomic.
+///
+/// The store calls [`add`](Self::add) before a value goes in and
+/// [`removed`](Self::removed) from moka's eviction listener when one goes
+/// out (evicted, expired, deleted, replaced). The index holds the entry it
+/// indexed, so its address tells a replaced value from the one that
+/// replaced it (no other value can reuse the address meanwhile): the late
+/// notice of an old value never unindexes the new one. Never call the moka
+/// cache while holding a shard: its listener takes the shard too.
+#[derive(Debug)]
+pub(crate) struct KeyIndex {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    entries: HashMap<Arc<str>, Entry>,
+    keys_by_tag: HashMap<Arc<str>, Keys>,
+    pairs: u64,
+}
+
+/// The keys under one tag. Most tags are a URI's term, carried by one key:
+/// those keep it inline rather than in a set of their own.
+#[derive(Debug)]
+enum Keys {
+    One(Arc<str>),
+    Many(HashSet<Arc<str>>),
+}
+
+impl Default for KeyIndex {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl KeyIndex {
+    /// The shard of `key`, chosen by FNV-1a: cheap, and keys an attacker
+    /// crowds into one shard only share a lock (each shard's maps hash
+    /// with a random key).
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let index = usize::try_from(hash % SHARDS as u64).unwrap_or(0);
+        lock(&self.shards[index])
+    }
+
+    /// Indexes `value` under `key`, replacing what `key` was indexed for.
+    pub(crate) fn add(&self, key: &Arc<str>, value: &Entry) {
+        let mut shard = self.shard(key);
+        if let Some(replaced) = shard.entries.insert(Arc::clone(key), value.clone()) {
+            shard.unindex_tags(key, &replaced);
+        }
+        for tag in value.tags() {
+            shard.index_tag(tag, key);
+        }
+        shard.pairs += value.tags().len() as u64;
+    }
+
+    /// Unindexes `key` if `value` is what it is indexed for.
+    pub(crate) fn removed(&self, key: &str, value: &Entry) {
+        let mut shard = self.shard(key);
+        if shard
+            .entries
+            .get(key)
+            .is_some_and(|indexed| indexed.address() == value.address())
+        {
+            shard.unindex(key);
+        }
+    }
+
+    /// The keys indexed under `tag`.
+    pub(crate) fn keys(&self, tag: &str) -> Vec<Arc<str>> {
+        let mut keys = Vec::new();
+        for shard in self.shards.iter() {
+            match lock(shard).keys_by_tag.get(tag) {
+                Some(Keys::One(key)) => keys.push(Arc::clone(key)),
+                Some(Keys::Many(set)) => keys.extend(set.iter().cloned()),
+                None => {}
+            }
+        }
+        keys
+    }
+
+    /// Visits every indexed (key, entry) until `visit` returns `false`. A
+    /// shard's pairs are copied out (pointers only: a 64th of the keys at a
+    /// time) so that no shard is held while visiting; a value stored or
+    /// removed during the walk may or may not be visited.
+    pub(crate) fn walk(&self, visit: &mut dyn FnMut(&str, &Entry) -> bool) {
+        let mut batch: Vec<(Arc<str>, Entry)> = Vec::new();
+        for shard in self.shards.iter() {
+            batch.extend(
+                lock(shard)
+                    .entries
+                    .iter()
+                    .map(|(key, entry)| (Arc::clone(key), entry.clone())),
+            );
+            for (key, entry) in batch.drain(..) {
+                if !visit(&key, &entry) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// How many (tag, key) pairs the index holds.
+    pub(crate) fn pairs(&self) -> u64 {
+        self.shards.iter().map(|shard| lock(shard).pairs).sum()
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            *lock(shard) = Shard::default();
+        }
+    }
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    // A shard holds no invariant a panic could break halfway that a later
+    // call cannot live with: keep using it.
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shard {
+    fn index_tag(&mut self, tag: &Arc<str>, key: &Arc<str>) {
+        match self.keys_by_tag.get_mut(tag) {
+            None => {
+                self.keys_by_tag
+                    .insert(Arc::clone(tag), Keys::One(Arc::clone(key)));
+            }
+            Some(Keys::One(only)) if *only == *key => {}
+            Some(keys @ Keys::One(_)) => {
+                let Keys::One(only) = std::mem::replace(keys, Keys::Many(HashSet::new())) else {
+                    unreachable!("matched as one key just above");
+                };
+                if let Keys::Many(set) = keys {
+                    set.insert(only);
+                    set.insert(Arc::clone(key));
+                }
+            }
+            Some(Keys::Many(set)) => {
+                set.insert(Arc::clone(key));
+            }
+        }
+    }
+
+    fn unindex(&mut self, key: &str) {
+        if let Some(indexed) = self.entries.remove(key) {
+            self.unindex_tags(key, &indexed);
+        }
+    }
+
+    /// Takes `key` out of the key sets of the tags `indexed` carries.
+    fn unindex_tags(&mut self, key: &str, indexed: &Entry) {
+        let tags = indexed.tags();
+        self.pairs -= tags.len() as u64;
+        for tag in tags {
+            let emptied = match self.keys_by_tag.get_mut(tag) {
+                Some(Keys::One(only)) => &**only == key,
+                Some(Keys::Many(set)) => {
+                    set.remove(key);
+                    set.is_empty()
+                }
+                None => false,
+            };
+            if emptied {
+                self.keys_by_tag.remove(tag);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::entry::CachedResponse;
+    use bytes::Bytes;
+    use http::{HeaderMap, StatusCode};
+    use std::time::{Duration, SystemTime};
+
+    fn tagged(tags: &[&str]) -> Entry {
+        let tags: Vec<Arc<str>> = tags.iter().map(|tag| Arc::from(*tag)).collect();
+        Entry::from(
+            CachedResponse::new(
+                StatusCode::OK,
+                HeaderMap::new(),
+                Bytes::new(),
+                SystemTime::UNIX_EPOCH,
+                Duration::from_secs(1),
+            )
+            .with_tags(Arc::from(tags)),
+        )
+    }
+
+    fn sorted(mut keys: Vec<Arc<str>>) -> Vec<Arc<str>> {
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn replacing_a_value_reindexes_its_key_and_late_notices_are_ignored() {
+        let index = KeyIndex::default();
+        let key: Arc<str> = Arc::from("/a GET");
+        let old = tagged(&["x", "y"]);
+        index.add(&key, &old);
+        let new = tagged(&["y", "z"]);
+        index.add(&key, &new);
+        assert!(index.keys("x").is_empty());
+        assert_eq!(index.keys("z"), vec![Arc::clone(&key)]);
+        // moka reports the replaced value after the fact: nothing changes.
+        index.removed(&key, &old);
+        assert_eq!(index.keys("y"), vec![Arc::clone(&key)]);
+        assert_eq!(index.pairs(), 2);
+        index.removed(&key, &new);
+        assert!(index.keys("y").is_empty());
+        assert_eq!(index.pairs(), 0);
+    }
+
+    #[test]
+    fn a_tag_grows_from_one_key_to_many_and_back() {
+        let index = KeyIndex::default();
+        let keys: Vec<Arc<str>> = (0..200).map(|n| Arc::from(format!("/k{n} GET"))).collect();
+        let entries: Vec<Entry> = keys.iter().map(|_| tagged(&["shared"])).collect();
+        for (key, entry) in keys.iter().zip(&entries) {
+            index.add(key, entry);
+        }
+        assert_eq!(sorted(index.keys("shared")), sorted(keys.clone()));
+        assert_eq!(index.pairs(), 200);
+        for (key, entry) in keys.iter().zip(&entries).skip(1) {
+            index.removed(key, entry);
+        }
+        assert_eq!(index.keys("shared"), vec![Arc::clone(&keys[0])]);
+        index.removed(&keys[0], &entries[0]);
+        assert!(index.keys("shared").is_empty());
+        assert_eq!(index.pairs(), 0);
+    }
+
+    #[test]
+    fn a_walk_visits_every_key_once_and_can_stop() {
+        let index = KeyIndex::default();
+        let count = 3 * SHARDS + 17;
+        for n in 0..count {
+            let tags: &[&str] = if n % 2 == 0 { &["even"] } else { &[] };
+            index.add(&Arc::from(format!("/k{n} GET")), &tagged(tags));
+        }
+        let mut seen = HashSet::new();
+        index.walk(&mut |key, _| {
+            assert!(seen.insert(key.to_owned()), "{key} visited twice");
+            true
+        });
+        assert_eq!(seen.len(), count);
+        let mut visited = 0;
+        index.walk(&mut |_, _| {
+            visited += 1;
+            visited < 10
+        });
+        assert_eq!(visited, 10);
+        index.clear();
+        index.walk(&mut |key, _| panic!("{key} outlived clear"));
+    }
+}
