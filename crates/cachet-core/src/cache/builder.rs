@@ -75,7 +75,8 @@ pub struct CacheBuilder {
     rules: Vec<Rule>,
     identity: Identity,
     clock: SharedClock,
-    store: Option<Arc<dyn Store>>,
+    store: Option<StoreChoice>,
+    redis: Option<toml::Value>,
     status_headers: StatusHeaders,
     tags: TagSettings,
     codec: Codec,
@@ -95,6 +96,15 @@ impl fmt::Debug for CacheBuilder {
     }
 }
 
+/// The store [`CacheBuilder::build`] uses: one given, or one it makes.
+enum StoreChoice {
+    Built(Arc<dyn Store>),
+    Made(Box<StoreMaker>),
+}
+
+type StoreMaker = dyn FnOnce(&BTreeMap<String, CacheSpec>, &SharedClock) -> Result<Arc<dyn Store>, ConfigError>
+    + Send;
+
 impl Default for CacheBuilder {
     fn default() -> Self {
         Self {
@@ -103,6 +113,7 @@ impl Default for CacheBuilder {
             identity: Identity::default(),
             clock: Arc::new(SystemClock),
             store: None,
+            redis: None,
             status_headers: StatusHeaders::default(),
             tags: TagSettings::default(),
             codec: Codec::default(),
@@ -159,7 +170,37 @@ impl CacheBuilder {
     /// A store to use instead of the in-memory [`MokaStore`]. It must know
     /// every named cache of this builder.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
+        self.store = Some(StoreChoice::Built(store));
+        self
+    }
+
+    /// A store made when [`build`](Self::build) knows every named cache
+    /// (the `values` cache included) and the clock: a tiered store builds
+    /// its in-memory tier from them.
+    pub fn store_with(
+        mut self,
+        make: impl FnOnce(
+                &BTreeMap<String, CacheSpec>,
+                &SharedClock,
+            ) -> Result<Arc<dyn Store>, ConfigError>
+            + Send
+            + 'static,
+    ) -> Self {
+        self.store = Some(StoreChoice::Made(Box::new(make)));
+        self
+    }
+
+    /// Takes the configuration's `[redis]` section, for the Redis tier to
+    /// read (`cachet-redis`). A section no tier took makes
+    /// [`build`](Self::build) fail rather than run without the shared tier
+    /// the configuration asks for.
+    pub fn take_redis_section(&mut self) -> Option<toml::Value> {
+        self.redis.take()
+    }
+
+    /// Keeps the configuration's `[redis]` section for the Redis tier.
+    pub(crate) fn redis_section(mut self, section: toml::Value) -> Self {
+        self.redis = Some(section);
         self
     }
 
@@ -328,9 +369,34 @@ impl CacheBuilder {
             .entry(VALUES_CACHE.to_owned())
             .or_insert_with(CacheSpec::values);
         let rules = RuleSet::compile(&self.rules, &caches)?;
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(MokaStore::new(&caches, Arc::clone(&self.clock))));
+        if self.redis.is_some() {
+            return Err(ConfigError::Section {
+                section: "redis".into(),
+                field: "url".into(),
+                reason: "this program has no Redis tier built in: build cachet with its `redis` \
+                         feature and pass the builder through `cachet::redis::install`"
+                    .into(),
+            });
+        }
+        let store = match self.store {
+            Some(StoreChoice::Built(store)) => store,
+            Some(StoreChoice::Made(make)) => make(&caches, &self.clock)?,
+            None => Arc::new(MokaStore::new(&caches, Arc::clone(&self.clock))),
+        };
+        if store.is_shared() && self.identity.is_random() {
+            if let Some(rule) = rules.rules().iter().find(|rule| rule.rule().vary_by_user) {
+                return Err(ConfigError::Section {
+                    section: "identity".into(),
+                    field: "secret_env".into(),
+                    reason: format!(
+                        "rule `{}` varies by user and the store is shared between instances: \
+                         every instance must hash users with the same secret; set \
+                         [identity] secret_env",
+                        rule.rule().path
+                    ),
+                });
+            }
+        }
         let values = ValueCache::new(
             Arc::clone(&store),
             Arc::clone(&self.clock),

@@ -36,6 +36,12 @@ impl Cache {
         &self.inner.caches
     }
 
+    /// The store the cache keeps its entries in (its health:
+    /// [`Store::degraded`](crate::store::Store::degraded)).
+    pub fn storage(&self) -> &Arc<dyn crate::store::Store> {
+        &self.inner.store
+    }
+
     /// The clock the cache reads.
     pub fn clock(&self) -> &SharedClock {
         &self.inner.clock

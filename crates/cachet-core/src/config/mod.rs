@@ -20,7 +20,7 @@ use http::HeaderName;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "caches",
     "rules",
     "identity",
@@ -29,6 +29,7 @@ const SECTIONS: [&str; 8] = [
     "security",
     "admin",
     "persistence",
+    "redis",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +210,9 @@ impl CacheBuilder {
         }
         if let Some(admin) = table.get("admin") {
             builder = builder.admin(crate::admin::AdminConfig::from_section(admin.clone())?);
+        }
+        if let Some(redis) = table.get("redis") {
+            builder = builder.redis_section(redis.clone());
         }
         Ok(builder)
     }

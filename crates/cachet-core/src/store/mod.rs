@@ -89,6 +89,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn degraded(&self) -> Option<String> {
         None
     }
+    /// Whether other instances read what this store holds (a shared Redis
+    /// tier): keys that hash users then need the same identity secret on
+    /// every instance, which [`CacheBuilder::build`](crate::CacheBuilder::build)
+    /// checks. `false` by default.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 /// What a named cache holds and has dropped. A store outside this crate

@@ -224,6 +224,45 @@ pub(crate) fn span_millis(span: Duration) -> u64 {
 pub(crate) struct BadEntry(pub(crate) String);
 
 impl Entry {
+    /// The entry in the compact binary form a dump holds it in, for a store
+    /// that keeps entries outside the process (a shared Redis tier). Times
+    /// are absolute, so the bytes read back later keep the freshness left.
+    /// The form changes with cachet's dump format version: a store that
+    /// persists it should tag it with a version of its own.
+    ///
+    /// ```
+    /// use cachet_core::store::{CachedResponse, Entry};
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let response = CachedResponse::new(
+    ///     http::StatusCode::OK,
+    ///     http::HeaderMap::new(),
+    ///     bytes::Bytes::from_static(b"hello"),
+    ///     SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    ///     Duration::from_secs(60),
+    /// );
+    /// let entry = Entry::from(response);
+    /// let again = Entry::from_bytes(&entry.to_bytes()).unwrap();
+    /// assert_eq!(again.keep_until(), entry.keep_until());
+    /// assert_eq!(again.response().unwrap().body(), "hello");
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        // Encoding into a growing vector cannot fail.
+        let _ = postcard::to_io(&self.to_wire(), &mut bytes);
+        bytes
+    }
+
+    /// The entry [`to_bytes`](Self::to_bytes) wrote, or why `bytes` are not one.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, crate::store::StoreError> {
+        let wire: WireEntry<'_> = postcard::from_bytes(bytes).map_err(|error| {
+            crate::store::StoreError::new(format!("an entry does not decode: {error}"))
+        })?;
+        Self::from_wire(wire).map_err(|BadEntry(reason)| {
+            crate::store::StoreError::new(format!("an entry does not rebuild: {reason}"))
+        })
+    }
+
     /// The entry as written.
     pub(crate) fn to_wire(&self) -> WireEntry<'_> {
         match self {

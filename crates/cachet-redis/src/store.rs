@@ -1,0 +1,447 @@
+//! [`RedisStore`]: the [`Store`] that puts Redis behind (or instead of) the
+//! in-memory tier.
+
+use crate::config::{Mode, RedisConfig};
+use crate::layout::{self, Layout, Purge, Stored};
+use crate::link::Link;
+use crate::listen::Listener;
+use cachet_core::store::{Entry, MokaStore, Store, StoreUsage};
+use cachet_core::{CacheKey, CacheSpec, ConfigError, SharedClock, StoreError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How many keys a `SCAN` step asks for.
+const SCAN_COUNT: usize = 1000;
+
+/// A [`Store`] on Redis: in [`Mode::Tiered`], each instance's memory (a
+/// [`MokaStore`]) in front of one Redis all instances share; in
+/// [`Mode::Shared`], Redis alone.
+///
+/// A failing Redis never fails a request: a lookup it cannot answer is a
+/// miss, a store it cannot take stays in memory, and while it is down the
+/// tier is skipped at once (the health check says degraded). Purges —
+/// of a key, a tag, a pattern, a URI, a whole cache — reach every
+/// instance's memory through a Redis channel, and an instance that lost the
+/// channel empties its memory when it gets it back. Entries carry their own
+/// absolute times, checked against the cache's clock on every read; Redis's
+/// expiry only collects them.
+///
+/// Build one through [`install`](crate::install) (from the configuration's
+/// `[redis]` section) or [`RedisStore::maker`].
+#[derive(Debug)]
+pub struct RedisStore {
+    local: Option<MokaStore>,
+    link: Arc<Link>,
+    layout: Layout,
+    caches: Arc<Vec<String>>,
+    clock: SharedClock,
+    max_shared_body: u64,
+    instance: u64,
+    channel: String,
+    /// The runtime the connection and the channel run on, whatever runtime
+    /// (if any) the application serves from.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl RedisStore {
+    /// A store for `caches`, reading time from `clock`. Connecting starts
+    /// in the background at once; the store works (from memory) before it
+    /// succeeds.
+    pub fn new(
+        config: &RedisConfig,
+        caches: &BTreeMap<String, CacheSpec>,
+        clock: SharedClock,
+    ) -> Result<Self, ConfigError> {
+        config.check()?;
+        let link = Arc::new(Link::new(config).map_err(|error| ConfigError::Section {
+            section: "redis".into(),
+            field: "url".into(),
+            reason: error.to_string(),
+        })?);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cachet-redis")
+            .enable_all()
+            .build()
+            .map_err(|error| ConfigError::Section {
+                section: "redis".into(),
+                field: "url".into(),
+                reason: format!("cannot start the Redis tier's runtime: {error}"),
+            })?;
+        let layout = Layout::new(&config.prefix);
+        let names: Arc<Vec<String>> = Arc::new(caches.keys().cloned().collect());
+        let local = match config.mode {
+            Mode::Tiered => Some(MokaStore::new(caches, Arc::clone(&clock))),
+            Mode::Shared => None,
+        };
+        let instance = std::collections::hash_map::RandomState::new()
+            .hash_one((std::process::id(), SystemTime::now()));
+        let channel = layout.channel();
+        runtime.spawn(Arc::clone(&link).keep_connected());
+        if let Some(local) = &local {
+            let listener = Listener {
+                link: Arc::clone(&link),
+                local: local.clone(),
+                caches: Arc::clone(&names),
+                channel: channel.clone(),
+                instance,
+            };
+            runtime.spawn(listener.run());
+        } else {
+            // Nothing in memory to keep in step: the channel counts as up.
+            link.listening.store(true, Ordering::Release);
+        }
+        Ok(Self {
+            local,
+            link,
+            layout,
+            caches: names,
+            clock,
+            max_shared_body: config.max_shared_body,
+            instance,
+            channel,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// `config` as a step of [`CacheBuilder::store_with`](cachet_core::CacheBuilder::store_with).
+    pub fn maker(
+        config: RedisConfig,
+    ) -> impl FnOnce(&BTreeMap<String, CacheSpec>, &SharedClock) -> Result<Arc<dyn Store>, ConfigError>
+           + Send
+           + 'static {
+        move |caches, clock| {
+            Self::new(&config, caches, Arc::clone(clock))
+                .map(|store| Arc::new(store) as Arc<dyn Store>)
+        }
+    }
+
+    /// Whether Redis is answering now.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_up()
+    }
+
+    /// Commands that failed, and commands past `command_timeout`, so far.
+    pub fn failures(&self) -> (u64, u64) {
+        (
+            self.link.counts.errors.load(Ordering::Relaxed),
+            self.link.counts.timeouts.load(Ordering::Relaxed),
+        )
+    }
+
+    fn now_millis(&self) -> u64 {
+        millis(self.clock.now())
+    }
+
+    fn known(&self, cache: &str) -> Result<(), StoreError> {
+        if self.caches.iter().any(|name| name == cache) {
+            Ok(())
+        } else {
+            Err(StoreError::new(format!("unknown cache `{cache}`")))
+        }
+    }
+
+    /// Tells the other instances to drop `purge` from their memory.
+    async fn publish(&self, purge: &Purge) {
+        if self.local.is_none() {
+            return;
+        }
+        let message = purge.encode(self.instance);
+        let publish = redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(message)
+            .clone();
+        if let Err(error) = self.link.cmd::<i64>("PUBLISH", &publish).await {
+            // The purge is done here; the others flush their memory when
+            // their channel comes back, but one whose channel never broke
+            // keeps what it has until it expires.
+            self.link.warn(&format!(
+                "a purge could not reach the other instances: {error}"
+            ));
+        }
+    }
+
+    /// Every Redis key `pattern` matches, a `SCAN` step at a time.
+    async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        let mut cursor: u64 = 0;
+        let mut keys = Vec::new();
+        loop {
+            let step = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .clone();
+            let (next, found): (u64, Vec<String>) = self.link.cmd("SCAN", &step).await?;
+            keys.extend(found);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+
+    /// What Redis holds for `key` of `cache`, if anything kept at `now`.
+    async fn shared_get(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        now: SystemTime,
+    ) -> Result<Option<Entry>, StoreError> {
+        let get = redis::cmd("GET")
+            .arg(self.layout.entry(cache, key.as_str()))
+            .clone();
+        let value: Option<Vec<u8>> = self.link.cmd("GET", &get).await?;
+        let Some(value) = value else { return Ok(None) };
+        let Stored::Entry(bytes) = layout::decode(&value) else {
+            return Ok(None);
+        };
+        let entry = match Entry::from_bytes(bytes) {
+            Ok(entry) => entry,
+            Err(error) => {
+                self.link
+                    .warn(&format!("a shared entry does not read: {error}"));
+                return Ok(None);
+            }
+        };
+        Ok(entry.is_kept(now).then_some(entry))
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Never blocks, so dropping the store is fine inside async code.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for RedisStore {
+    async fn get(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        now: SystemTime,
+    ) -> Result<Option<Entry>, StoreError> {
+        self.known(cache)?;
+        if let Some(local) = &self.local {
+            if let Some(entry) = local.get(cache, key, now).await? {
+                return Ok(Some(entry));
+            }
+        }
+        let entry = self.shared_get(cache, key, now).await?;
+        if let (Some(local), Some(entry)) = (&self.local, &entry) {
+            local.insert(cache, key, entry.clone()).await?;
+        }
+        Ok(entry)
+    }
+
+    fn get_now(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        now: SystemTime,
+    ) -> Option<Result<Option<Entry>, StoreError>> {
+        // Memory answers a hit at once; anything else asks Redis.
+        match self.local.as_ref()?.get_now(cache, key, now)? {
+            Ok(Some(entry)) => Some(Ok(Some(entry))),
+            Ok(None) | Err(_) => None,
+        }
+    }
+
+    async fn insert(&self, cache: &str, key: &CacheKey, value: Entry) -> Result<(), StoreError> {
+        self.known(cache)?;
+        let keep_until = millis(value.keep_until());
+        let ttl = keep_until.saturating_sub(self.now_millis());
+        let shared = match value.response() {
+            Some(response) if response.body().len() as u64 > self.max_shared_body => None,
+            _ => Some(value.to_bytes()),
+        };
+        let tags: Vec<String> = value.tags().iter().map(|tag| tag.to_string()).collect();
+        if let Some(local) = &self.local {
+            local.insert(cache, key, value).await?;
+        }
+        if ttl == 0 {
+            return Ok(());
+        }
+        let stored = match &shared {
+            Some(bytes) => layout::encode_entry(bytes),
+            None => layout::encode_local(),
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(self.layout.entry(cache, key.as_str()))
+            .arg(stored)
+            .arg("PX")
+            .arg(ttl)
+            .ignore();
+        for tag in &tags {
+            let set = self.layout.tag(cache, tag);
+            pipe.cmd("ZADD")
+                .arg(&set)
+                .arg(keep_until)
+                .arg(key.as_str())
+                .ignore();
+            // The set lives as long as its longest-kept key.
+            pipe.cmd("PEXPIREAT")
+                .arg(&set)
+                .arg(keep_until)
+                .arg("NX")
+                .ignore();
+            pipe.cmd("PEXPIREAT")
+                .arg(&set)
+                .arg(keep_until)
+                .arg("GT")
+                .ignore();
+        }
+        match self.link.pipe::<()>("SET", &pipe).await {
+            Ok(()) => Ok(()),
+            // Memory holds it; the other instances fetch it themselves.
+            Err(_) if self.local.is_some() => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn insert_now(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        value: Entry,
+    ) -> Option<Result<(), StoreError>> {
+        // A restored dump fills this instance's memory only.
+        self.local.as_ref()?.insert_now(cache, key, value)
+    }
+
+    fn walk(
+        &self,
+        cache: &str,
+        visit: &mut dyn FnMut(&str, &Entry) -> bool,
+    ) -> Option<Result<(), StoreError>> {
+        // A dump holds this instance's memory; Redis keeps its own.
+        self.local.as_ref()?.walk(cache, visit)
+    }
+
+    async fn remove(&self, cache: &str, key: &CacheKey) -> Result<bool, StoreError> {
+        self.known(cache)?;
+        let mut found = match &self.local {
+            Some(local) => local.remove(cache, key).await?,
+            None => false,
+        };
+        let delete = redis::cmd("DEL")
+            .arg(self.layout.entry(cache, key.as_str()))
+            .clone();
+        match self.link.cmd::<u64>("DEL", &delete).await {
+            Ok(deleted) => found |= deleted > 0,
+            Err(error) if self.local.is_none() => return Err(error),
+            Err(_) => {}
+        }
+        self.publish(&Purge::Key {
+            cache: cache.to_owned(),
+            key: key.as_str().to_owned(),
+        })
+        .await;
+        Ok(found)
+    }
+
+    async fn tagged(&self, cache: &str, tag: &str) -> Result<Vec<CacheKey>, StoreError> {
+        self.known(cache)?;
+        let mut keys: BTreeSet<CacheKey> = match &self.local {
+            Some(local) => local.tagged(cache, tag).await?.into_iter().collect(),
+            None => BTreeSet::new(),
+        };
+        let now = self.now_millis();
+        let set = self.layout.tag(cache, tag);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&set)
+            .arg("-inf")
+            .arg(format!("({now}"))
+            .ignore();
+        pipe.cmd("ZRANGEBYSCORE").arg(&set).arg(now).arg("+inf");
+        match self
+            .link
+            .pipe::<(Vec<String>,)>("ZRANGEBYSCORE", &pipe)
+            .await
+        {
+            Ok((shared,)) => keys.extend(shared.into_iter().map(CacheKey::from_raw)),
+            Err(error) if self.local.is_none() => return Err(error),
+            Err(_) => {}
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    async fn keys(&self, cache: &str) -> Result<Vec<CacheKey>, StoreError> {
+        self.known(cache)?;
+        let mut keys: BTreeSet<CacheKey> = match &self.local {
+            Some(local) => local.keys(cache).await?.into_iter().collect(),
+            None => BTreeSet::new(),
+        };
+        match self.scan(&self.layout.entries_of(cache)).await {
+            Ok(found) => keys.extend(
+                found
+                    .iter()
+                    .filter_map(|redis_key| self.layout.key_of(cache, redis_key))
+                    .map(CacheKey::from_raw),
+            ),
+            Err(error) if self.local.is_none() => return Err(error),
+            Err(_) => {}
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    async fn clear(&self, cache: &str) -> Result<(), StoreError> {
+        self.known(cache)?;
+        if let Some(local) = &self.local {
+            local.clear(cache).await?;
+        }
+        let cleared = async {
+            for pattern in [self.layout.entries_of(cache), self.layout.tags_of(cache)] {
+                for batch in self.scan(&pattern).await?.chunks(SCAN_COUNT) {
+                    let delete = redis::cmd("UNLINK").arg(batch).clone();
+                    self.link.cmd::<u64>("UNLINK", &delete).await?;
+                }
+            }
+            Ok::<(), StoreError>(())
+        };
+        let result = cleared.await;
+        self.publish(&Purge::Clear {
+            cache: cache.to_owned(),
+        })
+        .await;
+        match result {
+            Err(error) if self.local.is_none() => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    fn usage(&self, cache: &str) -> Option<StoreUsage> {
+        match &self.local {
+            Some(local) => local.usage(cache),
+            None => self
+                .caches
+                .iter()
+                .any(|name| name == cache)
+                .then(StoreUsage::default),
+        }
+    }
+
+    fn degraded(&self) -> Option<String> {
+        self.link.degraded()
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+}
