@@ -11,6 +11,7 @@
 //! | — | always | [`cachet-core`](cachet_core): the [`Cache`] handle, rules, named caches, stats, the [`ValueCache`], [`store`]s and the [`adapter`] step API |
 //! | `tower` | yes | [`CacheLayer`]/[`CacheService`] and [`InvalidationLayer`]/[`InvalidationService`] for tower/axum/hyper |
 //! | `actix` | no | `cachet::actix`: the [`cachet-actix`](https://docs.rs/cachet-actix) middleware (`ResponseCache`, `CacheInvalidation`) for actix-web 4 |
+//! | `redis` | no | `cachet::redis`: the [`cachet-redis`](https://docs.rs/cachet-redis) tier — one Redis shared by every instance, purges that reach them all |
 //!
 //! # Example
 //!
@@ -71,6 +72,12 @@ pub use cachet_tower::{
 /// `cachet::actix::CacheInvalidation` (feature `actix`).
 #[cfg(feature = "actix")]
 pub use cachet_actix as actix;
+
+/// The shared Redis tier (feature `redis`): `cachet::redis::install`
+/// puts it under a [`CacheBuilder`] whose configuration has a `[redis]`
+/// section (or when `CACHET_REDIS_URL` / `REDIS_URL` is set).
+#[cfg(feature = "redis")]
+pub use cachet_redis as redis;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -46,8 +46,11 @@ impl Listener {
                             }
                         }
                     }
-                    self.link
-                        .channel_down("the connection of the invalidation channel was lost");
+                    // The commands' connection went to the same server:
+                    // probe it before trusting it again.
+                    let why = "the connection of the invalidation channel was lost";
+                    self.link.channel_down(why);
+                    self.link.down(why);
                 }
                 Err(error) => self.link.channel_down(&error),
             }

@@ -294,17 +294,10 @@ impl Store for RedisStore {
                 .arg(keep_until)
                 .arg(key.as_str())
                 .ignore();
-            // The set lives as long as its longest-kept key.
-            pipe.cmd("PEXPIREAT")
-                .arg(&set)
-                .arg(keep_until)
-                .arg("NX")
-                .ignore();
-            pipe.cmd("PEXPIREAT")
-                .arg(&set)
-                .arg(keep_until)
-                .arg("GT")
-                .ignore();
+            // The set lives as long as its longest-kept key (relative:
+            // Redis's clock is not the cache's).
+            pipe.cmd("PEXPIRE").arg(&set).arg(ttl).arg("NX").ignore();
+            pipe.cmd("PEXPIRE").arg(&set).arg(ttl).arg("GT").ignore();
         }
         match self.link.pipe::<()>("SET", &pipe).await {
             Ok(()) => Ok(()),

@@ -1,0 +1,295 @@
+//! The Redis tier against a real `redis-server` of each test's own: two
+//! instances (two caches on one Redis, each behind the Tower layer) share
+//! entries and purges, and no request fails when Redis is down, killed or
+//! slow. Run with `--features external-tests`.
+
+mod server;
+#[path = "../support/mod.rs"]
+mod support;
+
+use cachet::{CacheBuilder, CacheLayer, Identity, InvalidationLayer, MockClock};
+use regex::Regex;
+use server::RedisServer;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use support::{request, router, App, Origin, RULES};
+
+/// An instance: [`RULES`] behind the Tower layer, on the Redis at `url`
+/// under `prefix` (`[redis]` written as an application would).
+fn instance(url: &str, prefix: &str, mode: &str) -> App {
+    let text = format!(
+        "{RULES}\n[redis]\nurl = '{url}'\nprefix = '{prefix}'\nmode = '{mode}'\ncommand_timeout = '200ms'\n"
+    );
+    let clock = MockClock::new();
+    let builder = CacheBuilder::from_toml(&text)
+        .unwrap()
+        .identity(Identity::default().secret("shared by every instance"))
+        .clock(clock.clone());
+    let cache = cachet::redis::install_with_env(builder, |_| None)
+        .unwrap()
+        .build()
+        .unwrap();
+    let origin = Origin::default();
+    let router = router(origin.clone())
+        .layer(CacheLayer::new(cache.clone()))
+        .layer(InvalidationLayer::new(cache.clone()));
+    App {
+        router,
+        origin,
+        cache,
+        clock,
+    }
+}
+
+/// Two tiered instances on `redis`, connected and listening.
+async fn pair(redis: &RedisServer) -> (App, App) {
+    let a = instance(&redis.url(), "test:", "tiered");
+    let b = instance(&redis.url(), "test:", "tiered");
+    connected(&a).await;
+    connected(&b).await;
+    (a, b)
+}
+
+/// Waits (a second or two at most: messages between processes) until
+/// `check` holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: not within 3 s");
+}
+
+async fn connected(app: &App) {
+    eventually("the tier connects and listens", || async {
+        app.cache.storage().degraded().is_none()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_on_one_instance_fills_redis_and_the_other_hits_it() {
+    let redis = RedisServer::start();
+    let (a, b) = pair(&redis).await;
+    let first = a.get("/api/items").await;
+    assert_eq!((first.outcome(), first.body.as_str()), ("MISS", "items #1"));
+    // B has never seen it: from Redis, then from its own memory.
+    for _ in 0..3 {
+        let hit = b.get("/api/items").await;
+        assert_eq!((hit.outcome(), hit.body.as_str()), ("HIT", "items #1"));
+    }
+    assert_eq!((a.origin.calls(), b.origin.calls()), (1, 0));
+    // Freshness travels with the entry: B's clock decides, not Redis's.
+    b.clock.advance(Duration::from_secs(60));
+    assert_eq!(b.get("/api/items").await.outcome(), "MISS");
+    assert_eq!(b.origin.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_on_one_instance_purges_the_others_memory() {
+    let redis = RedisServer::start();
+    let (a, b) = pair(&redis).await;
+    a.get("/api/respond").await;
+    assert_eq!(b.get("/api/respond").await.outcome(), "HIT");
+    let post = a.send(request("POST", "/api/respond", &[])).await;
+    assert_eq!(post.status, 200);
+    // Redis lost it at once; B's memory when the purge arrives.
+    eventually("B's memory drops the purged entry", || async {
+        b.get("/api/respond").await.outcome() == "MISS"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_uri_and_pattern_purges_on_one_reach_the_other() {
+    let redis = RedisServer::start();
+    let (a, b) = pair(&redis).await;
+    let tagged = || request("GET", "/api/respond", &[("x-respond-cache-tag", "prices")]);
+    a.send(tagged()).await;
+    a.get("/api/items").await;
+    a.get("/api/small/1").await;
+    for uri in ["/api/respond", "/api/items", "/api/small/1"] {
+        assert_eq!(b.get(uri).await.outcome(), "HIT", "{uri}");
+    }
+    assert_eq!(b.cache.purge_tag("prices").await.unwrap(), 1);
+    eventually("A's memory drops the tagged entry", || async {
+        a.get("/api/respond").await.outcome() == "MISS"
+    })
+    .await;
+    assert!(b.cache.purge_uri("/api/items", None).await.unwrap() >= 1);
+    eventually("A's memory drops the purged URI", || async {
+        a.get("/api/items").await.outcome() == "MISS"
+    })
+    .await;
+    let pattern = Regex::new("^/api/small/").unwrap();
+    assert!(b.cache.delete_matching(&pattern).await.unwrap() >= 1);
+    eventually("A's memory drops what the pattern matched", || async {
+        a.get("/api/small/1").await.outcome() == "MISS"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_on_one_instance_clears_the_others_memory_and_redis() {
+    let redis = RedisServer::start();
+    let (a, b) = pair(&redis).await;
+    a.get("/api/items").await;
+    a.get("/api/small/1").await;
+    assert_eq!(b.get("/api/items").await.outcome(), "HIT");
+    a.cache.clear_all().await.unwrap();
+    eventually("B's memory is cleared", || async {
+        b.get("/api/items").await.outcome() == "MISS"
+    })
+    .await;
+    // Redis kept nothing of the small cache (B has not asked for it again).
+    assert_eq!(
+        redis.command("KEYS test:*small*").as_deref(),
+        Some("*0\r\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stay_in_memory_and_are_still_purged_everywhere() {
+    let redis = RedisServer::start_with(&[]);
+    let text = |prefix: &str| {
+        format!(
+            "{RULES}\n[redis]\nurl = '{}'\nprefix = '{prefix}'\nmax_shared_body = 4\n",
+            redis.url()
+        )
+    };
+    let build = |text: String| {
+        let clock = MockClock::new();
+        let builder = CacheBuilder::from_toml(&text)
+            .unwrap()
+            .identity(Identity::default().secret("s"))
+            .clock(clock.clone());
+        let cache = cachet::redis::install_with_env(builder, |_| None)
+            .unwrap()
+            .build()
+            .unwrap();
+        let origin = Origin::default();
+        App {
+            router: router(origin.clone()).layer(CacheLayer::new(cache.clone())),
+            origin,
+            cache,
+            clock,
+        }
+    };
+    let a = build(text("big:"));
+    let b = build(text("big:"));
+    connected(&a).await;
+    connected(&b).await;
+    a.get("/api/items").await;
+    assert_eq!(a.get("/api/items").await.outcome(), "HIT");
+    // "items #1" is over 4 bytes: B must ask the origin itself...
+    assert_eq!(b.get("/api/items").await.outcome(), "MISS");
+    assert_eq!(b.get("/api/items").await.outcome(), "HIT");
+    // ...yet a purge on B still finds A's copy through Redis's marker.
+    b.cache.purge_uri("/api/items", None).await.unwrap();
+    eventually("A's memory-only entry is purged", || async {
+        a.get("/api/items").await.outcome() == "MISS"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_redis_fails_no_request_and_the_tier_comes_back() {
+    let mut redis = RedisServer::start();
+    let (a, b) = pair(&redis).await;
+    a.get("/api/items").await;
+    redis.kill();
+    // Served from memory, and from the origin: nothing fails.
+    for _ in 0..5 {
+        let hit = a.get("/api/items").await;
+        assert_eq!((hit.status.as_u16(), hit.outcome()), (200, "HIT"));
+        let other = b.get("/api/small/2").await;
+        assert_eq!(other.status.as_u16(), 200);
+    }
+    eventually("health says degraded", || async {
+        a.cache.storage().degraded().is_some() && b.cache.storage().degraded().is_some()
+    })
+    .await;
+    assert!(b.cache.stats().caches["small"].store_errors > 0);
+    redis.restart();
+    connected(&a).await;
+    connected(&b).await;
+    // Both emptied their memory on reconnecting (purges may have been
+    // missed), and Redis shares again.
+    assert_eq!(a.get("/api/items").await.outcome(), "MISS");
+    assert_eq!(b.get("/api/items").await.outcome(), "HIT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_start_serves_from_memory_and_the_origin() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}/0", free.local_addr().unwrap().port());
+    drop(free);
+    let a = instance(&url, "down:", "tiered");
+    assert_eq!(a.get("/api/items").await.outcome(), "MISS");
+    assert_eq!(a.get("/api/items").await.outcome(), "HIT");
+    let health = a.cache.storage().degraded().unwrap();
+    assert!(health.contains("down"), "{health}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_is_a_miss_not_a_failure() {
+    let redis = RedisServer::start_with(&["--enable-debug-command", "local"]);
+    let (a, b) = pair(&redis).await;
+    a.get("/api/items").await;
+    // Redis busy for a second: B's lookup passes its 200 ms deadline.
+    let port = redis.port;
+    let sleeper = std::thread::spawn(move || {
+        let server = RedisServer::attach(port);
+        server.command("DEBUG SLEEP 1")
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let slow = b.get("/api/items").await;
+    assert_eq!((slow.status.as_u16(), slow.outcome()), (200, "MISS"));
+    assert!(b.cache.stats().caches["default"].store_errors >= 1);
+    sleeper.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_mode_keeps_nothing_in_memory() {
+    let redis = RedisServer::start();
+    let a = instance(&redis.url(), "shared:", "shared");
+    let b = instance(&redis.url(), "shared:", "shared");
+    connected(&a).await;
+    connected(&b).await;
+    a.get("/api/respond").await;
+    assert_eq!(b.get("/api/respond").await.outcome(), "HIT");
+    a.send(request("POST", "/api/respond", &[])).await;
+    // No message to wait for: nothing was in memory.
+    assert_eq!(b.get("/api/respond").await.outcome(), "MISS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_are_shared_and_prefixes_keep_apart() {
+    let redis = RedisServer::start();
+    let (a, b) = pair(&redis).await;
+    let other = instance(&redis.url(), "other:", "tiered");
+    connected(&other).await;
+    a.cache
+        .values()
+        .set("greeting", &"hello", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let seen: Option<String> = b.cache.values().get("greeting").await.unwrap();
+    assert_eq!(seen.as_deref(), Some("hello"));
+    let apart: Option<String> = other.cache.values().get("greeting").await.unwrap();
+    assert_eq!(apart, None);
+    // The value's TTL holds on the reader's clock.
+    b.clock.advance(Duration::from_secs(61));
+    let gone: Option<String> = b.cache.values().get("greeting").await.unwrap();
+    assert_eq!(gone, None);
+    assert!(a.cache.values().delete("greeting").await.unwrap());
+    let deleted: Option<String> = a.cache.values().get("greeting").await.unwrap();
+    assert_eq!(deleted, None);
+}
