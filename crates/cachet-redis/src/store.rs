@@ -430,6 +430,16 @@ impl Store for RedisStore {
         }
     }
 
+    async fn probe(&self, cache: &str, now: SystemTime) -> Result<(), StoreError> {
+        self.known(cache)?;
+        // Memory serves (or, in shared mode, the origin does): Redis's
+        // state is `degraded`, not a failing instance.
+        match &self.local {
+            Some(local) => local.probe(cache, now).await,
+            None => Ok(()),
+        }
+    }
+
     fn degraded(&self) -> Option<String> {
         self.link.degraded()
     }

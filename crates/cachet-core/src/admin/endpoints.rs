@@ -7,7 +7,6 @@ use crate::cache::Cache;
 use crate::config::units::parse_duration;
 use crate::persistence::DumpError;
 use crate::stats::CacheStats;
-use crate::store::key::CacheKey;
 use crate::store::StoreError;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -187,10 +186,9 @@ impl Call<'_> {
 
     async fn health(&self) -> Response<Bytes> {
         let inner = &self.cache.inner;
-        let probe = CacheKey::from_raw("cachet health probe");
         let now = inner.clock.now();
         for name in inner.caches.keys() {
-            if let Err(error) = inner.store.get(name, &probe, now).await {
+            if let Err(error) = inner.store.probe(name, now).await {
                 let body = json!({"status": "failing", "error": error.to_string()});
                 let mut response = json_response(&body);
                 *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

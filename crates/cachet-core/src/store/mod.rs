@@ -89,6 +89,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn degraded(&self) -> Option<String> {
         None
     }
+    /// Checks that `cache` answers, as `/health` does: an error there
+    /// fails the check (503). The default reads a key never stored; a
+    /// tiered store checks the tier it serves from, and reports a remote
+    /// tier that fails through [`degraded`](Self::degraded) instead.
+    async fn probe(&self, cache: &str, now: SystemTime) -> Result<(), StoreError> {
+        let key = CacheKey::from_raw("cachet health probe");
+        self.get(cache, &key, now).await.map(drop)
+    }
     /// Whether other instances read what this store holds (a shared Redis
     /// tier): keys that hash users then need the same identity secret on
     /// every instance, which [`CacheBuilder::build`](crate::CacheBuilder::build)

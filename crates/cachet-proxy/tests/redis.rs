@@ -1,0 +1,241 @@
+//! Two `cachet-proxy` processes in front of one origin, sharing one Redis
+//! of the test's own (configuration alone: a `[redis]` section): a miss on
+//! one fills Redis for the other, a `POST` through one purges the other's
+//! memory, `/health` reports Redis, and killing Redis fails no request.
+//! Run with `--features external-tests` (needs `redis-server`).
+
+use axum::routing::get;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Bound on every wait for a process.
+const BOUND: Duration = Duration::from_secs(30);
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+struct Redis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let deadline = Instant::now() + BOUND;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { port, child }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An origin whose bodies count its calls; `GET` is cacheable for an hour.
+async fn origin(calls: Arc<AtomicUsize>) -> SocketAddr {
+    let count = move || {
+        let calls = Arc::clone(&calls);
+        async move {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            ([("cache-control", "max-age=3600")], format!("call #{n}"))
+        }
+    };
+    let app = axum::Router::new().route("/page", get(count.clone()).post(count));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn config(dir: &Path, redis: &Redis) -> PathBuf {
+    let path = dir.join("cachet.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[redis]\nurl = \"redis://127.0.0.1:{}/0\"\nprefix = \"proxies:\"\n\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\n",
+            redis.port
+        ),
+    )
+    .unwrap();
+    path
+}
+
+struct Proxy {
+    _child: Child,
+    addr: SocketAddr,
+    admin: SocketAddr,
+}
+
+async fn start(config: &Path, upstream: SocketAddr) -> Proxy {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cachet-proxy"))
+        .arg("--config")
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0", "--upstream"])
+        .arg(format!("http://{upstream}"))
+        .env("RUST_LOG", "warn")
+        .env_remove("REDIS_URL")
+        .env_remove("CACHET_REDIS_URL")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut addr, mut admin) = (None, None);
+    while addr.is_none() || admin.is_none() {
+        let line = tokio::time::timeout(BOUND, lines.next_line())
+            .await
+            .expect("the proxy starts")
+            .unwrap()
+            .expect("a banner");
+        if let Some(rest) = line.strip_prefix("cachet-proxy listening on http://") {
+            addr = rest.split(',').next().and_then(|a| a.parse().ok());
+        } else if let Some(rest) = line.strip_prefix("cachet-proxy admin API on http://") {
+            admin = rest.trim_end_matches('/').parse().ok();
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Proxy {
+        _child: child,
+        addr: addr.unwrap(),
+        admin: admin.unwrap(),
+    }
+}
+
+/// Status, `Cache-Status` and body.
+async fn send(client: &HttpClient, method: &str, url: String) -> (u16, String, String) {
+    // One site behind both proxies, as behind a load balancer: keys hold
+    // the host, so both must see the same one.
+    let request = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("host", "shop.example")
+        .body(Empty::new())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let cache_status = response
+        .headers()
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        cache_status,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+async fn health(client: &HttpClient, proxy: &Proxy) -> String {
+    let request = http::Request::get(format!("http://{}/health", proxy.admin))
+        .body(Empty::new())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// Waits (messages between processes: a few seconds at most) until
+/// `check` holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what}: not within 5 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_proxies_share_entries_and_purges_through_redis() {
+    let mut redis = Redis::start();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let upstream = origin(Arc::clone(&calls)).await;
+    let dir = std::env::temp_dir().join(format!("cachet-proxy-redis-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = config(&dir, &redis);
+    let one = start(&config, upstream).await;
+    let two = start(&config, upstream).await;
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    for proxy in [&one, &two] {
+        eventually("the proxy reaches Redis", || async {
+            health(&client, proxy).await.contains("\"ok\"")
+        })
+        .await;
+    }
+    let page = |proxy: &Proxy| format!("http://{}/page", proxy.addr);
+
+    let (_, status, body) = send(&client, "GET", page(&one)).await;
+    assert!(status.contains("stored"), "{status}");
+    assert_eq!(body, "call #1");
+    let (_, status, body) = send(&client, "GET", page(&two)).await;
+    assert!(status.contains("hit"), "{status}");
+    assert_eq!(body, "call #1");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // A POST through one purges the page from the other's memory too.
+    let (code, _, _) = send(&client, "POST", page(&two)).await;
+    assert_eq!(code, 200);
+    eventually("the other proxy stops serving the purged page", || async {
+        send(&client, "GET", page(&one)).await.2 != "call #1"
+    })
+    .await;
+
+    // Redis killed: every request is still answered; health says so.
+    redis.kill();
+    for _ in 0..10 {
+        for proxy in [&one, &two] {
+            let (code, _, _) = send(&client, "GET", page(proxy)).await;
+            assert_eq!(code, 200);
+        }
+    }
+    for proxy in [&one, &two] {
+        eventually("health reports Redis down", || async {
+            health(&client, proxy).await.contains("degraded")
+        })
+        .await;
+        assert!(health(&client, proxy)
+            .await
+            .contains("redis at redis://127.0.0.1"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
