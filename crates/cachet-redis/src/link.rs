@@ -147,7 +147,7 @@ impl Link {
                     || error.is_connection_refusal()
                     || error.is_timeout()
                 {
-                    self.down(&message);
+                    self.down(&format!("{what}: {error}"));
                 }
                 self.warn(&message);
                 Err(StoreError::new(message))
@@ -159,7 +159,7 @@ impl Link {
                     self.url, self.command_timeout
                 );
                 if self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_TO_DOWN {
-                    self.down(&message);
+                    self.down(&format!("{TIMEOUTS_TO_DOWN} commands in a row took too long"));
                 }
                 self.warn(&message);
                 Err(StoreError::new(message))
@@ -177,7 +177,8 @@ impl Link {
             .clone()
     }
 
-    /// Marks the tier down and wakes the loop that brings it back.
+    /// Marks the tier down (`why` without the address: `degraded` adds it)
+    /// and wakes the loop that brings it back.
     pub(crate) fn down(&self, why: &str) {
         *self
             .last_error
@@ -244,12 +245,11 @@ impl Link {
                     delay = Duration::from_millis(50);
                 }
                 Err(error) => {
-                    let message = format!("redis at {}: {error}", self.url);
+                    self.warn(&format!("redis at {}: {error}", self.url));
                     *self
                         .last_error
                         .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Some(message.clone());
-                    self.warn(&message);
+                        .unwrap_or_else(PoisonError::into_inner) = Some(error);
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(PROBE_EVERY);
                 }
