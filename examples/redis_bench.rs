@@ -120,7 +120,9 @@ async fn main() {
     let memory = per_request(&tiered, "/cached/1", COUNT).await;
     let redis_hit = per_request(&shared, "/cached/1", COUNT).await;
     let origin = per_request(&tiered, "/uncached", COUNT).await;
-    println!("| request (through the Tower layer) | time per request | per second | vs. memory hit |");
+    println!(
+        "| request (through the Tower layer) | time per request | per second | vs. memory hit |"
+    );
     println!("|---|---|---|---|");
     for (name, time) in [
         ("hit in memory (tiered)", memory),

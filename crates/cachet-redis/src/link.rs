@@ -159,7 +159,9 @@ impl Link {
                     self.url, self.command_timeout
                 );
                 if self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_TO_DOWN {
-                    self.down(&format!("{TIMEOUTS_TO_DOWN} commands in a row took too long"));
+                    self.down(&format!(
+                        "{TIMEOUTS_TO_DOWN} commands in a row took too long"
+                    ));
                 }
                 self.warn(&message);
                 Err(StoreError::new(message))
