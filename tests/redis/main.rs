@@ -289,6 +289,19 @@ async fn values_are_shared_and_prefixes_keep_apart() {
     b.clock.advance(Duration::from_secs(61));
     let gone: Option<String> = b.cache.values().get("greeting").await.unwrap();
     assert_eq!(gone, None);
+    // Many at once: one pipeline out from B, one MGET back on A (whose
+    // memory holds none of them).
+    let items = (0..50).map(|n| (format!("item:{n}"), n));
+    b.cache
+        .values()
+        .set_many(items, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let wanted: Vec<String> = (0..60).map(|n| format!("item:{n}")).collect();
+    let many: std::collections::HashMap<String, i32> =
+        a.cache.values().get_many(&wanted).await.unwrap();
+    assert_eq!(many.len(), 50);
+    assert_eq!(many["item:49"], 49);
     assert!(a.cache.values().delete("greeting").await.unwrap());
     let deleted: Option<String> = a.cache.values().get("greeting").await.unwrap();
     assert_eq!(deleted, None);

@@ -48,7 +48,6 @@ pub(crate) struct Link {
 pub(crate) struct Counts {
     pub(crate) errors: AtomicU64,
     pub(crate) timeouts: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
 }
 
 impl Link {
@@ -241,7 +240,6 @@ impl Link {
                 Ok(()) => {
                     self.timeouts_in_a_row.store(0, Ordering::Relaxed);
                     if !self.up.swap(true, Ordering::AcqRel) {
-                        self.counts.reconnects.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(redis = %self.url, "the Redis tier is up");
                     }
                     delay = Duration::from_millis(50);

@@ -119,19 +119,6 @@ impl RedisStore {
         }
     }
 
-    /// Whether Redis is answering now.
-    pub fn is_connected(&self) -> bool {
-        self.link.is_up()
-    }
-
-    /// Commands that failed, and commands past `command_timeout`, so far.
-    pub fn failures(&self) -> (u64, u64) {
-        (
-            self.link.counts.errors.load(Ordering::Relaxed),
-            self.link.counts.timeouts.load(Ordering::Relaxed),
-        )
-    }
-
     fn now_millis(&self) -> u64 {
         millis(self.clock.now())
     }
@@ -196,19 +183,65 @@ impl RedisStore {
             .arg(self.layout.entry(cache, key.as_str()))
             .clone();
         let value: Option<Vec<u8>> = self.link.cmd("GET", &get).await?;
-        let Some(value) = value else { return Ok(None) };
-        let Stored::Entry(bytes) = layout::decode(&value) else {
-            return Ok(None);
+        Ok(value.and_then(|value| self.read(&value, now)))
+    }
+
+    /// The entry a stored value holds, if it is one kept at `now`.
+    fn read(&self, value: &[u8], now: SystemTime) -> Option<Entry> {
+        let Stored::Entry(bytes) = layout::decode(value) else {
+            return None;
         };
-        let entry = match Entry::from_bytes(bytes) {
-            Ok(entry) => entry,
+        match Entry::from_bytes(bytes) {
+            Ok(entry) => entry.is_kept(now).then_some(entry),
             Err(error) => {
                 self.link
                     .warn(&format!("a shared entry does not read: {error}"));
-                return Ok(None);
+                None
             }
+        }
+    }
+
+    /// Adds storing `value` under `key` to `pipe` (the entry, or a marker
+    /// for a body too large to share, and its tags); whether anything was
+    /// added (not for a value already past its time).
+    fn queue_insert(
+        &self,
+        pipe: &mut redis::Pipeline,
+        cache: &str,
+        key: &CacheKey,
+        value: &Entry,
+        now: u64,
+    ) -> bool {
+        let keep_until = millis(value.keep_until());
+        let ttl = keep_until.saturating_sub(now);
+        if ttl == 0 {
+            return false;
+        }
+        let stored = match value.response() {
+            Some(response) if response.body().len() as u64 > self.max_shared_body => {
+                layout::encode_local()
+            }
+            _ => layout::encode_entry(&value.to_bytes()),
         };
-        Ok(entry.is_kept(now).then_some(entry))
+        pipe.cmd("SET")
+            .arg(self.layout.entry(cache, key.as_str()))
+            .arg(stored)
+            .arg("PX")
+            .arg(ttl)
+            .ignore();
+        for tag in value.tags() {
+            let set = self.layout.tag(cache, tag);
+            pipe.cmd("ZADD")
+                .arg(&set)
+                .arg(keep_until)
+                .arg(key.as_str())
+                .ignore();
+            // The set lives as long as its longest-kept key (relative:
+            // Redis's clock is not the cache's).
+            pipe.cmd("PEXPIRE").arg(&set).arg(ttl).arg("NX").ignore();
+            pipe.cmd("PEXPIRE").arg(&set).arg(ttl).arg("GT").ignore();
+        }
+        true
     }
 }
 
@@ -261,47 +294,66 @@ impl Store for RedisStore {
         }
     }
 
-    async fn insert(&self, cache: &str, key: &CacheKey, value: Entry) -> Result<(), StoreError> {
+    async fn get_many(
+        &self,
+        cache: &str,
+        keys: &[CacheKey],
+        now: SystemTime,
+    ) -> Result<Vec<Option<Entry>>, StoreError> {
         self.known(cache)?;
-        let keep_until = millis(value.keep_until());
-        let ttl = keep_until.saturating_sub(self.now_millis());
-        let shared = match value.response() {
-            Some(response) if response.body().len() as u64 > self.max_shared_body => None,
-            _ => Some(value.to_bytes()),
-        };
-        let tags: Vec<String> = value.tags().iter().map(|tag| tag.to_string()).collect();
-        if let Some(local) = &self.local {
-            local.insert(cache, key, value).await?;
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            found.push(match &self.local {
+                Some(local) => local.get(cache, key, now).await?,
+                None => None,
+            });
         }
-        if ttl == 0 {
-            return Ok(());
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
+        if missing.is_empty() {
+            return Ok(found);
         }
-        let stored = match &shared {
-            Some(bytes) => layout::encode_entry(bytes),
-            None => layout::encode_local(),
-        };
+        let mut mget = redis::cmd("MGET");
+        for &i in &missing {
+            mget.arg(self.layout.entry(cache, keys[i].as_str()));
+        }
+        let values: Vec<Option<Vec<u8>>> = self.link.cmd("MGET", &mget).await?;
+        for (&i, value) in missing.iter().zip(values) {
+            let Some(entry) = value.and_then(|value| self.read(&value, now)) else {
+                continue;
+            };
+            if let Some(local) = &self.local {
+                local.insert(cache, &keys[i], entry.clone()).await?;
+            }
+            found[i] = Some(entry);
+        }
+        Ok(found)
+    }
+
+    async fn insert(&self, cache: &str, key: &CacheKey, value: Entry) -> Result<(), StoreError> {
+        self.insert_many(cache, vec![(key.clone(), value)]).await
+    }
+
+    async fn insert_many(
+        &self,
+        cache: &str,
+        items: Vec<(CacheKey, Entry)>,
+    ) -> Result<(), StoreError> {
+        self.known(cache)?;
         let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(self.layout.entry(cache, key.as_str()))
-            .arg(stored)
-            .arg("PX")
-            .arg(ttl)
-            .ignore();
-        for tag in &tags {
-            let set = self.layout.tag(cache, tag);
-            pipe.cmd("ZADD")
-                .arg(&set)
-                .arg(keep_until)
-                .arg(key.as_str())
-                .ignore();
-            // The set lives as long as its longest-kept key (relative:
-            // Redis's clock is not the cache's).
-            pipe.cmd("PEXPIRE").arg(&set).arg(ttl).arg("NX").ignore();
-            pipe.cmd("PEXPIRE").arg(&set).arg(ttl).arg("GT").ignore();
+        let now = self.now_millis();
+        let mut queued = false;
+        for (key, value) in items {
+            queued |= self.queue_insert(&mut pipe, cache, &key, &value, now);
+            if let Some(local) = &self.local {
+                local.insert(cache, &key, value).await?;
+            }
+        }
+        if !queued {
+            return Ok(());
         }
         match self.link.pipe::<()>("SET", &pipe).await {
             Ok(()) => Ok(()),
-            // Memory holds it; the other instances fetch it themselves.
+            // Memory holds them; the other instances fetch them themselves.
             Err(_) if self.local.is_some() => Ok(()),
             Err(error) => Err(error),
         }

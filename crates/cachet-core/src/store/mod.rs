@@ -47,8 +47,35 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Option<Result<Option<Entry>, StoreError>> {
         None
     }
+    /// The values under `keys` in `cache` still kept at `now`, in the
+    /// order of `keys` (`None` where there is none). A remote store answers
+    /// in one round trip; the default asks [`get`](Self::get) for each.
+    async fn get_many(
+        &self,
+        cache: &str,
+        keys: &[CacheKey],
+        now: SystemTime,
+    ) -> Result<Vec<Option<Entry>>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            found.push(self.get(cache, key, now).await?);
+        }
+        Ok(found)
+    }
     /// Stores `value` under `key` in `cache`, replacing any previous one.
     async fn insert(&self, cache: &str, key: &CacheKey, value: Entry) -> Result<(), StoreError>;
+    /// Stores every `(key, value)` of `items` in `cache`. A remote store
+    /// sends them in one round trip; the default inserts them one by one.
+    async fn insert_many(
+        &self,
+        cache: &str,
+        items: Vec<(CacheKey, Entry)>,
+    ) -> Result<(), StoreError> {
+        for (key, value) in items {
+            self.insert(cache, &key, value).await?;
+        }
+        Ok(())
+    }
     /// The same as [`insert`](Self::insert) for a store that can store
     /// without waiting, or `None`: restoring a dump uses it.
     fn insert_now(

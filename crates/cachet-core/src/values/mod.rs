@@ -189,32 +189,51 @@ impl ValueCache {
         Ok(true)
     }
 
-    /// The live values of `keys`, by key; missing keys are left out.
+    /// The live values of `keys`, by key; missing keys are left out (one
+    /// `MGET` on a shared Redis tier).
     pub async fn get_many<T, K>(&self, keys: &[K]) -> Result<HashMap<String, T>, ValueError>
     where
         T: DeserializeOwned,
         K: AsRef<str>,
     {
+        let now = self.shared.clock.now();
+        let cache_keys: Vec<CacheKey> = keys
+            .iter()
+            .map(|key| CacheKey::from_raw(key.as_ref()))
+            .collect();
+        let stored = self
+            .shared
+            .store
+            .get_many(VALUES_CACHE, &cache_keys, now)
+            .await?;
         let mut found = HashMap::with_capacity(keys.len());
-        for key in keys {
-            if let Some(value) = self.get(key.as_ref()).await? {
-                found.insert(key.as_ref().to_owned(), value);
+        for (key, entry) in keys.iter().zip(stored) {
+            if let Some(Entry::Value(value)) = entry {
+                if value.expires_at() > now {
+                    let decoded = self.shared.codec.decode(value.bytes())?;
+                    found.insert(key.as_ref().to_owned(), decoded);
+                }
             }
         }
         Ok(found)
     }
 
-    /// Stores every `(key, value)` for `ttl`.
+    /// Stores every `(key, value)` for `ttl` (in one round trip on a
+    /// shared Redis tier).
     pub async fn set_many<T, K, I>(&self, items: I, ttl: Duration) -> Result<(), ValueError>
     where
         T: Serialize,
         K: AsRef<str>,
         I: IntoIterator<Item = (K, T)>,
     {
+        let now = self.shared.clock.now();
+        let mut entries = Vec::new();
         for (key, value) in items {
-            self.set(key.as_ref(), &value, ttl).await?;
+            let bytes = self.shared.codec.encode(&value)?;
+            let value = Entry::Value(Arc::new(ValueEntry::new(bytes, now, ttl)));
+            entries.push((CacheKey::from_raw(key.as_ref()), value));
         }
-        Ok(())
+        Ok(self.shared.store.insert_many(VALUES_CACHE, entries).await?)
     }
 
     /// The keys of the live values that the glob `pattern` matches whole
