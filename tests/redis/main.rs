@@ -17,8 +17,13 @@ use support::{request, router, App, Origin, RULES};
 /// An instance: [`RULES`] behind the Tower layer, on the Redis at `url`
 /// under `prefix` (`[redis]` written as an application would).
 fn instance(url: &str, prefix: &str, mode: &str) -> App {
+    instance_with(url, prefix, mode, "")
+}
+
+/// [`instance`] with more lines for `[redis]`.
+fn instance_with(url: &str, prefix: &str, mode: &str, more: &str) -> App {
     let text = format!(
-        "{RULES}\n[redis]\nurl = '{url}'\nprefix = '{prefix}'\nmode = '{mode}'\ncommand_timeout = '200ms'\n"
+        "{RULES}\n[redis]\nurl = '{url}'\nprefix = '{prefix}'\nmode = '{mode}'\ncommand_timeout = '200ms'\n{more}\n"
     );
     let clock = MockClock::new();
     let builder = CacheBuilder::from_toml(&text)
@@ -305,4 +310,30 @@ async fn values_are_shared_and_prefixes_keep_apart() {
     assert!(a.cache.values().delete("greeting").await.unwrap());
     let deleted: Option<String> = a.cache.values().get("greeting").await.unwrap();
     assert_eq!(deleted, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_distributed_lock_two_instances_make_one_origin_call() {
+    let redis = RedisServer::start();
+    for (lock, expected) in [(false, 2), (true, 1)] {
+        let more = format!("distributed_lock = {lock}");
+        let prefix = format!("lock-{lock}:");
+        let a = instance_with(&redis.url(), &prefix, "tiered", &more);
+        let b = instance_with(&redis.url(), &prefix, "tiered", &more);
+        connected(&a).await;
+        connected(&b).await;
+        // A cold key, asked of both at once; the origin takes 300 ms.
+        let slow = || request("GET", "/api/respond", &[("x-delay-ms", "300")]);
+        let (one, two) = tokio::join!(a.send(slow()), b.send(slow()));
+        assert_eq!((one.status.as_u16(), two.status.as_u16()), (200, 200));
+        let calls = a.origin.calls() + b.origin.calls();
+        assert_eq!(calls, expected, "distributed_lock = {lock}");
+        if lock {
+            // Both answered with the one origin call's body, and the lock
+            // is gone once the fetch is over.
+            assert_eq!(one.body, two.body);
+            let locks = redis.command(&format!("KEYS {prefix}l:*")).unwrap();
+            assert_eq!(locks, "*0\r\n");
+        }
+    }
 }

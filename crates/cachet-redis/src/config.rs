@@ -58,6 +58,10 @@ pub struct RedisConfig {
     /// Bodies larger than this stay in the instance's memory (tiered mode):
     /// Redis holds a marker for them, so purges still find them.
     pub max_shared_body: u64,
+    /// One origin call per cold key across all instances: the first takes
+    /// a lock in Redis (`SET NX PX`), the others wait (up to the rule's
+    /// `lock_timeout`) for its entry. Off by default.
+    pub distributed_lock: bool,
 }
 
 impl Default for RedisConfig {
@@ -69,6 +73,7 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_millis(250),
             max_shared_body: 1024 * 1024,
+            distributed_lock: false,
         }
     }
 }
@@ -82,6 +87,7 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("max_shared_body", &self.max_shared_body)
+            .field("distributed_lock", &self.distributed_lock)
             .finish()
     }
 }
@@ -95,6 +101,7 @@ struct RedisDto {
     connect_timeout: Option<DurationValue>,
     command_timeout: Option<DurationValue>,
     max_shared_body: Option<SizeValue>,
+    distributed_lock: Option<bool>,
 }
 
 fn error(field: &str, reason: impl Into<String>) -> ConfigError {
@@ -145,6 +152,9 @@ impl RedisConfig {
         }
         if let Some(size) = dto.max_shared_body {
             config.max_shared_body = size.parse().map_err(|e| error("max_shared_body", e))?;
+        }
+        if let Some(on) = dto.distributed_lock {
+            config.distributed_lock = on;
         }
         config.check()?;
         Ok(config)

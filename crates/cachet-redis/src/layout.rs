@@ -5,6 +5,9 @@
 //!   one instance's memory holds), expiring with the entry (`PX`).
 //! - `{prefix}t:{cache}:{tag}` — a sorted set of the keys carrying the tag,
 //!   scored by when each is dropped; expires with its last key.
+//! - `{prefix}l:{cache}:{key}` — with `distributed_lock`, the instance
+//!   fetching a cold key (a token of its own, expiring after the lock
+//!   timeout).
 //! - `{prefix}invalidations` — the channel purges travel on.
 
 /// The first byte of every stored value: a value of another format reads as
@@ -27,6 +30,10 @@ impl Layout {
 
     pub(crate) fn entry(&self, cache: &str, key: &str) -> String {
         format!("{}e:{cache}:{key}", self.prefix)
+    }
+
+    pub(crate) fn lock(&self, cache: &str, key: &str) -> String {
+        format!("{}l:{cache}:{key}", self.prefix)
     }
 
     pub(crate) fn tag(&self, cache: &str, tag: &str) -> String {

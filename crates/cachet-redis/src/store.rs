@@ -7,14 +7,22 @@ use crate::link::Link;
 use crate::listen::Listener;
 use cachet_core::store::{Entry, MokaStore, Store, StoreUsage};
 use cachet_core::{CacheKey, CacheSpec, ConfigError, SharedClock, StoreError};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasher;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How many keys a `SCAN` step asks for.
 const SCAN_COUNT: usize = 1000;
+
+/// How often an instance waiting for another's fetch looks again.
+const LOCK_POLL: Duration = Duration::from_millis(20);
+
+/// Deletes a lock only when it still holds the token it was taken with (a
+/// lock that expired and was taken by another instance is not ours).
+const RELEASE: &str =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
 /// A [`Store`] on Redis: in [`Mode::Tiered`], each instance's memory (a
 /// [`MokaStore`]) in front of one Redis all instances share; in
@@ -41,6 +49,9 @@ pub struct RedisStore {
     max_shared_body: u64,
     instance: u64,
     channel: String,
+    /// With `distributed_lock`: the tokens of the locks this instance holds.
+    locks: Option<Mutex<HashMap<(String, String), String>>>,
+    tokens: AtomicU64,
     /// The runtime the connection and the channel run on, whatever runtime
     /// (if any) the application serves from.
     runtime: Option<tokio::runtime::Runtime>,
@@ -103,6 +114,8 @@ impl RedisStore {
             max_shared_body: config.max_shared_body,
             instance,
             channel,
+            locks: config.distributed_lock.then(Mutex::default),
+            tokens: AtomicU64::new(0),
             runtime: Some(runtime),
         })
     }
@@ -184,6 +197,18 @@ impl RedisStore {
             .clone();
         let value: Option<Vec<u8>> = self.link.cmd("GET", &get).await?;
         Ok(value.and_then(|value| self.read(&value, now)))
+    }
+
+    /// Releases `lock` if it still holds `token`.
+    async fn release(&self, lock: &str, token: &str) {
+        let release = redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(lock)
+            .arg(token)
+            .clone();
+        // Failing, the lock expires on its own.
+        let _ = self.link.cmd::<i64>("EVAL", &release).await;
     }
 
     /// The entry a stored value holds, if it is one kept at `now`.
@@ -489,6 +514,72 @@ impl Store for RedisStore {
         match &self.local {
             Some(local) => local.probe(cache, now).await,
             None => Ok(()),
+        }
+    }
+
+    async fn before_fetch(&self, cache: &str, key: &CacheKey, timeout: Duration) -> bool {
+        let Some(locks) = &self.locks else {
+            return false;
+        };
+        let lock = self.layout.lock(cache, key.as_str());
+        let entry = self.layout.entry(cache, key.as_str());
+        let token = format!(
+            "{:016x}:{}",
+            self.instance,
+            self.tokens.fetch_add(1, Ordering::Relaxed)
+        );
+        let ttl = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Has it landed? If not, take the lock, unless another holds it.
+            let mut pipe = redis::pipe();
+            pipe.cmd("EXISTS").arg(&entry);
+            pipe.cmd("SET")
+                .arg(&lock)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl);
+            match self
+                .link
+                .pipe::<(bool, Option<String>)>("SET NX", &pipe)
+                .await
+            {
+                Ok((true, taken)) => {
+                    if taken.is_some() {
+                        self.release(&lock, &token).await;
+                    }
+                    return true;
+                }
+                Ok((false, Some(_))) => {
+                    locks
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert((cache.to_owned(), key.as_str().to_owned()), token);
+                    return false;
+                }
+                Ok((false, None)) => {}
+                // Redis failing: each instance fetches for itself.
+                Err(_) => return false,
+            }
+            if tokio::time::Instant::now() + LOCK_POLL >= deadline {
+                return false;
+            }
+            tokio::time::sleep(LOCK_POLL).await;
+        }
+    }
+
+    async fn fetch_done(&self, cache: &str, key: &CacheKey) {
+        let Some(locks) = &self.locks else { return };
+        let token = locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(cache.to_owned(), key.as_str().to_owned()));
+        if let Some(token) = token {
+            self.release(&self.layout.lock(cache, key.as_str()), &token)
+                .await;
         }
     }
 

@@ -418,6 +418,24 @@ impl Cache {
 
     /// A fetch of `plan`'s key that no other request waits for: after a
     /// waited-for fetch could not be stored.
+    /// Whether another instance sharing the store stored `plan`'s entry
+    /// while this one waited for it (see [`Store::before_fetch`](crate::store::Store::before_fetch)).
+    pub(crate) async fn other_instance_stored(&self, plan: &Plan) -> bool {
+        let rule = plan.rule();
+        self.inner
+            .store
+            .before_fetch(rule.cache(), plan.key(), rule.lock_timeout())
+            .await
+    }
+
+    /// This instance's fetch for `plan` is over.
+    pub(crate) async fn fetch_done(&self, plan: &Plan) {
+        self.inner
+            .store
+            .fetch_done(plan.rule().cache(), plan.key())
+            .await;
+    }
+
     pub(crate) fn fetch_alone(&self, plan: &Plan) -> Fetch {
         self.inner
             .coalescer

@@ -17,7 +17,7 @@ pub use self::key::CacheKey;
 pub use self::moka::MokaStore;
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Storage for cached responses, organised in named caches.
 ///
@@ -116,6 +116,19 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn degraded(&self) -> Option<String> {
         None
     }
+    /// Called before this instance asks the origin for `key` on a cold miss
+    /// (its own requests for the key already wait behind this one). A store
+    /// shared between instances may wait, at most `timeout`, while another
+    /// instance fetches the same key: `true` when an entry for it was stored
+    /// meanwhile (the cache then looks again), `false` to fetch. The default
+    /// fetches at once. Every call is followed by
+    /// [`fetch_done`](Self::fetch_done) when the fetch is over.
+    async fn before_fetch(&self, _cache: &str, _key: &CacheKey, _timeout: Duration) -> bool {
+        false
+    }
+    /// This instance's fetch of `key`, announced by
+    /// [`before_fetch`](Self::before_fetch), is over (stored or not).
+    async fn fetch_done(&self, _cache: &str, _key: &CacheKey) {}
     /// Checks that `cache` answers, as `/health` does: an error there
     /// fails the check (503). The default reads a key never stored; a
     /// tiered store checks the tier it serves from, and reports a remote

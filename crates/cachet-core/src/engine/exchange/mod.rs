@@ -82,6 +82,7 @@ where
         }
     };
     let mut turns = 0;
+    let mut announced = false;
     let (fetch, pending) = loop {
         let pending = match why_forward(looked_up) {
             Ok(pending) => pending,
@@ -104,6 +105,17 @@ where
         match cache.coalesce(&plan) {
             Turn::Fetch(fetch) => {
                 if !(fetch.is_shared() && cache.landed_since(landmark)) {
+                    // A cold miss, once per request: another instance
+                    // sharing the store may be fetching it already.
+                    if turns == 1 && pending.1.is_none() {
+                        announced = true;
+                        if cache.other_instance_stored(&plan).await {
+                            fetch.stored();
+                            landmark = cache.landmark();
+                            looked_up = cache.lookup_landed(&plan, &client).await;
+                            continue;
+                        }
+                    }
                     break (Some(fetch), pending);
                 }
                 // Another request's fetch landed since the lookup: look again.
@@ -128,13 +140,17 @@ where
             }
         }
     };
+    let done = announced.then(|| (cache.clone(), plan.clone()));
     let forwarding = Forwarding {
         cache,
         plan,
         client,
     };
-    let response = forward(forwarding, pending, fetch, origin, parts, body).await?;
-    Ok((response, None))
+    let response = forward(forwarding, pending, fetch, origin, parts, body).await;
+    if let Some((cache, plan)) = done {
+        cache.fetch_done(&plan).await;
+    }
+    Ok((response?, None))
 }
 
 /// What [`serve`] returns: the response, and the background refresh to
