@@ -337,3 +337,40 @@ async fn with_the_distributed_lock_two_instances_make_one_origin_call() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_or_compute_computes_once_across_instances_with_the_lock() {
+    let redis = RedisServer::start();
+    let a = instance_with(
+        &redis.url(),
+        "compute:",
+        "tiered",
+        "distributed_lock = true",
+    );
+    let b = instance_with(
+        &redis.url(),
+        "compute:",
+        "tiered",
+        "distributed_lock = true",
+    );
+    connected(&a).await;
+    connected(&b).await;
+    let computed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let compute = |cache: cachet::Cache| {
+        let computed = std::sync::Arc::clone(&computed);
+        async move {
+            cache
+                .values()
+                .get_or_compute("report", Duration::from_secs(60), || async move {
+                    computed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok::<_, std::convert::Infallible>("the report".to_owned())
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let (one, two) = tokio::join!(compute(a.cache.clone()), compute(b.cache.clone()));
+    assert_eq!((one.as_str(), two.as_str()), ("the report", "the report"));
+    assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -62,6 +62,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long `get_or_compute` waits for another instance computing the same
+/// value (with a store shared between instances that coordinates them),
+/// before computing it too.
+const COMPUTE_WAIT: Duration = Duration::from_secs(5);
+
 /// The programmatic cache: typed values with a TTL, in the named cache
 /// `values`. Made by [`Cache::values`](crate::Cache::values); clones share
 /// everything (the store, and the computations in flight).
@@ -313,6 +318,10 @@ impl ValueCache {
 
     /// [`get_or_compute`](Self::get_or_compute) that does not store a result
     /// for which `unless` is true (an empty list, a placeholder).
+    ///
+    /// Concurrent calls for one key compute it once in this process; on a
+    /// shared Redis tier with `distributed_lock`, once across instances
+    /// (the others wait up to 5 s for the value).
     pub async fn get_or_compute_unless<T, E, F, Fut, U>(
         &self,
         key: &str,
@@ -335,13 +344,28 @@ impl ValueCache {
         if let Some(value) = self.cached_value(key).await {
             return Ok(value);
         }
-        let value = compute().await?;
-        if !unless(&value) {
-            if let Err(error) = self.set(key, &value, ttl).await {
-                tracing::warn!(%error, key, "storing a computed value failed");
+        // Another instance sharing the store may be computing it.
+        let store = &self.shared.store;
+        let cache_key = CacheKey::from_raw(key);
+        if store
+            .before_fetch(VALUES_CACHE, &cache_key, COMPUTE_WAIT)
+            .await
+        {
+            if let Some(value) = self.cached_value(key).await {
+                store.fetch_done(VALUES_CACHE, &cache_key).await;
+                return Ok(value);
             }
         }
-        Ok(value)
+        let computed = compute().await;
+        if let Ok(value) = &computed {
+            if !unless(value) {
+                if let Err(error) = self.set(key, value, ttl).await {
+                    tracing::warn!(%error, key, "storing a computed value failed");
+                }
+            }
+        }
+        store.fetch_done(VALUES_CACHE, &cache_key).await;
+        computed
     }
 
     /// The value under `key`, reading failures as a miss.
