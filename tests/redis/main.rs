@@ -162,33 +162,9 @@ async fn clear_on_one_instance_clears_the_others_memory_and_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_stay_in_memory_and_are_still_purged_everywhere() {
-    let redis = RedisServer::start_with(&[]);
-    let text = |prefix: &str| {
-        format!(
-            "{RULES}\n[redis]\nurl = '{}'\nprefix = '{prefix}'\nmax_shared_body = 4\n",
-            redis.url()
-        )
-    };
-    let build = |text: String| {
-        let clock = MockClock::new();
-        let builder = CacheBuilder::from_toml(&text)
-            .unwrap()
-            .identity(Identity::default().secret("s"))
-            .clock(clock.clone());
-        let cache = cachet::redis::install_with_env(builder, |_| None)
-            .unwrap()
-            .build()
-            .unwrap();
-        let origin = Origin::default();
-        App {
-            router: router(origin.clone()).layer(CacheLayer::new(cache.clone())),
-            origin,
-            cache,
-            clock,
-        }
-    };
-    let a = build(text("big:"));
-    let b = build(text("big:"));
+    let redis = RedisServer::start();
+    let a = instance_with(&redis.url(), "big:", "tiered", "max_shared_body = 4");
+    let b = instance_with(&redis.url(), "big:", "tiered", "max_shared_body = 4");
     connected(&a).await;
     connected(&b).await;
     a.get("/api/items").await;

@@ -3,21 +3,20 @@
 //! points of the write. Restarted, it must hold either the previous dump or
 //! the new one — never part of one — and serve.
 
+mod common;
+
 use axum::routing::get;
 use bytes::Bytes;
+use common::{start, Running, BOUND};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-/// Bound on every wait for the proxy (a slow machine is still far under it).
-const BOUND: Duration = Duration::from_secs(60);
 /// Responses of the first fill, which the first (complete) dump holds.
 const FIRST: usize = 300;
 /// Responses added afterwards: a dump of every response is tens of
@@ -27,12 +26,6 @@ const SECOND: usize = 1500;
 const BODY: usize = 32 * 1024;
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
-
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-}
 
 async fn origin() -> SocketAddr {
     let app = axum::Router::new().fallback(get(|| async {
@@ -57,40 +50,6 @@ fn config(dir: &Path) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-async fn start(config: &Path, upstream: SocketAddr) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cachet-proxy"))
-        .arg("--config")
-        .arg(config)
-        .args(["--listen", "127.0.0.1:0", "--upstream"])
-        .arg(format!("http://{upstream}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut addr, mut admin) = (None, None);
-    while addr.is_none() || admin.is_none() {
-        let line = tokio::time::timeout(BOUND, lines.next_line())
-            .await
-            .expect("the proxy starts")
-            .unwrap()
-            .expect("a banner");
-        if let Some(rest) = line.strip_prefix("cachet-proxy listening on http://") {
-            addr = rest.split(',').next().and_then(|a| a.parse().ok());
-        } else if let Some(rest) = line.strip_prefix("cachet-proxy admin API on http://") {
-            admin = rest.trim_end_matches('/').parse().ok();
-        }
-    }
-    // The rest of the output (the shutdown dump's line) is not needed.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Running {
-        child,
-        addr: addr.unwrap(),
-        admin: admin.unwrap(),
-    }
 }
 
 async fn get_body(client: &HttpClient, url: String) -> Bytes {

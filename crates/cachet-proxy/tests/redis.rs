@@ -4,8 +4,11 @@
 //! memory, `/health` reports Redis, and killing Redis fails no request.
 //! Run with `--features external-tests` (needs `redis-server`).
 
+mod common;
+
 use axum::routing::get;
 use bytes::Bytes;
+use common::{start, Running, BOUND};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -16,11 +19,6 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// Bound on every wait for a process.
-const BOUND: Duration = Duration::from_secs(30);
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
@@ -91,47 +89,6 @@ fn config(dir: &Path, redis: &Redis) -> PathBuf {
     path
 }
 
-struct Proxy {
-    _child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-}
-
-async fn start(config: &Path, upstream: SocketAddr) -> Proxy {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cachet-proxy"))
-        .arg("--config")
-        .arg(config)
-        .args(["--listen", "127.0.0.1:0", "--upstream"])
-        .arg(format!("http://{upstream}"))
-        .env("RUST_LOG", "warn")
-        .env_remove("REDIS_URL")
-        .env_remove("CACHET_REDIS_URL")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut addr, mut admin) = (None, None);
-    while addr.is_none() || admin.is_none() {
-        let line = tokio::time::timeout(BOUND, lines.next_line())
-            .await
-            .expect("the proxy starts")
-            .unwrap()
-            .expect("a banner");
-        if let Some(rest) = line.strip_prefix("cachet-proxy listening on http://") {
-            addr = rest.split(',').next().and_then(|a| a.parse().ok());
-        } else if let Some(rest) = line.strip_prefix("cachet-proxy admin API on http://") {
-            admin = rest.trim_end_matches('/').parse().ok();
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Proxy {
-        _child: child,
-        addr: addr.unwrap(),
-        admin: admin.unwrap(),
-    }
-}
-
 /// Status, `Cache-Status` and body.
 async fn send(client: &HttpClient, method: &str, url: String) -> (u16, String, String) {
     // One site behind both proxies, as behind a load balancer: keys hold
@@ -158,7 +115,7 @@ async fn send(client: &HttpClient, method: &str, url: String) -> (u16, String, S
     )
 }
 
-async fn health(client: &HttpClient, proxy: &Proxy) -> String {
+async fn health(client: &HttpClient, proxy: &Running) -> String {
     let request = http::Request::get(format!("http://{}/health", proxy.admin))
         .body(Empty::new())
         .unwrap();
@@ -202,7 +159,7 @@ async fn two_proxies_share_entries_and_purges_through_redis() {
         })
         .await;
     }
-    let page = |proxy: &Proxy| format!("http://{}/page", proxy.addr);
+    let page = |proxy: &Running| format!("http://{}/page", proxy.addr);
 
     let (_, status, body) = send(&client, "GET", page(&one)).await;
     assert!(status.contains("stored"), "{status}");
