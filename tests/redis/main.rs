@@ -7,12 +7,12 @@ mod server;
 #[path = "../support/mod.rs"]
 mod support;
 
-use cachet::{CacheBuilder, CacheLayer, Identity, InvalidationLayer, MockClock};
+use cachet::{CacheBuilder, Identity, MockClock};
 use regex::Regex;
 use server::RedisServer;
 use std::future::Future;
 use std::time::{Duration, Instant};
-use support::{request, router, App, Origin, RULES};
+use support::{request, App, RULES};
 
 /// An instance: [`RULES`] behind the Tower layer, on the Redis at `url`
 /// under `prefix` (`[redis]` written as an application would).
@@ -34,16 +34,7 @@ fn instance_with(url: &str, prefix: &str, mode: &str, more: &str) -> App {
         .unwrap()
         .build()
         .unwrap();
-    let origin = Origin::default();
-    let router = router(origin.clone())
-        .layer(CacheLayer::new(cache.clone()))
-        .layer(InvalidationLayer::new(cache.clone()));
-    App {
-        router,
-        origin,
-        cache,
-        clock,
-    }
+    App::around(cache, clock)
 }
 
 /// Two tiered instances on `redis`, connected and listening.

@@ -222,6 +222,12 @@ impl App {
             .clock(clock.clone())
             .build()
             .unwrap();
+        Self::around(cache, clock)
+    }
+
+    /// A fresh origin behind `cache` (reading `clock`) and its
+    /// invalidation layer.
+    pub fn around(cache: Cache, clock: MockClock) -> Self {
         let origin = Origin::default();
         let router = router(origin.clone())
             .layer(CacheLayer::new(cache.clone()))

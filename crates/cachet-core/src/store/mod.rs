@@ -116,9 +116,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn degraded(&self) -> Option<String> {
         None
     }
-    /// Called before this instance asks the origin for `key` on a cold miss
-    /// (its own requests for the key already wait behind this one). A store
-    /// shared between instances may wait, at most `timeout`, while another
+    /// Called, for a store that [`is_shared`](Self::is_shared), before this
+    /// instance asks the origin for `key` on a cold miss (its own requests
+    /// for the key already wait behind this one). The store may wait, at most `timeout`, while another
     /// instance fetches the same key: `true` when an entry for it was stored
     /// meanwhile (the cache then looks again), `false` to fetch. The default
     /// fetches at once. Every call is followed by

@@ -346,10 +346,12 @@ impl ValueCache {
         }
         // Another instance sharing the store may be computing it.
         let store = &self.shared.store;
+        let shared = store.is_shared();
         let cache_key = CacheKey::from_raw(key);
-        if store
-            .before_fetch(VALUES_CACHE, &cache_key, COMPUTE_WAIT)
-            .await
+        if shared
+            && store
+                .before_fetch(VALUES_CACHE, &cache_key, COMPUTE_WAIT)
+                .await
         {
             if let Some(value) = self.cached_value(key).await {
                 store.fetch_done(VALUES_CACHE, &cache_key).await;
@@ -364,7 +366,9 @@ impl ValueCache {
                 }
             }
         }
-        store.fetch_done(VALUES_CACHE, &cache_key).await;
+        if shared {
+            store.fetch_done(VALUES_CACHE, &cache_key).await;
+        }
         computed
     }
 
