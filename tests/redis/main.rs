@@ -3,6 +3,7 @@
 //! entries and purges, and no request fails when Redis is down, killed or
 //! slow. Run with `--features external-tests`.
 
+mod cluster;
 mod server;
 #[path = "../support/mod.rs"]
 mod support;
@@ -22,8 +23,13 @@ fn instance(url: &str, prefix: &str, mode: &str) -> App {
 
 /// [`instance`] with more lines for `[redis]`.
 fn instance_with(url: &str, prefix: &str, mode: &str, more: &str) -> App {
+    instance_on(&format!("url = '{url}'"), prefix, mode, more)
+}
+
+/// An instance on the Redis `target` names (its `url` or `cluster` line).
+fn instance_on(target: &str, prefix: &str, mode: &str, more: &str) -> App {
     let text = format!(
-        "{RULES}\n[redis]\nurl = '{url}'\nprefix = '{prefix}'\nmode = '{mode}'\ncommand_timeout = '200ms'\n{more}\n"
+        "{RULES}\n[redis]\n{target}\nprefix = '{prefix}'\nmode = '{mode}'\ncommand_timeout = '200ms'\n{more}\n"
     );
     let clock = MockClock::new();
     let builder = CacheBuilder::from_toml(&text)

@@ -204,7 +204,7 @@ impl ProxyConfig {
         }
         let has_rules = table.contains_key("rules");
         let builder = CacheBuilder::from_toml_table(&table)?.env_overrides(&env)?;
-        // `[redis]`, `CACHET_REDIS_URL` or `REDIS_URL`: the shared tier.
+        // `[redis]`, `CACHET_REDIS_URL`, `REDIS_URL` or `CACHET_REDIS_CLUSTER`: the shared tier.
         let mut builder = cachet_redis::install_with_env(builder, &env)?.key_host(true);
         if let Some(clock) = &overrides.clock {
             builder = builder.clock(clock.clone());

@@ -44,8 +44,12 @@ pub enum Mode {
 #[non_exhaustive]
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port/db` (`rediss://` for TLS is not
-    /// built in).
+    /// built in). Unused when [`cluster`](Self::cluster) names a cluster.
     pub url: String,
+    /// The seed nodes of a Redis Cluster (`redis://[user:password@]host:port`
+    /// each; one reachable seed is enough, the others are found through
+    /// it). Empty (the default): the single Redis at [`url`](Self::url).
+    pub cluster: Vec<String>,
     /// Put in front of every key and of the invalidation channel, so that
     /// several applications (or environments) share one Redis apart.
     pub prefix: String,
@@ -68,6 +72,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379/0".into(),
+            cluster: Vec::new(),
             prefix: "cachet:".into(),
             mode: Mode::Tiered,
             connect_timeout: Duration::from_secs(1),
@@ -82,6 +87,14 @@ impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &redacted(&self.url))
+            .field(
+                "cluster",
+                &self
+                    .cluster
+                    .iter()
+                    .map(|url| redacted(url))
+                    .collect::<Vec<_>>(),
+            )
             .field("prefix", &self.prefix)
             .field("mode", &self.mode)
             .field("connect_timeout", &self.connect_timeout)
@@ -96,6 +109,7 @@ impl fmt::Debug for RedisConfig {
 #[serde(deny_unknown_fields)]
 struct RedisDto {
     url: Option<String>,
+    cluster: Option<Vec<String>>,
     prefix: Option<String>,
     mode: Option<Mode>,
     connect_timeout: Option<DurationValue>,
@@ -135,8 +149,20 @@ impl RedisConfig {
     pub fn from_section(section: toml::Value) -> Result<Self, ConfigError> {
         let dto: RedisDto = parse_section("redis", section)?;
         let mut config = Self::default();
+        if dto.url.is_some() && dto.cluster.is_some() {
+            return Err(error(
+                "cluster",
+                "set either `url` (one Redis) or `cluster` (the seed nodes of a Redis Cluster), not both",
+            ));
+        }
         if let Some(url) = dto.url {
             config.url = url;
+        }
+        if let Some(seeds) = dto.cluster {
+            if seeds.is_empty() {
+                return Err(error("cluster", "name at least one seed node"));
+            }
+            config.cluster = seeds;
         }
         if let Some(prefix) = dto.prefix {
             config.prefix = prefix;
@@ -162,12 +188,35 @@ impl RedisConfig {
 
     /// Checks what the parts cannot check alone.
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
-        redis::Client::open(self.url.as_str()).map_err(|problem| {
-            error(
-                "url",
-                format!("`{}` is not a Redis URL: {problem}", redacted(&self.url)),
-            )
-        })?;
+        if self.cluster.is_empty() {
+            redis::Client::open(self.url.as_str()).map_err(|problem| {
+                error(
+                    "url",
+                    format!("`{}` is not a Redis URL: {problem}", redacted(&self.url)),
+                )
+            })?;
+        }
+        for seed in &self.cluster {
+            let db = redis::Client::open(seed.as_str())
+                .map_err(|problem| {
+                    error(
+                        "cluster",
+                        format!("`{}` is not a Redis URL: {problem}", redacted(seed)),
+                    )
+                })?
+                .get_connection_info()
+                .redis_settings()
+                .db();
+            if db != 0 {
+                return Err(error(
+                    "cluster",
+                    format!(
+                        "`{}` names database {db}; a Redis Cluster has only database 0",
+                        redacted(seed)
+                    ),
+                ));
+            }
+        }
         for (field, value) in [
             ("connect_timeout", self.connect_timeout),
             ("command_timeout", self.command_timeout),
@@ -227,6 +276,13 @@ mod tests {
             ("max_shared_body = 'big'", "max_shared_body"),
             ("prefix = 'a b'", "prefix"),
             ("colour = 'red'", "colour"),
+            ("cluster = []", "cluster"),
+            ("cluster = ['redis://127.0.0.1:7000/2']", "cluster"),
+            ("cluster = ['nowhere']", "cluster"),
+            (
+                "url = 'redis://a:1'\ncluster = ['redis://127.0.0.1:7000']",
+                "cluster",
+            ),
         ] {
             let error = RedisConfig::from_toml(text).unwrap_err().to_string();
             assert!(error.contains(&format!("`{field}`")), "{text}: {error}");

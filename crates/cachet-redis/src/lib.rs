@@ -14,8 +14,13 @@
 //! says `degraded` until it is back (an instance that lost the channel then
 //! empties its memory, since it may have missed purges).
 //!
+//! One Redis, or a Redis Cluster (`cluster = ["redis://host:port", ...]`,
+//! its seed nodes): on a cluster each key goes to its slot's master, `SCAN`
+//! walks every master, and purges travel on the cluster's channel.
+//!
 //! Configure it with a `[redis]` section (or `CACHET_REDIS_URL` /
-//! `REDIS_URL`) and pass the builder through [`install`]:
+//! `REDIS_URL`, or `CACHET_REDIS_CLUSTER`) and pass the builder through
+//! [`install`]:
 //!
 //! ```no_run
 //! use cachet_core::CacheBuilder;
@@ -66,9 +71,11 @@ pub use self::store::RedisStore;
 use cachet_core::{CacheBuilder, ConfigError};
 
 /// Puts the Redis tier under `builder` when its configuration has a
-/// `[redis]` section or the environment names a Redis (`CACHET_REDIS_URL`,
-/// else `REDIS_URL`, overriding the section's `url`); otherwise returns
-/// `builder` as it was.
+/// `[redis]` section or the environment names a Redis; otherwise returns
+/// `builder` as it was. The environment overrides where the section points:
+/// `CACHET_REDIS_URL` (else `REDIS_URL`) names one Redis,
+/// `CACHET_REDIS_CLUSTER` the comma-separated seed nodes of a cluster
+/// (setting both `CACHET_` variables is an error).
 pub fn install(builder: CacheBuilder) -> Result<CacheBuilder, ConfigError> {
     install_with_env(builder, |name| std::env::var(name).ok())
 }
@@ -79,22 +86,53 @@ pub fn install_with_env(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<CacheBuilder, ConfigError> {
     let section = builder.take_redis_section();
-    let from_env = ["CACHET_REDIS_URL", "REDIS_URL"]
+    let url = ["CACHET_REDIS_URL", "REDIS_URL"]
         .into_iter()
         .find_map(|name| env(name).map(|url| (name, url)));
-    if section.is_none() && from_env.is_none() {
+    let cluster = env("CACHET_REDIS_CLUSTER");
+    if section.is_none() && url.is_none() && cluster.is_none() {
         return Ok(builder);
     }
     let mut config = match section {
         Some(section) => RedisConfig::from_section(section)?,
         None => RedisConfig::default(),
     };
-    if let Some((name, url)) = from_env {
-        config.url = url.trim().to_owned();
-        config.check().map_err(|error| ConfigError::Env {
-            variable: name.to_owned(),
-            reason: error.to_string(),
-        })?;
+    let env_error = |variable: &str, reason: String| ConfigError::Env {
+        variable: variable.to_owned(),
+        reason,
+    };
+    match (url, cluster) {
+        (Some(("CACHET_REDIS_URL", _)), Some(_)) => {
+            return Err(env_error(
+                "CACHET_REDIS_CLUSTER",
+                "`CACHET_REDIS_URL` is set too: name one Redis or a cluster, not both".into(),
+            ));
+        }
+        (_, Some(seeds)) => {
+            config.cluster = seeds
+                .split(',')
+                .map(str::trim)
+                .filter(|seed| !seed.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if config.cluster.is_empty() {
+                return Err(env_error(
+                    "CACHET_REDIS_CLUSTER",
+                    "name at least one seed node".into(),
+                ));
+            }
+            config
+                .check()
+                .map_err(|error| env_error("CACHET_REDIS_CLUSTER", error.to_string()))?;
+        }
+        (Some((name, url)), None) => {
+            config.url = url.trim().to_owned();
+            config.cluster.clear();
+            config
+                .check()
+                .map_err(|error| env_error(name, error.to_string()))?;
+        }
+        (None, None) => {}
     }
     Ok(builder.store_with(RedisStore::maker(config)))
 }
@@ -123,6 +161,38 @@ mod tests {
                 .starts_with("environment variable `CACHET_REDIS_URL`"),
             "{error}"
         );
+
+        // A cluster from the environment replaces the section's server.
+        let seeds = |name: &str| {
+            (name == "CACHET_REDIS_CLUSTER")
+                .then(|| "redis://127.0.0.1:1, redis://127.0.0.1:2".to_owned())
+        };
+        let builder = CacheBuilder::from_toml("[redis]\nurl = 'redis://127.0.0.1:3/0'").unwrap();
+        let cache = install_with_env(builder, seeds).unwrap().build().unwrap();
+        let health = cache.storage().degraded().unwrap();
+        assert!(
+            health.contains("the cluster of redis://127.0.0.1:1, redis://127.0.0.1:2"),
+            "{health}"
+        );
+        for (variable, value) in [
+            ("CACHET_REDIS_CLUSTER", " , "),
+            ("CACHET_REDIS_CLUSTER", "redis://127.0.0.1:1/4"),
+        ] {
+            let env = |name: &str| (name == variable).then(|| value.to_owned());
+            let error = install_with_env(CacheBuilder::default(), env).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("environment variable `CACHET_REDIS_CLUSTER`"),
+                "{value}: {error}"
+            );
+        }
+        let both = |name: &str| match name {
+            "CACHET_REDIS_URL" => Some("redis://127.0.0.1:1".to_owned()),
+            "CACHET_REDIS_CLUSTER" => Some("redis://127.0.0.1:2".to_owned()),
+            _ => None,
+        };
+        assert!(install_with_env(CacheBuilder::default(), both).is_err());
     }
 
     #[test]

@@ -1,16 +1,24 @@
-//! The connection to Redis: commands with a deadline, whether the tier is
-//! up, and the background work that (re)connects it.
+//! The connection to Redis — one server or a cluster — commands with a
+//! deadline, whether the tier is up, and the background work that
+//! (re)connects it.
 //!
-//! `ConnectionManager::new` fails while Redis is down, so connecting runs
-//! here, in a loop on the tier's own runtime. Until it succeeds — and after
-//! a connection error, until a `PING` answers again — the tier counts as
-//! down: commands fail at once (a miss, or memory only) instead of making
-//! every request wait for a deadline.
+//! `ConnectionManager::new` (like a cluster client's first connection)
+//! fails while Redis is down, so connecting runs here, in a loop on the
+//! tier's own runtime. Until it succeeds — and after a connection error,
+//! until a `PING` answers again — the tier counts as down: commands fail at
+//! once (a miss, or memory only) instead of making every request wait for a
+//! deadline.
 
 use crate::config::{redacted, RedisConfig};
 use cachet_core::StoreError;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, RedisError};
+use futures_util::future::{try_join_all, BoxFuture};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
+use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -26,10 +34,54 @@ const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// At most one warning per this long; the others are counted in the next.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-#[derive(Debug)]
+/// What the tier talks to.
+enum Topology {
+    Single(redis::Client),
+    Cluster(Box<ClusterClient>),
+}
+
+/// A connection to either: clones share it (both multiplex).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
 pub(crate) struct Link {
-    pub(crate) client: redis::Client,
-    manager: Mutex<Option<ConnectionManager>>,
+    topology: Topology,
+    /// Where the invalidation channel subscribes: the server, or a
+    /// cluster's seeds in turn (every node of a cluster carries every
+    /// message published on any of them).
+    pub(crate) channel_clients: Vec<redis::Client>,
+    connection: Mutex<Option<Connection>>,
     up: AtomicBool,
     timeouts_in_a_row: AtomicU64,
     /// Whether the invalidation channel is subscribed.
@@ -50,11 +102,47 @@ pub(crate) struct Counts {
     pub(crate) timeouts: AtomicU64,
 }
 
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("url", &self.url)
+            .field("up", &self.is_up())
+            .field("listening", &self.listening.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl Link {
     pub(crate) fn new(config: &RedisConfig) -> Result<Self, RedisError> {
+        let (topology, channel_clients, url) = if config.cluster.is_empty() {
+            let client = redis::Client::open(config.url.as_str())?;
+            (
+                Topology::Single(client.clone()),
+                vec![client],
+                redacted(&config.url),
+            )
+        } else {
+            let cluster = ClusterClientBuilder::new(config.cluster.iter().map(String::as_str))
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.command_timeout)
+                .retries(1)
+                .build()?;
+            let seeds = config
+                .cluster
+                .iter()
+                .map(|seed| redis::Client::open(seed.as_str()))
+                .collect::<Result<_, _>>()?;
+            let urls: Vec<String> = config.cluster.iter().map(|url| redacted(url)).collect();
+            (
+                Topology::Cluster(Box::new(cluster)),
+                seeds,
+                format!("the cluster of {}", urls.join(", ")),
+            )
+        };
         Ok(Self {
-            client: redis::Client::open(config.url.as_str())?,
-            manager: Mutex::new(None),
+            topology,
+            channel_clients,
+            connection: Mutex::new(None),
             up: AtomicBool::new(false),
             timeouts_in_a_row: AtomicU64::new(0),
             listening: AtomicBool::new(false),
@@ -63,7 +151,7 @@ impl Link {
             connect_timeout: config.connect_timeout,
             command_timeout: config.command_timeout,
             warnings: Warnings::default(),
-            url: redacted(&config.url),
+            url,
             counts: Counts::default(),
         })
     }
@@ -99,27 +187,127 @@ impl Link {
     pub(crate) async fn cmd<T: FromRedisValue>(
         &self,
         what: &'static str,
-        command: &redis::Cmd,
+        command: &Cmd,
     ) -> Result<T, StoreError> {
         let Some(mut connection) = self.connection() else {
             return Err(self.skipped(what));
         };
-        let result =
-            tokio::time::timeout(self.command_timeout, command.query_async(&mut connection)).await;
-        self.settle(what, result)
+        self.timed(what, command.query_async(&mut connection)).await
     }
 
-    /// Runs `pipeline`, or fails at once while the tier is down.
+    /// Runs `pipeline` in one round trip, or fails at once while the tier
+    /// is down. Its commands must share one key (on a cluster, one slot):
+    /// commands on several keys go through [`batch`](Self::batch).
     pub(crate) async fn pipe<T: FromRedisValue>(
         &self,
         what: &'static str,
-        pipeline: &redis::Pipeline,
+        pipeline: &Pipeline,
     ) -> Result<T, StoreError> {
         let Some(mut connection) = self.connection() else {
             return Err(self.skipped(what));
         };
-        let result =
-            tokio::time::timeout(self.command_timeout, pipeline.query_async(&mut connection)).await;
+        self.timed(what, pipeline.query_async(&mut connection))
+            .await
+    }
+
+    /// Runs `commands`, on any keys, at once: one pipeline on a single
+    /// server; on a cluster each goes to its key's node, all in flight
+    /// together. Their replies, in order.
+    pub(crate) async fn batch(
+        &self,
+        what: &'static str,
+        commands: &[Cmd],
+    ) -> Result<Vec<Value>, StoreError> {
+        let Some(connection) = self.connection() else {
+            return Err(self.skipped(what));
+        };
+        let replies: BoxFuture<'_, Result<Vec<Value>, RedisError>> = match connection {
+            Connection::Single(mut single) => {
+                let mut pipeline = redis::pipe();
+                for command in commands {
+                    pipeline.add_command(command.clone());
+                }
+                Box::pin(async move { pipeline.query_async(&mut single).await })
+            }
+            Connection::Cluster(cluster) => {
+                Box::pin(try_join_all(commands.iter().map(|command| {
+                    let mut cluster = cluster.clone();
+                    async move { command.query_async::<Value>(&mut cluster).await }
+                })))
+            }
+        };
+        self.timed(what, replies).await
+    }
+
+    /// Every key `pattern` matches, a `SCAN` step at a time (on a cluster,
+    /// on every master), `count` keys asked for per step.
+    pub(crate) async fn scan(
+        &self,
+        pattern: &str,
+        count: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let Some(connection) = self.connection() else {
+            return Err(self.skipped("SCAN"));
+        };
+        let nodes = match &connection {
+            Connection::Single(_) => vec![None],
+            Connection::Cluster(_) => {
+                let slots: Value = self
+                    .cmd("CLUSTER SLOTS", redis::cmd("CLUSTER").arg("SLOTS"))
+                    .await?;
+                masters(slots)
+                    .map_err(|why| StoreError::new(format!("redis at {}: {why}", self.url)))?
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            }
+        };
+        let mut keys = Vec::new();
+        for node in nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let mut step = redis::cmd("SCAN");
+                step.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(count);
+                let mut connection = connection.clone();
+                let reply: Value = match (&mut connection, &node) {
+                    (Connection::Cluster(cluster), Some((host, port))) => {
+                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host: host.clone(),
+                            port: *port,
+                        });
+                        self.timed("SCAN", cluster.route_command(step, route))
+                            .await?
+                    }
+                    _ => {
+                        self.timed("SCAN", step.query_async(&mut connection))
+                            .await?
+                    }
+                };
+                let (next, found): (u64, Vec<String>) =
+                    redis::from_redis_value(reply).map_err(|error| {
+                        StoreError::new(format!("redis at {}: SCAN: {error}", self.url))
+                    })?;
+                keys.extend(found);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Waits for `reply` up to the command deadline, then settles it.
+    async fn timed<T>(
+        &self,
+        what: &str,
+        reply: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        let result = tokio::time::timeout(self.command_timeout, reply).await;
         self.settle(what, result)
     }
 
@@ -168,11 +356,11 @@ impl Link {
         }
     }
 
-    fn connection(&self) -> Option<ConnectionManager> {
+    fn connection(&self) -> Option<Connection> {
         if !self.is_up() {
             return None;
         }
-        self.manager
+        self.connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -212,17 +400,17 @@ impl Link {
     pub(crate) async fn keep_connected(self: Arc<Self>) {
         let mut delay = Duration::from_millis(50);
         loop {
-            let manager = self
-                .manager
+            let connection = self
+                .connection
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let result = match manager {
+            let result = match connection {
                 None => self.connect().await,
-                Some(mut manager) if !self.is_up() => {
+                Some(mut connection) if !self.is_up() => {
                     match tokio::time::timeout(
                         self.connect_timeout,
-                        redis::cmd("PING").query_async::<String>(&mut manager),
+                        redis::cmd("PING").query_async::<Value>(&mut connection),
                     )
                     .await
                     {
@@ -258,15 +446,33 @@ impl Link {
     }
 
     async fn connect(&self) -> Result<(), String> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(PROBE_EVERY);
-        let connecting = ConnectionManager::new_with_config(self.client.clone(), config);
+        let connecting: BoxFuture<'_, Result<Connection, RedisError>> = match &self.topology {
+            Topology::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.connect_timeout))
+                    .set_response_timeout(Some(self.command_timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(PROBE_EVERY);
+                let client = client.clone();
+                Box::pin(async move {
+                    ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map(Connection::Single)
+                })
+            }
+            Topology::Cluster(cluster) => Box::pin(async move {
+                cluster
+                    .get_async_connection()
+                    .await
+                    .map(Connection::Cluster)
+            }),
+        };
         match tokio::time::timeout(self.connect_timeout, connecting).await {
-            Ok(Ok(manager)) => {
-                *self.manager.lock().unwrap_or_else(PoisonError::into_inner) = Some(manager);
+            Ok(Ok(connection)) => {
+                *self
+                    .connection
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(connection);
                 Ok(())
             }
             Ok(Err(error)) => Err(error.to_string()),
@@ -276,6 +482,34 @@ impl Link {
             )),
         }
     }
+}
+
+/// The address of every master in a `CLUSTER SLOTS` reply (each slot
+/// range: start, end, then its master as host, port, id, ...).
+fn masters(slots: Value) -> Result<Vec<(String, u16)>, String> {
+    let malformed = || "a `CLUSTER SLOTS` reply of an unknown shape".to_owned();
+    let Value::Array(ranges) = slots else {
+        return Err(malformed());
+    };
+    let mut masters = Vec::new();
+    for range in ranges {
+        let Value::Array(parts) = range else {
+            return Err(malformed());
+        };
+        let Some(Value::Array(master)) = parts.into_iter().nth(2) else {
+            return Err(malformed());
+        };
+        let mut fields = master.into_iter();
+        let (Some(host), Some(port)) = (fields.next(), fields.next()) else {
+            return Err(malformed());
+        };
+        let host: String = redis::from_redis_value(host).map_err(|_| malformed())?;
+        let port: u16 = redis::from_redis_value(port).map_err(|_| malformed())?;
+        if !masters.contains(&(host.clone(), port)) {
+            masters.push((host, port));
+        }
+    }
+    Ok(masters)
 }
 
 #[derive(Debug, Default)]
@@ -311,6 +545,44 @@ mod tests {
             assert_eq!(warnings.admit(), None);
         }
         assert_eq!(warnings.suppressed.load(Ordering::Relaxed), 100);
+    }
+
+    #[test]
+    fn masters_are_read_from_cluster_slots() {
+        let node = |host: &str, port: i64, id: &str| {
+            Value::Array(vec![
+                Value::BulkString(host.as_bytes().to_vec()),
+                Value::Int(port),
+                Value::BulkString(id.as_bytes().to_vec()),
+            ])
+        };
+        let slots = Value::Array(vec![
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node("127.0.0.1", 7000, "a"),
+                node("127.0.0.1", 7003, "replica of a"),
+            ]),
+            Value::Array(vec![
+                Value::Int(5461),
+                Value::Int(10922),
+                node("127.0.0.1", 7001, "b"),
+            ]),
+            Value::Array(vec![
+                Value::Int(10923),
+                Value::Int(16383),
+                node("127.0.0.1", 7000, "a"),
+            ]),
+        ]);
+        assert_eq!(
+            masters(slots).unwrap(),
+            [
+                ("127.0.0.1".to_owned(), 7000),
+                ("127.0.0.1".to_owned(), 7001)
+            ]
+        );
+        assert!(masters(Value::Int(3)).is_err());
+        assert!(masters(Value::Array(vec![Value::Array(vec![Value::Int(0)])])).is_err());
     }
 
     #[tokio::test]

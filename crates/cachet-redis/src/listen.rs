@@ -27,8 +27,11 @@ impl Listener {
     pub(crate) async fn run(self) {
         let mut missed = false;
         let mut delay = Duration::from_millis(50);
-        loop {
-            match self.subscribe().await {
+        for attempt in 0.. {
+            // On a cluster, the next seed when one fails.
+            let clients = &self.link.channel_clients;
+            let client = &clients[attempt % clients.len()];
+            match self.subscribe(client).await {
                 Ok(mut pubsub) => {
                     if missed {
                         self.flush().await;
@@ -60,9 +63,9 @@ impl Listener {
         }
     }
 
-    async fn subscribe(&self) -> Result<redis::aio::PubSub, String> {
+    async fn subscribe(&self, client: &redis::Client) -> Result<redis::aio::PubSub, String> {
         let connecting = async {
-            let mut pubsub = self.link.client.get_async_pubsub().await?;
+            let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&self.channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };

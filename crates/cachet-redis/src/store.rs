@@ -7,6 +7,7 @@ use crate::link::Link;
 use crate::listen::Listener;
 use cachet_core::store::{Entry, MokaStore, Store, StoreUsage};
 use cachet_core::{CacheKey, CacheSpec, ConfigError, SharedClock, StoreError};
+use redis::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -164,27 +165,6 @@ impl RedisStore {
         }
     }
 
-    /// Every Redis key `pattern` matches, a `SCAN` step at a time.
-    async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
-        let mut cursor: u64 = 0;
-        let mut keys = Vec::new();
-        loop {
-            let step = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .clone();
-            let (next, found): (u64, Vec<String>) = self.link.cmd("SCAN", &step).await?;
-            keys.extend(found);
-            if next == 0 {
-                return Ok(keys);
-            }
-            cursor = next;
-        }
-    }
-
     /// What Redis holds for `key` of `cache`, if anything kept at `now`.
     async fn shared_get(
         &self,
@@ -226,21 +206,21 @@ impl RedisStore {
         }
     }
 
-    /// Adds storing `value` under `key` to `pipe` (the entry, or a marker
-    /// for a body too large to share, and its tags); whether anything was
-    /// added (not for a value already past its time).
-    fn queue_insert(
+    /// The commands storing `value` under `key` (the entry, or a marker
+    /// for a body too large to share, and its tags), added to `commands`;
+    /// none for a value already past its time.
+    fn insert_commands(
         &self,
-        pipe: &mut redis::Pipeline,
+        commands: &mut Vec<redis::Cmd>,
         cache: &str,
         key: &CacheKey,
         value: &Entry,
         now: u64,
-    ) -> bool {
+    ) {
         let keep_until = millis(value.keep_until());
         let ttl = keep_until.saturating_sub(now);
         if ttl == 0 {
-            return false;
+            return;
         }
         let stored = match value.response() {
             Some(response) if response.body().len() as u64 > self.max_shared_body => {
@@ -248,25 +228,25 @@ impl RedisStore {
             }
             _ => layout::encode_entry(&value.to_bytes()),
         };
-        pipe.cmd("SET")
-            .arg(self.layout.entry(cache, key.as_str()))
+        let mut set = redis::cmd("SET");
+        set.arg(self.layout.entry(cache, key.as_str()))
             .arg(stored)
             .arg("PX")
-            .arg(ttl)
-            .ignore();
+            .arg(ttl);
+        commands.push(set);
         for tag in value.tags() {
-            let set = self.layout.tag(cache, tag);
-            pipe.cmd("ZADD")
-                .arg(&set)
-                .arg(keep_until)
-                .arg(key.as_str())
-                .ignore();
+            let tag_set = self.layout.tag(cache, tag);
+            let mut add = redis::cmd("ZADD");
+            add.arg(&tag_set).arg(keep_until).arg(key.as_str());
+            commands.push(add);
             // The set lives as long as its longest-kept key (relative:
             // Redis's clock is not the cache's).
-            pipe.cmd("PEXPIRE").arg(&set).arg(ttl).arg("NX").ignore();
-            pipe.cmd("PEXPIRE").arg(&set).arg(ttl).arg("GT").ignore();
+            for condition in ["NX", "GT"] {
+                let mut expire = redis::cmd("PEXPIRE");
+                expire.arg(&tag_set).arg(ttl).arg(condition);
+                commands.push(expire);
+            }
         }
-        true
     }
 }
 
@@ -364,20 +344,19 @@ impl Store for RedisStore {
         items: Vec<(CacheKey, Entry)>,
     ) -> Result<(), StoreError> {
         self.known(cache)?;
-        let mut pipe = redis::pipe();
+        let mut commands = Vec::new();
         let now = self.now_millis();
-        let mut queued = false;
         for (key, value) in items {
-            queued |= self.queue_insert(&mut pipe, cache, &key, &value, now);
+            self.insert_commands(&mut commands, cache, &key, &value, now);
             if let Some(local) = &self.local {
                 local.insert(cache, &key, value).await?;
             }
         }
-        if !queued {
+        if commands.is_empty() {
             return Ok(());
         }
-        match self.link.pipe::<()>("SET", &pipe).await {
-            Ok(()) => Ok(()),
+        match self.link.batch("SET", &commands).await {
+            Ok(_) => Ok(()),
             // Memory holds them; the other instances fetch them themselves.
             Err(_) if self.local.is_some() => Ok(()),
             Err(error) => Err(error),
@@ -458,7 +437,11 @@ impl Store for RedisStore {
             Some(local) => local.keys(cache).await?.into_iter().collect(),
             None => BTreeSet::new(),
         };
-        match self.scan(&self.layout.entries_of(cache)).await {
+        match self
+            .link
+            .scan(&self.layout.entries_of(cache), SCAN_COUNT)
+            .await
+        {
             Ok(found) => keys.extend(
                 found
                     .iter()
@@ -478,7 +461,12 @@ impl Store for RedisStore {
         }
         let cleared = async {
             for pattern in [self.layout.entries_of(cache), self.layout.tags_of(cache)] {
-                for batch in self.scan(&pattern).await?.chunks(SCAN_COUNT) {
+                for batch in self
+                    .link
+                    .scan(&pattern, SCAN_COUNT)
+                    .await?
+                    .chunks(SCAN_COUNT)
+                {
                     let delete = redis::cmd("UNLINK").arg(batch).clone();
                     self.link.cmd::<u64>("UNLINK", &delete).await?;
                 }
@@ -534,19 +522,15 @@ impl Store for RedisStore {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Has it landed? If not, take the lock, unless another holds it.
-            let mut pipe = redis::pipe();
-            pipe.cmd("EXISTS").arg(&entry);
-            pipe.cmd("SET")
-                .arg(&lock)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl);
-            match self
-                .link
-                .pipe::<(bool, Option<String>)>("SET NX", &pipe)
-                .await
-            {
+            let mut exists = redis::cmd("EXISTS");
+            exists.arg(&entry);
+            let mut take = redis::cmd("SET");
+            take.arg(&lock).arg(&token).arg("NX").arg("PX").arg(ttl);
+            let replies = self.link.batch("SET NX", &[exists, take]).await;
+            match replies.and_then(|replies| {
+                redis::from_redis_value::<(bool, Option<String>)>(Value::Array(replies))
+                    .map_err(|error| StoreError::new(format!("SET NX: {error}")))
+            }) {
                 Ok((true, taken)) => {
                     if taken.is_some() {
                         self.release(&lock, &token).await;

@@ -31,6 +31,7 @@ pub async fn start(config: &Path, upstream: SocketAddr) -> Running {
         .env("RUST_LOG", "warn")
         .env_remove("REDIS_URL")
         .env_remove("CACHET_REDIS_URL")
+        .env_remove("CACHET_REDIS_CLUSTER")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
