@@ -58,7 +58,7 @@ pub use cachet_core::{
     CompiledRule, ConfigError, DumpError, DumpReport, DurationValue, Evict, Identity,
     InvalidateScope, ListedKey, MockClock, PersistenceConfig, RestoreReport, Rule, RuleSet,
     SharedClock, SizeValue, StatsSnapshot, StoreError, SystemClock, UserId, Validators, ValueCache,
-    ValueError, ValueKey, Visibility, CACHE_TAG, DEFAULT_BYPASS_HEADERS,
+    ValueError, ValueKey, ValuesInfo, Visibility, CACHE_TAG, DEFAULT_BYPASS_HEADERS,
 };
 
 #[cfg(feature = "tower")]

@@ -91,6 +91,8 @@ async fn values_and_the_distributed_lock_work_across_slots() {
     let b = on(&cluster, "distributed_lock = true");
     connected(&a).await;
     connected(&b).await;
+    a.cache.values().ping().await.unwrap();
+    assert!(a.cache.values().info().store.contains("the cluster of"));
     // set_many's commands go to each key's master; get_many's MGET is
     // split by slot.
     let items = (0..50).map(|n| (format!("item:{n}"), n));

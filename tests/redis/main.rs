@@ -182,6 +182,7 @@ async fn killing_redis_fails_no_request_and_the_tier_comes_back() {
     let mut redis = RedisServer::start();
     let (a, b) = pair(&redis).await;
     a.get("/api/items").await;
+    a.cache.values().ping().await.unwrap();
     redis.kill();
     // Served from memory, and from the origin: nothing fails.
     for _ in 0..5 {
@@ -195,9 +196,14 @@ async fn killing_redis_fails_no_request_and_the_tier_comes_back() {
     })
     .await;
     assert!(b.cache.stats().caches["small"].store_errors > 0);
+    // The programmatic cache's ping says Redis is down; info says why.
+    let down = a.cache.values().ping().await.unwrap_err().to_string();
+    assert!(down.contains("down"), "{down}");
+    assert!(a.cache.values().info().degraded.is_some());
     redis.restart();
     connected(&a).await;
     connected(&b).await;
+    a.cache.values().ping().await.unwrap();
     // Both emptied their memory on reconnecting (purges may have been
     // missed), and Redis shares again.
     assert_eq!(a.get("/api/items").await.outcome(), "MISS");
@@ -263,6 +269,13 @@ async fn values_are_shared_and_prefixes_keep_apart() {
     assert_eq!(seen.as_deref(), Some("hello"));
     let apart: Option<String> = other.cache.values().get("greeting").await.unwrap();
     assert_eq!(apart, None);
+    let info = a.cache.values().info();
+    let expected = format!("memory, then Redis at {}", redis.url());
+    assert_eq!(
+        (info.store.as_str(), info.shared),
+        (expected.as_str(), true)
+    );
+    assert_eq!((info.usage.entries, info.degraded), (1, None));
     // The value's TTL holds on the reader's clock.
     b.clock.advance(Duration::from_secs(61));
     let gone: Option<String> = b.cache.values().get("greeting").await.unwrap();

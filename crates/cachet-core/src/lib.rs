@@ -91,4 +91,4 @@ pub use crate::protocol::tags::{CacheTags, CACHE_TAG};
 pub use crate::request::UserId;
 pub use crate::stats::{CacheStats, StatsSnapshot};
 pub use crate::store::{CacheKey, StoreError};
-pub use crate::values::{Codec, Evict, ValueCache, ValueError, ValueKey};
+pub use crate::values::{Codec, Evict, ValueCache, ValueError, ValueKey, ValuesInfo};

@@ -156,6 +156,11 @@ impl Link {
         })
     }
 
+    /// Where the tier points, its password hidden.
+    pub(crate) fn target(&self) -> &str {
+        &self.url
+    }
+
     /// Whether commands are sent.
     pub(crate) fn is_up(&self) -> bool {
         self.up.load(Ordering::Acquire)

@@ -505,6 +505,26 @@ impl Store for RedisStore {
         }
     }
 
+    async fn ping(&self, cache: &str, now: SystemTime) -> Result<(), StoreError> {
+        self.probe(cache, now).await?;
+        if !self.link.is_up() {
+            return Err(StoreError::new(
+                self.link.degraded().unwrap_or_else(|| "redis: down".into()),
+            ));
+        }
+        self.link
+            .cmd::<Value>("PING", &redis::cmd("PING"))
+            .await
+            .map(drop)
+    }
+
+    fn describe(&self) -> String {
+        match self.local {
+            Some(_) => format!("memory, then Redis at {}", self.link.target()),
+            None => format!("Redis at {}", self.link.target()),
+        }
+    }
+
     async fn before_fetch(&self, cache: &str, key: &CacheKey, timeout: Duration) -> bool {
         let Some(locks) = &self.locks else {
             return false;

@@ -402,6 +402,7 @@ impl CacheBuilder {
             Arc::clone(&self.clock),
             self.codec,
             self.identity.clone(),
+            caches.get(VALUES_CACHE).map_or(0, |spec| spec.max_bytes),
             caches.keys().cloned().collect(),
         );
         let counters: HashMap<String, Arc<Counters>> = caches

@@ -137,6 +137,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         let key = CacheKey::from_raw("cachet health probe");
         self.get(cache, &key, now).await.map(drop)
     }
+    /// Checks, now and with a round trip to every tier, that `cache`
+    /// answers (a Redis cache manager's `ping`): unlike
+    /// [`probe`](Self::probe), a remote tier that fails is an error here.
+    /// The default is [`probe`](Self::probe).
+    async fn ping(&self, cache: &str, now: SystemTime) -> Result<(), StoreError> {
+        self.probe(cache, now).await
+    }
+    /// What this store is and where it keeps entries, for operators
+    /// (`"memory"`, `"memory, then Redis at redis://10.0.0.5:6379/0"`).
+    fn describe(&self) -> String {
+        "a custom store".into()
+    }
     /// Whether other instances read what this store holds (a shared Redis
     /// tier): keys that hash users then need the same identity secret on
     /// every instance, which [`CacheBuilder::build`](crate::CacheBuilder::build)

@@ -291,6 +291,10 @@ impl Store for MokaStore {
         Ok(())
     }
 
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+
     fn usage(&self, cache: &str) -> Option<StoreUsage> {
         let named = self.caches.get(cache)?;
         // Exact figures need moka's pending evictions applied and values

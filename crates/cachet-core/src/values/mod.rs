@@ -52,7 +52,7 @@ use crate::config::rules::VALUES_CACHE;
 use crate::identity::Identity;
 use crate::store::entry::{Entry, ValueEntry};
 use crate::store::key::CacheKey;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreUsage};
 use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -66,6 +66,24 @@ use std::time::Duration;
 /// value (with a store shared between instances that coordinates them),
 /// before computing it too.
 const COMPUTE_WAIT: Duration = Duration::from_secs(5);
+
+/// What [`ValueCache::info`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ValuesInfo {
+    /// Where values live: `"memory"`, or with a Redis tier
+    /// `"memory, then Redis at …"` (the URL without its password).
+    pub store: String,
+    /// Whether other instances share the values (a Redis tier).
+    pub shared: bool,
+    /// This instance's memory: live values, bytes held, and what was
+    /// dropped.
+    pub usage: StoreUsage,
+    /// The memory budget of the `values` cache.
+    pub max_bytes: u64,
+    /// A tier the store works without just now, and why (Redis down).
+    pub degraded: Option<String>,
+}
 
 /// The programmatic cache: typed values with a TTL, in the named cache
 /// `values`. Made by [`Cache::values`](crate::Cache::values); clones share
@@ -81,6 +99,8 @@ struct Shared {
     codec: Codec,
     identity: Identity,
     flights: Flights,
+    /// The `values` cache's budget.
+    max_bytes: u64,
     /// Every named cache, for evictions by tag (a tag reaches HTTP entries
     /// too, so that a write purges the pages that show what it changed).
     caches: Vec<String>,
@@ -102,6 +122,7 @@ impl ValueCache {
         clock: SharedClock,
         codec: Codec,
         identity: Identity,
+        max_bytes: u64,
         caches: Vec<String>,
     ) -> Self {
         Self {
@@ -111,6 +132,7 @@ impl ValueCache {
                 codec,
                 identity,
                 flights: Flights::default(),
+                max_bytes,
                 caches,
             }),
         }
@@ -280,6 +302,36 @@ impl ValueCache {
     /// Removes every value.
     pub async fn clear(&self) -> Result<(), ValueError> {
         Ok(self.shared.store.clear(VALUES_CACHE).await?)
+    }
+
+    /// Checks that the store answers now — Redis too, with a round trip,
+    /// when the cache has a Redis tier (a Redis cache manager's `ping`).
+    /// The error says which tier failed and why; values still work from
+    /// memory meanwhile.
+    pub async fn ping(&self) -> Result<(), ValueError> {
+        let now = self.shared.clock.now();
+        Ok(self.shared.store.ping(VALUES_CACHE, now).await?)
+    }
+
+    /// What the value cache holds, where, and whether every tier works (a
+    /// Redis cache manager's `info`).
+    ///
+    /// ```
+    /// let values = cachet_core::Cache::builder().build()?.values();
+    /// let info = values.info();
+    /// assert_eq!((info.store.as_str(), info.shared), ("memory", false));
+    /// assert_eq!(info.max_bytes, 16 * 1024 * 1024);
+    /// # Ok::<(), cachet_core::ConfigError>(())
+    /// ```
+    pub fn info(&self) -> ValuesInfo {
+        let store = &self.shared.store;
+        ValuesInfo {
+            store: store.describe(),
+            shared: store.is_shared(),
+            usage: store.usage(VALUES_CACHE).unwrap_or_default(),
+            max_bytes: self.shared.max_bytes,
+            degraded: store.degraded(),
+        }
     }
 
     /// Deletes every entry tagged `tag` — values, and the HTTP entries of
