@@ -462,3 +462,36 @@ async fn concurrent_dumps_take_turns() {
     assert_eq!(restored.restored, 9);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A dump large enough for many blocks, written by several threads at
+/// once (each walking parts of the caches): every entry comes back once,
+/// whole.
+#[tokio::test]
+async fn a_dump_of_many_blocks_brings_every_entry_back() {
+    let dir = dir("many-blocks");
+    let file = dir.join("dump");
+    let clock = MockClock::new();
+    let cache = filled(&clock, &file).await;
+    let items: Vec<(String, String)> = (0..4000)
+        .map(|n| (format!("item:{n}"), format!("{n:0>200}")))
+        .collect();
+    cache
+        .values()
+        .set_many(items.clone(), Duration::from_secs(600))
+        .await
+        .unwrap();
+    let dumped = cache.dump(&file).unwrap();
+    assert_eq!(dumped.entries, 4009);
+    assert!(dumped.bytes > 3 * 256 * 1024, "{} bytes", dumped.bytes);
+    let fresh = cache_at(&clock, &file);
+    let restored = fresh.restore(&file);
+    assert_eq!((restored.restored, restored.failures.len()), (4009, 0));
+    let keys: Vec<&str> = items.iter().map(|(key, _)| key.as_str()).collect();
+    let back: std::collections::HashMap<String, String> =
+        fresh.values().get_many(&keys).await.unwrap();
+    assert_eq!(back.len(), items.len());
+    for (key, value) in &items {
+        assert_eq!(&back[key], value, "{key}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,7 +5,7 @@ use crate::config::{Mode, RedisConfig};
 use crate::layout::{self, Layout, Purge, Stored};
 use crate::link::Link;
 use crate::listen::Listener;
-use cachet_core::store::{Entry, MokaStore, Store, StoreUsage};
+use cachet_core::store::{Entry, MokaStore, Store, StoreUsage, WalkPart};
 use cachet_core::{CacheKey, CacheSpec, ConfigError, SharedClock, StoreError};
 use redis::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -376,10 +376,11 @@ impl Store for RedisStore {
     fn walk(
         &self,
         cache: &str,
+        part: WalkPart,
         visit: &mut dyn FnMut(&str, &Entry) -> bool,
     ) -> Option<Result<(), StoreError>> {
         // A dump holds this instance's memory; Redis keeps its own.
-        self.local.as_ref()?.walk(cache, visit)
+        self.local.as_ref()?.walk(cache, part, visit)
     }
 
     async fn remove(&self, cache: &str, key: &CacheKey) -> Result<bool, StoreError> {

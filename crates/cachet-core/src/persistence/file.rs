@@ -11,9 +11,10 @@
 //! ```
 //!
 //! A record is `(cache, key, entry)` with the entry in the shared
-//! `store::wire` form. Nothing is ever held whole in memory: the writer
-//! fills one block at a time from the store, the reader reads one block at
-//! a time.
+//! `store::wire` form. Nothing is ever held whole in memory: each encoder
+//! (one per dump thread) fills one block at a time from the store, the
+//! writer writes blocks as they come (in any order: each stands alone),
+//! the reader reads one block at a time.
 
 use crate::store::wire::WireEntry;
 use serde::{Deserialize, Serialize};
@@ -65,41 +66,35 @@ fn checksum(bytes: &[u8]) -> [u8; 16] {
 }
 
 /// Writes a dump, block by block.
-pub(crate) struct Writer {
-    out: BufWriter<File>,
+/// Encodes records into blocks; several encoders (one per thread) can feed
+/// one [`Writer`].
+#[derive(Debug)]
+pub(crate) struct Encoder {
     block: Vec<u8>,
     /// Records in `block`.
-    in_block: u32,
-    sealed: blake3::Hasher,
-    records: u64,
-    bytes: u64,
+    records: u32,
 }
 
-impl Writer {
-    /// Starts `path` (created or truncated) with the header.
-    pub(crate) fn create(path: &Path, fingerprint: [u8; 16], written_at: u64) -> io::Result<Self> {
-        let file = File::create(path)?;
-        let mut header = Vec::with_capacity(HEADER_LEN);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&fingerprint);
-        header.extend_from_slice(&written_at.to_le_bytes());
-        let mut out = BufWriter::with_capacity(1024 * 1024, file);
-        out.write_all(&header)?;
-        let mut sealed = blake3::Hasher::new();
-        sealed.update(&header);
-        Ok(Self {
-            out,
-            block: Vec::with_capacity(BLOCK_BYTES + 64 * 1024),
-            in_block: 0,
-            sealed,
-            records: 0,
-            bytes: HEADER_LEN as u64,
-        })
-    }
+/// A block's records, encoded, and how many there are.
+#[derive(Debug)]
+pub(crate) struct Block {
+    payload: Vec<u8>,
+    records: u32,
+    sum: [u8; 16],
+}
 
-    /// Adds one record; writes the block when it is full.
-    pub(crate) fn record(&mut self, record: &Record<'_>) -> io::Result<()> {
+impl Default for Encoder {
+    fn default() -> Self {
+        Self {
+            block: Vec::with_capacity(BLOCK_BYTES + 64 * 1024),
+            records: 0,
+        }
+    }
+}
+
+impl Encoder {
+    /// Adds one record; the block, once it is full.
+    pub(crate) fn record(&mut self, record: &Record<'_>) -> io::Result<Option<Block>> {
         // Encoded into a slice (postcard copies byte strings whole into
         // one, where an `io::Write` target takes many small writes), with
         // room for the record's size estimate, more if that was short.
@@ -121,36 +116,72 @@ impl Writer {
             }
         }
         self.records += 1;
-        self.in_block += 1;
-        if self.block.len() >= BLOCK_BYTES {
-            self.flush_block()?;
-        }
-        Ok(())
+        Ok((self.block.len() >= BLOCK_BYTES).then(|| self.take()))
     }
 
-    fn flush_block(&mut self) -> io::Result<()> {
-        if self.block.is_empty() {
-            return Ok(());
+    /// The records not yet in a block, if any.
+    pub(crate) fn finish(mut self) -> Option<Block> {
+        (self.records > 0).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Block {
+        let payload =
+            std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK_BYTES + 64 * 1024));
+        Block {
+            sum: checksum(&payload),
+            payload,
+            records: std::mem::take(&mut self.records),
         }
-        let len =
-            u32::try_from(self.block.len()).map_err(|_| io::Error::other("a block over 4 GiB"))?;
-        let sum = checksum(&self.block);
+    }
+}
+
+/// Writes a dump: the header, the blocks in the order given, the footer.
+pub(crate) struct Writer {
+    out: BufWriter<File>,
+    sealed: blake3::Hasher,
+    records: u64,
+    bytes: u64,
+}
+
+impl Writer {
+    /// Starts `path` (created or truncated) with the header.
+    pub(crate) fn create(path: &Path, fingerprint: [u8; 16], written_at: u64) -> io::Result<Self> {
+        let file = File::create(path)?;
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&fingerprint);
+        header.extend_from_slice(&written_at.to_le_bytes());
+        let mut out = BufWriter::with_capacity(1024 * 1024, file);
+        out.write_all(&header)?;
+        let mut sealed = blake3::Hasher::new();
+        sealed.update(&header);
+        Ok(Self {
+            out,
+            sealed,
+            records: 0,
+            bytes: HEADER_LEN as u64,
+        })
+    }
+
+    /// Writes `block`, with its length, checksum and record count.
+    pub(crate) fn block(&mut self, block: &Block) -> io::Result<()> {
+        let len = u32::try_from(block.payload.len())
+            .map_err(|_| io::Error::other("a block over 4 GiB"))?;
         self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(&sum)?;
-        self.out.write_all(&self.block)?;
-        self.out.write_all(&self.in_block.to_le_bytes())?;
-        self.sealed.update(&sum);
-        self.sealed.update(&self.in_block.to_le_bytes());
-        self.bytes += 4 + 16 + self.block.len() as u64 + 4;
-        self.block.clear();
-        self.in_block = 0;
+        self.out.write_all(&block.sum)?;
+        self.out.write_all(&block.payload)?;
+        self.out.write_all(&block.records.to_le_bytes())?;
+        self.sealed.update(&block.sum);
+        self.sealed.update(&block.records.to_le_bytes());
+        self.bytes += 4 + 16 + block.payload.len() as u64 + 4;
+        self.records += u64::from(block.records);
         Ok(())
     }
 
     /// Writes the last block and the footer, and syncs the file to disk;
     /// how many records and bytes were written.
     pub(crate) fn finish(mut self) -> io::Result<(u64, u64)> {
-        self.flush_block()?;
         let sum = checksum(self.sealed.finalize().as_bytes());
         self.out.write_all(&0u32.to_le_bytes())?;
         self.out.write_all(&self.records.to_le_bytes())?;

@@ -36,14 +36,15 @@ mod file;
 pub use self::auto::AutoDumpStatus;
 pub use self::config::PersistenceConfig;
 
-use self::file::{Header, Record, Writer};
+use self::file::{Block, Encoder, Header, Record, Writer};
 use crate::cache::Cache;
 use crate::store::key::CacheKey;
 use crate::store::wire::{millis, BadEntry};
-use crate::store::Entry;
+use crate::store::{Entry, WalkPart};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
 /// What a dump wrote.
@@ -178,6 +179,9 @@ impl Cache {
         self.dump(path)
     }
 
+    /// Writes every kept entry to `tmp`: worker threads walk parts of the
+    /// caches and encode blocks (reading entries scattered over the heap is
+    /// most of a dump's time), this thread writes the blocks as they come.
     fn write(&self, tmp: &Path) -> Result<(u64, u64), DumpError> {
         let inner = &self.inner;
         let io = |source| DumpError::Io {
@@ -186,31 +190,55 @@ impl Cache {
         };
         let now = millis(inner.clock.now());
         let mut writer = Writer::create(tmp, inner.identity.fingerprint(), now).map_err(io)?;
-        for cache in inner.caches.keys() {
-            let mut failed = None;
-            let walked = inner.store.walk(cache, &mut |key: &str, entry: &Entry| {
-                let record = Record {
-                    cache,
-                    key,
-                    entry: entry.to_wire(),
-                };
-                match writer.record(&record) {
-                    Ok(()) => true,
-                    Err(error) => {
-                        failed = Some(error);
-                        false
-                    }
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+        // A few parts per worker, so that none waits on a large last one.
+        let work: Vec<(&str, WalkPart)> = inner
+            .caches
+            .keys()
+            .flat_map(|cache| WalkPart::split(4 * workers).map(move |part| (cache.as_str(), part)))
+            .collect();
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        // Bounded: a dump holds a few blocks at a time, never the cache.
+        let (blocks, received) = std::sync::mpsc::sync_channel::<Block>(2 * workers);
+        let encoded = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let blocks = blocks.clone();
+                    let (work, next, stop) = (&work, &next, &stop);
+                    scope.spawn(move || {
+                        let encoded =
+                            encode(inner, work, next, stop, &blocks).map_err(|error| match error {
+                                Encoding::Store(error) => error,
+                                Encoding::Io(error) => io(error),
+                            });
+                        if encoded.is_err() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        encoded
+                    })
+                })
+                .collect();
+            drop(blocks);
+            let mut result = Ok(());
+            for block in &received {
+                if let Err(error) = writer.block(&block) {
+                    result = Err(io(error));
+                    stop.store(true, Ordering::Relaxed);
+                    break;
                 }
-            });
-            match walked {
-                None => return Err(DumpError::Unsupported),
-                Some(Err(error)) => return Err(error.into()),
-                Some(Ok(())) => {}
             }
-            if let Some(error) = failed {
-                return Err(io(error));
+            // Workers still sending find nobody listening and stop.
+            drop(received);
+            for handle in handles {
+                let worked = handle
+                    .join()
+                    .unwrap_or_else(|_| Err(io(std::io::Error::other("a dump worker panicked"))));
+                result = result.and(worked);
             }
-        }
+            result
+        });
+        encoded?;
         writer.finish().map_err(io)
     }
 
@@ -350,6 +378,60 @@ impl Cache {
             }
         }
     }
+}
+
+/// Why a dump worker stopped.
+enum Encoding {
+    Store(DumpError),
+    Io(std::io::Error),
+}
+
+/// A dump worker: takes the next (cache, part) of `work` until none is
+/// left (or `stop`), and sends the blocks it encodes.
+fn encode(
+    inner: &crate::cache::Inner,
+    work: &[(&str, WalkPart)],
+    next: &AtomicUsize,
+    stop: &AtomicBool,
+    blocks: &SyncSender<Block>,
+) -> Result<(), Encoding> {
+    let mut encoder = Encoder::default();
+    while let Some(&(cache, part)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut failed = None;
+        let walked = inner
+            .store
+            .walk(cache, part, &mut |key: &str, entry: &Entry| {
+                let record = Record {
+                    cache,
+                    key,
+                    entry: entry.to_wire(),
+                };
+                match encoder.record(&record) {
+                    Ok(None) => true,
+                    // The writer stopped: so does the walk.
+                    Ok(Some(block)) => blocks.send(block).is_ok(),
+                    Err(error) => {
+                        failed = Some(error);
+                        false
+                    }
+                }
+            });
+        match walked {
+            None => return Err(Encoding::Store(DumpError::Unsupported)),
+            Some(Err(error)) => return Err(Encoding::Store(error.into())),
+            Some(Ok(())) => {}
+        }
+        if let Some(error) = failed {
+            return Err(Encoding::Io(error));
+        }
+    }
+    if let Some(block) = encoder.finish() {
+        let _ = blocks.send(block);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! every key up a second time).
 
 use crate::store::entry::Entry;
+use crate::store::WalkPart;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -103,9 +104,10 @@ impl KeyIndex {
     /// shard's pairs are copied out (pointers only: a 64th of the keys at a
     /// time) so that no shard is held while visiting; a value stored or
     /// removed during the walk may or may not be visited.
-    pub(crate) fn walk(&self, visit: &mut dyn FnMut(&str, &Entry) -> bool) {
+    pub(crate) fn walk(&self, part: WalkPart, visit: &mut dyn FnMut(&str, &Entry) -> bool) {
         let mut batch: Vec<(Arc<str>, Entry)> = Vec::new();
-        for shard in self.shards.iter() {
+        let shards = self.shards.iter().enumerate();
+        for (_, shard) in shards.filter(|(n, _)| part.holds(*n)) {
             batch.extend(
                 lock(shard)
                     .entries
@@ -262,18 +264,31 @@ mod tests {
             index.add(&Arc::from(format!("/k{n} GET")), &tagged(tags));
         }
         let mut seen = HashSet::new();
-        index.walk(&mut |key, _| {
+        index.walk(WalkPart::WHOLE, &mut |key, _| {
             assert!(seen.insert(key.to_owned()), "{key} visited twice");
             true
         });
         assert_eq!(seen.len(), count);
+        // Split any number of ways, the parts hold every key once.
+        for ways in [1, 2, 7, SHARDS, SHARDS + 5] {
+            let mut parted = HashSet::new();
+            for part in WalkPart::split(ways) {
+                index.walk(part, &mut |key, _| {
+                    assert!(parted.insert(key.to_owned()), "{key} in two parts");
+                    true
+                });
+            }
+            assert_eq!(parted, seen, "split {ways} ways");
+        }
         let mut visited = 0;
-        index.walk(&mut |_, _| {
+        index.walk(WalkPart::WHOLE, &mut |_, _| {
             visited += 1;
             visited < 10
         });
         assert_eq!(visited, 10);
         index.clear();
-        index.walk(&mut |key, _| panic!("{key} outlived clear"));
+        index.walk(WalkPart::WHOLE, &mut |key, _| {
+            panic!("{key} outlived clear")
+        });
     }
 }

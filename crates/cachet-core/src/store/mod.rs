@@ -86,13 +86,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Option<Result<(), StoreError>> {
         None
     }
-    /// Calls `visit` with each value still kept in `cache`, without
-    /// collecting them (values stored or removed meanwhile may or may not
-    /// be seen), until it returns `false`; `None` for a store that cannot
-    /// walk its values in place. Dumps use it.
+    /// Calls `visit` with each value still kept in `cache` that falls in
+    /// `part`, without collecting them (values stored or removed meanwhile
+    /// may or may not be seen), until it returns `false`; `None` for a
+    /// store that cannot walk its values in place. Dumps use it, walking
+    /// the parts of a cache on several threads at once.
     fn walk(
         &self,
         _cache: &str,
+        _part: WalkPart,
         _visit: &mut dyn FnMut(&str, &Entry) -> bool,
     ) -> Option<Result<(), StoreError>> {
         None
@@ -155,6 +157,41 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// checks. `false` by default.
     fn is_shared(&self) -> bool {
         false
+    }
+}
+
+/// One of `count` disjoint parts of a cache, so that several threads can
+/// walk it at once: every value falls in exactly one part, as the store
+/// splits them.
+///
+/// ```
+/// use cachet_core::store::WalkPart;
+///
+/// let parts: Vec<WalkPart> = WalkPart::split(4).collect();
+/// assert_eq!(parts.len(), 4);
+/// assert!(parts[1].holds(5) && !parts[1].holds(6));
+/// assert!(WalkPart::WHOLE.holds(6));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkPart {
+    index: usize,
+    count: usize,
+}
+
+impl WalkPart {
+    /// The whole cache, in one part.
+    pub const WHOLE: Self = Self { index: 0, count: 1 };
+
+    /// The parts `0..count` of a walk split `count` ways (at least one).
+    pub fn split(count: usize) -> impl Iterator<Item = Self> {
+        let count = count.max(1);
+        (0..count).map(move |index| Self { index, count })
+    }
+
+    /// Whether the store's `n`-th subdivision (a shard, a bucket) belongs
+    /// to this part.
+    pub fn holds(self, n: usize) -> bool {
+        n % self.count == self.index
     }
 }
 
