@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 fn on(cluster: &RedisCluster, more: &str) -> App {
-    let seeds: Vec<String> = cluster
-        .seeds()
+    let nodes: Vec<String> = cluster
+        .urls()
         .iter()
-        .map(|seed| format!("'{seed}'"))
+        .map(|node| format!("'{node}'"))
         .collect();
-    let target = format!("cluster = [{}]", seeds.join(", "));
+    let target = format!("cluster = [{}]", nodes.join(", "));
     instance_on(&target, "test:", "tiered", more)
 }
 

@@ -166,8 +166,8 @@ impl RedisCluster {
         panic!("the cluster did not become ready");
     }
 
-    /// The seed URLs, one per node.
-    pub fn seeds(&self) -> Vec<String> {
+    /// The nodes' URLs, one per node.
+    pub fn urls(&self) -> Vec<String> {
         self.nodes
             .iter()
             .map(|node| format!("redis://127.0.0.1:{}", node.port))

@@ -46,8 +46,8 @@ pub struct RedisConfig {
     /// `redis://[user:password@]host:port/db` (`rediss://` for TLS is not
     /// built in). Unused when [`cluster`](Self::cluster) names a cluster.
     pub url: String,
-    /// The seed nodes of a Redis Cluster (`redis://[user:password@]host:port`
-    /// each; one reachable seed is enough, the others are found through
+    /// The startup nodes of a Redis Cluster (`redis://[user:password@]host:port`
+    /// each; one reachable node is enough, the others are found through
     /// it). Empty (the default): the single Redis at [`url`](Self::url).
     pub cluster: Vec<String>,
     /// Put in front of every key and of the invalidation channel, so that
@@ -152,17 +152,17 @@ impl RedisConfig {
         if dto.url.is_some() && dto.cluster.is_some() {
             return Err(error(
                 "cluster",
-                "set either `url` (one Redis) or `cluster` (the seed nodes of a Redis Cluster), not both",
+                "set either `url` (one Redis) or `cluster` (the startup nodes of a Redis Cluster), not both",
             ));
         }
         if let Some(url) = dto.url {
             config.url = url;
         }
-        if let Some(seeds) = dto.cluster {
-            if seeds.is_empty() {
-                return Err(error("cluster", "name at least one seed node"));
+        if let Some(nodes) = dto.cluster {
+            if nodes.is_empty() {
+                return Err(error("cluster", "name at least one startup node"));
             }
-            config.cluster = seeds;
+            config.cluster = nodes;
         }
         if let Some(prefix) = dto.prefix {
             config.prefix = prefix;
@@ -196,12 +196,12 @@ impl RedisConfig {
                 )
             })?;
         }
-        for seed in &self.cluster {
-            let db = redis::Client::open(seed.as_str())
+        for node in &self.cluster {
+            let db = redis::Client::open(node.as_str())
                 .map_err(|problem| {
                     error(
                         "cluster",
-                        format!("`{}` is not a Redis URL: {problem}", redacted(seed)),
+                        format!("`{}` is not a Redis URL: {problem}", redacted(node)),
                     )
                 })?
                 .get_connection_info()
@@ -212,7 +212,7 @@ impl RedisConfig {
                     "cluster",
                     format!(
                         "`{}` names database {db}; a Redis Cluster has only database 0",
-                        redacted(seed)
+                        redacted(node)
                     ),
                 ));
             }

@@ -15,7 +15,7 @@
 //! empties its memory, since it may have missed purges).
 //!
 //! One Redis, or a Redis Cluster (`cluster = ["redis://host:port", ...]`,
-//! its seed nodes): on a cluster each key goes to its slot's master, `SCAN`
+//! its startup nodes): on a cluster each key goes to its slot's master, `SCAN`
 //! walks every master, and purges travel on the cluster's channel.
 //!
 //! Configure it with a `[redis]` section (or `CACHET_REDIS_URL` /
@@ -74,7 +74,7 @@ use cachet_core::{CacheBuilder, ConfigError};
 /// `[redis]` section or the environment names a Redis; otherwise returns
 /// `builder` as it was. The environment overrides where the section points:
 /// `CACHET_REDIS_URL` (else `REDIS_URL`) names one Redis,
-/// `CACHET_REDIS_CLUSTER` the comma-separated seed nodes of a cluster
+/// `CACHET_REDIS_CLUSTER` the comma-separated startup nodes of a cluster
 /// (setting both `CACHET_` variables is an error).
 pub fn install(builder: CacheBuilder) -> Result<CacheBuilder, ConfigError> {
     install_with_env(builder, |name| std::env::var(name).ok())
@@ -108,17 +108,17 @@ pub fn install_with_env(
                 "`CACHET_REDIS_URL` is set too: name one Redis or a cluster, not both".into(),
             ));
         }
-        (_, Some(seeds)) => {
-            config.cluster = seeds
+        (_, Some(nodes)) => {
+            config.cluster = nodes
                 .split(',')
                 .map(str::trim)
-                .filter(|seed| !seed.is_empty())
+                .filter(|node| !node.is_empty())
                 .map(str::to_owned)
                 .collect();
             if config.cluster.is_empty() {
                 return Err(env_error(
                     "CACHET_REDIS_CLUSTER",
-                    "name at least one seed node".into(),
+                    "name at least one startup node".into(),
                 ));
             }
             config
@@ -163,12 +163,12 @@ mod tests {
         );
 
         // A cluster from the environment replaces the section's server.
-        let seeds = |name: &str| {
+        let nodes = |name: &str| {
             (name == "CACHET_REDIS_CLUSTER")
                 .then(|| "redis://127.0.0.1:1, redis://127.0.0.1:2".to_owned())
         };
         let builder = CacheBuilder::from_toml("[redis]\nurl = 'redis://127.0.0.1:3/0'").unwrap();
-        let cache = install_with_env(builder, seeds).unwrap().build().unwrap();
+        let cache = install_with_env(builder, nodes).unwrap().build().unwrap();
         let health = cache.storage().degraded().unwrap();
         assert!(
             health.contains("the cluster of redis://127.0.0.1:1, redis://127.0.0.1:2"),

@@ -78,7 +78,7 @@ impl ConnectionLike for Connection {
 pub(crate) struct Link {
     topology: Topology,
     /// Where the invalidation channel subscribes: the server, or a
-    /// cluster's seeds in turn (every node of a cluster carries every
+    /// cluster's nodes in turn (every node of a cluster carries every
     /// message published on any of them).
     pub(crate) channel_clients: Vec<redis::Client>,
     connection: Mutex<Option<Connection>>,
@@ -127,15 +127,15 @@ impl Link {
                 .response_timeout(config.command_timeout)
                 .retries(1)
                 .build()?;
-            let seeds = config
+            let nodes = config
                 .cluster
                 .iter()
-                .map(|seed| redis::Client::open(seed.as_str()))
+                .map(|node| redis::Client::open(node.as_str()))
                 .collect::<Result<_, _>>()?;
             let urls: Vec<String> = config.cluster.iter().map(|url| redacted(url)).collect();
             (
                 Topology::Cluster(Box::new(cluster)),
-                seeds,
+                nodes,
                 format!("the cluster of {}", urls.join(", ")),
             )
         };

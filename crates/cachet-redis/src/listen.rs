@@ -28,7 +28,7 @@ impl Listener {
         let mut missed = false;
         let mut delay = Duration::from_millis(50);
         for attempt in 0.. {
-            // On a cluster, the next seed when one fails.
+            // On a cluster, the next node when one fails.
             let clients = &self.link.channel_clients;
             let client = &clients[attempt % clients.len()];
             match self.subscribe(client).await {
