@@ -113,3 +113,36 @@ async fn values_and_the_distributed_lock_work_across_slots() {
     assert_eq!(one.body, two.body);
     assert_eq!(cluster.count("test:l:*"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_fails_no_request_and_the_tier_comes_back() {
+    let mut cluster = RedisCluster::start();
+    let (a, b) = (on(&cluster, ""), on(&cluster, ""));
+    connected(&a).await;
+    connected(&b).await;
+    for n in 0..10 {
+        a.get(&format!("/api/small/{n}")).await;
+    }
+    cluster.nodes[1].kill();
+    // Its slots are gone: memory and the origin answer, nothing fails.
+    for n in 0..20 {
+        let answer = b.get(&format!("/api/small/{n}")).await;
+        assert_eq!(answer.status.as_u16(), 200, "/api/small/{n}");
+        let hit = a.get(&format!("/api/small/{}", n % 10)).await;
+        assert_eq!((hit.status.as_u16(), hit.outcome()), (200, "HIT"));
+    }
+    eventually("health says degraded", || async {
+        b.cache.storage().degraded().is_some()
+    })
+    .await;
+    assert!(b.cache.values().ping().await.is_err());
+    assert!(b.cache.stats().caches["small"].store_errors > 0);
+    // Back on its port with its cluster configuration: the tier resumes.
+    cluster.nodes[1].restart();
+    cluster.wait_ready();
+    connected(&a).await;
+    connected(&b).await;
+    b.cache.values().ping().await.unwrap();
+    a.get("/api/items").await;
+    assert_eq!(b.get("/api/items").await.outcome(), "HIT");
+}

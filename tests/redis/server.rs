@@ -152,14 +152,21 @@ impl RedisCluster {
             .status()
             .expect("redis-cli is installed (with redis-server)");
         assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes, dir };
+        cluster.wait_ready();
+        cluster
+    }
+
+    /// Waits until every node says the cluster is ok.
+    pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            let ready = nodes.iter().all(|node| {
+            let ready = self.nodes.iter().all(|node| {
                 node.command("CLUSTER INFO")
                     .is_some_and(|info| info.contains("cluster_state:ok"))
             });
             if ready {
-                return Self { nodes, dir };
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
