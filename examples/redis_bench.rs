@@ -1,8 +1,9 @@
 //! The Redis tier's figures, with a `redis-server` of its own on a free
-//! port of 127.0.0.1: time per request through the Tower layer for a hit in
-//! memory, a hit in Redis and an uncached pass to the origin (one run);
-//! how long a purge on one instance takes to reach another's memory; and a
-//! load run during which Redis is killed.
+//! port of 127.0.0.1 (and a local three-master Redis Cluster): time per
+//! request through the Tower layer for a hit in memory, a hit in Redis, a
+//! hit in the cluster and an uncached pass to the origin (one run); how
+//! long a purge on one instance takes to reach another's memory, on one
+//! Redis and on the cluster; and a load run during which Redis is killed.
 //!
 //! ```sh
 //! cargo run --release --example redis_bench --features redis
@@ -12,7 +13,6 @@ use axum::{body::Body, routing::get, Router};
 use cachet::{CacheBuilder, CacheKey, CacheLayer, Identity};
 use http::Request;
 use http_body_util::BodyExt;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,42 +20,16 @@ use tower::ServiceExt;
 
 const RULES: &str = "[[rules]]\npath = '^/cached'\nttl = '1h'\n";
 
-struct Redis {
-    port: u16,
-    child: Child,
-}
+// The Redis tests' servers; not every helper is used here.
+#[allow(dead_code)]
+#[path = "../tests/redis/server.rs"]
+mod server;
 
-impl Redis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { port, child }
-    }
-}
+use server::{RedisCluster, RedisServer};
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn app(redis: &Redis, mode: &str) -> (Router, cachet::Cache) {
-    let text = format!(
-        "{RULES}\n[redis]\nurl = 'redis://127.0.0.1:{}/0'\nmode = '{mode}'\n",
-        redis.port
-    );
+/// An instance on the Redis `target` names (its `url` or `cluster` line).
+fn app(target: &str, mode: &str) -> (Router, cachet::Cache) {
+    let text = format!("{RULES}\n[redis]\n{target}\nmode = '{mode}'\n");
     let builder = CacheBuilder::from_toml(&text)
         .unwrap()
         .identity(Identity::default().secret("bench"));
@@ -106,47 +80,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let redis = Redis::start();
-    let (tiered, tiered_cache) = app(&redis, "tiered");
-    let (shared, shared_cache) = app(&redis, "shared");
-    connected(&tiered_cache).await;
-    connected(&shared_cache).await;
-
-    // 1. One request at a time, same run: memory, Redis, the origin.
-    status(&tiered, "/cached/1").await.unwrap();
-    const COUNT: u32 = 20_000;
-    let memory = per_request(&tiered, "/cached/1", COUNT).await;
-    let redis_hit = per_request(&shared, "/cached/1", COUNT).await;
-    let origin = per_request(&tiered, "/uncached", COUNT).await;
-    println!(
-        "| request (through the Tower layer) | time per request | per second | vs. memory hit |"
-    );
-    println!("|---|---|---|---|");
-    for (name, time) in [
-        ("hit in memory (tiered)", memory),
-        ("hit in Redis (shared mode)", redis_hit),
-        ("uncached, to an in-process origin", origin),
-    ] {
-        println!(
-            "| {name} | {:.1} µs | {:.0} | {:.2} |",
-            time.as_secs_f64() * 1e6,
-            1.0 / time.as_secs_f64(),
-            time.as_secs_f64() / memory.as_secs_f64()
-        );
-    }
-
-    // 2. Purge propagation: 1,000 purges on A, each timed until B's
-    // memory no longer holds the key.
-    let (a, a_cache) = app(&redis, "tiered");
-    let (b, b_cache) = app(&redis, "tiered");
-    connected(&a_cache).await;
+/// 1,000 purges on `a`, each timed until another instance's memory no
+/// longer holds the key.
+async fn propagation(name: &str, a: &Router, a_cache: &cachet::Cache, target: &str) {
+    let (b, b_cache) = app(target, "tiered");
+    connected(a_cache).await;
     connected(&b_cache).await;
     let mut delays = Vec::new();
     for n in 0..1000 {
         let uri = format!("/cached/p{n}");
-        status(&a, &uri).await.unwrap();
+        status(a, &uri).await.unwrap();
         status(&b, &uri).await.unwrap();
         let key = b_cache.keys().await.unwrap();
         let key: CacheKey = key
@@ -167,17 +110,63 @@ async fn main() {
         delays.push(started.elapsed());
     }
     delays.sort();
-    println!();
     println!(
-        "purge on A → gone from B's memory, 1,000 purges: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{name}: purge on A → gone from B's memory, 1,000 purges: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         percentile(&delays, 0.5).as_secs_f64() * 1e3,
         percentile(&delays, 0.99).as_secs_f64() * 1e3,
         delays.last().unwrap().as_secs_f64() * 1e3
     );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let mut redis = RedisServer::start();
+    let single = format!("url = '{}'", redis.url());
+    let cluster = RedisCluster::start();
+    let nodes: Vec<String> = cluster.urls().iter().map(|url| format!("'{url}'")).collect();
+    let on_cluster = format!("cluster = [{}]", nodes.join(", "));
+    let (tiered, tiered_cache) = app(&single, "tiered");
+    let (shared, shared_cache) = app(&single, "shared");
+    let (cluster_a, cluster_a_cache) = app(&on_cluster, "tiered");
+    let (clustered, clustered_cache) = app(&on_cluster, "shared");
+    connected(&tiered_cache).await;
+    connected(&shared_cache).await;
+    connected(&clustered_cache).await;
+
+    // 1. One request at a time, same run: memory, Redis, the origin.
+    status(&tiered, "/cached/1").await.unwrap();
+    const COUNT: u32 = 20_000;
+    let memory = per_request(&tiered, "/cached/1", COUNT).await;
+    let redis_hit = per_request(&shared, "/cached/1", COUNT).await;
+    status(&clustered, "/cached/1").await.unwrap();
+    let cluster_hit = per_request(&clustered, "/cached/1", COUNT).await;
+    let origin = per_request(&tiered, "/uncached", COUNT).await;
+    println!(
+        "| request (through the Tower layer) | time per request | per second | vs. memory hit |"
+    );
+    println!("|---|---|---|---|");
+    for (name, time) in [
+        ("hit in memory (tiered)", memory),
+        ("hit in Redis (shared mode)", redis_hit),
+        ("hit in a 3-master Redis Cluster (shared mode)", cluster_hit),
+        ("uncached, to an in-process origin", origin),
+    ] {
+        println!(
+            "| {name} | {:.1} µs | {:.0} | {:.2} |",
+            time.as_secs_f64() * 1e6,
+            1.0 / time.as_secs_f64(),
+            time.as_secs_f64() / memory.as_secs_f64()
+        );
+    }
+
+    // 2. Purge propagation: 1,000 purges on A, each timed until B's
+    // memory no longer holds the key; on one Redis, then on the cluster.
+    let (a, a_cache) = app(&single, "tiered");
+    println!();
+    propagation("one Redis", &a, &a_cache, &single).await;
+    propagation("a 3-master cluster", &cluster_a, &cluster_a_cache, &on_cluster).await;
 
     // 3. Load with Redis killed a second in: failed requests.
-    let mut redis = redis;
-    println!("(redis-server on port {})", redis.port);
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -198,8 +187,7 @@ async fn main() {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let _ = redis.child.kill();
-    let _ = redis.child.wait();
+    redis.kill();
     for client in clients {
         client.await.unwrap();
     }
