@@ -123,7 +123,11 @@ async fn main() {
     let mut redis = RedisServer::start();
     let single = format!("url = '{}'", redis.url());
     let cluster = RedisCluster::start();
-    let nodes: Vec<String> = cluster.urls().iter().map(|url| format!("'{url}'")).collect();
+    let nodes: Vec<String> = cluster
+        .urls()
+        .iter()
+        .map(|url| format!("'{url}'"))
+        .collect();
     let on_cluster = format!("cluster = [{}]", nodes.join(", "));
     let (tiered, tiered_cache) = app(&single, "tiered");
     let (shared, shared_cache) = app(&single, "shared");
@@ -164,7 +168,13 @@ async fn main() {
     let (a, a_cache) = app(&single, "tiered");
     println!();
     propagation("one Redis", &a, &a_cache, &single).await;
-    propagation("a 3-master cluster", &cluster_a, &cluster_a_cache, &on_cluster).await;
+    propagation(
+        "a 3-master cluster",
+        &cluster_a,
+        &cluster_a_cache,
+        &on_cluster,
+    )
+    .await;
 
     // 3. Load with Redis killed a second in: failed requests.
     let ok = Arc::new(AtomicU64::new(0));

@@ -207,11 +207,7 @@ impl Cache {
                     let blocks = blocks.clone();
                     let (work, next, stop) = (&work, &next, &stop);
                     scope.spawn(move || {
-                        let encoded =
-                            encode(inner, work, next, stop, &blocks).map_err(|error| match error {
-                                Encoding::Store(error) => error,
-                                Encoding::Io(error) => io(error),
-                            });
+                        let encoded = encode(inner, work, next, stop, &blocks, tmp);
                         if encoded.is_err() {
                             stop.store(true, Ordering::Relaxed);
                         }
@@ -380,12 +376,6 @@ impl Cache {
     }
 }
 
-/// Why a dump worker stopped.
-enum Encoding {
-    Store(DumpError),
-    Io(std::io::Error),
-}
-
 /// A dump worker: takes the next (cache, part) of `work` until none is
 /// left (or `stop`), and sends the blocks it encodes.
 fn encode(
@@ -394,7 +384,8 @@ fn encode(
     next: &AtomicUsize,
     stop: &AtomicBool,
     blocks: &SyncSender<Block>,
-) -> Result<(), Encoding> {
+    tmp: &Path,
+) -> Result<(), DumpError> {
     let mut encoder = Encoder::default();
     while let Some(&(cache, part)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
         if stop.load(Ordering::Relaxed) {
@@ -420,12 +411,15 @@ fn encode(
                 }
             });
         match walked {
-            None => return Err(Encoding::Store(DumpError::Unsupported)),
-            Some(Err(error)) => return Err(Encoding::Store(error.into())),
+            None => return Err(DumpError::Unsupported),
+            Some(Err(error)) => return Err(error.into()),
             Some(Ok(())) => {}
         }
-        if let Some(error) = failed {
-            return Err(Encoding::Io(error));
+        if let Some(source) = failed {
+            return Err(DumpError::Io {
+                path: tmp.to_owned(),
+                source,
+            });
         }
     }
     if let Some(block) = encoder.finish() {
