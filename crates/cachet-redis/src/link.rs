@@ -168,24 +168,29 @@ impl Link {
 
     /// Why the tier is not fully working, if it is not.
     pub(crate) fn degraded(&self) -> Option<String> {
-        let error = || {
-            self.last_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-                .unwrap_or_else(|| "unknown error".into())
-        };
         if !self.is_up() {
-            return Some(format!("redis at {}: down: {}", self.url, error()));
+            return Some(format!(
+                "redis at {}: down: {}",
+                self.url,
+                self.last_error()
+            ));
         }
         if !self.listening.load(Ordering::Acquire) {
             return Some(format!(
                 "redis at {}: the invalidation channel is down: {}",
                 self.url,
-                error()
+                self.last_error()
             ));
         }
         None
+    }
+
+    fn last_error(&self) -> String {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| "unknown error".into())
     }
 
     /// Runs `command`, or fails at once while the tier is down.
@@ -316,8 +321,13 @@ impl Link {
         self.settle(what, result)
     }
 
+    /// A command not sent while the tier is down, and why it is down.
     fn skipped(&self, what: &str) -> StoreError {
-        StoreError::new(format!("redis at {}: down; {what} skipped", self.url))
+        StoreError::new(format!(
+            "redis at {}: down: {}; {what} skipped",
+            self.url,
+            self.last_error()
+        ))
     }
 
     /// Counts and reports how a command ended.
