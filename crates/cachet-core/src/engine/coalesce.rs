@@ -416,8 +416,6 @@ impl Cache {
         Some(fetch)
     }
 
-    /// A fetch of `plan`'s key that no other request waits for: after a
-    /// waited-for fetch could not be stored.
     /// Whether another instance sharing the store stored `plan`'s entry
     /// while this one waited for it (see [`Store::before_fetch`](crate::store::Store::before_fetch)).
     pub(crate) async fn other_instance_stored(&self, plan: &Plan) -> bool {
@@ -436,6 +434,8 @@ impl Cache {
             .await;
     }
 
+    /// A fetch of `plan`'s key that no other request waits for: after a
+    /// waited-for fetch could not be stored.
     pub(crate) fn fetch_alone(&self, plan: &Plan) -> Fetch {
         self.inner
             .coalescer
