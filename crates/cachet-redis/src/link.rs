@@ -249,6 +249,15 @@ impl Link {
         self.timed(what, replies).await
     }
 
+    /// Sends `PING` — on a cluster, to every master — or fails at once
+    /// while the tier is down.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        let Some(connection) = self.connection() else {
+            return Err(self.skipped("PING"));
+        };
+        self.timed("PING", ping(connection)).await
+    }
+
     /// Every key `pattern` matches, a `SCAN` step at a time (on a cluster,
     /// on every master), `count` keys asked for per step.
     pub(crate) async fn scan(
@@ -261,16 +270,12 @@ impl Link {
         };
         let nodes = match &connection {
             Connection::Single(_) => vec![None],
-            Connection::Cluster(_) => {
-                let slots: Value = self
-                    .cmd("CLUSTER SLOTS", redis::cmd("CLUSTER").arg("SLOTS"))
-                    .await?;
-                masters(slots)
-                    .map_err(|why| StoreError::new(format!("redis at {}: {why}", self.url)))?
-                    .into_iter()
-                    .map(Some)
-                    .collect()
-            }
+            Connection::Cluster(cluster) => self
+                .timed("CLUSTER SLOTS", masters(cluster.clone()))
+                .await?
+                .into_iter()
+                .map(Some)
+                .collect(),
         };
         let mut keys = Vec::new();
         for node in nodes {
@@ -285,11 +290,7 @@ impl Link {
                 let mut connection = connection.clone();
                 let reply: Value = match (&mut connection, &node) {
                     (Connection::Cluster(cluster), Some((host, port))) => {
-                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                            host: host.clone(),
-                            port: *port,
-                        });
-                        self.timed("SCAN", cluster.route_command(step, route))
+                        self.timed("SCAN", cluster.route_command(step, at(host, *port)))
                             .await?
                     }
                     _ => {
@@ -422,14 +423,9 @@ impl Link {
                 .clone();
             let result = match connection {
                 None => self.connect().await,
-                Some(mut connection) if !self.is_up() => {
-                    match tokio::time::timeout(
-                        self.connect_timeout,
-                        redis::cmd("PING").query_async::<Value>(&mut connection),
-                    )
-                    .await
-                    {
-                        Ok(Ok(_)) => Ok(()),
+                Some(connection) if !self.is_up() => {
+                    match tokio::time::timeout(self.connect_timeout, ping(connection)).await {
+                        Ok(Ok(())) => Ok(()),
                         Ok(Err(error)) => Err(error.to_string()),
                         Err(_) => Err("PING took too long".into()),
                     }
@@ -499,9 +495,48 @@ impl Link {
     }
 }
 
+/// `PING` — on a cluster, to every master: the client's own fan-out only
+/// reaches the nodes it is still connected to, so a dead master would go
+/// unnoticed.
+async fn ping(connection: Connection) -> Result<(), RedisError> {
+    match connection {
+        Connection::Single(mut single) => redis::cmd("PING")
+            .query_async::<Value>(&mut single)
+            .await
+            .map(drop),
+        Connection::Cluster(cluster) => {
+            for (host, port) in masters(cluster.clone()).await? {
+                let mut cluster = cluster.clone();
+                cluster
+                    .route_command(redis::cmd("PING"), at(&host, port))
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A route to the node at `host:port`.
+fn at(host: &str, port: u16) -> RoutingInfo {
+    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// The address of every master of the cluster, from `CLUSTER SLOTS`.
+async fn masters(mut cluster: ClusterConnection) -> Result<Vec<(String, u16)>, RedisError> {
+    let slots: Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut cluster)
+        .await?;
+    parse_masters(slots)
+        .map_err(|why| RedisError::from((redis::ErrorKind::Parse, "CLUSTER SLOTS", why)))
+}
+
 /// The address of every master in a `CLUSTER SLOTS` reply (each slot
 /// range: start, end, then its master as host, port, id, ...).
-fn masters(slots: Value) -> Result<Vec<(String, u16)>, String> {
+fn parse_masters(slots: Value) -> Result<Vec<(String, u16)>, String> {
     let malformed = || "a `CLUSTER SLOTS` reply of an unknown shape".to_owned();
     let Value::Array(ranges) = slots else {
         return Err(malformed());
@@ -590,14 +625,14 @@ mod tests {
             ]),
         ]);
         assert_eq!(
-            masters(slots).unwrap(),
+            parse_masters(slots).unwrap(),
             [
                 ("127.0.0.1".to_owned(), 7000),
                 ("127.0.0.1".to_owned(), 7001)
             ]
         );
-        assert!(masters(Value::Int(3)).is_err());
-        assert!(masters(Value::Array(vec![Value::Array(vec![Value::Int(0)])])).is_err());
+        assert!(parse_masters(Value::Int(3)).is_err());
+        assert!(parse_masters(Value::Array(vec![Value::Array(vec![Value::Int(0)])])).is_err());
     }
 
     #[tokio::test]

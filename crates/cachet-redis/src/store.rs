@@ -508,10 +508,7 @@ impl Store for RedisStore {
 
     async fn ping(&self, cache: &str, now: SystemTime) -> Result<(), StoreError> {
         self.probe(cache, now).await?;
-        self.link
-            .cmd::<Value>("PING", &redis::cmd("PING"))
-            .await
-            .map(drop)
+        self.link.ping().await
     }
 
     fn describe(&self) -> String {
