@@ -135,6 +135,16 @@ async fn a_master_killed_fails_no_request_and_the_tier_comes_back() {
         b.cache.storage().degraded().is_some()
     })
     .await;
+    // And stays so while the master is dead (the probe that brings the
+    // tier back, every 50-500 ms, must ask every master).
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < Duration::from_secs(1) {
+        assert!(
+            b.cache.storage().degraded().is_some(),
+            "the tier came back with a master dead"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(b.cache.values().ping().await.is_err());
     assert!(b.cache.stats().caches["small"].store_errors > 0);
     // Back on its port with its cluster configuration: the tier resumes.
