@@ -230,21 +230,32 @@ async fn every_kind_of_entry_comes_back_as_it_was() {
 }
 
 #[tokio::test]
-async fn per_user_entries_need_the_same_secret_and_expired_ones_stay_out() {
+async fn a_dump_verifies_only_under_its_secret_and_expired_entries_stay_out() {
     let dir = dir("secrets");
     let file = dir.join("dump");
     let clock = MockClock::new();
     filled(&clock, &file).await.dump(&file).unwrap();
     let at = |offset| MockClock::at(clock.now() + offset);
-    for (identity, per_user) in [
-        (Identity::default(), 2),
-        (Identity::default().secret("another secret"), 2),
-        (Identity::default().secret("shared secret"), 0),
+    // A random secret (another process) or another secret: refused whole,
+    // shared entries too — the MACs are keyed from the secret.
+    for identity in [
+        Identity::default(),
+        Identity::default().secret("another secret"),
     ] {
         let restored = cache(&at(Duration::ZERO), identity, &file, false).restore(&file);
-        assert_eq!(restored.per_user_skipped, per_user, "{restored:?}");
-        assert_eq!(restored.restored, 9 - per_user);
+        assert_eq!(restored.restored, 0, "{restored:?}");
+        assert!(
+            restored.failures[0].contains("another identity secret"),
+            "{restored:?}"
+        );
     }
+    let same = cache(
+        &at(Duration::ZERO),
+        Identity::default().secret("shared secret"),
+        &file,
+        false,
+    );
+    assert_eq!(same.restore(&file).restored, 9);
     // Past every entry's keep window (values for a minute, responses kept
     // as long as their validators allow): nothing comes back.
     let late = cache(
@@ -258,6 +269,72 @@ async fn per_user_entries_need_the_same_secret_and_expired_ones_stay_out() {
         (restored.restored, restored.expired),
         (0, 9),
         "{restored:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rewrites the dump at `file` as someone who can write it but does not
+/// know the identity secret would: every `from` in a block's records
+/// becomes `to` (of the same length, so the records still decode), and
+/// each block's checksum and the footer are recomputed with unkeyed
+/// BLAKE3 — which is all a dump's seal was before it was keyed.
+fn forge(file: &Path, from: &[u8], to: &[u8]) {
+    let bytes = std::fs::read(file).unwrap();
+    let sum = |data: &[u8]| blake3::hash(data).as_bytes()[..16].to_vec();
+    let header = &bytes[..35];
+    let mut out = header.to_vec();
+    let mut sealed = blake3::Hasher::new();
+    sealed.update(header);
+    let mut at = 35;
+    loop {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            out.extend_from_slice(&bytes[at..at + 12]);
+            out.extend_from_slice(&sealed.finalize().as_bytes()[..16]);
+            break;
+        }
+        let mut payload = bytes[at + 20..at + 20 + len].to_vec();
+        for start in 0..payload.len().saturating_sub(from.len()) {
+            if payload[start..].starts_with(from) {
+                payload[start..start + to.len()].copy_from_slice(to);
+            }
+        }
+        let count = &bytes[at + 20 + len..at + 24 + len];
+        let block_sum = sum(&payload);
+        out.extend_from_slice(&bytes[at..at + 4]);
+        out.extend_from_slice(&block_sum);
+        out.extend_from_slice(&payload);
+        out.extend_from_slice(count);
+        sealed.update(&block_sum);
+        sealed.update(count);
+        at += 24 + len;
+    }
+    std::fs::write(file, out).unwrap();
+}
+
+#[tokio::test]
+async fn a_dump_forged_without_the_secret_is_refused() {
+    let dir = dir("forged");
+    let file = dir.join("dump");
+    let clock = MockClock::new();
+    let cache = filled(&clock, &file).await;
+    cache.dump(&file).unwrap();
+    // The backup holds the same entries; forge both.
+    cache.dump(&file).unwrap();
+    forge(&file, b"plain", b"PWNED");
+    forge(&dir.join("dump.bak"), b"plain", b"PWNED");
+    let after = cache_at(&clock, &file);
+    let restored = after.restore(&file);
+    assert_eq!(restored.restored, 0, "{restored:?}");
+    assert_eq!(restored.failures.len(), 2, "{restored:?}");
+    assert!(
+        restored.failures[0].contains("MAC does not verify"),
+        "{restored:?}"
+    );
+    assert_eq!(
+        look(&after, "/plain", &[]).0,
+        "miss",
+        "nothing forged is served"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -281,7 +358,7 @@ fn damage(file: &Path, how: &str) {
 #[tokio::test]
 async fn a_damaged_dump_falls_back_to_its_backup_or_to_nothing() {
     for (how, reason) in [
-        ("corrupt", "checksum"),
+        ("corrupt", "does not verify"),
         ("truncated", "truncated"),
         ("empty", "truncated: the file ends inside the header"),
         ("version", "format version 99"),

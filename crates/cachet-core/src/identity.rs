@@ -126,8 +126,13 @@ impl Identity {
         self.random
     }
 
+    /// A key for `context` derived from the secret (a dump's seal).
+    pub(crate) fn derive_key(&self, context: &str) -> [u8; 32] {
+        blake3::derive_key(context, &self.key)
+    }
+
     /// A fingerprint of the secret that reveals nothing of it: dumps carry
-    /// it, and per-user entries are restored only under the same secret.
+    /// it, so that one sealed under another secret is refused as such.
     pub(crate) fn fingerprint(&self) -> [u8; 16] {
         let hash = blake3::keyed_hash(&self.key, b"cachet secret fingerprint v1");
         let mut fingerprint = [0; 16];

@@ -45,6 +45,7 @@ fn config(dir: &Path) -> PathBuf {
         format!(
             "[caches.default]\nmax_bytes = \"1GiB\"\nttl = \"1h\"\n\n\
              [persistence]\ndump_file = {dump:?}\n\n\
+             [identity]\nsecret_env = \"CACHET_TEST_SECRET\"\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\n"
         ),
     )

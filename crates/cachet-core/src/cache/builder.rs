@@ -438,6 +438,12 @@ impl CacheBuilder {
             }),
         };
         if let Some(file) = cache.inner.persistence.file() {
+            if cache.inner.identity.is_random() {
+                tracing::warn!(
+                    file = %file.display(),
+                    "dumps are sealed with this process's random identity secret: no later process can restore them (set [identity] secret_env)"
+                );
+            }
             if cache.inner.persistence.restores() {
                 cache.restore(file);
             }

@@ -1,14 +1,20 @@
 //! The dump file: a versioned header, blocks of records each with its
-//! checksum, and a footer that seals the file — written to `<file>.tmp`,
+//! MAC, and a footer that seals the file — written to `<file>.tmp`,
 //! synced, read back and verified, then moved over `<file>` after the
 //! previous dump was linked to `<file>.bak`.
 //!
 //! ```text
 //! header  "CACHETDMP" · version u16 · secret fingerprint [16] · written at (ms) u64
-//! block   length u32 (> 0) · blake3(payload)[..16] · payload: postcard records · records u32
+//! block   length u32 (> 0) · mac(payload)[..16] · payload: postcard records · records u32
 //! …
-//! footer  0u32 · records u64 · blake3(header, every block's checksum and count)[..16]
+//! footer  0u32 · records u64 · mac(header, every block's MAC and count)[..16]
 //! ```
+//!
+//! The MACs are BLAKE3 in keyed mode under a [`SealKey`] derived from the
+//! identity secret: they catch corruption, and they catch forgery — whoever
+//! can write the file but does not know the secret cannot make a block or
+//! a footer that verifies. The fingerprint only makes the refusal of a dump
+//! sealed under another secret say so.
 //!
 //! A record is `(cache, key, entry)` with the entry in the shared
 //! `store::wire` form. Nothing is ever held whole in memory: each encoder
@@ -24,7 +30,8 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 9] = b"CACHETDMP";
 /// The format version; a dump of another version is not read.
-pub(crate) const VERSION: u16 = 1;
+/// Version 2 seals with keyed MACs; version 1 had unkeyed checksums.
+pub(crate) const VERSION: u16 = 2;
 const HEADER_LEN: usize = MAGIC.len() + 2 + 16 + 8;
 /// How many bytes of records a block holds before it is written.
 const BLOCK_BYTES: usize = 256 * 1024;
@@ -59,9 +66,29 @@ pub(crate) fn backups(path: &Path, keep: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-fn checksum(bytes: &[u8]) -> [u8; 16] {
+/// The key a dump's MACs are computed with (see the module docs).
+#[derive(Clone, Copy)]
+pub(crate) struct SealKey(pub(crate) [u8; 32]);
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealKey(..)")
+    }
+}
+
+impl SealKey {
+    fn mac(&self, bytes: &[u8]) -> [u8; 16] {
+        truncated(&blake3::keyed_hash(&self.0, bytes))
+    }
+
+    fn hasher(&self) -> blake3::Hasher {
+        blake3::Hasher::new_keyed(&self.0)
+    }
+}
+
+fn truncated(hash: &blake3::Hash) -> [u8; 16] {
     let mut sum = [0; 16];
-    sum.copy_from_slice(&blake3::hash(bytes).as_bytes()[..16]);
+    sum.copy_from_slice(&hash.as_bytes()[..16]);
     sum
 }
 
@@ -70,6 +97,7 @@ fn checksum(bytes: &[u8]) -> [u8; 16] {
 /// one [`Writer`].
 #[derive(Debug)]
 pub(crate) struct Encoder {
+    seal: SealKey,
     block: Vec<u8>,
     /// Records in `block`.
     records: u32,
@@ -83,16 +111,16 @@ pub(crate) struct Block {
     sum: [u8; 16],
 }
 
-impl Default for Encoder {
-    fn default() -> Self {
+impl Encoder {
+    /// An encoder whose blocks carry MACs under `seal`.
+    pub(crate) fn new(seal: SealKey) -> Self {
         Self {
+            seal,
             block: Vec::with_capacity(BLOCK_BYTES + 64 * 1024),
             records: 0,
         }
     }
-}
 
-impl Encoder {
     /// Adds one record; the block, once it is full.
     pub(crate) fn record(&mut self, record: &Record<'_>) -> io::Result<Option<Block>> {
         // Encoded into a slice (postcard copies byte strings whole into
@@ -128,7 +156,7 @@ impl Encoder {
         let payload =
             std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK_BYTES + 64 * 1024));
         Block {
-            sum: checksum(&payload),
+            sum: self.seal.mac(&payload),
             payload,
             records: std::mem::take(&mut self.records),
         }
@@ -144,8 +172,14 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts `path` (created or truncated) with the header.
-    pub(crate) fn create(path: &Path, fingerprint: [u8; 16], written_at: u64) -> io::Result<Self> {
+    /// Starts `path` (created or truncated) with the header; the footer
+    /// will be sealed under `seal`.
+    pub(crate) fn create(
+        path: &Path,
+        seal: SealKey,
+        fingerprint: [u8; 16],
+        written_at: u64,
+    ) -> io::Result<Self> {
         let file = File::create(path)?;
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(MAGIC);
@@ -154,7 +188,7 @@ impl Writer {
         header.extend_from_slice(&written_at.to_le_bytes());
         let mut out = BufWriter::with_capacity(1024 * 1024, file);
         out.write_all(&header)?;
-        let mut sealed = blake3::Hasher::new();
+        let mut sealed = seal.hasher();
         sealed.update(&header);
         Ok(Self {
             out,
@@ -182,7 +216,7 @@ impl Writer {
     /// Writes the last block and the footer, and syncs the file to disk;
     /// how many records and bytes were written.
     pub(crate) fn finish(mut self) -> io::Result<(u64, u64)> {
-        let sum = checksum(self.sealed.finalize().as_bytes());
+        let sum = truncated(&self.sealed.finalize());
         self.out.write_all(&0u32.to_le_bytes())?;
         self.out.write_all(&self.records.to_le_bytes())?;
         self.out.write_all(&sum)?;
@@ -221,24 +255,20 @@ impl Unreadable {
     }
 }
 
-/// What a dump's header says.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Header {
-    pub(crate) fingerprint: [u8; 16],
-}
-
 /// What a read hands each verified block to.
-pub(crate) type Blocks<'f> = &'f mut dyn FnMut(&Header, Vec<u8>);
+pub(crate) type Blocks<'f> = &'f mut dyn FnMut(Vec<u8>);
 
-/// Reads the dump at `path` through: the header, every block's checksum,
-/// the footer's count and seal. With `blocks`, also hands it each block's
-/// records, verified ([`records`] decodes them). Call it so only on a file
-/// that was read through without it first, so that a corrupt file applies
-/// nothing.
+/// Reads the dump at `path` through: the header, every block's MAC, the
+/// footer's count and seal, all under `seal`. With `blocks`, also hands it
+/// each block's records, verified ([`records`] decodes them). Call it so
+/// only on a file that was read through without it first, so that a
+/// corrupt or forged file applies nothing.
 pub(crate) fn read(
     path: &Path,
+    seal: SealKey,
+    fingerprint: [u8; 16],
     mut blocks: Option<Blocks<'_>>,
-) -> Result<(Header, u64), Unreadable> {
+) -> Result<u64, Unreadable> {
     let file = File::open(path).map_err(|error| Unreadable::at(0, error.to_string()))?;
     let mut input = BufReader::with_capacity(1024 * 1024, file);
     let mut offset = 0u64;
@@ -266,10 +296,13 @@ pub(crate) fn read(
             format!("format version {version}; this build reads version {VERSION}"),
         ));
     }
-    let mut fingerprint = [0; 16];
-    fingerprint.copy_from_slice(&header[11..27]);
-    let parsed = Header { fingerprint };
-    let mut sealed = blake3::Hasher::new();
+    if header[11..27] != fingerprint {
+        return Err(Unreadable::at(
+            11,
+            "sealed under another identity secret (a random one, unless [identity] secret_env is set): only the process that wrote it can restore it",
+        ));
+    }
+    let mut sealed = seal.hasher();
     sealed.update(&header);
     let mut records = 0u64;
     let mut block = Vec::new();
@@ -288,11 +321,8 @@ pub(crate) fn read(
                     format!("the footer counts {count} records, the blocks hold {records}"),
                 ));
             }
-            if footer[8..] != checksum(sealed.finalize().as_bytes()) {
-                return Err(Unreadable::at(
-                    start,
-                    "the footer's checksum does not match",
-                ));
+            if footer[8..] != truncated(&sealed.finalize()) {
+                return Err(Unreadable::at(start, "the footer's MAC does not verify"));
             }
             let mut rest = [0u8; 1];
             if input
@@ -302,7 +332,7 @@ pub(crate) fn read(
             {
                 return Err(Unreadable::at(offset, "bytes after the footer"));
             }
-            return Ok((parsed, records));
+            return Ok(records);
         }
         if len > MAX_BLOCK_BYTES {
             return Err(Unreadable::at(start, format!("a block of {len} bytes")));
@@ -311,8 +341,8 @@ pub(crate) fn read(
         exact(&mut input, &mut sum, &mut offset, "block checksum")?;
         block.resize(len, 0);
         exact(&mut input, &mut block, &mut offset, "block")?;
-        if checksum(&block) != sum {
-            return Err(Unreadable::at(start, "a block's checksum does not match"));
+        if seal.mac(&block) != sum {
+            return Err(Unreadable::at(start, "a block's MAC does not verify"));
         }
         sealed.update(&sum);
         let mut count = [0u8; 4];
@@ -320,7 +350,7 @@ pub(crate) fn read(
         sealed.update(&count);
         records += u64::from(u32::from_le_bytes(count));
         if let Some(blocks) = blocks.as_mut() {
-            blocks(&parsed, std::mem::take(&mut block));
+            blocks(std::mem::take(&mut block));
         }
     }
 }

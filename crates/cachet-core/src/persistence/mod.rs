@@ -36,7 +36,7 @@ mod file;
 pub use self::auto::AutoDumpStatus;
 pub use self::config::PersistenceConfig;
 
-use self::file::{Block, Encoder, Header, Record, Writer};
+use self::file::{Block, Encoder, Record, SealKey, Writer};
 use crate::cache::Cache;
 use crate::store::key::CacheKey;
 use crate::store::wire::{millis, BadEntry};
@@ -71,9 +71,6 @@ pub struct RestoreReport {
     pub restored: u64,
     /// Entries past their keep window, skipped.
     pub expired: u64,
-    /// Per-user entries skipped: the identity secret is random, or not the
-    /// one the dump was written with.
-    pub per_user_skipped: u64,
     /// Entries of named caches this configuration does not have, or that
     /// did not decode, skipped.
     pub skipped: u64,
@@ -117,14 +114,6 @@ pub enum DumpError {
     NoRuntime,
 }
 
-/// Whether a key holds something derived from the identity secret (a
-/// user's hash, a hashed credential header, a user-scoped value key):
-/// another secret would never compute it again, and a dump must not hand
-/// it to one.
-fn depends_on_secret(key: &str) -> bool {
-    (key.contains(" u=") && !key.contains(" u=-")) || key.contains("=#") || key.contains(":u=")
-}
-
 impl Cache {
     /// Writes every live entry of every named cache to `path`, atomically:
     /// `<path>.tmp` is written, synced and read back, the current dump is
@@ -144,7 +133,7 @@ impl Cache {
             source,
         };
         let result = self.write(&tmp).and_then(|(entries, bytes)| {
-            if let Err(unreadable) = file::read(&tmp, None) {
+            if let Err(unreadable) = file::read(&tmp, self.seal(), self.fingerprint(), None) {
                 return Err(DumpError::Verify {
                     path: tmp.clone(),
                     offset: unreadable.offset,
@@ -189,7 +178,7 @@ impl Cache {
             source,
         };
         let now = millis(inner.clock.now());
-        let mut writer = Writer::create(tmp, inner.identity.fingerprint(), now).map_err(io)?;
+        let mut writer = Writer::create(tmp, self.seal(), self.fingerprint(), now).map_err(io)?;
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
         // A few parts per worker, so that none waits on a large last one.
         let work: Vec<(&str, WalkPart)> = inner
@@ -199,6 +188,7 @@ impl Cache {
             .collect();
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
+        let seal = self.seal();
         // Bounded: a dump holds a few blocks at a time, never the cache.
         let (blocks, received) = std::sync::mpsc::sync_channel::<Block>(2 * workers);
         let encoded = std::thread::scope(|scope| {
@@ -207,7 +197,7 @@ impl Cache {
                     let blocks = blocks.clone();
                     let (work, next, stop) = (&work, &next, &stop);
                     scope.spawn(move || {
-                        let encoded = encode(inner, work, next, stop, &blocks, tmp);
+                        let encoded = encode(inner, work, next, stop, &blocks, tmp, seal);
                         if encoded.is_err() {
                             stop.store(true, Ordering::Relaxed);
                         }
@@ -254,19 +244,13 @@ impl Cache {
                 continue;
             }
             // Read through first, so that a corrupt file applies nothing.
-            if let Err(unreadable) = file::read(&candidate, None) {
+            if let Err(unreadable) = file::read(&candidate, self.seal(), self.fingerprint(), None) {
                 let failure = unreadable.in_file(&candidate);
                 tracing::warn!(failure, "a dump could not be restored; trying its backup");
                 report.failures.push(failure);
                 continue;
             }
             self.apply(&candidate, &mut report);
-            if report.per_user_skipped > 0 {
-                tracing::warn!(
-                    skipped = report.per_user_skipped,
-                    "per-user entries were not restored: the identity secret is random or not the one they were dumped with (set [identity] secret_env)"
-                );
-            }
             tracing::info!(
                 file = %candidate.display(),
                 restored = report.restored,
@@ -286,7 +270,7 @@ impl Cache {
     /// the others decode them and insert their entries.
     fn apply(&self, path: &Path, report: &mut RestoreReport) {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
-        let (blocks, received) = std::sync::mpsc::sync_channel::<(Header, Vec<u8>)>(2 * workers);
+        let (blocks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(2 * workers);
         let received = std::sync::Mutex::new(received);
         let reports = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
@@ -298,9 +282,9 @@ impl Cache {
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                                 .recv();
-                            let Ok((header, block)) = next else { break };
+                            let Ok(block) = next else { break };
                             let decoded = file::records(&block, |record| {
-                                self.restore_record(&header, record, &mut local);
+                                self.restore_record(record, &mut local);
                             });
                             if let Err(reason) = decoded {
                                 local.failures.push(format!("{}: {reason}", path.display()));
@@ -312,8 +296,10 @@ impl Cache {
                 .collect();
             let read = file::read(
                 path,
-                Some(&mut |header: &Header, block: Vec<u8>| {
-                    let _ = blocks.send((*header, block));
+                self.seal(),
+                self.fingerprint(),
+                Some(&mut |block: Vec<u8>| {
+                    let _ = blocks.send(block);
                 }),
             );
             drop(blocks);
@@ -328,22 +314,27 @@ impl Cache {
         for local in reports {
             report.restored += local.restored;
             report.expired += local.expired;
-            report.per_user_skipped += local.per_user_skipped;
             report.skipped += local.skipped;
             report.failures.extend(local.failures);
         }
     }
 
-    fn restore_record(&self, header: &Header, record: Record<'_>, report: &mut RestoreReport) {
+    /// The key this cache's dumps are sealed with, derived from the
+    /// identity secret: a dump verifies only under the secret it was
+    /// written with (with a random secret, only in the process that wrote
+    /// it), so keys derived from that secret always mean what they did.
+    fn seal(&self) -> SealKey {
+        SealKey(self.inner.identity.derive_key("cachet dump seal v1"))
+    }
+
+    fn fingerprint(&self) -> [u8; 16] {
+        self.inner.identity.fingerprint()
+    }
+
+    fn restore_record(&self, record: Record<'_>, report: &mut RestoreReport) {
         let inner = &self.inner;
         if !inner.caches.contains_key(record.cache) {
             report.skipped += 1;
-            return;
-        }
-        if depends_on_secret(record.key)
-            && (inner.identity.is_random() || inner.identity.fingerprint() != header.fingerprint)
-        {
-            report.per_user_skipped += 1;
             return;
         }
         let entry = match Entry::from_wire(record.entry) {
@@ -385,8 +376,9 @@ fn encode(
     stop: &AtomicBool,
     blocks: &SyncSender<Block>,
     tmp: &Path,
+    seal: SealKey,
 ) -> Result<(), DumpError> {
-    let mut encoder = Encoder::default();
+    let mut encoder = Encoder::new(seal);
     while let Some(&(cache, part)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
@@ -426,19 +418,4 @@ fn encode(
         let _ = blocks.send(block);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_derived_from_the_secret_are_recognised() {
-        assert!(depends_on_secret("/api/me GET u=0123abcd"));
-        assert!(depends_on_secret("/a GET h:authorization=#00ff"));
-        assert!(depends_on_secret("cart:u=00ff"));
-        assert!(!depends_on_secret("/api/me GET u=-"));
-        assert!(!depends_on_secret("/api/items?page=2 GET"));
-        assert!(!depends_on_secret("/a GET h:accept-language=5:en-US"));
-    }
 }

@@ -29,6 +29,8 @@ pub async fn start(config: &Path, upstream: SocketAddr) -> Running {
         .args(["--listen", "127.0.0.1:0", "--upstream"])
         .arg(format!("http://{upstream}"))
         .env("RUST_LOG", "warn")
+        // What `[identity] secret_env = "CACHET_TEST_SECRET"` reads.
+        .env("CACHET_TEST_SECRET", "cachet proxy tests")
         .env_remove("REDIS_URL")
         .env_remove("CACHET_REDIS_URL")
         .env_remove("CACHET_REDIS_CLUSTER")
