@@ -122,7 +122,7 @@ pub(crate) async fn proxy(admin_section: &str) -> (Mount, Cache) {
     let addr = listener.local_addr().unwrap();
     let cache = config.cache.clone();
     tokio::spawn(cachet_proxy::serve_admin(
-        cache.clone(),
+        &config,
         listener,
         std::future::pending(),
     ));

@@ -198,7 +198,14 @@ async fn a_mutation_on_one_host_never_clears_another() {
     for host in ["a.example", "b.example"] {
         get(app.addr, "/api/feed", &[("host", host)], "").await;
     }
-    let posted = send(app.addr, "POST", "/api/feed", &[("host", "A.example.")], "").await;
+    let posted = send(
+        app.addr,
+        "POST",
+        "/api/feed",
+        &[("host", "A.example:80")],
+        "",
+    )
+    .await;
     assert_eq!(posted.status.as_u16(), 204);
     let a = get(app.addr, "/api/feed", &[("host", "a.example")], "").await;
     assert!(

@@ -127,27 +127,55 @@ where
 }
 
 /// Whether a request the rules route to the cache may use it, once the
-/// application gets the target the key was made from. actix-web may have
-/// matched part of the path already (a `Scope`), so a path that is not
-/// canonical is not cached; a normalized query is handed over, as
-/// actix-web's own `NormalizePath` hands over a path.
+/// application gets the target and host the key was made from. actix-web
+/// may have matched part of the path already (a `Scope`), so a path that
+/// is not canonical is not cached; a normalized query is handed over, as
+/// actix-web's own `NormalizePath` hands over a path, and so are the keyed
+/// spelling of the host and keyed headers' lines combined.
 fn admits(plan: &Plan, req: &mut ServiceRequest) -> bool {
-    let Some(target) = plan.target() else {
+    for (name, value) in plan.combined_headers() {
+        let name = actix_web::http::header::HeaderName::from_bytes(name.as_str().as_bytes());
+        let value = actix_web::http::header::HeaderValue::from_bytes(value.as_bytes());
+        let (Ok(name), Ok(value)) = (name, value) else {
+            return false;
+        };
+        req.headers_mut().insert(name, value);
+    }
+    if plan.target().is_none() && plan.host().is_none() {
         return true;
-    };
+    }
     if plan.changes_path() {
         return false;
     }
     let head = req.head_mut();
     let mut parts = head.uri.clone().into_parts();
-    let Ok(path_and_query) = target.as_str().parse() else {
-        return false;
+    if let Some(target) = plan.target() {
+        let Ok(path_and_query) = target.as_str().parse() else {
+            return false;
+        };
+        parts.path_and_query = Some(path_and_query);
+    }
+    let host = match plan.host() {
+        Some(host) => match actix_web::http::header::HeaderValue::from_bytes(host.as_bytes()) {
+            Ok(host) => Some(host),
+            Err(_) => return false,
+        },
+        None => None,
     };
-    parts.path_and_query = Some(path_and_query);
+    if let (Some(host), Some(_)) = (&host, &parts.authority) {
+        let Ok(authority) = host.as_bytes().try_into() else {
+            return false;
+        };
+        parts.authority = Some(authority);
+    }
     let Ok(uri) = actix_web::http::Uri::from_parts(parts) else {
         return false;
     };
     head.uri = uri;
+    if let Some(host) = host {
+        head.headers_mut()
+            .insert(actix_web::http::header::HOST, host);
+    }
     let uri = head.uri.clone();
     req.match_info_mut().get_mut().update(&uri);
     true

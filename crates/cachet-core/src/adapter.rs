@@ -65,4 +65,6 @@ pub use crate::engine::exchange::{
 pub use crate::engine::invalidate::Invalidation;
 pub use crate::engine::{Answer, Hit, Lookup, Plan, Revalidation, Route};
 pub use crate::protocol::cache_status::{ForwardReason, CACHE_STATUS, X_CACHE};
+pub use crate::protocol::hop_by_hop::{is_hop_by_hop, strip_hop_by_hop, HOP_BY_HOP};
+pub use crate::protocol::host::{request_host, BadHost};
 pub use crate::request::RequestHead;

@@ -86,6 +86,7 @@ pub use crate::persistence::{
     AutoDumpStatus, DumpError, DumpReport, PersistenceConfig, RestoreReport,
 };
 pub use crate::protocol::conditional::Validators;
+pub use crate::protocol::directives::ClientNoCache;
 pub use crate::protocol::response_headers::{cache_headers, never_cache, CacheHeaders, Visibility};
 pub use crate::protocol::tags::{CacheTags, CACHE_TAG};
 pub use crate::request::UserId;

@@ -448,8 +448,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cachet-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("dump");
-        let text =
-            format!("[proxy]\nupstream = \"http://a\"\n[persistence]\ndump_file = {file:?}\n");
+        // Dumps restore only under the secret they were sealed with.
+        std::env::set_var("CACHET_PROXY_CHECK_TEST_SECRET", "check");
+        let text = format!(
+            "[proxy]\nupstream = \"http://a\"\n[persistence]\ndump_file = {file:?}\n\
+             [identity]\nsecret_env = \"CACHET_PROXY_CHECK_TEST_SECRET\"\n"
+        );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

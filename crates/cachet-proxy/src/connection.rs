@@ -1,13 +1,28 @@
-//! Bounds on client connections where hyper has none: a connection that
-//! sends nothing (the HTTP version sniff waits forever) and an idle
-//! keep-alive connection are closed after a while. hyper's own
-//! `header_read_timeout` covers a request head that starts but never ends.
+//! Every listener the proxy opens — the proxied port and the admin
+//! listener — serves its connections here, under one [`Policy`]: a
+//! connection cap, header limits, hyper's header-read timeout for a request
+//! head that starts but never ends, and where hyper has none, a first-byte
+//! timeout (the HTTP version sniff waits forever) and an idle timeout for
+//! HTTP/1 keep-alive and for HTTP/2 connections with no stream open.
 //!
-//! [`Watched`] wraps the socket and counts its reads and writes (an atomic
-//! add, no clock read); [`Activity::idle`] wakes once a period and resolves
-//! when a whole period passed with neither a byte nor a request waiting for
-//! its response — so a silent connection goes within one to two periods.
+//! Idleness is measured in HTTP progress, not in bytes: a request
+//! starting or being answered, or a frame of a response body going out.
+//! HTTP/2 PINGs, SETTINGS and WINDOW_UPDATEs, which a client can send
+//! forever with no stream open, do not keep a connection. [`Activity::idle`]
+//! wakes once a period and resolves when a whole period passed with no
+//! progress and no request waiting for its response — so a silent
+//! connection goes within one to two periods.
 
+use crate::config::ProxyConfig;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -20,10 +35,129 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// What bounds each connection of a listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    /// How long a client may take to send its first byte, and then a
+    /// request head (HTTP/1).
+    pub(crate) header_read_timeout: Duration,
+    /// How long a connection may go without HTTP progress.
+    pub(crate) idle_timeout: Duration,
+    /// How many connections are served at once; more wait to be accepted.
+    pub(crate) max_connections: usize,
+    /// The largest request head, in bytes (HTTP/1 read buffer, HTTP/2
+    /// header list).
+    pub(crate) max_header_bytes: usize,
+    /// How many header fields a request may have (HTTP/1).
+    pub(crate) max_headers: usize,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub(crate) shutdown_timeout: Duration,
+}
+
+impl Policy {
+    /// The proxied port's bounds, from `[proxy]`.
+    pub(crate) fn of(config: &ProxyConfig) -> Self {
+        Self {
+            header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
+            max_header_bytes: config.max_header_bytes,
+            max_headers: config.max_headers,
+            shutdown_timeout: config.shutdown_timeout,
+        }
+    }
+
+    /// The same bounds with at most `max` connections.
+    pub(crate) fn at_most(self, max: usize) -> Self {
+        Self {
+            max_connections: self.max_connections.min(max),
+            ..self
+        }
+    }
+
+    fn builder(&self) -> auto::Builder<TokioExecutor> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_header_bytes)
+            .max_headers(self.max_headers);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
+        builder
+    }
+}
+
+/// Serves connections from `listener` under `policy` until `shutdown`
+/// completes, each with the service `make` returns for its client's
+/// address; then stops accepting and lets in-flight requests finish (for
+/// at most `shutdown_timeout`). `name` says which listener in logs.
+pub(crate) async fn serve<M, S, B>(
+    listener: TcpListener,
+    policy: Policy,
+    make: M,
+    shutdown: impl Future<Output = ()>,
+    name: &'static str,
+) where
+    M: Fn(SocketAddr) -> S,
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let builder = policy.builder();
+    let slots = Arc::new(Semaphore::new(policy.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    // At most `max_connections` at once: the next accept waits for a slot.
+    while let Some((stream, remote, slot)) = accept(&listener, &slots, &mut shutdown).await {
+        let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
+        let service = Tracked {
+            inner: make(remote),
+            activity: Arc::clone(&activity),
+        };
+        let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
+        let connection = builder
+            .serve_connection(io, TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let idle = activity.idle(policy.header_read_timeout, policy.idle_timeout);
+            tokio::select! {
+                result = connection => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, %remote, listener = name, "connection ended with an error");
+                    }
+                }
+                () = idle => tracing::debug!(%remote, listener = name, "closed a silent connection"),
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        listener = name,
+        "shutting down: finishing in-flight requests"
+    );
+    if tokio::time::timeout(policy.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(listener = name, timeout = ?policy.shutdown_timeout, "in-flight requests cut off at shutdown");
+    }
+}
+
 /// What a connection has done lately.
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
-    /// Reads and writes that moved bytes, and requests answered.
+    /// Requests started and answered, and response body frames sent.
     events: AtomicU64,
     /// Whether the client has sent a byte yet.
     received: AtomicBool,
@@ -43,12 +177,13 @@ impl Activity {
     /// Marks a request as waiting for its response until the guard drops:
     /// the connection is not idle meanwhile, however slow the upstream.
     pub(crate) fn request(self: &Arc<Self>) -> InFlight {
+        self.touch();
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
     }
 
-    /// Resolves once the connection has been silent, with no request in
-    /// flight, for a whole period: `first_byte` before its first byte,
+    /// Resolves once the connection has made no progress, with no request
+    /// in flight, for a whole period: `first_byte` before its first byte,
     /// `idle` after it.
     pub(crate) async fn idle(&self, first_byte: Duration, idle: Duration) {
         let mut seen = self.events.load(Ordering::Relaxed);
@@ -79,7 +214,78 @@ impl Drop for InFlight {
     }
 }
 
-/// A socket that reports its reads and writes to an [`Activity`].
+/// A connection's service, reporting its requests and their response
+/// bodies' frames to the connection's [`Activity`].
+#[derive(Debug, Clone)]
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S, B> tower::Service<Request<Incoming>> for Tracked<S>
+where
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<TrackedBody<B>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let in_flight = self.activity.request();
+        let activity = Arc::clone(&self.activity);
+        let response = self.inner.call(req);
+        Box::pin(async move {
+            let response = response.await?;
+            drop(in_flight);
+            Ok(response.map(|body| TrackedBody { body, activity }))
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body whose frames count as the connection's progress.
+    struct TrackedBody<B> {
+        #[pin]
+        body: B,
+        activity: Arc<Activity>,
+    }
+}
+
+impl<B: Body> Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = this.body.poll_frame(cx);
+        if polled.is_ready() {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A socket that tells its [`Activity`] when the client's first byte
+/// arrives.
 #[derive(Debug)]
 pub(crate) struct Watched<T> {
     io: T,
@@ -100,9 +306,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
+        if buf.filled().len() > before && !self.activity.received.load(Ordering::Relaxed) {
             self.activity.received.store(true, Ordering::Relaxed);
-            self.activity.touch();
         }
         polled
     }
@@ -114,11 +319,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
-            self.activity.touch();
-        }
-        polled
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -134,11 +335,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
-            self.activity.touch();
-        }
-        polled
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -149,7 +346,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 /// The next connection from `listener` once one of `slots` is free (so at
 /// most that many are served at once), with the slot to drop when it ends;
 /// `None` once `shutdown` completes. A failed accept is logged and retried.
-pub(crate) async fn accept<F: Future<Output = ()>>(
+async fn accept<F: Future<Output = ()>>(
     listener: &TcpListener,
     slots: &Arc<Semaphore>,
     shutdown: &mut Pin<&mut F>,

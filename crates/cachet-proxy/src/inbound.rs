@@ -1,15 +1,16 @@
 //! A client's request as the cache and the upstream will both see it,
-//! prepared once, before the cache layer: hop-by-hop headers and those
-//! `Connection` names removed (RFC 9110 §7.6.1), and the configured
-//! unkeyed headers removed ([`DEFAULT_STRIP_HEADERS`](crate::DEFAULT_STRIP_HEADERS)).
+//! prepared once, before the cache layer: refused when it names no single
+//! host (RFC 9112 §3.2), hop-by-hop headers and those `Connection` names
+//! removed (RFC 9110 §7.6.1), and the configured unkeyed headers removed
+//! ([`DEFAULT_STRIP_HEADERS`](crate::DEFAULT_STRIP_HEADERS)).
 //! Nothing the key was made from is dropped after it, and nothing a client
 //! sent reaches the upstream unless the cache saw it. The forwarding
 //! headers the proxy sets itself go on in the upstream client, on the way
 //! to the origin only (a hit never needs them).
 
 use crate::config::ProxyConfig;
-use crate::upstream::{strip_hop_by_hop, HOP_BY_HOP};
-use http::header::{self, HeaderName};
+use cachet_core::adapter::{is_hop_by_hop, request_host, strip_hop_by_hop, BadHost};
+use http::header::HeaderName;
 use http::Request;
 
 /// How requests are prepared.
@@ -25,19 +26,22 @@ impl Inbound {
         }
     }
 
-    /// Prepares `req`. Most requests carry none of the headers that go, so
-    /// one pass over the names finds them before any is looked up.
-    pub(crate) fn prepare<B>(&self, req: &mut Request<B>) {
+    /// Prepares `req`, or says why it must be answered 400: two `Host`
+    /// lines, or a `Host` that names another host than the absolute-form
+    /// target (or HTTP/2's `:authority`). Most requests carry none of the
+    /// headers that go, so one pass over the names finds them before any
+    /// is looked up.
+    pub(crate) fn prepare<B>(&self, req: &mut Request<B>) -> Result<(), BadHost> {
+        request_host(req)?;
         let headers = req.headers_mut();
-        let doomed = |name: &HeaderName| {
-            HOP_BY_HOP.contains(name) || *name == header::UPGRADE || self.strip.contains(name)
-        };
+        let doomed = |name: &HeaderName| is_hop_by_hop(name) || self.strip.contains(name);
         if headers.keys().any(doomed) {
             strip_hop_by_hop(headers);
             for name in &self.strip {
                 headers.remove(name);
             }
         }
+        Ok(())
     }
 }
 
@@ -57,7 +61,7 @@ mod tests {
             req = req.header(*name, *value);
         }
         let mut req = req.body(()).unwrap();
-        inbound.prepare(&mut req);
+        inbound.prepare(&mut req).unwrap();
         let mut seen: Vec<String> = req
             .headers()
             .iter()
@@ -93,6 +97,22 @@ mod tests {
             prepared(&inbound(""), &headers),
             ["accept: */*", "host: a", "x-tenant: t"]
         );
+    }
+
+    #[test]
+    fn a_request_naming_two_hosts_is_refused_rfc9112_3_2() {
+        let inbound = inbound("");
+        let mut twice = Request::get("/")
+            .header("host", "a.example")
+            .header("host", "b.example")
+            .body(())
+            .unwrap();
+        assert_eq!(inbound.prepare(&mut twice), Err(BadHost::Repeated));
+        let mut other = Request::get("http://a.example/")
+            .header("host", "b.example")
+            .body(())
+            .unwrap();
+        assert_eq!(inbound.prepare(&mut other), Err(BadHost::Disagrees));
     }
 
     #[test]

@@ -58,4 +58,5 @@ pub use crate::config::{
     Overrides, ProxyConfig, ProxyConfigError, DEFAULT_LISTEN, DEFAULT_STRIP_HEADERS,
 };
 pub use crate::server::Proxy;
-pub use crate::upstream::{strip_hop_by_hop, ClientAddr, ProxyBody, Upstream};
+pub use crate::upstream::{ClientAddr, ProxyBody, Upstream};
+pub use cachet_core::adapter::strip_hop_by_hop;

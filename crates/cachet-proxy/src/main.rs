@@ -103,8 +103,8 @@ fn main() -> ExitCode {
             };
             let bound = admin.local_addr().unwrap_or(address);
             println!("cachet-proxy admin API on http://{bound}/");
-            let cache = config.cache.clone();
-            tokio::spawn(serve_admin(cache, admin, on_stop(stopped.clone())));
+            let serving = serve_admin(&config, admin, on_stop(stopped.clone()));
+            tokio::spawn(serving);
         }
         tokio::spawn(async move {
             shutdown_signal().await;

@@ -1,13 +1,18 @@
 //! The innermost service: forwards a request to the upstream with a pooled
 //! hyper client — the upstream's URI and `Host`, `Via` — and answers
-//! 502/504 itself when the upstream cannot. The client's headers were
-//! prepared before the cache saw the request ([`crate::inbound`]).
+//! 502/504 itself when the upstream cannot, or 400 (closing the
+//! connection) when it was the client's body that broke the request: not
+//! valid chunked coding, or cut short (RFC 9112 §7.1). The client's
+//! headers were prepared before the cache saw the request
+//! ([`crate::inbound`]).
 
 use crate::config::ProxyConfig;
 use bytes::Bytes;
+use cachet_core::adapter::strip_hop_by_hop;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -18,6 +23,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -29,18 +35,6 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 /// `X-Forwarded-For`.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
-
-/// Headers that describe one connection (RFC 9110 §7.6.1), never forwarded.
-pub(crate) const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -60,7 +54,7 @@ struct Settings {
 /// stale entry (`stale_if_error`).
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, ClientBody>,
     settings: Arc<Settings>,
 }
 
@@ -109,12 +103,25 @@ impl tower::Service<Request<Incoming>> for Upstream {
         let client = self.client.clone();
         let settings = Arc::clone(&self.settings);
         Box::pin(async move {
+            let broken = Arc::new(AtomicBool::new(false));
+            let req = req.map(|body| ClientBody {
+                body,
+                broken: Arc::clone(&broken),
+            });
             let req = match outbound(req, &settings) {
                 Ok(req) => req,
                 Err(status) => return Ok(synthesized(status, &settings)),
             };
             let response = match tokio::time::timeout(settings.timeout, client.request(req)).await {
                 Ok(Ok(response)) => response,
+                Ok(Err(error)) if broken.load(Ordering::Relaxed) => {
+                    tracing::info!(%error, "the client's request body is malformed: 400, upstream request aborted");
+                    let mut response = synthesized(StatusCode::BAD_REQUEST, &settings);
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    return Ok(response);
+                }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "upstream request failed");
                     return Ok(synthesized(StatusCode::BAD_GATEWAY, &settings));
@@ -136,7 +143,10 @@ impl tower::Service<Request<Incoming>> for Upstream {
 /// enabled) `X-Forwarded-*` from the connection added, `Host` kept or
 /// replaced. The client's own forwarding headers were removed before the
 /// cache saw the request (`strip_headers`).
-fn outbound(req: Request<Incoming>, settings: &Settings) -> Result<Request<Incoming>, StatusCode> {
+fn outbound(
+    req: Request<ClientBody>,
+    settings: &Settings,
+) -> Result<Request<ClientBody>, StatusCode> {
     let (mut parts, body) = req.into_parts();
     let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
         let authority = parts.uri.authority()?;
@@ -189,22 +199,46 @@ fn append_forwarded_for(headers: &mut HeaderMap, addr: SocketAddr) {
     }
 }
 
-/// Removes the hop-by-hop headers: the standard ones and those the
-/// `Connection` header names (RFC 9110 §7.6.1).
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(&HOP_BY_HOP) {
-        headers.remove(name);
+pin_project_lite::pin_project! {
+    /// The client's request body on its way upstream, noting whether it
+    /// failed: a body that is not valid chunked coding, or ends early, is
+    /// the client's error, not the upstream's.
+    pub struct ClientBody {
+        #[pin]
+        body: Incoming,
+        broken: Arc<AtomicBool>,
     }
-    // `Upgrade` only means something with `Connection: upgrade`, which the
-    // proxy does not pass on.
-    headers.remove(header::UPGRADE);
+}
+
+impl std::fmt::Debug for ClientBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBody").finish_non_exhaustive()
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let polled = this.body.poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            this.broken.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A response the proxy makes itself when the upstream cannot answer.
@@ -215,28 +249,4 @@ fn synthesized(status: StatusCode, settings: &Settings) -> Response<ProxyBody> {
         .headers_mut()
         .insert(header::VIA, settings.via.clone());
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
-            ("connection", "keep-alive, x-secret-hop"),
-            ("keep-alive", "timeout=5"),
-            ("x-secret-hop", "1"),
-            ("transfer-encoding", "chunked"),
-            ("upgrade", "websocket"),
-            ("te", "trailers"),
-            ("cache-control", "max-age=60"),
-        ] {
-            headers.append(name, HeaderValue::from_static(value));
-        }
-        strip_hop_by_hop(&mut headers);
-        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
-        assert_eq!(left, ["cache-control"]);
-    }
 }

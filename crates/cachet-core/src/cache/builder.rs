@@ -11,6 +11,7 @@ use crate::identity::Identity;
 use crate::persistence::auto::AutoDump;
 use crate::persistence::PersistenceConfig;
 use crate::protocol::cache_status::StatusHeaders;
+use crate::protocol::directives::ClientNoCache;
 use crate::protocol::tags::TagSettings;
 use crate::stats::{Counters, Purges};
 use crate::store::{MokaStore, Store};
@@ -51,6 +52,7 @@ pub(crate) struct Limits {
     pub(crate) max_key_bytes: usize,
     pub(crate) max_variants: usize,
     pub(crate) max_tags: usize,
+    pub(crate) client_no_cache: ClientNoCache,
 }
 
 impl Default for Limits {
@@ -63,6 +65,7 @@ impl Default for Limits {
             max_key_bytes: DEFAULT_MAX_KEY_BYTES,
             max_variants: DEFAULT_MAX_VARIANTS,
             max_tags: DEFAULT_MAX_TAGS,
+            client_no_cache: ClientNoCache::default(),
         }
     }
 }
@@ -267,6 +270,13 @@ impl CacheBuilder {
     /// 64): the rest are dropped, and tags longer than 256 bytes too.
     pub fn max_tags(mut self, count: usize) -> Self {
         self.limits.max_tags = count;
+        self
+    }
+
+    /// What a client's `no-cache` (`max-age=0`, `Pragma: no-cache`) does
+    /// (default [`ClientNoCache::Revalidate`]: coalesced revalidations).
+    pub fn client_no_cache(mut self, choice: ClientNoCache) -> Self {
+        self.limits.client_no_cache = choice;
         self
     }
 

@@ -16,6 +16,7 @@ use crate::cache::{Cache, CacheBuilder};
 use crate::config::rules::{CacheSpec, Rule};
 use crate::config::units::de_field;
 use crate::identity::Identity;
+use crate::protocol::directives::ClientNoCache;
 use http::HeaderName;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -56,6 +57,7 @@ struct SecurityDto {
     max_key_bytes: Option<u64>,
     max_variants: Option<usize>,
     max_tags: Option<usize>,
+    client_no_cache: Option<ClientNoCache>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +237,9 @@ fn security_spec(
     if let Some(count) = dto.max_tags {
         builder = builder.max_tags(count);
     }
+    if let Some(choice) = dto.client_no_cache {
+        builder = builder.client_no_cache(choice);
+    }
     Ok(builder)
 }
 
@@ -348,6 +353,8 @@ mod tests {
         .unwrap();
         assert_eq!(cache.inner.limits.max_key_bytes, 1024);
         assert_eq!(cache.inner.limits.bypass_headers, ["x-forwarded-host"]);
+        let err = error("[security]\nclient_no_cache = \"sometimes\"\n");
+        assert!(err.to_string().contains("client_no_cache"), "{err}");
         let err = error("[security]\nmax_variants = 0\n");
         assert!(err.to_string().contains("max_variants"), "{err}");
         let err = error("[security]\nbypass_headers = [\"a b\"]\n");

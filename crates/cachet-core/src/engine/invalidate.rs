@@ -9,11 +9,12 @@
 
 use crate::cache::Cache;
 use crate::config::rules::{CompiledRule, InvalidateScope};
+use crate::protocol::host::normalize_host;
 use crate::protocol::tags::uri_term;
 use crate::protocol::target::canonical_path;
 use crate::request::RequestHead;
 use crate::stats::PurgeKind;
-use crate::store::key::{normalize_host, KeyBuilder};
+use crate::store::key::KeyBuilder;
 use crate::store::StoreError;
 use http::header::{self, HeaderMap};
 use http::StatusCode;
@@ -278,9 +279,11 @@ mod tests {
             Some("uri /items/5?a=1&b=2")
         );
         assert_eq!(
-            term(b"http://EXAMPLE.com./items/5", &same).as_deref(),
+            term(b"http://EXAMPLE.com:80/items/5", &same).as_deref(),
             Some("uri /items/5")
         );
+        // A trailing dot names another origin (the WHATWG URL standard).
+        assert_eq!(term(b"http://example.com./items/5", &same), None);
         assert_eq!(term(b"https://evil.example/items/5", &same), None);
         assert_eq!(
             term(b"http://example.com/x", &invalidation(&cache, None)),

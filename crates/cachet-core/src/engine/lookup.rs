@@ -189,7 +189,7 @@ impl Cache {
         let directives = &plan.directives;
         let reason = if entry.is_fresh(now) {
             let ttl = entry.time_to_live(now);
-            if directives.accepts(age, ttl) {
+            if directives.accepts(age, ttl) || validated_since_arrival(plan, &entry) {
                 bump(&counters.hits);
                 let refresh = self
                     .refreshes_early(plan, &entry, ttl)
@@ -277,4 +277,16 @@ mod tests {
         let mean = draws.sum::<f64>() / 10_000.0;
         assert!((0.45..0.55).contains(&mean), "{mean}");
     }
+}
+
+/// Whether `entry` came from the origin after a request that must
+/// revalidate (`no-cache`, RFC 9111 §5.2.1.4) arrived: then it is the
+/// validated response that request asked for. This is how concurrent
+/// revalidations of one entry share one origin request: those that wait
+/// for another's fetch take what it stored.
+fn validated_since_arrival(plan: &Plan, entry: &CachedResponse) -> bool {
+    plan.directives.no_cache
+        && plan
+            .started
+            .is_some_and(|arrived| entry.stored_at() > arrived)
 }

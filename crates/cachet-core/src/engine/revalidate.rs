@@ -3,8 +3,8 @@
 
 use super::answer::Answer;
 use super::route::Plan;
+use super::store::strip_unstored;
 use super::store::Admission;
-use super::store::NOT_STORED_HEADERS;
 use crate::cache::Cache;
 use crate::protocol::cache_status::{ForwardReason, Outcome};
 use crate::protocol::conditional::same_entity_tag;
@@ -67,18 +67,16 @@ fn selects(stored: &CachedResponse, not_modified: &HeaderMap) -> bool {
 /// describes the 304, not the stored body), `Set-Cookie` (never stored) and
 /// the headers that are never stored.
 fn merge_not_modified(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMap {
+    let mut update = not_modified.clone();
+    strip_unstored(&mut update);
+    update.remove(header::CONTENT_LENGTH);
+    update.remove(header::SET_COOKIE);
     let mut headers = stored.clone();
-    for name in not_modified.keys() {
-        if *name == header::CONTENT_LENGTH
-            || *name == header::SET_COOKIE
-            || NOT_STORED_HEADERS.contains(name)
-        {
-            continue;
-        }
+    for name in update.keys() {
         headers.remove(name);
-        for value in not_modified.get_all(name) {
-            headers.append(name.clone(), value.clone());
-        }
+    }
+    for (name, value) in &update {
+        headers.append(name.clone(), value.clone());
     }
     headers
 }

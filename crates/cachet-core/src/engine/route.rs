@@ -5,14 +5,15 @@ use crate::cache::Cache;
 use crate::config::rules::CompiledRule;
 use crate::identity::Resolved;
 use crate::protocol::cache_status::ForwardReason;
-use crate::protocol::directives::RequestDirectives;
+use crate::protocol::directives::{ClientNoCache, RequestDirectives};
+use crate::protocol::host::{normalize_host, request_host};
 use crate::protocol::storability::RequestFacts;
 use crate::protocol::tags::uri_term;
 use crate::protocol::target::{canonical_path, differs};
 use crate::request::RequestHead;
 use crate::stats::Counters;
-use crate::store::key::{combine_header_values, normalize_host, CacheKey, HeaderPart, KeyBuilder};
-use http::header::{self, HeaderName};
+use crate::store::key::{combine_header_values, CacheKey, HeaderPart, KeyBuilder};
+use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -41,11 +42,19 @@ pub struct Plan {
     pub(super) rewrite: Option<PathAndQuery>,
     /// Whether the canonical path differs from the request's own.
     pub(super) changes_path: bool,
+    /// The host as keyed, when it is keyed and differs from the request's
+    /// own spelling.
+    pub(super) rehost: Option<HeaderValue>,
+    /// Headers the rule keys on that came in several lines, as keyed: the
+    /// lines combined into one.
+    pub(super) combined: Vec<(HeaderName, HeaderValue)>,
     pub(super) head: bool,
     pub(super) facts: RequestFacts,
     pub(super) directives: RequestDirectives,
     /// When the request arrived, for rules that refresh early (which need
-    /// to know how long a fetch takes).
+    /// to know how long a fetch takes) and for requests that must
+    /// revalidate (`no-cache`: a response received after they arrived
+    /// answers them).
     pub(super) started: Option<SystemTime>,
 }
 
@@ -74,24 +83,54 @@ impl Plan {
     pub fn changes_path(&self) -> bool {
         self.changes_path
     }
-    /// Sets `req`'s URI to [`target`](Self::target), keeping its scheme and
-    /// authority (absolute-form and HTTP/2 requests have them). `false`
-    /// when no such URI can be made: the request must then bypass the
-    /// cache, since the origin would not receive what was keyed.
+    /// The `Host` the origin must receive, when the key holds the host
+    /// and the request spelled it otherwise (`Example.COM:80` is keyed and
+    /// forwarded as `example.com`): the adapter sets it, and the target's
+    /// authority when it has one, so that an origin that reflects the host
+    /// builds what every request of that key is answered with.
+    pub fn host(&self) -> Option<&HeaderValue> {
+        self.rehost.as_ref()
+    }
+    /// The headers the rule keys on that the request sent in several
+    /// field lines, each with the one value the key holds (the lines
+    /// combined, RFC 9110 §5.3): the adapter replaces the lines with it,
+    /// so that an origin reading only the first line cannot answer for
+    /// less than was keyed.
+    pub fn combined_headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.combined
+    }
+    /// Makes `req` what was keyed: its path and query become
+    /// [`target`](Self::target), its `Host` (and the URI's authority,
+    /// which absolute-form and HTTP/2 requests have) [`host`](Self::host),
+    /// and each of [`combined_headers`](Self::combined_headers) one line.
+    /// `false` when no such URI can be made: the request must then bypass
+    /// the cache, since the origin would not receive what was keyed.
     #[must_use]
     pub fn retarget<B>(&self, req: &mut http::Request<B>) -> bool {
-        let Some(target) = &self.rewrite else {
-            return true;
-        };
-        let mut parts = req.uri().clone().into_parts();
-        parts.path_and_query = Some(target.clone());
-        match http::Uri::from_parts(parts) {
-            Ok(uri) => {
-                *req.uri_mut() = uri;
-                true
-            }
-            Err(_) => false,
+        for (name, value) in &self.combined {
+            req.headers_mut().insert(name, value.clone());
         }
+        if self.rewrite.is_none() && self.rehost.is_none() {
+            return true;
+        }
+        let mut parts = req.uri().clone().into_parts();
+        if let Some(target) = &self.rewrite {
+            parts.path_and_query = Some(target.clone());
+        }
+        if let (Some(host), Some(_)) = (&self.rehost, &parts.authority) {
+            match http::uri::Authority::try_from(host.as_bytes()) {
+                Ok(authority) => parts.authority = Some(authority),
+                Err(_) => return false,
+            }
+        }
+        match http::Uri::from_parts(parts) {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return false,
+        }
+        if let Some(host) = &self.rehost {
+            req.headers_mut().insert(header::HOST, host.clone());
+        }
+        true
     }
     /// The index term of the entry's URI, for purges by URI: the target,
     /// and the host when keys hold it.
@@ -239,12 +278,23 @@ impl Cache {
         };
         let key_method = if rule.vary_by_method() { method } else { "GET" };
         let mut key = target.method(key_method);
+        let mut rehost = None;
         if self.inner.key_host {
-            let host = req.header(&header::HOST).or_else(|| req.authority());
-            if host.is_some_and(|host| normalize_host(host).is_none()) {
-                return Err(ForwardReason::Bypass);
-            }
-            key = key.host(host);
+            // Two hosts, or none that is one: never keyed (a proxy answers 400).
+            let host = request_host(req).map_err(|_| ForwardReason::Bypass)?;
+            let normalized = match host {
+                Some(raw) => {
+                    let normalized = normalize_host(raw).ok_or(ForwardReason::Bypass)?;
+                    if normalized.as_bytes() != raw {
+                        let value = HeaderValue::from_str(&normalized)
+                            .map_err(|_| ForwardReason::Bypass)?;
+                        rehost = Some(value);
+                    }
+                    Some(normalized)
+                }
+                None => None,
+            };
+            key = key.host(normalized.as_deref());
         }
         let mut shared = true;
         if rule.vary_by_user() {
@@ -256,10 +306,22 @@ impl Cache {
             shared = identity.is_none();
             key = key.user(identity);
         }
+        let mut combined = Vec::new();
         for name in rule.vary_headers() {
             let mut values: Vec<&[u8]> = Vec::new();
             req.header_values(name, &mut |value| values.push(value));
             let value = combine_header_values(&values);
+            if values.len() > 1 {
+                // Cookie lines join with `; `, not `, `: not combined here.
+                if is_credential(name) {
+                    return Err(ForwardReason::Bypass);
+                }
+                let one = value.as_deref().map(HeaderValue::from_bytes);
+                let Some(Ok(one)) = one else {
+                    return Err(ForwardReason::Bypass);
+                };
+                combined.push((name.clone(), one));
+            }
             key = match value {
                 // A credential is keyed by a keyed hash, never as it is.
                 Some(value) if is_credential(name) => key.header_part(
@@ -273,14 +335,22 @@ impl Cache {
         if key.as_str().len() > limits.max_key_bytes {
             return Err(ForwardReason::Bypass);
         }
-        let directives = RequestDirectives::of(req);
-        let started = rule.early_refresh().map(|_| self.inner.clock.now());
+        let mut directives = RequestDirectives::of(req);
+        if limits.client_no_cache == ClientNoCache::Ignore {
+            directives = directives.ignoring_no_cache();
+        }
+        // Early refresh times fetches; a request that must revalidate may
+        // take a response received after it arrived.
+        let started =
+            (rule.early_refresh().is_some() || directives.no_cache).then(|| self.inner.clock.now());
         Ok(Plan {
             rule: Arc::clone(rule),
             key,
             target_len,
             rewrite,
             changes_path,
+            rehost,
+            combined,
             head,
             facts: RequestFacts {
                 shared,

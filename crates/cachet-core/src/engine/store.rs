@@ -6,6 +6,7 @@ use crate::cache::Cache;
 use crate::protocol::cache_control::CacheControl;
 use crate::protocol::conditional::etag_for_body;
 use crate::protocol::freshness::{freshness, heuristic_lifetime, Freshness};
+use crate::protocol::hop_by_hop::strip_hop_by_hop;
 use crate::protocol::storability::{check_storable, NotStorable, RequestFacts, RuleFacts};
 use crate::protocol::vary::variant_key;
 use crate::request::RequestHead;
@@ -61,18 +62,12 @@ fn new_generation() -> u64 {
     })
 }
 
-/// Headers that describe a connection, not the response (RFC 9110 §7.6.1),
-/// and `Age`, which the cache computes itself: never stored.
-pub(super) const NOT_STORED_HEADERS: [header::HeaderName; 8] = [
-    header::CONNECTION,
-    header::TRANSFER_ENCODING,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::AGE,
-];
+/// Removes what a stored response never keeps: the connection-specific
+/// fields (RFC 9111 §3.1) and `Age`, which the cache computes itself.
+pub(super) fn strip_unstored(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+    headers.remove(header::AGE);
+}
 
 impl Cache {
     /// Step 6, before the body is read: whether a response with `status` and
@@ -148,9 +143,7 @@ impl Cache {
             headers.insert(header::ETAG, etag_for_body(&body));
         }
         let mut stored = headers.clone();
-        for name in &NOT_STORED_HEADERS {
-            stored.remove(name);
-        }
+        strip_unstored(&mut stored);
         let entry = self.entry(plan, &storable, status, stored, body, generated_etag);
         let result = self.insert_variant(plan, &storable.vary, req, entry).await;
         self.record_insert(plan, result)

@@ -6,20 +6,24 @@
 //! stopped while the cache runs.
 //!
 //! ```
-//! use cachet_core::{Cache, PersistenceConfig};
+//! use cachet_core::{Cache, Identity, PersistenceConfig};
 //! use std::time::Duration;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let dir = std::env::temp_dir().join(format!("cachet-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir)?;
 //! let file = dir.join("dump");
-//! let cache = Cache::builder().build()?;
+//! // Dumps are sealed with a key derived from the identity secret: set one
+//! // (`[identity] secret_env`) for a later process to restore them.
+//! let identity = || Identity::default().secret("from the environment");
+//! let cache = Cache::builder().identity(identity()).build()?;
 //! cache.values().set("greeting", &"hello", Duration::from_secs(60)).await?;
 //! let dumped = cache.dump(&file)?;
 //! assert_eq!(dumped.entries, 1);
 //!
 //! // A new process: the same configuration restores the dump when built.
 //! let again = Cache::builder()
+//!     .identity(identity())
 //!     .persistence(PersistenceConfig::new().dump_file(&file))
 //!     .build()?;
 //! let greeting: Option<String> = again.values().get("greeting").await?;

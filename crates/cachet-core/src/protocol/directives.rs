@@ -26,7 +26,33 @@ pub(crate) struct RequestDirectives {
     pub max_stale: Option<u64>,
 }
 
+/// What a shared cache does with a client's `no-cache` (`max-age=0`,
+/// `Pragma: no-cache`): `[security] client_no_cache`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ClientNoCache {
+    /// Revalidate with the origin (RFC 9111 §5.2.1.4), coalesced: requests
+    /// that must revalidate one entry share one conditional request, and
+    /// each takes a response the cache received after it arrived.
+    #[default]
+    Revalidate,
+    /// Answer from the cache as if the client had not asked: a shared cache
+    /// the origin controls need not honour it (Varnish's default).
+    Ignore,
+}
+
 impl RequestDirectives {
+    /// These directives with the client's wish to revalidate dropped
+    /// ([`ClientNoCache::Ignore`]).
+    pub(crate) fn ignoring_no_cache(self) -> Self {
+        Self {
+            no_cache: false,
+            max_age: self.max_age.filter(|&max| max > 0),
+            ..self
+        }
+    }
+
     /// Reads the directives of `req`.
     pub(crate) fn of(req: &dyn RequestHead) -> Self {
         let mut lines: Vec<&[u8]> = Vec::new();

@@ -9,6 +9,8 @@ pub(crate) mod cache_status;
 pub(crate) mod conditional;
 pub(crate) mod directives;
 pub(crate) mod freshness;
+pub(crate) mod hop_by_hop;
+pub(crate) mod host;
 pub(crate) mod response_headers;
 pub(crate) mod storability;
 pub(crate) mod tags;

@@ -39,6 +39,10 @@ pub(crate) enum NotStorable {
     VaryAll,
     /// `Vary` names something that is not a header name.
     VaryInvalid,
+    /// A header the response varies on came in several field lines: origins
+    /// read those differently (the first line, the last, or all), so what
+    /// the origin answered is not surely what the combined value keys.
+    VarySplit,
     /// The body is larger than the rule's `max_body`.
     TooLarge,
     /// The body ended with trailers, which the cache does not keep.
@@ -78,6 +82,7 @@ impl NotStorable {
             | Self::RequestNoStore
             | Self::Authorization
             | Self::Cookie
+            | Self::VarySplit
             | Self::Incomplete
             | Self::StoreFailed
             | Self::LockTimeout => false,
@@ -100,6 +105,7 @@ impl fmt::Display for NotStorable {
             Self::Cookie => f.write_str("cookie"),
             Self::VaryAll => f.write_str("vary-star"),
             Self::VaryInvalid => f.write_str("vary-invalid"),
+            Self::VarySplit => f.write_str("vary-split"),
             Self::TooLarge => f.write_str("too-large"),
             Self::Trailers => f.write_str("trailers"),
             Self::Incomplete => f.write_str("incomplete"),

@@ -3,20 +3,23 @@
 //!
 //! The primary key holds a [`VariantIndex`](crate::store::entry::VariantIndex)
 //! with the header names; each variant is stored under the primary key
-//! extended with the index's generation and the request's normalized values
-//! for those headers.
+//! extended with the index's generation and the request's values for those
+//! headers — exactly as the origin received them: §4.1 lets a cache
+//! normalize values it knows to be equivalent, but an origin that reads
+//! `GZIP ,br` otherwise than `gzip, br` would then have its answer to one
+//! spelling served to the other. A value split over several field lines,
+//! which origins read differently, is not stored at all ([`split_line`]).
 
 use crate::identity::Identity;
 use crate::protocol::storability::NotStorable;
 use crate::request::RequestHead;
 use crate::store::entry::VariantIndex;
-use crate::store::key::{CacheKey, HeaderPart, KeyBuilder};
+use crate::store::key::{combine_header_values, CacheKey, HeaderPart, KeyBuilder};
 use http::header::{self, HeaderName};
 use http::HeaderMap;
 
-/// Headers whose values go into variant keys as text, normalized to lower
-/// case because their values are case-insensitive. Any other varied header
-/// goes in as a keyed hash: it may carry a credential (`Cookie`,
+/// Headers whose values go into variant keys as text. Any other varied
+/// header goes in as a keyed hash: it may carry a credential (`Cookie`,
 /// `Authorization`, an API key), and keys are listed to operators.
 const READABLE: [HeaderName; 5] = [
     header::ACCEPT,
@@ -64,49 +67,33 @@ pub(crate) fn variant_key(
 ) -> CacheKey {
     let mut key = KeyBuilder::variant_of(primary, index.generation());
     for name in index.names() {
-        let value = normalized_value(req, name);
-        key = match value {
+        let mut lines: Vec<&[u8]> = Vec::new();
+        req.header_values(name, &mut |line| lines.push(line));
+        key = match combine_header_values(&lines) {
             None => key.vary(name.as_str(), HeaderPart::Absent),
             Some(value) if READABLE.contains(name) => {
-                key.vary(name.as_str(), HeaderPart::Plain(value.as_bytes()))
+                key.vary(name.as_str(), HeaderPart::Plain(&value))
             }
             Some(value) => key.vary(
                 name.as_str(),
-                HeaderPart::Hashed(identity.hash_header(name, value.as_bytes())),
+                HeaderPart::Hashed(identity.hash_header(name, &value)),
             ),
         };
     }
     key.finish()
 }
 
-/// The request's value for `name` as variants compare it (§4.1): all its
-/// lines combined, list members trimmed and joined by `", "`, runs of
-/// whitespace collapsed, lower case for the headers known to be
-/// case-insensitive. `None` when the request does not have the header,
-/// which is not the same as an empty value.
-fn normalized_value(req: &dyn RequestHead, name: &HeaderName) -> Option<String> {
-    let mut lines: Vec<&[u8]> = Vec::new();
-    req.header_values(name, &mut |line| lines.push(line));
-    if lines.is_empty() {
-        return None;
-    }
-    let mut members: Vec<String> = Vec::new();
-    for line in lines {
-        for member in String::from_utf8_lossy(line).split(',') {
-            let member = member
-                .split_ascii_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            if !member.is_empty() {
-                members.push(member);
-            }
-        }
-    }
-    let mut value = members.join(", ");
-    if READABLE.contains(name) && name != header::ORIGIN {
-        value.make_ascii_lowercase();
-    }
-    Some(value)
+/// The first of `names` that `req` sends in more than one field line: a
+/// response that varies on it is not stored (see the module docs).
+pub(crate) fn split_line<'n>(
+    req: &dyn RequestHead,
+    names: &'n [HeaderName],
+) -> Option<&'n HeaderName> {
+    names.iter().find(|name| {
+        let mut lines = 0;
+        req.header_values(name, &mut |_| lines += 1);
+        lines > 1
+    })
 }
 
 #[cfg(test)]
@@ -150,22 +137,32 @@ mod tests {
     }
 
     #[test]
-    fn variant_values_normalize_whitespace_and_case_rfc9111_4_1() {
+    fn variant_values_are_keyed_as_the_origin_receives_them_rfc9111_4_1() {
         let index = index(&[header::ACCEPT_ENCODING]);
         let tidy = key_for(&index, &[("accept-encoding", "gzip, br")]);
         assert_eq!(
             tidy,
             "/a GET g=0000000000000007 v:accept-encoding=8:gzip, br"
         );
-        assert_eq!(key_for(&index, &[("accept-encoding", "  GZIP ,br ")]), tidy);
+        for other in ["GZIP, br", "gzip,br", "br, gzip"] {
+            assert_ne!(
+                key_for(&index, &[("accept-encoding", other)]),
+                tidy,
+                "{other}"
+            );
+        }
+        let split = [("accept-encoding", "gzip"), ("accept-encoding", "br")];
         assert_eq!(
-            key_for(
-                &index,
-                &[("accept-encoding", "gzip"), ("accept-encoding", "br")]
-            ),
-            tidy
+            split_line(&request(&split), &[header::ACCEPT, header::ACCEPT_ENCODING]),
+            Some(&header::ACCEPT_ENCODING)
         );
-        assert_ne!(key_for(&index, &[("accept-encoding", "br, gzip")]), tidy);
+        assert_eq!(
+            split_line(
+                &request(&[("accept-encoding", "gzip, br")]),
+                &[header::ACCEPT_ENCODING]
+            ),
+            None
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::protocol::conditional::not_modified_headers;
 use crate::protocol::conditional::{answers_not_modified, CLIENT_PRECONDITIONS};
 use crate::protocol::storability::NotStorable;
 use crate::protocol::tags::CacheTags;
+use crate::protocol::vary::split_line;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, SET_COOKIE};
 use http::{Request, Response, StatusCode};
@@ -354,6 +355,11 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
         Storage::Refused(reason)
     };
     let storable = match cache.check_storable(plan, parts.status, &parts.headers) {
+        Ok(storable) if split_line(client, &storable.vary).is_some() => {
+            cache.not_stored(plan);
+            let reason = NotStorable::VarySplit;
+            return (refuse(reason, fetch), ResponseBody::passthrough(body));
+        }
         Ok(storable) => storable.with_tags(tags),
         Err(reason) => return (refuse(reason, fetch), ResponseBody::passthrough(body)),
     };
