@@ -468,3 +468,86 @@ async fn range_requests_pass_through() {
     assert_eq!(ranged.header("cache-status"), Some("cachet; fwd=bypass"));
     assert_eq!(app.origin.calls(), 2);
 }
+
+type Reflecting = tower::util::BoxCloneService<
+    http::Request<Body>,
+    http::Response<cachet::adapter::ResponseBody<Body>>,
+    std::convert::Infallible,
+>;
+
+/// An application that answers with the `Host` and `X-Tenant` lines it
+/// received, behind the layer of a cache that keys both.
+fn reflecting() -> (Reflecting, Arc<std::sync::atomic::AtomicUsize>) {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let cache = cachet::Cache::builder()
+        .rule(cachet::Rule::new("^/").vary_headers([http::HeaderName::from_static("x-tenant")]))
+        .key_host(true)
+        .build()
+        .unwrap();
+    let origin = tower::service_fn(move |req: http::Request<Body>| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let lines = |name: &str| {
+            req.headers()
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+                .join("|")
+        };
+        let body = format!("host={} tenant={}", lines("host"), lines("x-tenant"));
+        async move {
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .header("cache-control", "max-age=60")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+        }
+    });
+    let service = cachet::CacheLayer::new(cache).layer(origin);
+    (tower::util::BoxCloneService::new(service), calls)
+}
+
+#[tokio::test]
+async fn the_application_receives_the_host_and_headers_the_key_holds() {
+    let (app, calls) = reflecting();
+    let send = |headers: &[(&str, &str)]| {
+        let mut req = http::Request::get("/page");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let app = app.clone();
+        let req = req.body(Body::empty()).unwrap();
+        async move {
+            let response = app.oneshot(req).await.unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8_lossy(&body).into_owned()
+        }
+    };
+    let first = send(&[
+        ("host", "Shop.EXAMPLE:80"),
+        ("x-tenant", "a"),
+        ("x-tenant", "b"),
+    ])
+    .await;
+    assert_eq!(
+        first, "host=shop.example tenant=a, b",
+        "as keyed, in one line"
+    );
+    // Every request of that key gets what the application built for it.
+    assert_eq!(
+        send(&[("host", "shop.example"), ("x-tenant", "a, b")]).await,
+        first
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // An application reading only the first line sees `a` here: its own key.
+    assert_eq!(
+        send(&[("host", "shop.example"), ("x-tenant", "a")]).await,
+        "host=shop.example tenant=a"
+    );
+    // Two Hosts: never cached, whichever one the application reads.
+    send(&[("host", "shop.example"), ("host", "evil.example")]).await;
+    send(&[("host", "shop.example"), ("host", "evil.example")]).await;
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 4);
+}

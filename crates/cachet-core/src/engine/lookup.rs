@@ -258,6 +258,18 @@ fn unit_random() -> f64 {
     (bits as f64 + 1.0) / (1u64 << 53) as f64
 }
 
+/// Whether `entry` came from the origin after a request that must
+/// revalidate (`no-cache`, RFC 9111 §5.2.1.4) arrived: then it is the
+/// validated response that request asked for. This is how concurrent
+/// revalidations of one entry share one origin request: those that wait
+/// for another's fetch take what it stored.
+fn validated_since_arrival(plan: &Plan, entry: &CachedResponse) -> bool {
+    plan.directives.no_cache
+        && plan
+            .started
+            .is_some_and(|arrived| entry.stored_at() > arrived)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,16 +289,4 @@ mod tests {
         let mean = draws.sum::<f64>() / 10_000.0;
         assert!((0.45..0.55).contains(&mean), "{mean}");
     }
-}
-
-/// Whether `entry` came from the origin after a request that must
-/// revalidate (`no-cache`, RFC 9111 §5.2.1.4) arrived: then it is the
-/// validated response that request asked for. This is how concurrent
-/// revalidations of one entry share one origin request: those that wait
-/// for another's fetch take what it stored.
-fn validated_since_arrival(plan: &Plan, entry: &CachedResponse) -> bool {
-    plan.directives.no_cache
-        && plan
-            .started
-            .is_some_and(|arrived| entry.stored_at() > arrived)
 }

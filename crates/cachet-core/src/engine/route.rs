@@ -18,6 +18,17 @@ use http::uri::PathAndQuery;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+/// What the origin must receive in the key's form, not the request's.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Respelled {
+    /// The host as keyed, when it is keyed and the request spelled it
+    /// otherwise.
+    host: Option<HeaderValue>,
+    /// Headers the rule keys on that came in several lines, as keyed: the
+    /// lines combined into one.
+    combined: Vec<(HeaderName, HeaderValue)>,
+}
+
 /// What to do with a request.
 #[derive(Debug, Clone)]
 pub enum Route {
@@ -42,12 +53,9 @@ pub struct Plan {
     pub(super) rewrite: Option<PathAndQuery>,
     /// Whether the canonical path differs from the request's own.
     pub(super) changes_path: bool,
-    /// The host as keyed, when it is keyed and differs from the request's
-    /// own spelling.
-    pub(super) rehost: Option<HeaderValue>,
-    /// Headers the rule keys on that came in several lines, as keyed: the
-    /// lines combined into one.
-    pub(super) combined: Vec<(HeaderName, HeaderValue)>,
+    /// The host and headers the origin must receive in another form than
+    /// the request's own; boxed, since most requests need none.
+    pub(super) respelled: Option<Box<Respelled>>,
     pub(super) head: bool,
     pub(super) facts: RequestFacts,
     pub(super) directives: RequestDirectives,
@@ -89,7 +97,7 @@ impl Plan {
     /// authority when it has one, so that an origin that reflects the host
     /// builds what every request of that key is answered with.
     pub fn host(&self) -> Option<&HeaderValue> {
-        self.rehost.as_ref()
+        self.respelled.as_ref()?.host.as_ref()
     }
     /// The headers the rule keys on that the request sent in several
     /// field lines, each with the one value the key holds (the lines
@@ -97,7 +105,9 @@ impl Plan {
     /// so that an origin reading only the first line cannot answer for
     /// less than was keyed.
     pub fn combined_headers(&self) -> &[(HeaderName, HeaderValue)] {
-        &self.combined
+        self.respelled
+            .as_ref()
+            .map_or(&[], |respelled| &respelled.combined)
     }
     /// Makes `req` what was keyed: its path and query become
     /// [`target`](Self::target), its `Host` (and the URI's authority,
@@ -107,17 +117,18 @@ impl Plan {
     /// the cache, since the origin would not receive what was keyed.
     #[must_use]
     pub fn retarget<B>(&self, req: &mut http::Request<B>) -> bool {
-        for (name, value) in &self.combined {
+        for (name, value) in self.combined_headers() {
             req.headers_mut().insert(name, value.clone());
         }
-        if self.rewrite.is_none() && self.rehost.is_none() {
+        let host = self.host();
+        if self.rewrite.is_none() && host.is_none() {
             return true;
         }
         let mut parts = req.uri().clone().into_parts();
         if let Some(target) = &self.rewrite {
             parts.path_and_query = Some(target.clone());
         }
-        if let (Some(host), Some(_)) = (&self.rehost, &parts.authority) {
+        if let (Some(host), Some(_)) = (host, &parts.authority) {
             match http::uri::Authority::try_from(host.as_bytes()) {
                 Ok(authority) => parts.authority = Some(authority),
                 Err(_) => return false,
@@ -127,7 +138,7 @@ impl Plan {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return false,
         }
-        if let Some(host) = &self.rehost {
+        if let Some(host) = host {
             req.headers_mut().insert(header::HOST, host.clone());
         }
         true
@@ -349,8 +360,12 @@ impl Cache {
             target_len,
             rewrite,
             changes_path,
-            rehost,
-            combined,
+            respelled: (rehost.is_some() || !combined.is_empty()).then(|| {
+                Box::new(Respelled {
+                    host: rehost,
+                    combined,
+                })
+            }),
             head,
             facts: RequestFacts {
                 shared,

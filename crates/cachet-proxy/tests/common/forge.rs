@@ -8,7 +8,7 @@ use std::path::Path;
 /// becomes `to` (of the same length, so the records still decode), and
 /// each block's checksum and the footer are recomputed with unkeyed
 /// BLAKE3 — which is all a dump's seal was before it was keyed.
-pub fn forge(file: &Path, from: &[u8], to: &[u8]) {
+pub(crate) fn forge(file: &Path, from: &[u8], to: &[u8]) {
     let bytes = std::fs::read(file).unwrap();
     let sum = |data: &[u8]| blake3::hash(data).as_bytes()[..16].to_vec();
     let header = &bytes[..35];
