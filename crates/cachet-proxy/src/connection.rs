@@ -232,21 +232,44 @@ where
 {
     type Response = Response<TrackedBody<B>>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = TrackedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let in_flight = self.activity.request();
-        let activity = Arc::clone(&self.activity);
-        let response = self.inner.call(req);
-        Box::pin(async move {
-            let response = response.await?;
-            drop(in_flight);
-            Ok(response.map(|body| TrackedBody { body, activity }))
-        })
+        TrackedFuture {
+            in_flight: Some(self.activity.request()),
+            activity: Arc::clone(&self.activity),
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's response on its way: in flight until its head is ready
+    /// (not boxed: every request on every listener goes through it).
+    struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        in_flight: Option<InFlight>,
+        activity: Arc<Activity>,
+    }
+}
+
+impl<F, B> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+{
+    type Output = Result<Response<TrackedBody<B>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        this.in_flight.take();
+        let activity = Arc::clone(this.activity);
+        Poll::Ready(Ok(response.map(|body| TrackedBody { body, activity })))
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// What the origin must receive in the key's form, not the request's.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(super) struct Respelled {
     /// The host as keyed, when it is keyed and the request spelled it
     /// otherwise.
