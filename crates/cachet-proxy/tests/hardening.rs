@@ -37,7 +37,7 @@ struct Origin {
 
 impl Origin {
     async fn start(&self) -> SocketAddr {
-        let (reflect, slow, post) = (self.clone(), self.clone(), self.clone());
+        let (reflect, slow, post, keyed) = (self.clone(), self.clone(), self.clone(), self.clone());
         let app = axum::Router::new()
             // The host as the origin sees it, in the body: absolute links,
             // canonical URLs and redirects are built from it.
@@ -71,6 +71,29 @@ impl Origin {
                     } else {
                         (axum::http::StatusCode::OK, cached, "original".to_owned())
                     }
+                }),
+            )
+            // Every line of each input the rules below key, and the method.
+            .route(
+                "/reflect",
+                get(move |method: http::Method, headers: HeaderMap| async move {
+                    keyed.calls.fetch_add(1, Ordering::SeqCst);
+                    let lines = |name: &str| {
+                        let lines: Vec<_> = headers
+                            .get_all(name)
+                            .iter()
+                            .map(|v| v.to_str().unwrap_or("?").to_owned())
+                            .collect();
+                        lines.join("|")
+                    };
+                    (
+                        [("cache-control", "max-age=60"), ("vary", "accept-encoding")],
+                        format!(
+                            "{method} tenant={} ae={}",
+                            lines("x-tenant"),
+                            lines("accept-encoding")
+                        ),
+                    )
                 }),
             )
             .route(
@@ -133,8 +156,21 @@ async fn raw(addr: SocketAddr, request: &[u8]) -> String {
 }
 
 async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (String, String) {
+    send(addr, http::Method::GET, path, headers).await
+}
+
+/// The body and `Cache-Status` of `method path` with `headers` (a name
+/// given twice is sent as two lines).
+async fn send(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (String, String) {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    let mut req = http::Request::get(format!("http://{addr}{path}"));
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
@@ -167,6 +203,72 @@ async fn the_origin_receives_the_host_spelling_the_key_holds() {
     assert_eq!(dotted, "host=shop.example. xfh=shop.example.");
     assert!(status.contains("uri-miss"), "{status}");
     assert_eq!(origin.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_receives_the_headers_and_method_the_key_holds() {
+    let rules = "[[rules]]\npath = '^/reflect$'\nvary_headers = [\"X-Tenant\"]\n\
+                 vary_by_method = false\n";
+    let (proxy, origin, _dir) = proxy("keyed-inputs", rules).await;
+    let head = || http::Method::HEAD;
+    let get = || http::Method::GET;
+
+    // A rule-keyed header in two lines goes upstream as the one line the
+    // key holds, and a request sending that line is served what it built.
+    let two_lines = [("x-tenant", "a"), ("x-tenant", "b")];
+    let (first, _) = send(proxy.addr, get(), "/reflect", &two_lines).await;
+    assert_eq!(first, "GET tenant=a, b ae=", "combined, as keyed");
+    let (same, status) = send(proxy.addr, get(), "/reflect", &[("x-tenant", "a, b")]).await;
+    assert_eq!(
+        (same.as_str(), status.contains("hit")),
+        (first.as_str(), true)
+    );
+    // An origin reading only the first line sees `a` under its own key.
+    let (one, _) = send(proxy.addr, get(), "/reflect", &[("x-tenant", "a")]).await;
+    assert_eq!(one, "GET tenant=a ae=");
+    assert_eq!(origin.calls(), 2);
+
+    // A stored Vary keys the values as received: another spelling is
+    // another variant, built for that spelling.
+    let gzip = [("x-tenant", "c"), ("accept-encoding", "gzip, br")];
+    let spaced = [("x-tenant", "c"), ("accept-encoding", "GZIP ,br")];
+    assert_eq!(
+        send(proxy.addr, get(), "/reflect", &gzip).await.0,
+        "GET tenant=c ae=gzip, br"
+    );
+    let (other, status) = send(proxy.addr, get(), "/reflect", &spaced).await;
+    assert_eq!(other, "GET tenant=c ae=GZIP ,br", "{status}");
+    assert!(send(proxy.addr, get(), "/reflect", &gzip)
+        .await
+        .1
+        .contains("hit"));
+    assert_eq!(origin.calls(), 4);
+    // A varied header in two lines is answered, never stored.
+    let split = [
+        ("x-tenant", "c"),
+        ("accept-encoding", "gzip"),
+        ("accept-encoding", "br"),
+    ];
+    for _ in 0..2 {
+        let (answer, _) = send(proxy.addr, get(), "/reflect", &split).await;
+        assert_eq!(answer, "GET tenant=c ae=gzip|br");
+    }
+    assert_eq!(origin.calls(), 6);
+
+    // With vary_by_method = false a HEAD is keyed as the GET: a HEAD miss
+    // reaches the origin as HEAD and is not stored for GETs, and a HEAD
+    // after the GET is answered from the GET's entry.
+    let tenant = [("x-tenant", "d")];
+    send(proxy.addr, head(), "/reflect", &tenant).await;
+    assert_eq!(origin.calls(), 7);
+    let (body, status) = send(proxy.addr, get(), "/reflect", &tenant).await;
+    assert_eq!(
+        body, "GET tenant=d ae=",
+        "the GET is not served a HEAD's answer: {status}"
+    );
+    let (body, status) = send(proxy.addr, head(), "/reflect", &tenant).await;
+    assert!(body.is_empty() && status.contains("hit"), "{status}");
+    assert_eq!(origin.calls(), 8);
 }
 
 /// Whether the server closes `stream` within `within`.
