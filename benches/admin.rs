@@ -20,10 +20,9 @@ fn bench(c: &mut Criterion) {
         "[caches.pages]\n[[rules]]\npath = '^/api/'\n[[rules]]\npath = '^/pages/'\ncache = 'pages'\n",
     )
     .expect("valid rules")
-    .admin(AdminConfig::new().token("bench-token"))
     .build()
     .expect("a cache");
-    let admin = Admin::new(cache);
+    let admin = Admin::new(cache, AdminConfig::new().token("bench-token"));
     let request = |path: &str| {
         http::Request::get(path)
             .header("authorization", "Bearer bench-token")

@@ -11,7 +11,7 @@ mod walkthrough;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use cachet::actix::{admin, CacheInvalidation, ResponseCache};
-use cachet::admin::AdminConfig;
+use cachet::admin::{Admin, AdminConfig};
 use cachet::Cache;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -66,7 +66,10 @@ async fn main() -> std::io::Result<()> {
                 .route("/stats", web::get().to(stats))
                 // A local demo: the management API without a token; see
                 // docs/operations.md.
-                .service(admin::scope(cache.clone(), AdminConfig::new().no_auth()))
+                .service(admin::scope(Admin::new(
+                    cache.clone(),
+                    AdminConfig::new().no_auth(),
+                )))
                 .service(
                     web::scope("/api")
                         .wrap(ResponseCache::new(cache.clone()))

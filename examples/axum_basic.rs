@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-use cachet::admin::{AdminConfig, AdminService};
+use cachet::admin::{Admin, AdminConfig, AdminService};
 use cachet::{Cache, CacheLayer, InvalidationLayer, StatsSnapshot};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -67,7 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // (`[admin] token_env`) anywhere else; see docs/operations.md.
         .nest_service(
             "/_cachet",
-            AdminService::with_config(cache.clone(), AdminConfig::new().no_auth()),
+            AdminService::new(Admin::new(cache.clone(), AdminConfig::new().no_auth())),
         )
         .with_state(cache);
 

@@ -8,7 +8,9 @@
 //! ```
 
 use cachet::store::{CachedResponse, Entry, MokaStore, Store};
-use cachet::{Cache, CacheKey, CacheSpec, PersistenceConfig, SharedClock, SystemClock};
+use cachet::{
+    Cache, CacheKey, CacheSpec, Persistence, PersistenceConfig, SharedClock, SystemClock,
+};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,13 +55,13 @@ fn measured<T>(work: impl FnOnce() -> T) -> (T, Duration, u64) {
     )
 }
 
-fn cache(store: Arc<MokaStore>, persistence: PersistenceConfig) -> Cache {
-    Cache::builder()
+fn cache(store: Arc<MokaStore>) -> Persistence {
+    let cache = Cache::builder()
         .cache("default", CacheSpec::new(BUDGET, Duration::from_secs(3600)))
         .store(store)
-        .persistence(persistence)
         .build()
-        .unwrap()
+        .unwrap();
+    Persistence::new(&cache, PersistenceConfig::new())
 }
 
 fn store(clock: &SharedClock) -> Arc<MokaStore> {
@@ -112,8 +114,8 @@ fn run(name: &str, count: usize, body: usize, dir: &std::path::Path) {
         }
     });
     source.run_pending_tasks();
-    let filled = cache(Arc::clone(&source), PersistenceConfig::new());
-    let bytes = filled.stats().caches["default"].bytes;
+    let filled = cache(Arc::clone(&source));
+    let bytes = source.usage("default").unwrap().bytes;
     // Five rounds of each (the first dump also writes the file the
     // restores read): the median, and the range, as this VM is noisy.
     let mut dumps = Vec::new();
@@ -183,9 +185,9 @@ fn restored_in_child(file: &std::path::Path, entries: u64) -> Duration {
 fn restore(file: &std::path::Path) {
     let clock: SharedClock = Arc::new(SystemClock);
     let target = store(&clock);
-    let cache = cache(Arc::clone(&target), PersistenceConfig::new().restore(false));
+    let persistence = cache(Arc::clone(&target));
     let started = Instant::now();
-    let report = cache.restore(file);
+    let report = persistence.restore_from(file);
     println!("{} {}", report.restored, started.elapsed().as_nanos());
 }
 

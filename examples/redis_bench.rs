@@ -10,7 +10,7 @@
 //! ```
 
 use axum::{body::Body, routing::get, Router};
-use cachet::{CacheBuilder, CacheKey, CacheLayer, Identity};
+use cachet::{CacheKey, CacheLayer, Identity};
 use http::Request;
 use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,10 +30,9 @@ use server::{RedisCluster, RedisServer};
 /// An instance on the Redis `target` names (its `url` or `cluster` line).
 fn app(target: &str, mode: &str) -> (Router, cachet::Cache) {
     let text = format!("{RULES}\n[redis]\n{target}\nmode = '{mode}'\n");
-    let builder = CacheBuilder::from_toml(&text)
-        .unwrap()
-        .identity(Identity::default().secret("bench"));
-    let cache = cachet::redis::install_with_env(builder, |_| None)
+    let config = cachet::Config::from_toml(&text).unwrap();
+    let builder = config.cache.identity(Identity::default().secret("bench"));
+    let cache = cachet::redis::install_with_env(builder, config.redis, |_| None)
         .unwrap()
         .build()
         .unwrap();

@@ -19,7 +19,7 @@
 use axum::routing::get;
 use axum::{Json, Router};
 use cachet::admin::{AdminConfig, AdminService};
-use cachet::{CacheBuilder, CacheLayer, Identity, InvalidationLayer};
+use cachet::{CacheLayer, Identity, InvalidationLayer};
 use std::time::Duration;
 
 const CONFIG: &str = r#"
@@ -44,19 +44,21 @@ async fn save_product() -> &'static str {
 
 async fn instance(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
     // `REDIS_URL` / `CACHET_REDIS_URL` override the section's url.
-    let builder = CacheBuilder::from_toml(CONFIG)?
-        // Every instance must hash users alike (a real app reads it from
-        // `[identity] secret_env`).
+    let mut config = cachet::Config::from_toml(CONFIG)?;
+    // Every instance must hash users alike (a real app reads it from
+    // `[identity] secret_env`).
+    config.cache = config
+        .cache
         .identity(Identity::default().secret("the same secret on every instance"));
-    let cache = cachet::redis::install(builder)?.build()?;
+    // A local demo: the management API without a token.
+    config.admin = AdminConfig::new().no_auth();
+    let built = config.build()?;
+    let cache = built.cache;
     let app = Router::new()
         .route("/api/products", get(products).post(save_product))
         .layer(CacheLayer::new(cache.clone()))
         .layer(InvalidationLayer::new(cache.clone()))
-        .nest_service(
-            "/_cachet",
-            AdminService::with_config(cache, AdminConfig::new().no_auth()),
-        );
+        .nest_service("/_cachet", AdminService::new(built.admin));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("instance on http://{addr} (admin API, local only: http://{addr}/_cachet/)");
     axum::serve(listener, app).await?;

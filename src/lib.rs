@@ -43,22 +43,28 @@
 
 pub use cachet_core::{adapter, store};
 
-/// The management API: `cachet_core::admin` (the handler, [`AdminConfig`](admin::AdminConfig))
-/// and, with the `tower` feature, [`AdminService`](admin::AdminService) to
-/// mount with axum's `Router::nest_service`.
+mod config;
+
+pub use crate::config::{Built, Config};
+
+/// The management API (`cachet-admin`): the framework-free [`Admin`](admin::Admin)
+/// handler and its [`AdminConfig`](admin::AdminConfig), and, with the
+/// `tower` feature, [`AdminService`](admin::AdminService) to mount with
+/// axum's `Router::nest_service`.
 pub mod admin {
-    pub use cachet_core::admin::*;
+    pub use cachet_admin::*;
     #[cfg(feature = "tower")]
     #[doc(inline)]
     pub use cachet_tower::AdminService;
 }
 pub use cachet_core::{
-    cache_headers, never_cache, parse_header_name, parse_section, AutoDumpStatus, Cache,
+    cache_headers, config::ConfigFile, never_cache, parse_header_name, AutoDumpStatus, Cache,
     CacheBuilder, CacheHeaders, CacheKey, CacheSpec, CacheStats, CacheTags, Clock, Codec,
-    CompiledRule, ConfigError, DumpError, DumpReport, DurationValue, Evict, Identity,
-    InvalidateScope, ListedKey, MockClock, PersistenceConfig, RestoreReport, Rule, RuleSet,
-    SharedClock, SizeValue, StatsSnapshot, StoreError, SystemClock, UserId, Validators, ValueCache,
-    ValueError, ValueKey, ValuesInfo, Visibility, CACHE_TAG, DEFAULT_BYPASS_HEADERS,
+    CompiledRule, ConfigError, DumpError, DumpReport, DurationValue, Evict, Health, Identity,
+    InvalidateScope, KeyStats, ListedKey, MockClock, OriginStats, Persistence, PersistenceConfig,
+    RestoreReport, Rule, RuleSet, SharedClock, SizeValue, StatsSnapshot, StoreError, SystemClock,
+    UserId, Validators, ValueCache, ValueError, ValueKey, ValuesInfo, Visibility, CACHE_TAG,
+    DEFAULT_BYPASS_HEADERS,
 };
 
 #[cfg(feature = "tower")]

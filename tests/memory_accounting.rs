@@ -319,7 +319,6 @@ async fn ten_budgets_through_the_proxy_stay_within_the_budget() {
         listen: Some("127.0.0.1:0".into()),
         upstream: Some(format!("http://{origin_addr}")),
         clock: None,
-        skip_restore: false,
     };
     let config = cachet_proxy::ProxyConfig::from_toml(&budget_rules(), &overrides).unwrap();
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();

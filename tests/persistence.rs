@@ -4,7 +4,7 @@
 //! empty cache; a dump that cannot be written leaves the cache serving.
 
 use cachet::adapter::{self, Lookup, Route};
-use cachet::{Cache, CacheBuilder, Clock, Identity, MockClock, PersistenceConfig};
+use cachet::{Cache, CacheBuilder, Clock, Identity, MockClock, Persistence, PersistenceConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,14 +43,24 @@ fn dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A cache with `RULES`; with `restore`, `file` restored into it first,
+/// as a program does before serving.
 fn cache(clock: &MockClock, identity: Identity, file: &Path, restore: bool) -> Cache {
-    CacheBuilder::from_toml(RULES)
+    let cache = CacheBuilder::from_toml(RULES)
         .unwrap()
         .clock(clock.clone())
         .identity(identity)
-        .persistence(PersistenceConfig::new().dump_file(file).restore(restore))
         .build()
-        .unwrap()
+        .unwrap();
+    if restore {
+        persisted(&cache, file).restore();
+    }
+    cache
+}
+
+/// The persistence layer of `cache`, dumping to `file`.
+fn persisted(cache: &Cache, file: &Path) -> Persistence {
+    Persistence::new(cache, PersistenceConfig::new().dump_file(file))
 }
 
 fn request(path: &str, headers: &[(&str, &str)]) -> http::Request<()> {
@@ -197,7 +207,7 @@ async fn every_kind_of_entry_comes_back_as_it_was() {
         expected[6].0, "revalidate",
         "the stale entry is kept for revalidation"
     );
-    let report = before.dump(&file).unwrap();
+    let report = persisted(&before, &file).dump(&file).unwrap();
     // 2 variants + their index, plain, tagged, 2 users, stale, 1 value.
     assert_eq!(report.entries, 9);
 
@@ -209,7 +219,7 @@ async fn every_kind_of_entry_comes_back_as_it_was() {
         &file,
         false,
     );
-    let restored = after.restore(&file);
+    let restored = persisted(&after, &file).restore_from(&file);
     assert_eq!(restored.restored, 9, "{restored:?}");
     assert_eq!(restored.file.as_deref(), Some(file.as_path()));
     for ((path, headers), expected) in PROBES.iter().zip(&expected) {
@@ -238,7 +248,9 @@ async fn a_dump_verifies_only_under_its_secret_and_expired_entries_stay_out() {
     let dir = dir("secrets");
     let file = dir.join("dump");
     let clock = MockClock::new();
-    filled(&clock, &file).await.dump(&file).unwrap();
+    persisted(&filled(&clock, &file).await, &file)
+        .dump(&file)
+        .unwrap();
     let at = |offset| MockClock::at(clock.now() + offset);
     // A random secret (another process) or another secret: refused whole,
     // shared entries too — the MACs are keyed from the secret.
@@ -246,7 +258,8 @@ async fn a_dump_verifies_only_under_its_secret_and_expired_entries_stay_out() {
         Identity::default(),
         Identity::default().secret("another secret"),
     ] {
-        let restored = cache(&at(Duration::ZERO), identity, &file, false).restore(&file);
+        let restored = persisted(&cache(&at(Duration::ZERO), identity, &file, false), &file)
+            .restore_from(&file);
         assert_eq!(restored.restored, 0, "{restored:?}");
         assert!(
             restored.failures[0].contains("another identity secret"),
@@ -259,7 +272,7 @@ async fn a_dump_verifies_only_under_its_secret_and_expired_entries_stay_out() {
         &file,
         false,
     );
-    assert_eq!(same.restore(&file).restored, 9);
+    assert_eq!(persisted(&same, &file).restore_from(&file).restored, 9);
     // Past every entry's keep window (values for a minute, responses kept
     // as long as their validators allow): nothing comes back.
     let late = cache(
@@ -268,7 +281,7 @@ async fn a_dump_verifies_only_under_its_secret_and_expired_entries_stay_out() {
         &file,
         false,
     );
-    let restored = late.restore(&file);
+    let restored = persisted(&late, &file).restore_from(&file);
     assert_eq!(
         (restored.restored, restored.expired),
         (0, 9),
@@ -283,13 +296,13 @@ async fn a_dump_forged_without_the_secret_is_refused() {
     let file = dir.join("dump");
     let clock = MockClock::new();
     let cache = filled(&clock, &file).await;
-    cache.dump(&file).unwrap();
+    persisted(&cache, &file).dump(&file).unwrap();
     // The backup holds the same entries; forge both.
-    cache.dump(&file).unwrap();
+    persisted(&cache, &file).dump(&file).unwrap();
     forge(&file, b"plain", b"PWNED");
     forge(&dir.join("dump.bak"), b"plain", b"PWNED");
     let after = cache_at(&clock, &file);
-    let restored = after.restore(&file);
+    let restored = persisted(&after, &file).restore_from(&file);
     assert_eq!(restored.restored, 0, "{restored:?}");
     assert_eq!(restored.failures.len(), 2, "{restored:?}");
     assert!(
@@ -332,13 +345,13 @@ async fn a_damaged_dump_falls_back_to_its_backup_or_to_nothing() {
         let file = dir.join("dump");
         let clock = MockClock::new();
         let cache = filled(&clock, &file).await;
-        let first = cache.dump(&file).unwrap();
+        let first = persisted(&cache, &file).dump(&file).unwrap();
         cache
             .values()
             .set("more", &1_u8, Duration::from_secs(60))
             .await
             .unwrap();
-        let second = cache.dump(&file).unwrap();
+        let second = persisted(&cache, &file).dump(&file).unwrap();
         assert_eq!(second.entries, first.entries + 1);
         assert!(
             file.with_file_name("dump.bak").exists(),
@@ -347,7 +360,7 @@ async fn a_damaged_dump_falls_back_to_its_backup_or_to_nothing() {
         damage(&file, how);
 
         let again = || cache_at(&clock, &file);
-        let restored = again().restore(&file);
+        let restored = persisted(&again(), &file).restore_from(&file);
         assert_eq!(
             restored.restored, first.entries,
             "{how}: the backup: {restored:?}"
@@ -368,7 +381,7 @@ async fn a_damaged_dump_falls_back_to_its_backup_or_to_nothing() {
         // Without a backup, nothing is restored and the cache starts empty.
         std::fs::remove_file(file.with_file_name("dump.bak")).unwrap();
         let empty = again();
-        let restored = empty.restore(&file);
+        let restored = persisted(&empty, &file).restore_from(&file);
         assert_eq!(
             (restored.restored, restored.file.clone()),
             (0, None),
@@ -396,7 +409,7 @@ async fn a_dump_that_cannot_be_written_keeps_the_cache_serving() {
     let file = not_a_dir.join("dump");
     let clock = MockClock::new();
     let cache = filled(&clock, &file).await;
-    let error = cache.dump(&file).unwrap_err();
+    let error = persisted(&cache, &file).dump(&file).unwrap_err();
     assert!(error.to_string().contains("dump.tmp"), "{error}");
     assert_eq!(look(&cache, "/plain", &[]).0, "plain", "still serving");
     // Nothing half-written is left behind, and building with the file
@@ -411,30 +424,33 @@ async fn the_auto_dump_starts_changes_and_stops() {
     let file = dir.join("dump");
     let clock = MockClock::new();
     let cache = filled(&clock, &file).await;
-    assert!(!cache.auto_dump_status().running);
+    let persistence = persisted(&cache, &file);
+    assert!(!persistence.auto_dump_status().running);
     tokio::time::pause();
-    cache.start_auto_dump(Duration::from_secs(60)).unwrap();
-    let status = cache.auto_dump_status();
+    persistence
+        .start_auto_dump(Duration::from_secs(60))
+        .unwrap();
+    let status = persistence.auto_dump_status();
     assert!(status.running && status.interval_secs == Some(60));
-    cache.start_auto_dump(Duration::from_secs(5)).unwrap();
-    assert_eq!(cache.auto_dump_status().interval_secs, Some(5));
+    persistence.start_auto_dump(Duration::from_secs(5)).unwrap();
+    assert_eq!(persistence.auto_dump_status().interval_secs, Some(5));
     // Tokio's clock, paused, moves past the new interval at once; the dump
     // itself runs on a blocking thread, in real time.
     tokio::task::yield_now().await;
     tokio::time::advance(Duration::from_secs(6)).await;
     tokio::time::resume();
     for _ in 0..500 {
-        if cache.auto_dump_status().last.is_some() {
+        if persistence.auto_dump_status().last.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let last = cache.auto_dump_status().last.expect("a dump ran");
+    let last = persistence.auto_dump_status().last.expect("a dump ran");
     assert_eq!(last.entries, 9);
     assert!(file.exists());
-    assert!(cache.stop_auto_dump());
-    assert!(!cache.auto_dump_status().running);
-    assert!(!cache.stop_auto_dump());
+    assert!(persistence.stop_auto_dump());
+    assert!(!persistence.auto_dump_status().running);
+    assert!(!persistence.stop_auto_dump());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -448,21 +464,22 @@ fn environment_overrides_are_read_where_the_configuration_is_loaded() {
                 .map(|(_, v)| (*v).to_owned())
         }
     };
-    let cache = CacheBuilder::from_toml("[persistence]\ndump_file = '/tmp/from-toml'\n")
-        .unwrap()
-        .env_overrides(env(&[
-            ("CACHET_DUMP_FILE", "/tmp/from-env"),
-            ("CACHET_AUTO_DUMP_INTERVAL", "90s"),
-            ("CACHET_MAX_BYTES", "32MiB"),
-        ]))
+    let overrides = env(&[
+        ("CACHET_DUMP_FILE", "/tmp/from-env"),
+        ("CACHET_AUTO_DUMP_INTERVAL", "90s"),
+        ("CACHET_MAX_BYTES", "32MiB"),
+    ]);
+    let config =
+        cachet::Config::from_toml("[persistence]\ndump_file = '/tmp/from-toml'\n").unwrap();
+    let persistence = config.persistence.env_overrides(overrides).unwrap();
+    let cache = config
+        .cache
+        .env_overrides(overrides)
         .unwrap()
         .build()
         .unwrap();
-    assert_eq!(cache.persistence().file(), Some(Path::new("/tmp/from-env")));
-    assert_eq!(
-        cache.persistence().interval(),
-        Some(Duration::from_secs(90))
-    );
+    assert_eq!(persistence.file(), Some(Path::new("/tmp/from-env")));
+    assert_eq!(persistence.interval(), Some(Duration::from_secs(90)));
     assert_eq!(cache.caches()["default"].max_bytes, 32 * 1024 * 1024);
     for (variable, value) in [
         ("CACHET_MAX_BYTES", "a lot"),
@@ -470,10 +487,15 @@ fn environment_overrides_are_read_where_the_configuration_is_loaded() {
         ("CACHET_DUMP_FILE", " "),
     ] {
         let pairs: &'static [(&str, &str)] = Box::leak(Box::new([(variable, value)]));
-        let error = CacheBuilder::from_toml("")
-            .unwrap()
-            .env_overrides(env(pairs))
-            .unwrap_err();
+        let error = match variable {
+            "CACHET_MAX_BYTES" => CacheBuilder::from_toml("")
+                .unwrap()
+                .env_overrides(env(pairs))
+                .unwrap_err(),
+            _ => PersistenceConfig::new()
+                .env_overrides(env(pairs))
+                .unwrap_err(),
+        };
         assert!(
             error
                 .to_string()
@@ -491,16 +513,18 @@ async fn concurrent_dumps_take_turns() {
     let file = dir.join("dump");
     let clock = MockClock::new();
     let cache = filled(&clock, &file).await;
+    // One persistence layer per cache, cloned: its clones share the turn.
+    let persistence = persisted(&cache, &file);
     let dumps: Vec<_> = (0..4)
         .map(|_| {
-            let (cache, file) = (cache.clone(), file.clone());
-            std::thread::spawn(move || cache.dump(&file))
+            let (persistence, file) = (persistence.clone(), file.clone());
+            std::thread::spawn(move || persistence.dump(&file))
         })
         .collect();
     for dump in dumps {
         assert_eq!(dump.join().unwrap().unwrap().entries, 9);
     }
-    let restored = cache_at(&clock, &file).restore(&file);
+    let restored = persisted(&cache_at(&clock, &file), &file).restore_from(&file);
     assert_eq!(restored.restored, 9);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -522,11 +546,11 @@ async fn a_dump_of_many_blocks_brings_every_entry_back() {
         .set_many(items.clone(), Duration::from_secs(600))
         .await
         .unwrap();
-    let dumped = cache.dump(&file).unwrap();
+    let dumped = persisted(&cache, &file).dump(&file).unwrap();
     assert_eq!(dumped.entries, 4009);
     assert!(dumped.bytes > 3 * 256 * 1024, "{} bytes", dumped.bytes);
     let fresh = cache_at(&clock, &file);
-    let restored = fresh.restore(&file);
+    let restored = persisted(&fresh, &file).restore_from(&file);
     assert_eq!((restored.restored, restored.failures.len()), (4009, 0));
     let keys: Vec<&str> = items.iter().map(|(key, _)| key.as_str()).collect();
     let back: std::collections::HashMap<String, String> =

@@ -52,11 +52,12 @@ async fn metrics(app: &axum::Router) -> prometheus_parse::Scrape {
 
 #[tokio::test]
 async fn the_counters_move_with_a_miss_and_a_hit() {
-    let cache = mounts::cache(AdminConfig::new().token(TOKEN));
+    let admin = mounts::admin(AdminConfig::new().token(TOKEN));
+    let cache = admin.cache().clone();
     let app = axum::Router::new()
         .route("/api/items", get(|| async { "[]" }))
         .layer(CacheLayer::new(cache.clone()))
-        .nest_service("/_cachet", AdminService::new(cache.clone()));
+        .nest_service("/_cachet", AdminService::new(admin));
     let before = metrics(&app).await;
     let requests = |scrape: &prometheus_parse::Scrape, status| {
         value(

@@ -2,7 +2,7 @@
 //! of 127.0.0.1, and the cache they manage, filled the same way.
 
 use cachet::adapter::{self, Route};
-use cachet::admin::{AdminConfig, AdminService};
+use cachet::admin::{Admin, AdminConfig, AdminService};
 use cachet::{Cache, CacheBuilder};
 use std::net::SocketAddr;
 
@@ -31,13 +31,10 @@ pub(crate) struct Mount {
     pub(crate) prefix: &'static str,
 }
 
-/// A cache with [`RULES`] and `admin`.
-pub(crate) fn cache(admin: AdminConfig) -> Cache {
-    CacheBuilder::from_toml(RULES)
-        .unwrap()
-        .admin(admin)
-        .build()
-        .unwrap()
+/// The management API configured by `config` of a cache with [`RULES`].
+pub(crate) fn admin(config: AdminConfig) -> Admin {
+    let cache = CacheBuilder::from_toml(RULES).unwrap().build().unwrap();
+    Admin::new(cache, config)
 }
 
 /// Stores `/api/items` (tagged `items`), `/api/users` and `/pages/home`,
@@ -70,8 +67,8 @@ pub(crate) async fn fill(cache: &Cache) {
 }
 
 /// `AdminService` nested at `/_cachet` in an axum router.
-pub(crate) async fn tower(cache: Cache) -> Mount {
-    let app = axum::Router::new().nest_service("/_cachet", AdminService::new(cache));
+pub(crate) async fn tower(admin: Admin) -> Mount {
+    let app = axum::Router::new().nest_service("/_cachet", AdminService::new(admin));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -82,15 +79,13 @@ pub(crate) async fn tower(cache: Cache) -> Mount {
 }
 
 /// `cachet_actix::admin::scope` in an actix-web server on its own thread.
-pub(crate) fn actix(cache: Cache) -> Mount {
+pub(crate) fn actix(admin: Admin) -> Mount {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = cache.admin_config().clone();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             actix_web::HttpServer::new(move || {
-                actix_web::App::new()
-                    .service(cachet_actix::admin::scope(cache.clone(), config.clone()))
+                actix_web::App::new().service(cachet_actix::admin::scope(admin.clone()))
             })
             .workers(1)
             .listen(listener)
@@ -114,7 +109,6 @@ pub(crate) async fn proxy(admin_section: &str) -> (Mount, Cache) {
         listen: Some("127.0.0.1:0".into()),
         upstream: Some("http://127.0.0.1:9".into()),
         clock: None,
-        skip_restore: false,
     };
     let config = cachet_proxy::ProxyConfig::from_toml(&text, &overrides).unwrap();
     let address = config.admin_listen.expect("[admin] listen is read");

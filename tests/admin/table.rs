@@ -4,7 +4,7 @@
 
 use crate::client::send;
 use crate::mounts::{self, Mount, TOKEN};
-use cachet::admin::AdminConfig;
+use cachet::admin::{Admin, AdminConfig};
 use cachet::Cache;
 
 #[derive(Debug, Clone, Copy)]
@@ -215,15 +215,17 @@ async fn play(name: &str, mount: Mount, cache: &Cache) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tower_service_answers_the_table() {
-    let cache = mounts::cache(AdminConfig::new().token(TOKEN));
-    let mount = mounts::tower(cache.clone()).await;
+    let admin = mounts::admin(AdminConfig::new().token(TOKEN));
+    let cache = admin.cache().clone();
+    let mount = mounts::tower(admin).await;
     play("tower", mount, &cache).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_actix_scope_answers_the_table() {
-    let cache = mounts::cache(AdminConfig::new().token(TOKEN));
-    let mount = mounts::actix(cache.clone());
+    let admin = mounts::admin(AdminConfig::new().token(TOKEN));
+    let cache = admin.cache().clone();
+    let mount = mounts::actix(admin);
     play("actix", mount, &cache).await;
 }
 
@@ -237,9 +239,10 @@ async fn the_proxy_admin_listener_answers_the_table() {
 /// A read-only API answers its GET endpoints and refuses every mutation.
 #[tokio::test]
 async fn read_only_refuses_mutations() {
-    let cache = mounts::cache(AdminConfig::new().token(TOKEN).read_only(true));
+    let admin = mounts::admin(AdminConfig::new().token(TOKEN).read_only(true));
+    let cache = admin.cache().clone();
     mounts::fill(&cache).await;
-    let mount = mounts::tower(cache.clone()).await;
+    let mount = mounts::tower(admin).await;
     for (method, target, body) in [
         ("DELETE", "/_cachet/caches", ""),
         ("DELETE", "/_cachet/caches/pages", ""),
@@ -263,7 +266,7 @@ async fn read_only_refuses_mutations() {
 /// opens everything; `metrics_public` opens only the metrics.
 #[tokio::test]
 async fn authentication_modes() {
-    let unset = mounts::tower(mounts::cache(AdminConfig::new())).await;
+    let unset = mounts::tower(mounts::admin(AdminConfig::new())).await;
     for target in [
         "/_cachet/stats",
         "/_cachet/health",
@@ -286,7 +289,7 @@ async fn authentication_modes() {
         200
     );
 
-    let open = mounts::tower(mounts::cache(AdminConfig::new().no_auth())).await;
+    let open = mounts::tower(mounts::admin(AdminConfig::new().no_auth())).await;
     assert_eq!(
         send(open.addr, "GET", "/_cachet/stats", None, "")
             .await
@@ -300,7 +303,7 @@ async fn authentication_modes() {
         200
     );
 
-    let scraped = mounts::tower(mounts::cache(
+    let scraped = mounts::tower(mounts::admin(
         AdminConfig::new().token(TOKEN).metrics_public(true),
     ))
     .await;
@@ -373,10 +376,9 @@ async fn health_reports_failing_and_degraded_stores() {
     ] {
         let cache = Cache::builder()
             .store(std::sync::Arc::new(Tiered { local_fails }))
-            .admin(AdminConfig::new().token(TOKEN))
             .build()
             .unwrap();
-        let mount = mounts::tower(cache).await;
+        let mount = mounts::tower(Admin::new(cache, AdminConfig::new().token(TOKEN))).await;
         let reply = send(mount.addr, "GET", "/_cachet/health", Some(TOKEN), "").await;
         assert_eq!(reply.status, status, "{}", reply.body);
         assert!(reply.body.contains(fragment), "{}", reply.body);
@@ -391,12 +393,13 @@ async fn dumps_and_the_auto_dump_through_the_api() {
     let file = dir.join("dump");
     let cache = cachet::CacheBuilder::from_toml(mounts::RULES)
         .unwrap()
-        .admin(AdminConfig::new().token(TOKEN))
-        .persistence(cachet::PersistenceConfig::new().dump_file(&file))
         .build()
         .unwrap();
+    let persistence =
+        cachet::Persistence::new(&cache, cachet::PersistenceConfig::new().dump_file(&file));
     mounts::fill(&cache).await;
-    let mount = mounts::tower(cache.clone()).await;
+    let admin = Admin::new(cache.clone(), AdminConfig::new().token(TOKEN)).persistence(persistence);
+    let mount = mounts::tower(admin).await;
     let dumped = send(mount.addr, "POST", "/_cachet/dump", Some(TOKEN), "").await;
     assert_eq!(dumped.status, 200, "{}", dumped.body);
     assert!(dumped.body.contains("\"entries\":3"), "{}", dumped.body);

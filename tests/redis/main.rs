@@ -8,7 +8,7 @@ mod server;
 #[path = "../support/mod.rs"]
 mod support;
 
-use cachet::{CacheBuilder, Identity, MockClock};
+use cachet::{Identity, MockClock};
 use regex::Regex;
 use server::RedisServer;
 use std::future::Future;
@@ -32,11 +32,12 @@ fn instance_on(target: &str, prefix: &str, mode: &str, more: &str) -> App {
         "{RULES}\n[redis]\n{target}\nprefix = '{prefix}'\nmode = '{mode}'\ncommand_timeout = '200ms'\n{more}\n"
     );
     let clock = MockClock::new();
-    let builder = CacheBuilder::from_toml(&text)
-        .unwrap()
+    let config = cachet::Config::from_toml(&text).unwrap();
+    let builder = config
+        .cache
         .identity(Identity::default().secret("shared by every instance"))
         .clock(clock.clone());
-    let cache = cachet::redis::install_with_env(builder, |_| None)
+    let cache = cachet::redis::install_with_env(builder, config.redis, |_| None)
         .unwrap()
         .build()
         .unwrap();

@@ -87,7 +87,6 @@ pub(crate) async fn start_proxy(config: &str, upstream: SocketAddr) -> SocketAdd
         listen: Some("127.0.0.1:0".into()),
         upstream: Some(format!("http://{upstream}")),
         clock: None,
-        skip_restore: false,
     };
     let config = ProxyConfig::from_toml(config, &overrides).unwrap();
     let listener = TcpListener::bind(config.listen).await.unwrap();

@@ -2,29 +2,27 @@
 
 use crate::convert::{headers_from_actix, headers_to_actix, status_to_actix};
 use actix_web::{web, HttpRequest, HttpResponse, Scope};
-use cachet_core::admin::{Admin, AdminConfig, DEFAULT_PATH, MAX_BODY_BYTES};
-use cachet_core::Cache;
+use cachet_admin::{Admin, DEFAULT_PATH, MAX_BODY_BYTES};
 
-/// The management API of `cache` (stats, health, metrics, keys, purges,
-/// the dashboard) as a `Scope` at `/_cachet`; see `cachet_core::admin` for
-/// the endpoints.
+/// The management API `admin` (stats, health, metrics, keys, purges,
+/// dumps, the dashboard) as a `Scope` at `/_cachet`; see `cachet_admin`
+/// for the endpoints.
 ///
 /// ```
 /// use actix_web::App;
 /// use cachet_actix::admin;
-/// use cachet_core::admin::AdminConfig;
+/// use cachet_admin::{Admin, AdminConfig};
 /// use cachet_core::Cache;
 ///
 /// let cache = Cache::builder().build().unwrap();
-/// let app = App::new().service(admin::scope(cache, AdminConfig::new().token("s3cret")));
+/// let app = App::new().service(admin::scope(Admin::new(cache, AdminConfig::new().token("s3cret"))));
 /// ```
-pub fn scope(cache: Cache, config: AdminConfig) -> Scope {
-    scope_at(DEFAULT_PATH, cache, config)
+pub fn scope(admin: Admin) -> Scope {
+    scope_at(DEFAULT_PATH, admin)
 }
 
 /// [`scope`] at another path.
-pub fn scope_at(path: &str, cache: Cache, config: AdminConfig) -> Scope {
-    let admin = Admin::with_config(cache, config);
+pub fn scope_at(path: &str, admin: Admin) -> Scope {
     let prefix = path.trim_end_matches('/').to_owned();
     web::scope(&prefix)
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))

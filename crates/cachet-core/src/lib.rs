@@ -60,10 +60,9 @@
 //! with a credential but no clear identity bypasses. See `docs/security.md`.
 
 pub mod adapter;
-pub mod admin;
 mod cache;
 mod clock;
-mod config;
+pub mod config;
 mod engine;
 mod identity;
 mod persistence;
@@ -76,20 +75,20 @@ mod test_support;
 mod values;
 mod weight;
 
-pub use crate::cache::{Cache, CacheBuilder, ListedKey, DEFAULT_BYPASS_HEADERS};
+pub use crate::cache::{Cache, CacheBuilder, Health, KeyStats, ListedKey, DEFAULT_BYPASS_HEADERS};
 pub use crate::clock::{Clock, MockClock, SharedClock, SystemClock};
 pub use crate::config::rules::{CacheSpec, CompiledRule, InvalidateScope, Rule, RuleSet};
 pub use crate::config::units::{parse_header_name, DurationValue, SizeValue};
 pub use crate::config::{parse_section, ConfigError};
 pub use crate::identity::Identity;
 pub use crate::persistence::{
-    AutoDumpStatus, DumpError, DumpReport, PersistenceConfig, RestoreReport,
+    AutoDumpStatus, DumpError, DumpReport, Persistence, PersistenceConfig, RestoreReport,
 };
 pub use crate::protocol::conditional::Validators;
 pub use crate::protocol::directives::ClientNoCache;
 pub use crate::protocol::response_headers::{cache_headers, never_cache, CacheHeaders, Visibility};
 pub use crate::protocol::tags::{CacheTags, CACHE_TAG};
 pub use crate::request::UserId;
-pub use crate::stats::{CacheStats, StatsSnapshot};
+pub use crate::stats::{CacheStats, OriginStats, StatsSnapshot};
 pub use crate::store::{CacheKey, StoreError};
 pub use crate::values::{Codec, Evict, ValueCache, ValueError, ValueKey, ValuesInfo};

@@ -33,6 +33,21 @@ pub(crate) struct OriginCounters {
 /// `error` when no response came (a connection error or a timeout).
 pub(crate) const ORIGIN_OUTCOMES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
 
+impl OriginStats {
+    fn new(counters: &OriginCounters) -> Self {
+        let (buckets, sum) = counters.duration.snapshot();
+        Self {
+            outcomes: ORIGIN_OUTCOMES
+                .iter()
+                .zip(&counters.outcomes)
+                .map(|(outcome, counter)| (*outcome, counter.load(Ordering::Relaxed)))
+                .collect(),
+            duration_buckets: buckets.to_vec(),
+            duration_sum_secs: sum,
+        }
+    }
+}
+
 impl OriginCounters {
     pub(crate) fn record(&self, status: Option<http::StatusCode>, took: std::time::Duration) {
         let class = status.map_or(5, |status| {
@@ -98,6 +113,14 @@ pub(crate) enum PurgeKind {
 }
 
 impl Purges {
+    pub(crate) fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        PURGE_KINDS
+            .iter()
+            .zip(&self.kinds)
+            .map(|(kind, counter)| (*kind, counter.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     pub(crate) fn count(&self, kind: PurgeKind) {
         Counters::bump(&self.kinds[kind as usize]);
     }
@@ -122,6 +145,9 @@ pub struct StatsSnapshot {
     /// count) and computations in flight (`get_or_compute`). Entries, their
     /// keys and the tag index all count inside the budgets.
     pub bookkeeping_bytes: u64,
+    /// Purge operations run, cache-wide, by kind: `tag`, `uri`, `pattern`,
+    /// `key`, `clear`, `invalidation` (after a mutation).
+    pub purges: BTreeMap<&'static str, u64>,
 }
 
 /// The figures of one named cache.
@@ -172,6 +198,28 @@ pub struct CacheStats {
     /// (tag, key) pairs in the tag index (each response is indexed under
     /// its URI and its tags).
     pub tagged: u64,
+    /// What the origin answered for this cache's rules.
+    pub origin: OriginStats,
+}
+
+/// What the origin answered for one named cache, and how fast.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct OriginStats {
+    /// Responses by the class of their status (`1xx` … `5xx`), and `error`
+    /// where none came (a connection error or a timeout).
+    pub outcomes: BTreeMap<&'static str, u64>,
+    /// How many response heads took at most each of
+    /// [`DURATION_BOUNDS`](Self::DURATION_BOUNDS) seconds (and more than
+    /// the last, in the final bucket); not cumulative.
+    pub duration_buckets: Vec<u64>,
+    /// The sum of those durations, in seconds.
+    pub duration_sum_secs: f64,
+}
+
+impl OriginStats {
+    /// The upper bounds of the duration buckets, in seconds.
+    pub const DURATION_BOUNDS: [f64; 11] = DURATION_BOUNDS;
 }
 
 impl CacheStats {
@@ -207,6 +255,7 @@ impl CacheStats {
             bytes: usage.bytes,
             max_bytes,
             tagged: usage.tagged,
+            origin: OriginStats::new(&counters.origin),
         }
     }
 }

@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 /// port's cap); more wait to be accepted.
 const MAX_CONNECTIONS: usize = 64;
 
-/// Serves the management API of `config`'s cache (configured by its
-/// `[admin]` section) on `listener` until `shutdown` completes, under the
+/// Serves `config`'s management API (configured by its `[admin]`
+/// section) on `listener` until `shutdown` completes, under the
 /// same connection bounds as the proxied port (`[proxy]`'s timeouts and
 /// header limits). The future it returns borrows nothing from `config`.
 pub fn serve_admin<F: Future<Output = ()>>(
@@ -20,7 +20,7 @@ pub fn serve_admin<F: Future<Output = ()>>(
     listener: TcpListener,
     shutdown: F,
 ) -> impl Future<Output = ()> {
-    let service = AdminService::new(config.cache.clone());
+    let service = AdminService::new(config.admin.clone());
     let policy = Policy::of(config).at_most(MAX_CONNECTIONS);
     connection::serve(
         listener,

@@ -2,9 +2,11 @@
 //! upstream, and the cache's own sections (`[caches.*]`, `[[rules]]`, …) as
 //! `cachet-core` reads them.
 
+use cachet_admin::{Admin, AdminConfig};
+use cachet_core::config::ConfigFile;
 use cachet_core::{
-    parse_header_name, parse_section, Cache, CacheBuilder, ConfigError, DurationValue, MockClock,
-    Rule, SizeValue,
+    parse_header_name, Cache, CacheBuilder, ConfigError, DurationValue, MockClock, Persistence,
+    PersistenceConfig, Rule, SizeValue,
 };
 use http::{HeaderName, Uri};
 use serde::Deserialize;
@@ -95,6 +97,10 @@ pub struct ProxyConfig {
     pub admin_listen: Option<SocketAddr>,
     /// The cache, its rules and named caches.
     pub cache: Cache,
+    /// Its dumps (`[persistence]`): restored by `main` before serving.
+    pub persistence: Persistence,
+    /// Its management API (`[admin]`), with the persistence layer.
+    pub admin: Admin,
 }
 
 /// Request headers that commonly change what an origin answers (the host,
@@ -132,9 +138,6 @@ pub struct Overrides {
     /// The cache's clock (default: the system clock); tests pass a
     /// `MockClock`.
     pub clock: Option<MockClock>,
-    /// Build the cache without restoring its dump file (`--check` only
-    /// validates).
-    pub skip_restore: bool,
 }
 
 impl ProxyConfig {
@@ -170,17 +173,11 @@ impl ProxyConfig {
         overrides: &Overrides,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ProxyConfigError> {
-        let mut table: toml::Table =
-            text.parse()
-                .map_err(|error: toml::de::Error| ConfigError::Syntax {
-                    reason: error.to_string().trim().to_owned(),
-                })?;
-        let proxy: ProxyDto = match table.remove("proxy") {
-            Some(section) => parse_section("proxy", section)?,
-            None => ProxyDto::default(),
-        };
-        // `listen` is the proxy's; the rest of `[admin]` is the cache's.
-        let admin_listen = match table.get_mut("admin").and_then(toml::Value::as_table_mut) {
+        let mut file = ConfigFile::parse(text)?;
+        let proxy: ProxyDto = file.section("proxy")?.unwrap_or_default();
+        // `listen` is the proxy's; the rest of `[admin]` is the API's.
+        let mut admin_section = file.take("admin");
+        let admin_listen = match admin_section.as_mut().and_then(toml::Value::as_table_mut) {
             Some(admin) => match admin.remove("listen") {
                 Some(toml::Value::String(text)) => Some(text.parse().map_err(|_| {
                     admin_error(format!("{text:?} is not an address like 127.0.0.1:9090"))
@@ -194,18 +191,17 @@ impl ProxyConfig {
             },
             None => None,
         };
-        if overrides.skip_restore {
-            if let Some(persistence) = table
-                .get_mut("persistence")
-                .and_then(toml::Value::as_table_mut)
-            {
-                persistence.insert("restore".into(), toml::Value::Boolean(false));
-            }
-        }
-        let has_rules = table.contains_key("rules");
-        let builder = CacheBuilder::from_toml_table(&table)?.env_overrides(&env)?;
+        let admin = match admin_section {
+            Some(section) => AdminConfig::from_section(section)?,
+            None => AdminConfig::default(),
+        };
+        let has_rules = file.contains("rules");
+        let builder = CacheBuilder::from_config(&mut file)?.env_overrides(&env)?;
+        let persistence = PersistenceConfig::from_config(&mut file)?.env_overrides(&env)?;
+        let redis = cachet_redis::RedisConfig::from_config(&mut file)?;
+        file.finish()?;
         // `[redis]`, `CACHET_REDIS_URL`, `REDIS_URL` or `CACHET_REDIS_CLUSTER`: the shared tier.
-        let mut builder = cachet_redis::install_with_env(builder, &env)?.key_host(true);
+        let mut builder = cachet_redis::install_with_env(builder, redis, &env)?.key_host(true);
         if let Some(clock) = &overrides.clock {
             builder = builder.clock(clock.clone());
         }
@@ -213,6 +209,8 @@ impl ProxyConfig {
             builder = builder.rule(Rule::new("^/").heuristic_freshness(true));
         }
         let cache = builder.build()?;
+        let persistence = Persistence::new(&cache, persistence);
+        let admin = Admin::new(cache.clone(), admin).persistence(persistence.clone());
 
         let listen_text = overrides
             .listen
@@ -261,6 +259,8 @@ impl ProxyConfig {
             max_headers: count("max_headers", proxy.max_headers, 100)?,
             admin_listen,
             cache,
+            persistence,
+            admin,
         })
     }
 }
@@ -416,7 +416,6 @@ mod tests {
             listen: Some("127.0.0.1:7000".into()),
             upstream: Some("http://127.0.0.1:7001".into()),
             clock: None,
-            skip_restore: false,
         };
         let config =
             ProxyConfig::from_toml("[proxy]\nupstream = \"http://x:1\"\n", &overrides).unwrap();
@@ -444,7 +443,7 @@ mod tests {
     }
 
     #[test]
-    fn checking_a_configuration_restores_nothing() {
+    fn loading_a_configuration_restores_nothing() {
         let dir = std::env::temp_dir().join(format!("cachet-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("dump");
@@ -471,14 +470,14 @@ mod tests {
                     .set("kept", "yes", Duration::from_secs(60)),
             )
             .unwrap();
-        first.cache.dump_now().unwrap();
-        assert_eq!(value(&load(&text).unwrap()).as_deref(), Some("yes"));
-        let checking = Overrides {
-            skip_restore: true,
-            ..Overrides::default()
-        };
-        let checked = ProxyConfig::from_toml(&text, &checking).unwrap();
+        first.persistence.dump_now().unwrap();
+        // `--check` loads the configuration and stops: nothing is read.
+        let checked = load(&text).unwrap();
         assert_eq!(value(&checked), None);
+        // Serving restores first.
+        assert_eq!(checked.persistence.restore().restored, 1);
+        assert_eq!(value(&checked).as_deref(), Some("yes"));
+        assert_eq!(checked.persistence.last_restore().unwrap().restored, 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -487,7 +486,7 @@ mod tests {
         let base = "[proxy]\nupstream = \"http://a\"\nlisten = \"127.0.0.1:8080\"\n[admin]\nauth = \"none\"\n";
         let config = load(&format!("{base}listen = \"127.0.0.1:9090\"\n")).unwrap();
         assert_eq!(config.admin_listen, Some("127.0.0.1:9090".parse().unwrap()));
-        assert!(config.cache.admin_config().is_open());
+        assert!(config.admin.config().is_open());
         assert_eq!(load(base).unwrap().admin_listen, None);
         let message = |text: String| load(&text).unwrap_err().to_string();
         assert!(message(format!("{base}listen = \"127.0.0.1:8080\"\n"))

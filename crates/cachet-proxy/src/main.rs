@@ -38,9 +38,8 @@ fn main() -> ExitCode {
         listen: cli.listen,
         upstream: cli.upstream,
         clock: None,
-        skip_restore: cli.check,
     };
-    // Logging first: loading the configuration restores the dump, and says so.
+    // Logging first: what loading and restoring find is logged.
     if !cli.check {
         tracing_subscriber::fmt()
             .with_env_filter(
@@ -76,6 +75,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before serving: the dump the last run left (blocking file I/O).
+    if config.persistence.config().file().is_some() {
+        let report = config.persistence.restore();
+        match &report.file {
+            Some(file) => println!(
+                "cachet-proxy: restored {} entries from {} ({} expired, {} skipped)",
+                report.restored,
+                file.display(),
+                report.expired,
+                report.skipped
+            ),
+            None if report.failures.is_empty() => {
+                println!("cachet-proxy: no dump to restore; starting empty");
+            }
+            None => eprintln!(
+                "cachet-proxy: no dump could be restored, starting empty: {}",
+                report.failures.join("; ")
+            ),
+        }
+    }
     runtime.block_on(async {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
@@ -111,17 +130,18 @@ fn main() -> ExitCode {
             let _ = stop.send(());
         });
         let cache = config.cache.clone();
-        if let Some(interval) = cache.persistence().interval() {
-            if let Err(error) = cache.start_auto_dump(interval) {
+        let persistence = config.persistence.clone();
+        if let Some(interval) = persistence.config().interval() {
+            if let Err(error) = persistence.start_auto_dump(interval) {
                 eprintln!("cachet-proxy: cannot start the auto-dump: {error}");
             }
         }
         let proxy = Proxy::new(&config);
         proxy.serve(listener, on_stop(stopped)).await;
         // Once the last request is done: the dump the next start restores.
-        if cache.persistence().file().is_some() {
-            cache.stop_auto_dump();
-            let dumping = cache.clone();
+        if persistence.config().file().is_some() {
+            persistence.stop_auto_dump();
+            let dumping = persistence.clone();
             match tokio::task::spawn_blocking(move || dumping.dump_now()).await {
                 Ok(Ok(report)) => println!(
                     "cachet-proxy: dumped {} entries to {}",

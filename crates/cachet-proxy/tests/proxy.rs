@@ -134,7 +134,6 @@ async fn start_proxy(upstream: SocketAddr, config: &str) -> Running {
         listen: Some("127.0.0.1:0".into()),
         upstream: Some(format!("http://{upstream}")),
         clock: Some(clock.clone()),
-        skip_restore: false,
     };
     let config = ProxyConfig::from_toml(config, &overrides).unwrap();
     let listener = TcpListener::bind(config.listen).await.unwrap();

@@ -1,6 +1,7 @@
 //! The `[redis]` section and the variables that override it.
 
-use cachet_core::{parse_section, ConfigError, DurationValue, SizeValue};
+use cachet_core::config::{parse_section, ConfigFile};
+use cachet_core::{ConfigError, DurationValue, SizeValue};
 use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
@@ -143,6 +144,11 @@ impl RedisConfig {
                     reason: error.to_string().trim().to_owned(),
                 })?;
         Self::from_section(toml::Value::Table(value))
+    }
+
+    /// Takes and reads the `[redis]` section of `file`, if it has one.
+    pub fn from_config(file: &mut ConfigFile) -> Result<Option<Self>, ConfigError> {
+        file.take("redis").map(Self::from_section).transpose()
     }
 
     /// Reads the `[redis]` section of a configuration.

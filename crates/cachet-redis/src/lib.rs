@@ -23,10 +23,12 @@
 //! [`install`]:
 //!
 //! ```no_run
+//! use cachet_core::config::ConfigFile;
 //! use cachet_core::CacheBuilder;
+//! use cachet_redis::RedisConfig;
 //!
 //! # fn main() -> Result<(), cachet_core::ConfigError> {
-//! let builder = CacheBuilder::from_toml(
+//! let mut file = ConfigFile::parse(
 //!     r#"
 //!     [identity]
 //!     secret_env = "CACHET_SECRET"   # the same on every instance
@@ -40,7 +42,10 @@
 //!     ttl = "5m"
 //!     "#,
 //! )?;
-//! let cache = cachet_redis::install(builder)?.build()?;
+//! let builder = CacheBuilder::from_config(&mut file)?;
+//! let redis = RedisConfig::from_config(&mut file)?;
+//! file.finish()?;
+//! let cache = cachet_redis::install(builder, redis)?.build()?;
 //! # drop(cache);
 //! # Ok(())
 //! # }
@@ -52,8 +57,8 @@
 //! ```
 //! use cachet_core::CacheBuilder;
 //!
-//! let builder = CacheBuilder::from_toml("[redis]\nurl = 'redis://127.0.0.1:1/0'")?;
-//! let cache = cachet_redis::install_with_env(builder, |_| None)?.build()?;
+//! let redis = cachet_redis::RedisConfig::new("redis://127.0.0.1:1/0");
+//! let cache = cachet_redis::install_with_env(CacheBuilder::default(), Some(redis), |_| None)?.build()?;
 //! let health = cache.storage().degraded().unwrap();
 //! assert!(health.contains("redis at redis://127.0.0.1:1/0"));
 //! # Ok::<(), cachet_core::ConfigError>(())
@@ -70,22 +75,26 @@ pub use self::store::RedisStore;
 
 use cachet_core::{CacheBuilder, ConfigError};
 
-/// Puts the Redis tier under `builder` when its configuration has a
-/// `[redis]` section or the environment names a Redis; otherwise returns
+/// Puts the Redis tier under `builder` when `config` is given (the
+/// `[redis]` section: [`RedisConfig::from_config`]) or the environment
+/// names a Redis; otherwise returns
 /// `builder` as it was. The environment overrides where the section points:
 /// `CACHET_REDIS_URL` (else `REDIS_URL`) names one Redis,
 /// `CACHET_REDIS_CLUSTER` the comma-separated startup nodes of a cluster
 /// (setting both `CACHET_` variables is an error).
-pub fn install(builder: CacheBuilder) -> Result<CacheBuilder, ConfigError> {
-    install_with_env(builder, |name| std::env::var(name).ok())
+pub fn install(
+    builder: CacheBuilder,
+    config: Option<RedisConfig>,
+) -> Result<CacheBuilder, ConfigError> {
+    install_with_env(builder, config, |name| std::env::var(name).ok())
 }
 
 /// [`install`], reading the environment through `env` (a name to its value).
 pub fn install_with_env(
-    mut builder: CacheBuilder,
+    builder: CacheBuilder,
+    section: Option<RedisConfig>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<CacheBuilder, ConfigError> {
-    let section = builder.take_redis_section();
     let url = ["CACHET_REDIS_URL", "REDIS_URL"]
         .into_iter()
         .find_map(|name| env(name).map(|url| (name, url)));
@@ -93,10 +102,7 @@ pub fn install_with_env(
     if section.is_none() && url.is_none() && cluster.is_none() {
         return Ok(builder);
     }
-    let mut config = match section {
-        Some(section) => RedisConfig::from_section(section)?,
-        None => RedisConfig::default(),
-    };
+    let mut config = section.unwrap_or_default();
     let env_error = |variable: &str, reason: String| ConfigError::Env {
         variable: variable.to_owned(),
         reason,
@@ -143,18 +149,18 @@ mod tests {
 
     #[test]
     fn the_environment_enables_and_overrides() {
-        let none = install_with_env(CacheBuilder::default(), |_| None).unwrap();
+        let none = install_with_env(CacheBuilder::default(), None, |_| None).unwrap();
         assert!(!none.build().unwrap().storage().is_shared());
 
         let env = |name: &str| (name == "REDIS_URL").then(|| "redis://127.0.0.1:1/3".to_owned());
-        let cache = install_with_env(CacheBuilder::default(), env)
+        let cache = install_with_env(CacheBuilder::default(), None, env)
             .unwrap()
             .build()
             .unwrap();
         assert!(cache.storage().is_shared());
 
         let bad = |name: &str| (name == "CACHET_REDIS_URL").then(|| "http://x".to_owned());
-        let error = install_with_env(CacheBuilder::default(), bad).unwrap_err();
+        let error = install_with_env(CacheBuilder::default(), None, bad).unwrap_err();
         assert!(
             error
                 .to_string()
@@ -167,8 +173,11 @@ mod tests {
             (name == "CACHET_REDIS_CLUSTER")
                 .then(|| "redis://127.0.0.1:1, redis://127.0.0.1:2".to_owned())
         };
-        let builder = CacheBuilder::from_toml("[redis]\nurl = 'redis://127.0.0.1:3/0'").unwrap();
-        let cache = install_with_env(builder, nodes).unwrap().build().unwrap();
+        let section = RedisConfig::new("redis://127.0.0.1:3/0");
+        let cache = install_with_env(CacheBuilder::default(), Some(section), nodes)
+            .unwrap()
+            .build()
+            .unwrap();
         let health = cache.storage().degraded().unwrap();
         assert!(
             health.contains("the cluster of redis://127.0.0.1:1, redis://127.0.0.1:2"),
@@ -179,7 +188,7 @@ mod tests {
             ("CACHET_REDIS_CLUSTER", "redis://127.0.0.1:1/4"),
         ] {
             let env = |name: &str| (name == variable).then(|| value.to_owned());
-            let error = install_with_env(CacheBuilder::default(), env).unwrap_err();
+            let error = install_with_env(CacheBuilder::default(), None, env).unwrap_err();
             assert!(
                 error
                     .to_string()
@@ -192,27 +201,15 @@ mod tests {
             "CACHET_REDIS_CLUSTER" => Some("redis://127.0.0.1:2".to_owned()),
             _ => None,
         };
-        assert!(install_with_env(CacheBuilder::default(), both).is_err());
-    }
-
-    #[test]
-    fn a_section_without_the_tier_is_an_error() {
-        let error = CacheBuilder::from_toml("[redis]\nurl = 'redis://127.0.0.1:1'")
-            .unwrap()
-            .build()
-            .unwrap_err();
-        assert!(
-            error.to_string().contains("no Redis tier built in"),
-            "{error}"
-        );
+        assert!(install_with_env(CacheBuilder::default(), None, both).is_err());
     }
 
     #[test]
     fn per_user_rules_need_a_shared_secret() {
-        let text =
-            "[redis]\nurl = 'redis://127.0.0.1:1'\n[[rules]]\npath = '^/me'\nvary_by_user = true";
-        let builder = CacheBuilder::from_toml(text).unwrap();
-        let error = install_with_env(builder, |_| None)
+        let builder =
+            CacheBuilder::from_toml("[[rules]]\npath = '^/me'\nvary_by_user = true").unwrap();
+        let redis = RedisConfig::new("redis://127.0.0.1:1");
+        let error = install_with_env(builder, Some(redis), |_| None)
             .unwrap()
             .build()
             .unwrap_err();

@@ -2,8 +2,7 @@
 //! axum's `Router::nest_service`.
 
 use bytes::Bytes;
-use cachet_core::admin::{Admin, AdminConfig, MAX_BODY_BYTES};
-use cachet_core::Cache;
+use cachet_admin::{Admin, MAX_BODY_BYTES};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
@@ -13,21 +12,19 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
-/// The management API of a [`Cache`] (stats, health, metrics, keys,
-/// purges, the dashboard) as a Tower service. It sees paths relative to
-/// its mount point, which `Router::nest_service` gives it.
+/// The management API of a cache (stats, health, metrics, keys, purges,
+/// dumps, the dashboard) as a Tower service. It sees paths relative to its
+/// mount point, which `Router::nest_service` gives it.
 ///
 /// ```
 /// use axum::Router;
-/// use cachet_core::admin::AdminConfig;
+/// use cachet_admin::{Admin, AdminConfig};
 /// use cachet_core::Cache;
 /// use cachet_tower::AdminService;
 ///
-/// let cache = Cache::builder()
-///     .admin(AdminConfig::new().token("s3cret"))
-///     .build()
-///     .unwrap();
-/// let app: Router = Router::new().nest_service("/_cachet", AdminService::new(cache));
+/// let cache = Cache::builder().build().unwrap();
+/// let admin = Admin::new(cache, AdminConfig::new().token("s3cret"));
+/// let app: Router = Router::new().nest_service("/_cachet", AdminService::new(admin));
 /// ```
 #[derive(Debug, Clone)]
 pub struct AdminService {
@@ -35,19 +32,9 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    /// The API of `cache`, configured by its `[admin]` section (or
-    /// `CacheBuilder::admin`).
-    pub fn new(cache: Cache) -> Self {
-        Self {
-            admin: Admin::new(cache),
-        }
-    }
-
-    /// The API of `cache` with another configuration.
-    pub fn with_config(cache: Cache, config: AdminConfig) -> Self {
-        Self {
-            admin: Admin::with_config(cache, config),
-        }
+    /// The API `admin` as a service.
+    pub fn new(admin: Admin) -> Self {
+        Self { admin }
     }
 }
 

@@ -2,14 +2,11 @@
 //! headers and the limits on what client input makes it keep.
 
 use super::{Cache, Inner};
-use crate::admin::AdminConfig;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::rules::{CacheSpec, Rule, RuleSet, DEFAULT_CACHE, VALUES_CACHE};
 use crate::config::ConfigError;
 use crate::engine::coalesce::Coalescer;
 use crate::identity::Identity;
-use crate::persistence::auto::AutoDump;
-use crate::persistence::PersistenceConfig;
 use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::directives::ClientNoCache;
 use crate::protocol::tags::TagSettings;
@@ -79,14 +76,11 @@ pub struct CacheBuilder {
     identity: Identity,
     clock: SharedClock,
     store: Option<StoreChoice>,
-    redis: Option<toml::Value>,
     status_headers: StatusHeaders,
     tags: TagSettings,
     codec: Codec,
     key_host: bool,
     limits: Limits,
-    admin: AdminConfig,
-    persistence: PersistenceConfig,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -116,14 +110,11 @@ impl Default for CacheBuilder {
             identity: Identity::default(),
             clock: Arc::new(SystemClock),
             store: None,
-            redis: None,
             status_headers: StatusHeaders::default(),
             tags: TagSettings::default(),
             codec: Codec::default(),
             key_host: false,
             limits: Limits::default(),
-            admin: AdminConfig::default(),
-            persistence: PersistenceConfig::default(),
         }
     }
 }
@@ -190,20 +181,6 @@ impl CacheBuilder {
             + 'static,
     ) -> Self {
         self.store = Some(StoreChoice::Made(Box::new(make)));
-        self
-    }
-
-    /// Takes the configuration's `[redis]` section, for the Redis tier to
-    /// read (`cachet-redis`). A section no tier took makes
-    /// [`build`](Self::build) fail rather than run without the shared tier
-    /// the configuration asks for.
-    pub fn take_redis_section(&mut self) -> Option<toml::Value> {
-        self.redis.take()
-    }
-
-    /// Keeps the configuration's `[redis]` section for the Redis tier.
-    pub(crate) fn redis_section(mut self, section: toml::Value) -> Self {
-        self.redis = Some(section);
         self
     }
 
@@ -280,28 +257,13 @@ impl CacheBuilder {
         self
     }
 
-    /// How the management API (`cachet_core::admin`) of this cache
-    /// authenticates and what it allows (default: every endpoint answers
-    /// 401 until a token is set).
-    pub fn admin(mut self, config: AdminConfig) -> Self {
-        self.admin = config;
-        self
-    }
-
-    /// Where and when the cache is dumped, and whether [`build`](Self::build)
-    /// restores the dump file (`[persistence]`; default: no dump file).
-    pub fn persistence(mut self, config: PersistenceConfig) -> Self {
-        self.persistence = config;
-        self
-    }
-
-    /// Applies the environment variables that override the configuration,
-    /// read through `lookup` (a name to its value): `CACHET_DUMP_FILE`,
-    /// `CACHET_AUTO_DUMP_INTERVAL` (a duration, `0` for off) and
-    /// `CACHET_MAX_BYTES` (the `default` cache's budget). A bad value is an
-    /// error naming the variable. Call it once, where the configuration is
-    /// loaded ([`from_env`](Self::from_env) reads the process's
-    /// environment).
+    /// Applies the environment variable that overrides the configuration's
+    /// budget, read through `lookup` (a name to its value):
+    /// `CACHET_MAX_BYTES` (the `default` cache's `max_bytes`). A bad value
+    /// is an error naming the variable. Call it once, where the
+    /// configuration is loaded ([`from_env`](Self::from_env) reads the
+    /// process's environment; [`PersistenceConfig::env_overrides`](crate::PersistenceConfig::env_overrides)
+    /// reads the dump's variables).
     ///
     /// ```
     /// use cachet_core::CacheBuilder;
@@ -309,9 +271,9 @@ impl CacheBuilder {
     /// let cache = CacheBuilder::from_toml("")?.env_overrides(env)?.build()?;
     /// assert_eq!(cache.caches()["default"].max_bytes, 128 * 1024 * 1024);
     ///
-    /// let bad = |name: &str| (name == "CACHET_AUTO_DUMP_INTERVAL").then(|| "often".to_owned());
+    /// let bad = |name: &str| (name == "CACHET_MAX_BYTES").then(|| "lots".to_owned());
     /// let error = CacheBuilder::from_toml("")?.env_overrides(bad).unwrap_err();
-    /// assert!(error.to_string().starts_with("environment variable `CACHET_AUTO_DUMP_INTERVAL`"));
+    /// assert!(error.to_string().starts_with("environment variable `CACHET_MAX_BYTES`"));
     /// # Ok::<(), cachet_core::ConfigError>(())
     /// ```
     pub fn env_overrides(
@@ -322,17 +284,6 @@ impl CacheBuilder {
             variable: variable.to_owned(),
             reason,
         };
-        if let Some(file) = lookup("CACHET_DUMP_FILE") {
-            if file.trim().is_empty() {
-                return Err(error("CACHET_DUMP_FILE", "is empty".into()));
-            }
-            self.persistence = self.persistence.dump_file(file.trim());
-        }
-        if let Some(text) = lookup("CACHET_AUTO_DUMP_INTERVAL") {
-            let interval = crate::config::units::parse_duration(&text)
-                .map_err(|reason| error("CACHET_AUTO_DUMP_INTERVAL", reason))?;
-            self.persistence = self.persistence.auto_dump_interval(interval);
-        }
         if let Some(text) = lookup("CACHET_MAX_BYTES") {
             let bytes = crate::config::units::SizeValue::Text(text)
                 .parse()
@@ -348,9 +299,8 @@ impl CacheBuilder {
         self.env_overrides(|name| std::env::var(name).ok())
     }
 
-    /// Checks the configuration and builds the cache — and restores its dump
-    /// file when `[persistence]` names one (blocking file I/O: build it
-    /// before serving, or from `spawn_blocking` inside a runtime).
+    /// Checks the configuration and builds the cache. No I/O: a dump is
+    /// restored by [`Persistence::restore`](crate::Persistence::restore).
     pub fn build(self) -> Result<Cache, ConfigError> {
         for (name, spec) in &self.caches {
             if spec.max_bytes == 0 {
@@ -379,15 +329,6 @@ impl CacheBuilder {
             .entry(VALUES_CACHE.to_owned())
             .or_insert_with(CacheSpec::values);
         let rules = RuleSet::compile(&self.rules, &caches)?;
-        if self.redis.is_some() {
-            return Err(ConfigError::Section {
-                section: "redis".into(),
-                field: "url".into(),
-                reason: "this program has no Redis tier built in: build cachet with its `redis` \
-                         feature and pass the builder through `cachet::redis::install`"
-                    .into(),
-            });
-        }
         let store = match self.store {
             Some(StoreChoice::Built(store)) => store,
             Some(StoreChoice::Made(make)) => make(&caches, &self.clock)?,
@@ -440,24 +381,10 @@ impl CacheBuilder {
                 key_host: self.key_host,
                 values,
                 purges: Purges::default(),
-                admin: self.admin,
-                persistence: self.persistence,
-                auto_dump: AutoDump::default(),
                 limits: self.limits,
                 started,
             }),
         };
-        if let Some(file) = cache.inner.persistence.file() {
-            if cache.inner.identity.is_random() {
-                tracing::warn!(
-                    file = %file.display(),
-                    "dumps are sealed with this process's random identity secret: no later process can restore them (set [identity] secret_env)"
-                );
-            }
-            if cache.inner.persistence.restores() {
-                cache.restore(file);
-            }
-        }
         Ok(cache)
     }
 }

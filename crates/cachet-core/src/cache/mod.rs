@@ -10,15 +10,12 @@ pub(crate) use self::builder::Limits;
 #[cfg(test)]
 pub(crate) use self::builder::DEFAULT_MAX_KEY_BYTES;
 pub use self::builder::{CacheBuilder, DEFAULT_BYPASS_HEADERS};
-pub use self::operations::ListedKey;
+pub use self::operations::{Health, KeyStats, ListedKey};
 
-use crate::admin::AdminConfig;
 use crate::clock::SharedClock;
 use crate::config::rules::{CacheSpec, RuleSet};
 use crate::engine::coalesce::Coalescer;
 use crate::identity::Identity;
-use crate::persistence::auto::AutoDump;
-use crate::persistence::PersistenceConfig;
 use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::tags::TagSettings;
 use crate::stats::{Counters, Purges};
@@ -85,9 +82,6 @@ pub(crate) struct Inner {
     pub(crate) values: ValueCache,
     pub(crate) coalescer: Arc<Coalescer>,
     pub(crate) purges: Purges,
-    pub(crate) admin: AdminConfig,
-    pub(crate) persistence: PersistenceConfig,
-    pub(crate) auto_dump: AutoDump,
     pub(crate) limits: Limits,
     started: SystemTime,
 }
@@ -106,17 +100,6 @@ impl Cache {
     /// A builder with the `default` and `values` caches and no rules.
     pub fn builder() -> CacheBuilder {
         CacheBuilder::default()
-    }
-
-    /// How this cache's management API authenticates and what it allows
-    /// (from `[admin]`, or [`CacheBuilder::admin`]).
-    pub fn admin_config(&self) -> &AdminConfig {
-        &self.inner.admin
-    }
-
-    /// Where and when the cache is dumped (`[persistence]`).
-    pub fn persistence(&self) -> &PersistenceConfig {
-        &self.inner.persistence
     }
 
     /// The programmatic cache: typed values in the named cache `values`.

@@ -15,6 +15,35 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Whether the cache can serve, as `/health` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Health {
+    /// Every tier answers.
+    Ok,
+    /// The cache serves from its local tier while a remote one fails.
+    Degraded {
+        /// Which tier, and why.
+        degraded: String,
+    },
+    /// The store the cache serves from fails: requests go to the origin.
+    Failing {
+        /// Why.
+        error: String,
+    },
+}
+
+/// How many live entries match, and the bytes they hold, in one named cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct KeyStats {
+    /// Matching live entries.
+    pub count: u64,
+    /// Their bytes, keys included, as weighed against `max_bytes`.
+    pub bytes: u64,
+}
+
 /// A key and the named cache that holds it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[non_exhaustive]
@@ -161,6 +190,48 @@ impl Cache {
         Ok(())
     }
 
+    /// Whether every named cache answers (the store is probed with a read
+    /// of each), and whether a remote tier is failing while the local one
+    /// serves.
+    pub async fn health(&self) -> Health {
+        let now = self.inner.clock.now();
+        for name in self.inner.caches.keys() {
+            if let Err(error) = self.inner.store.probe(name, now).await {
+                return Health::Failing {
+                    error: error.to_string(),
+                };
+            }
+        }
+        match self.inner.store.degraded() {
+            Some(degraded) => Health::Degraded { degraded },
+            None => Health::Ok,
+        }
+    }
+
+    /// Per named cache, how many live entries have keys `pattern` matches
+    /// (every entry without one) and the bytes they hold.
+    pub async fn key_stats(
+        &self,
+        pattern: Option<&Regex>,
+    ) -> Result<BTreeMap<String, KeyStats>, StoreError> {
+        let now = self.inner.clock.now();
+        let mut per_cache = BTreeMap::new();
+        for name in self.inner.caches.keys() {
+            let mut figures = KeyStats::default();
+            for key in self.inner.store.keys(name).await? {
+                if pattern.is_some_and(|p| !p.is_match(key.as_str())) {
+                    continue;
+                }
+                if let Some(entry) = self.inner.store.get(name, &key, now).await? {
+                    figures.count += 1;
+                    figures.bytes += crate::weight::key(key.as_str().len()) + entry.weight();
+                }
+            }
+            per_cache.insert(name.clone(), figures);
+        }
+        Ok(per_cache)
+    }
+
     /// The figures of every named cache now.
     pub fn stats(&self) -> StatsSnapshot {
         let caches = self
@@ -185,6 +256,7 @@ impl Cache {
             uptime_secs: uptime.as_secs(),
             caches,
             bookkeeping_bytes: self.inner.coalescer.heap_bytes() + self.inner.values.heap_bytes(),
+            purges: self.inner.purges.snapshot(),
         }
     }
 }

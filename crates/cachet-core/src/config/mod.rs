@@ -1,7 +1,9 @@
-//! The TOML configuration, read into a [`CacheBuilder`]: `[caches.NAME]`
-//! into [`CacheSpec`]s and `[[rules]]` into [`Rule`]s directly (each field
-//! declared once, on those types), and the `[identity]`, `[headers]`,
-//! `[tags]` and `[security]` sections into the builder's settings. Errors
+//! The TOML configuration: a [`ConfigFile`] read once and handed out by
+//! section, and the cache's own sections read into a [`CacheBuilder`]:
+//! `[caches.NAME]` into [`CacheSpec`]s and `[[rules]]` into [`Rule`]s
+//! directly (each field declared once, on those types), and the
+//! `[identity]`, `[headers]`, `[tags]` and `[security]` sections into the
+//! builder's settings. Errors
 //! name the rule index or cache name, the field and the reason; a file with
 //! any error applies nothing. See `docs/configuration.md` for every field
 //! and its default.
@@ -21,17 +23,93 @@ use http::HeaderName;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-const SECTIONS: [&str; 9] = [
-    "caches",
-    "rules",
-    "identity",
-    "headers",
-    "tags",
-    "security",
-    "admin",
-    "persistence",
-    "redis",
-];
+/// A configuration file, read once and handed out section by section:
+/// each owner takes its own — [`CacheBuilder::from_config`] the cache's
+/// (`[caches.*]`, `[[rules]]`, `[identity]`, `[headers]`, `[tags]`,
+/// `[security]`), [`PersistenceConfig::from_config`](crate::PersistenceConfig::from_config)
+/// `[persistence]`, the management API `[admin]`, the Redis tier
+/// `[redis]`, a program its own (`cachet-proxy`'s `[proxy]`) — and
+/// [`finish`](Self::finish) refuses a section nobody took, naming it.
+///
+/// ```
+/// use cachet_core::config::ConfigFile;
+/// use cachet_core::{CacheBuilder, PersistenceConfig};
+///
+/// let mut file = ConfigFile::parse("[persistence]\ndump_file = '/tmp/d'\n[[rules]]\npath = '^/'")?;
+/// let builder = CacheBuilder::from_config(&mut file)?;
+/// let persistence = PersistenceConfig::from_config(&mut file)?;
+/// file.finish()?;
+/// assert_eq!(builder.build()?.rules().rules().len(), 1);
+/// assert!(persistence.file().is_some());
+///
+/// let mut file = ConfigFile::parse("[persistance]\ndump_file = '/tmp/d'")?;
+/// CacheBuilder::from_config(&mut file)?;
+/// PersistenceConfig::from_config(&mut file)?;
+/// let error = file.finish().unwrap_err().to_string();
+/// assert!(error.contains("unknown section `persistance`; expected one of caches, rules"), "{error}");
+/// # Ok::<(), cachet_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile {
+    table: toml::Table,
+    /// The sections owners have asked for, in the order they asked.
+    known: Vec<&'static str>,
+}
+
+impl ConfigFile {
+    /// Parses TOML text; a syntax error says where.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let table = text
+            .parse()
+            .map_err(|err: toml::de::Error| ConfigError::Syntax {
+                reason: err.to_string().trim().to_owned(),
+            })?;
+        Ok(Self {
+            table,
+            known: Vec::new(),
+        })
+    }
+
+    /// Takes `section` out of the file, if it is there; either way it is
+    /// now a section this program knows.
+    pub fn take(&mut self, section: &'static str) -> Option<toml::Value> {
+        if !self.known.contains(&section) {
+            self.known.push(section);
+        }
+        self.table.remove(section)
+    }
+
+    /// [`take`](Self::take)s `section` and reads it into `T`, with errors
+    /// that name the section, the field and the reason
+    /// ([`parse_section`]).
+    pub fn section<T: DeserializeOwned>(
+        &mut self,
+        section: &'static str,
+    ) -> Result<Option<T>, ConfigError> {
+        self.take(section)
+            .map(|value| parse_section(section, value))
+            .transpose()
+    }
+
+    /// Whether the file still holds `section` (nobody has taken it).
+    pub fn contains(&self, section: &str) -> bool {
+        self.table.contains_key(section)
+    }
+
+    /// Ends the reading: a section no owner took is an error naming it and
+    /// the sections this program knows.
+    pub fn finish(self) -> Result<(), ConfigError> {
+        match self.table.keys().next() {
+            None => Ok(()),
+            Some(unknown) => Err(ConfigError::Syntax {
+                reason: format!(
+                    "unknown section `{unknown}`; expected one of {}",
+                    self.known.join(", ")
+                ),
+            }),
+        }
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,9 +202,12 @@ pub fn parse_section<T: DeserializeOwned>(
 }
 
 impl CacheBuilder {
-    /// A builder configured from TOML text. Clock and store can still be set
-    /// before [`build`](Self::build); `docs/configuration.md` lists every
-    /// section and field.
+    /// A builder configured from TOML text holding only the cache's own
+    /// sections (another section is an error naming it; a file with
+    /// `[admin]`, `[persistence]` or `[redis]` too is read with
+    /// [`ConfigFile`], or the facade's `cachet::Config`). Clock and store
+    /// can still be set before [`build`](Self::build); `docs/configuration.md`
+    /// lists every section and field.
     ///
     /// ```
     /// let cache = cachet_core::CacheBuilder::from_toml(r#"
@@ -149,28 +230,19 @@ impl CacheBuilder {
     /// # Ok::<(), cachet_core::ConfigError>(())
     /// ```
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let table: toml::Table =
-            text.parse()
-                .map_err(|err: toml::de::Error| ConfigError::Syntax {
-                    reason: err.to_string().trim().to_owned(),
-                })?;
-        Self::from_toml_table(&table)
+        let mut file = ConfigFile::parse(text)?;
+        let builder = Self::from_config(&mut file)?;
+        file.finish()?;
+        Ok(builder)
     }
 
-    /// [`from_toml`](Self::from_toml) for a document already parsed: a
-    /// program with sections of its own (a proxy's `[proxy]`) takes them
-    /// out and hands over the rest.
-    pub fn from_toml_table(table: &toml::Table) -> Result<Self, ConfigError> {
-        if let Some(unknown) = table.keys().find(|key| !SECTIONS.contains(&key.as_str())) {
-            return Err(ConfigError::Syntax {
-                reason: format!(
-                    "unknown section `{unknown}`; expected one of {}",
-                    SECTIONS.join(", ")
-                ),
-            });
-        }
+    /// A builder configured from the cache's own sections of `file`
+    /// (`[caches.*]`, `[[rules]]`, `[identity]`, `[headers]`, `[tags]`,
+    /// `[security]`), which it takes; the other sections are left for
+    /// their owners.
+    pub fn from_config(file: &mut ConfigFile) -> Result<Self, ConfigError> {
         let mut builder = Cache::builder();
-        if let Some(caches) = table.get("caches") {
+        if let Some(caches) = file.take("caches") {
             let caches = caches.as_table().ok_or_else(|| ConfigError::Syntax {
                 reason: "`caches` must be a table of named caches, like [caches.url]".into(),
             })?;
@@ -178,7 +250,7 @@ impl CacheBuilder {
                 builder = builder.cache(name.clone(), cache_spec(name, value.clone())?);
             }
         }
-        if let Some(rules) = table.get("rules") {
+        if let Some(rules) = file.take("rules") {
             let rules = rules.as_array().ok_or_else(|| ConfigError::Syntax {
                 reason: "`rules` must be an array of tables, written [[rules]]".into(),
             })?;
@@ -186,17 +258,15 @@ impl CacheBuilder {
                 builder = builder.rule(rule(index, value.clone())?);
             }
         }
-        if let Some(identity) = table.get("identity") {
-            builder = builder.identity(identity_spec(identity.clone())?);
+        if let Some(identity) = file.take("identity") {
+            builder = builder.identity(identity_spec(identity)?);
         }
-        if let Some(headers) = table.get("headers") {
-            let dto: HeadersDto = parse_section("headers", headers.clone())?;
+        if let Some(dto) = file.section::<HeadersDto>("headers")? {
             builder = builder
                 .x_cache(dto.x_cache.unwrap_or(false))
                 .debug_headers(dto.debug.unwrap_or(false));
         }
-        if let Some(tags) = table.get("tags") {
-            let dto: TagsDto = parse_section("tags", tags.clone())?;
+        if let Some(dto) = file.section::<TagsDto>("tags")? {
             if let Some(name) = dto.header {
                 builder = builder.tag_header(name);
             }
@@ -204,17 +274,8 @@ impl CacheBuilder {
                 builder = builder.strip_tag_header(strip);
             }
         }
-        if let Some(security) = table.get("security") {
-            builder = security_spec(builder, security.clone())?;
-        }
-        if let Some(persistence) = table.get("persistence") {
-            builder = builder.persistence(parse_section("persistence", persistence.clone())?);
-        }
-        if let Some(admin) = table.get("admin") {
-            builder = builder.admin(crate::admin::AdminConfig::from_section(admin.clone())?);
-        }
-        if let Some(redis) = table.get("redis") {
-            builder = builder.redis_section(redis.clone());
+        if let Some(security) = file.take("security") {
+            builder = security_spec(builder, security)?;
         }
         Ok(builder)
     }
@@ -244,8 +305,9 @@ fn security_spec(
 }
 
 impl Cache {
-    /// A cache configured from TOML text, on the in-memory store and the
-    /// system clock.
+    /// A cache configured from TOML text holding only the cache's own
+    /// sections ([`CacheBuilder::from_toml`]), on the in-memory store and
+    /// the system clock.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         CacheBuilder::from_toml(text)?.build()
     }

@@ -1,8 +1,7 @@
 //! The auto-dump task: dumps the cache on an interval that can be started,
 //! changed and stopped while it runs.
 
-use super::{DumpError, DumpReport};
-use crate::cache::{Cache, Inner};
+use super::{DumpError, DumpReport, Persistence, Shared};
 use serde::Serialize;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -51,19 +50,19 @@ impl Drop for AutoDump {
     }
 }
 
-impl Cache {
+impl Persistence {
     /// Dumps the cache to its dump file every `interval` from now on, on
     /// the current Tokio runtime; changes the interval of a running
     /// auto-dump; stops it for a zero interval.
     pub fn start_auto_dump(&self, interval: Duration) -> Result<(), DumpError> {
-        if self.inner.persistence.file().is_none() {
+        if self.shared.config.file().is_none() {
             return Err(DumpError::NoDumpFile);
         }
         if interval.is_zero() {
             self.stop_auto_dump();
             return Ok(());
         }
-        let auto = &self.inner.auto_dump;
+        let auto = &self.shared.auto;
         let mut running = auto.running.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(current) = running
             .as_ref()
@@ -75,7 +74,7 @@ impl Cache {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| DumpError::NoRuntime)?;
         let (sender, receiver) = watch::channel(interval);
         let task = runtime.spawn(run(
-            Arc::downgrade(&self.inner),
+            Arc::downgrade(&self.shared),
             receiver,
             Arc::clone(&auto.outcome),
         ));
@@ -90,8 +89,8 @@ impl Cache {
     /// Stops the auto-dump; whether it was running.
     pub fn stop_auto_dump(&self) -> bool {
         let running = self
-            .inner
-            .auto_dump
+            .shared
+            .auto
             .running
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -108,7 +107,7 @@ impl Cache {
 
     /// Whether the auto-dump runs, its interval, and its last outcome.
     pub fn auto_dump_status(&self) -> AutoDumpStatus {
-        let auto = &self.inner.auto_dump;
+        let auto = &self.shared.auto;
         let running = auto.running.lock().unwrap_or_else(PoisonError::into_inner);
         let live = running
             .as_ref()
@@ -128,9 +127,9 @@ impl Cache {
 }
 
 /// The task: sleeps, dumps (on the blocking pool), and starts over; an
-/// interval change restarts the wait. It ends with the cache.
+/// interval change restarts the wait. It ends with the last handle.
 async fn run(
-    cache: Weak<Inner>,
+    persistence: Weak<Shared>,
     mut interval: watch::Receiver<Duration>,
     outcome: Arc<Mutex<(Option<DumpReport>, Option<String>)>>,
 ) {
@@ -138,9 +137,9 @@ async fn run(
         let wait = *interval.borrow_and_update();
         tokio::select! {
             () = tokio::time::sleep(wait) => {
-                let Some(inner) = cache.upgrade() else { return };
-                let cache = Cache { inner };
-                let dumped = tokio::task::spawn_blocking(move || cache.dump_now()).await;
+                let Some(shared) = persistence.upgrade() else { return };
+                let persistence = Persistence { shared };
+                let dumped = tokio::task::spawn_blocking(move || persistence.dump_now()).await;
                 let mut last = outcome.lock().unwrap_or_else(PoisonError::into_inner);
                 match dumped {
                     Ok(Ok(report)) => *last = (Some(report), None),

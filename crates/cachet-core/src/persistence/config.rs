@@ -1,6 +1,7 @@
 //! `[persistence]`: where dumps go, how often, and whether to restore.
 
-use crate::config::units::de_field;
+use crate::config::units::{de_field, parse_duration};
+use crate::config::{ConfigError, ConfigFile};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,7 +58,8 @@ impl PersistenceConfig {
         self
     }
 
-    /// Whether building the cache restores the dump file (default `true`).
+    /// Whether [`Persistence::restore`](crate::Persistence::restore) restores
+    /// the dump file (default `true`).
     pub fn restore(mut self, on: bool) -> Self {
         self.restore = on;
         self
@@ -80,7 +82,8 @@ impl PersistenceConfig {
         (!self.auto_dump_interval.is_zero()).then_some(self.auto_dump_interval)
     }
 
-    /// Whether building the cache restores the dump file.
+    /// Whether [`Persistence::restore`](crate::Persistence::restore) restores
+    /// the dump file.
     pub fn restores(&self) -> bool {
         self.restore
     }
@@ -88,5 +91,53 @@ impl PersistenceConfig {
     /// How many previous dumps are kept.
     pub fn backups(&self) -> usize {
         self.keep_backups
+    }
+
+    /// The `[persistence]` section of `file` (defaults without one).
+    pub fn from_config(file: &mut ConfigFile) -> Result<Self, ConfigError> {
+        Ok(file.section("persistence")?.unwrap_or_default())
+    }
+
+    /// Applies the environment variables that override where and when the
+    /// cache is dumped, read through `lookup` (a name to its value):
+    /// `CACHET_DUMP_FILE` and `CACHET_AUTO_DUMP_INTERVAL` (a duration, `0`
+    /// for off). A bad value is an error naming the variable.
+    ///
+    /// ```
+    /// use cachet_core::PersistenceConfig;
+    /// let env = |name: &str| (name == "CACHET_DUMP_FILE").then(|| "/tmp/dump".to_owned());
+    /// let config = PersistenceConfig::new().env_overrides(env)?;
+    /// assert_eq!(config.file(), Some(std::path::Path::new("/tmp/dump")));
+    ///
+    /// let bad = |name: &str| (name == "CACHET_AUTO_DUMP_INTERVAL").then(|| "often".to_owned());
+    /// let error = PersistenceConfig::new().env_overrides(bad).unwrap_err();
+    /// assert!(error.to_string().starts_with("environment variable `CACHET_AUTO_DUMP_INTERVAL`"));
+    /// # Ok::<(), cachet_core::ConfigError>(())
+    /// ```
+    pub fn env_overrides(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let error = |variable: &str, reason: String| ConfigError::Env {
+            variable: variable.to_owned(),
+            reason,
+        };
+        if let Some(file) = lookup("CACHET_DUMP_FILE") {
+            if file.trim().is_empty() {
+                return Err(error("CACHET_DUMP_FILE", "is empty".into()));
+            }
+            self = self.dump_file(file.trim());
+        }
+        if let Some(text) = lookup("CACHET_AUTO_DUMP_INTERVAL") {
+            let interval = parse_duration(&text)
+                .map_err(|reason| error("CACHET_AUTO_DUMP_INTERVAL", reason))?;
+            self = self.auto_dump_interval(interval);
+        }
+        Ok(self)
+    }
+
+    /// [`env_overrides`](Self::env_overrides) from the process's environment.
+    pub fn from_env(self) -> Result<Self, ConfigError> {
+        self.env_overrides(|name| std::env::var(name).ok())
     }
 }

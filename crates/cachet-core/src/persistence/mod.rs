@@ -1,12 +1,13 @@
-//! Dumps that survive restarts: [`Cache::dump`] writes every live entry
-//! (responses with their headers, bodies, freshness as absolute times,
-//! validators, tags; variant indexes; programmatic values) to a file
-//! atomically, [`Cache::restore`] reads one back before serving, and an
-//! auto-dump task dumps on an interval that can be started, changed and
-//! stopped while the cache runs.
+//! Dumps that survive restarts, as a layer above the [`Cache`] handle:
+//! [`Persistence`] writes every live entry (responses with their headers,
+//! bodies, freshness as absolute times, validators, tags; variant indexes;
+//! programmatic values) to a file atomically, restores one back when told
+//! to (before serving), and runs an auto-dump task on an interval that can
+//! be started, changed and stopped while the cache runs. The cache itself
+//! knows nothing of it: building a cache does no I/O.
 //!
 //! ```
-//! use cachet_core::{Cache, Identity, PersistenceConfig};
+//! use cachet_core::{Cache, Identity, Persistence, PersistenceConfig};
 //! use std::time::Duration;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -16,16 +17,16 @@
 //! // Dumps are sealed with a key derived from the identity secret: set one
 //! // (`[identity] secret_env`) for a later process to restore them.
 //! let identity = || Identity::default().secret("from the environment");
+//! let config = PersistenceConfig::new().dump_file(&file);
 //! let cache = Cache::builder().identity(identity()).build()?;
 //! cache.values().set("greeting", &"hello", Duration::from_secs(60)).await?;
-//! let dumped = cache.dump(&file)?;
+//! let dumped = Persistence::new(&cache, config.clone()).dump_now()?;
 //! assert_eq!(dumped.entries, 1);
 //!
-//! // A new process: the same configuration restores the dump when built.
-//! let again = Cache::builder()
-//!     .identity(identity())
-//!     .persistence(PersistenceConfig::new().dump_file(&file))
-//!     .build()?;
+//! // A new process: the same configuration, and an explicit restore.
+//! let again = Cache::builder().identity(identity()).build()?;
+//! let report = Persistence::new(&again, config).restore();
+//! assert_eq!(report.restored, 1);
 //! let greeting: Option<String> = again.values().get("greeting").await?;
 //! assert_eq!(greeting.as_deref(), Some("hello"));
 //! # std::fs::remove_dir_all(&dir)?;
@@ -40,6 +41,7 @@ mod file;
 pub use self::auto::AutoDumpStatus;
 pub use self::config::PersistenceConfig;
 
+use self::auto::AutoDump;
 use self::file::{Block, Encoder, Record, SealKey, Writer};
 use crate::cache::Cache;
 use crate::store::key::CacheKey;
@@ -49,7 +51,31 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
+
+/// Dumps and restores of one [`Cache`], and its auto-dump task, as its
+/// [`PersistenceConfig`] says. Clone it freely; clones share the task. The
+/// auto-dump stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Persistence {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    cache: Cache,
+    config: PersistenceConfig,
+    auto: AutoDump,
+    last_restore: Mutex<Option<RestoreReport>>,
+}
+
+impl std::fmt::Debug for Persistence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persistence")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What a dump wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -118,15 +144,55 @@ pub enum DumpError {
     NoRuntime,
 }
 
-impl Cache {
+impl Persistence {
+    /// Dumps and restores of `cache` as `config` says. Does no I/O: call
+    /// [`restore`](Self::restore) before serving, and
+    /// [`start_auto_dump`](Self::start_auto_dump) for the interval.
+    pub fn new(cache: &Cache, config: PersistenceConfig) -> Self {
+        if let Some(file) = config.file() {
+            if cache.inner.identity.is_random() {
+                tracing::warn!(
+                    file = %file.display(),
+                    "dumps are sealed with this process's random identity secret: no later process can restore them (set [identity] secret_env)"
+                );
+            }
+        }
+        Self {
+            shared: Arc::new(Shared {
+                cache: cache.clone(),
+                config,
+                auto: AutoDump::default(),
+                last_restore: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &PersistenceConfig {
+        &self.shared.config
+    }
+
+    /// The report of the last restore, if one ran.
+    pub fn last_restore(&self) -> Option<RestoreReport> {
+        self.shared
+            .last_restore
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn cache(&self) -> &Cache {
+        &self.shared.cache
+    }
+
     /// Writes every live entry of every named cache to `path`, atomically:
     /// `<path>.tmp` is written, synced and read back, the current dump is
     /// kept as `<path>.bak`, and the new one renamed over it. Blocking: call
     /// it from `spawn_blocking` (or before serving) in async code.
     pub fn dump(&self, path: &Path) -> Result<DumpReport, DumpError> {
         let _writing = self
-            .inner
-            .auto_dump
+            .shared
+            .auto
             .writing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -144,7 +210,7 @@ impl Cache {
                     reason: unreadable.reason,
                 });
             }
-            file::install(&tmp, path, self.inner.persistence.backups()).map_err(io)?;
+            file::install(&tmp, path, self.shared.config.backups()).map_err(io)?;
             Ok((entries, bytes))
         });
         match result {
@@ -168,7 +234,7 @@ impl Cache {
 
     /// [`dump`](Self::dump) to the configured dump file.
     pub fn dump_now(&self) -> Result<DumpReport, DumpError> {
-        let path = self.inner.persistence.file().ok_or(DumpError::NoDumpFile)?;
+        let path = self.shared.config.file().ok_or(DumpError::NoDumpFile)?;
         self.dump(path)
     }
 
@@ -176,7 +242,7 @@ impl Cache {
     /// caches and encode blocks (reading entries scattered over the heap is
     /// most of a dump's time), this thread writes the blocks as they come.
     fn write(&self, tmp: &Path) -> Result<(u64, u64), DumpError> {
-        let inner = &self.inner;
+        let inner = &self.cache().inner;
         let io = |source| DumpError::Io {
             path: tmp.to_owned(),
             source,
@@ -232,6 +298,17 @@ impl Cache {
         writer.finish().map_err(io)
     }
 
+    /// Restores the configured dump file (see [`restore_from`](Self::restore_from)),
+    /// unless `[persistence] restore = false` or no file is configured (an
+    /// empty report). Blocking: call it before serving, or from
+    /// `spawn_blocking`. The report is kept for [`last_restore`](Self::last_restore).
+    pub fn restore(&self) -> RestoreReport {
+        match self.shared.config.file() {
+            Some(file) if self.shared.config.restores() => self.restore_from(file),
+            _ => RestoreReport::default(),
+        }
+    }
+
     /// Restores the dump at `path` — or, when it is missing, corrupt,
     /// truncated or of another version, its newest readable backup — into
     /// this cache. Never fails: what could not be read is in the report
@@ -239,10 +316,20 @@ impl Cache {
     /// their keep window are skipped; stale ones kept for revalidation come
     /// back stale; per-user entries come back only under the identity
     /// secret they were written with. Blocking, like [`dump`](Self::dump).
-    pub fn restore(&self, path: &Path) -> RestoreReport {
+    pub fn restore_from(&self, path: &Path) -> RestoreReport {
+        let report = self.restore_candidates(path);
+        *self
+            .shared
+            .last_restore
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(report.clone());
+        report
+    }
+
+    fn restore_candidates(&self, path: &Path) -> RestoreReport {
         let mut report = RestoreReport::default();
         let candidates = std::iter::once(path.to_owned())
-            .chain(file::backups(path, self.inner.persistence.backups().max(1)));
+            .chain(file::backups(path, self.shared.config.backups().max(1)));
         for candidate in candidates {
             if !candidate.exists() {
                 continue;
@@ -328,15 +415,20 @@ impl Cache {
     /// written with (with a random secret, only in the process that wrote
     /// it), so keys derived from that secret always mean what they did.
     fn seal(&self) -> SealKey {
-        SealKey(self.inner.identity.derive_key("cachet dump seal v1"))
+        SealKey(
+            self.cache()
+                .inner
+                .identity
+                .derive_key("cachet dump seal v1"),
+        )
     }
 
     fn fingerprint(&self) -> [u8; 16] {
-        self.inner.identity.fingerprint()
+        self.cache().inner.identity.fingerprint()
     }
 
     fn restore_record(&self, record: Record<'_>, report: &mut RestoreReport) {
-        let inner = &self.inner;
+        let inner = &self.cache().inner;
         if !inner.caches.contains_key(record.cache) {
             report.skipped += 1;
             return;

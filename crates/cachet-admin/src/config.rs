@@ -1,6 +1,7 @@
 //! Who may use the management API, and what it allows.
 
-use crate::config::ConfigError;
+use cachet_core::config::{parse_section, ConfigFile};
+use cachet_core::ConfigError;
 use serde::Deserialize;
 use std::fmt;
 use subtle::ConstantTimeEq;
@@ -10,7 +11,7 @@ use subtle::ConstantTimeEq;
 /// until a token is set.
 ///
 /// ```
-/// use cachet_core::admin::AdminConfig;
+/// use cachet_admin::AdminConfig;
 /// let config = AdminConfig::new().token("s3cret").read_only(true);
 /// assert!(config.is_read_only());
 /// // The token never shows in logs.
@@ -119,10 +120,17 @@ impl AdminConfig {
         }
     }
 
+    /// The `[admin]` section of `file`, which it takes (the defaults
+    /// without one: every endpoint answers 401).
+    pub fn from_config(file: &mut ConfigFile) -> Result<Self, ConfigError> {
+        file.take("admin")
+            .map_or_else(|| Ok(Self::default()), Self::from_section)
+    }
+
     /// The `[admin]` section: `token_env`, `auth`, `read_only`,
     /// `metrics_public`. The token is read from the variable `token_env`
     /// names, now: a missing or empty variable is an error.
-    pub(crate) fn from_section(value: toml::Value) -> Result<Self, ConfigError> {
+    pub fn from_section(value: toml::Value) -> Result<Self, ConfigError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Section {
@@ -139,7 +147,7 @@ impl AdminConfig {
             Token,
             None,
         }
-        let section: Section = crate::config::parse_section("admin", value)?;
+        let section: Section = parse_section("admin", value)?;
         let error = |field: &str, reason: String| ConfigError::Section {
             section: "admin".into(),
             field: field.into(),

@@ -24,13 +24,17 @@
 //! | `POST /dump` | dump to the configured file now |
 //! | `GET /auto-dump` · `POST`/`PUT /auto-dump?interval=5m` · `DELETE /auto-dump` | the auto-dump's status · start it or change its interval · stop it |
 //!
+//! The API is a layer above the cache: it uses only the [`Cache`]'s public
+//! operations, and the [`Persistence`] handle, when given one, for `/dump`
+//! and `/auto-dump`.
+//!
 //! ```
-//! use cachet_core::admin::{Admin, AdminConfig};
+//! use cachet_admin::{Admin, AdminConfig};
 //! use cachet_core::Cache;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let cache = Cache::builder().admin(AdminConfig::new().token("s3cret")).build()?;
-//! let admin = Admin::new(cache);
+//! let cache = Cache::builder().build()?;
+//! let admin = Admin::new(cache, AdminConfig::new().token("s3cret"));
 //! let stats = http::Request::get("/stats")
 //!     .header("authorization", "Bearer s3cret")
 //!     .body(bytes::Bytes::new())?;
@@ -49,8 +53,8 @@ mod system;
 
 pub use self::config::AdminConfig;
 
-use crate::cache::Cache;
 use bytes::Bytes;
+use cachet_core::{Cache, Persistence};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use std::fmt;
@@ -71,6 +75,7 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 pub struct Admin {
     cache: Cache,
     config: Arc<AdminConfig>,
+    persistence: Option<Persistence>,
 }
 
 impl fmt::Debug for Admin {
@@ -82,19 +87,27 @@ impl fmt::Debug for Admin {
 }
 
 impl Admin {
-    /// The API of `cache`, configured as its `[admin]` section (or
-    /// `CacheBuilder::admin`) says.
-    pub fn new(cache: Cache) -> Self {
-        let config = cache.admin_config().clone();
-        Self::with_config(cache, config)
-    }
-
-    /// The API of `cache` with another configuration.
-    pub fn with_config(cache: Cache, config: AdminConfig) -> Self {
+    /// The API of `cache`, authenticating and allowing what `config` says
+    /// (from `[admin]`: [`AdminConfig::from_config`]).
+    pub fn new(cache: Cache, config: AdminConfig) -> Self {
         Self {
             cache,
             config: Arc::new(config),
+            persistence: None,
         }
+    }
+
+    /// Also answers `POST /dump` and `/auto-dump` with `persistence`
+    /// (without it they answer 409: nothing to dump to).
+    #[must_use]
+    pub fn persistence(mut self, persistence: Persistence) -> Self {
+        self.persistence = Some(persistence);
+        self
+    }
+
+    /// The cache it manages.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
     }
 
     /// The configuration in force.
@@ -121,6 +134,7 @@ impl Admin {
             let request = endpoints::Call {
                 cache: &self.cache,
                 config: &self.config,
+                persistence: self.persistence.as_ref(),
                 method: &parts.method,
                 path,
                 query,

@@ -3,12 +3,8 @@
 use super::config::AdminConfig;
 use super::metrics;
 use super::system::Memory;
-use crate::cache::Cache;
-use crate::config::units::parse_duration;
-use crate::persistence::DumpError;
-use crate::stats::CacheStats;
-use crate::store::StoreError;
 use bytes::Bytes;
+use cachet_core::{Cache, CacheStats, DumpError, DurationValue, Health, Persistence, StoreError};
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use percent_encoding::percent_decode_str;
@@ -27,6 +23,7 @@ const MAX_LIMIT: usize = 1000;
 pub(super) struct Call<'a> {
     pub(super) cache: &'a Cache,
     pub(super) config: &'a AdminConfig,
+    pub(super) persistence: Option<&'a Persistence>,
     pub(super) method: &'a Method,
     /// The path below the mount point, without its leading `/`.
     pub(super) path: &'a str,
@@ -147,7 +144,7 @@ impl Call<'_> {
         let text = self
             .param("ttl")
             .ok_or_else(|| Refusal(StatusCode::BAD_REQUEST, "give a `ttl`, like 5m".into()))?;
-        match parse_duration(&text) {
+        match DurationValue::Text(text).parse() {
             Ok(ttl) if !ttl.is_zero() => Ok(ttl),
             Ok(_) => Err(Refusal(
                 StatusCode::BAD_REQUEST,
@@ -185,20 +182,12 @@ impl Call<'_> {
     }
 
     async fn health(&self) -> Response<Bytes> {
-        let inner = &self.cache.inner;
-        let now = inner.clock.now();
-        for name in inner.caches.keys() {
-            if let Err(error) = inner.store.probe(name, now).await {
-                let body = json!({"status": "failing", "error": error.to_string()});
-                let mut response = json_response(&body);
-                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                return response;
-            }
+        let health = self.cache.health().await;
+        let mut response = json_response(&json!(health));
+        if matches!(health, Health::Failing { .. }) {
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         }
-        match inner.store.degraded() {
-            Some(reason) => json_response(&json!({"status": "degraded", "degraded": reason})),
-            None => json_response(&json!({"status": "ok"})),
-        }
+        response
     }
 
     /// The named cache the `cache` parameter names, checked.
@@ -240,29 +229,8 @@ impl Call<'_> {
 
     async fn key_stats(&self) -> Answer {
         let pattern = self.pattern()?;
-        let inner = &self.cache.inner;
-        let now = inner.clock.now();
-        let mut per_cache: BTreeMap<&str, (u64, u64)> = inner
-            .caches
-            .keys()
-            .map(|name| (name.as_str(), (0, 0)))
-            .collect();
-        for (name, figures) in &mut per_cache {
-            for key in inner.store.keys(name).await? {
-                if pattern.as_ref().is_some_and(|p| !p.is_match(key.as_str())) {
-                    continue;
-                }
-                if let Some(entry) = inner.store.get(name, &key, now).await? {
-                    figures.0 += 1;
-                    figures.1 += crate::weight::key(key.as_str().len()) + entry.weight();
-                }
-            }
-        }
-        let caches: BTreeMap<&str, Value> = per_cache
-            .into_iter()
-            .map(|(name, (count, bytes))| (name, json!({"count": count, "bytes": bytes})))
-            .collect();
-        Ok(json_response(&json!({ "caches": caches })))
+        let per_cache = self.cache.key_stats(pattern.as_ref()).await?;
+        Ok(json_response(&json!({ "caches": per_cache })))
     }
 
     async fn one_key(&self, key: &str) -> Answer {
@@ -342,9 +310,15 @@ impl Call<'_> {
         ))
     }
 
+    /// The persistence handle, or 409: nothing to dump to.
+    fn persistence(&self) -> Result<&Persistence, Refusal> {
+        self.persistence
+            .ok_or_else(|| Refusal(StatusCode::CONFLICT, DumpError::NoDumpFile.to_string()))
+    }
+
     async fn dump(&self) -> Answer {
-        let cache = self.cache.clone();
-        let dumped = tokio::task::spawn_blocking(move || cache.dump_now())
+        let persistence = self.persistence()?.clone();
+        let dumped = tokio::task::spawn_blocking(move || persistence.dump_now())
             .await
             .map_err(|error| Refusal(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
         match dumped {
@@ -371,10 +345,10 @@ impl Call<'_> {
                         "give an `interval`, like 5m".into(),
                     )
                 })?;
-                let interval = parse_duration(&text).map_err(|reason| {
+                let interval = DurationValue::Text(text).parse().map_err(|reason| {
                     Refusal(StatusCode::BAD_REQUEST, format!("`interval`: {reason}"))
                 })?;
-                self.cache
+                self.persistence()?
                     .start_auto_dump(interval)
                     .map_err(|error| match error {
                         DumpError::NoDumpFile => Refusal(StatusCode::CONFLICT, error.to_string()),
@@ -382,11 +356,18 @@ impl Call<'_> {
                     })?;
             }
             Method::DELETE => {
-                self.cache.stop_auto_dump();
+                if let Some(persistence) = self.persistence {
+                    persistence.stop_auto_dump();
+                }
             }
             _ => return Err(not_allowed("GET, POST, PUT, DELETE")),
         }
-        Ok(json_response(&json!(self.cache.auto_dump_status())))
+        // Without a persistence layer nothing runs.
+        let status = self
+            .persistence
+            .map(Persistence::auto_dump_status)
+            .unwrap_or_default();
+        Ok(json_response(&json!(status)))
     }
 
     async fn clear(&self, name: Option<&str>) -> Answer {

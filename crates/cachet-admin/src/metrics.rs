@@ -7,8 +7,7 @@
 //! time, which is exactly this shape, where the `metrics` facade would add a
 //! registry lookup or a handle per counter on the request path.
 
-use crate::cache::Cache;
-use crate::stats::{Counters, DURATION_BOUNDS, ORIGIN_OUTCOMES, PURGE_KINDS};
+use cachet_core::{Cache, CacheStats, OriginStats, StatsSnapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -16,7 +15,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The content type of what [`render`] writes.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -25,7 +23,7 @@ pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0
 pub(crate) fn render(cache: &Cache) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(CacheCollector {
-        cache: cache.clone(),
+        snapshot: cache.stats(),
     }));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)
@@ -33,18 +31,15 @@ pub(crate) fn render(cache: &Cache) -> String {
     text
 }
 
+/// The figures of one scrape.
 struct CacheCollector {
-    cache: Cache,
+    snapshot: StatsSnapshot,
 }
 
 impl fmt::Debug for CacheCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheCollector").finish_non_exhaustive()
     }
-}
-
-fn load(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
 }
 
 /// One metric family: its descriptor, then a sample per label set.
@@ -78,25 +73,22 @@ enum Sample {
 
 impl Collector for CacheCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        let inner = &self.cache.inner;
-        let caches: Vec<(&str, &Counters, crate::store::StoreUsage, u64)> = inner
+        let caches: Vec<(&str, &CacheStats)> = self
+            .snapshot
             .caches
             .iter()
-            .map(|(name, spec)| {
-                let usage = inner.store.usage(name).unwrap_or_default();
-                (name.as_str(), &*inner.counters[name], usage, spec.max_bytes)
-            })
+            .map(|(name, stats)| (name.as_str(), stats))
             .collect();
 
         let mut requests = Vec::new();
-        for (name, counters, _, _) in &caches {
+        for (name, stats) in &caches {
             for (status, value) in [
-                ("hit", load(&counters.hits)),
-                ("miss", load(&counters.misses)),
-                ("stale", load(&counters.stale)),
-                ("revalidated", load(&counters.revalidated)),
-                ("bypass", load(&counters.bypassed)),
-                ("coalesced", load(&counters.coalesced)),
+                ("hit", stats.hits),
+                ("miss", stats.misses),
+                ("stale", stats.stale),
+                ("revalidated", stats.revalidated),
+                ("bypass", stats.bypassed),
+                ("coalesced", stats.coalesced),
             ] {
                 requests.push((
                     [("cache", *name), ("status", status)],
@@ -113,11 +105,11 @@ impl Collector for CacheCollector {
         )?;
 
         let mut origin = Vec::new();
-        for (name, counters, _, _) in &caches {
-            for (outcome, counter) in ORIGIN_OUTCOMES.iter().zip(&counters.origin.outcomes) {
+        for (name, stats) in &caches {
+            for (outcome, count) in &stats.origin.outcomes {
                 origin.push((
                     [("cache", *name), ("outcome", *outcome)],
-                    Sample::Counter(load(counter)),
+                    Sample::Counter(*count),
                 ));
             }
         }
@@ -136,13 +128,14 @@ impl Collector for CacheCollector {
                 None,
                 MetricType::Histogram,
             )?;
-            for (name, counters, _, _) in &caches {
-                let (counts, sum) = counters.origin.duration.snapshot();
-                let buckets: Vec<(f64, u64)> = DURATION_BOUNDS
+            for (name, stats) in &caches {
+                let counts = &stats.origin.duration_buckets;
+                let sum = stats.origin.duration_sum_secs;
+                let buckets: Vec<(f64, u64)> = OriginStats::DURATION_BOUNDS
                     .iter()
                     .copied()
                     .chain([f64::MAX])
-                    .zip(counts)
+                    .zip(counts.iter().copied())
                     .collect();
                 let count = counts.iter().sum();
                 let labels = [("cache", *name)];
@@ -156,33 +149,32 @@ impl Collector for CacheCollector {
             (
                 "cachet_entries",
                 "Entries held.",
-                (|usage: &crate::store::StoreUsage, _| usage.entries)
-                    as fn(&crate::store::StoreUsage, u64) -> u64,
+                (|stats: &CacheStats| stats.entries) as fn(&CacheStats) -> u64,
             ),
             (
                 "cachet_bytes",
                 "Bytes held, as weighed against max_bytes.",
-                |usage, _| usage.bytes,
+                |stats| stats.bytes,
             ),
             (
                 "cachet_max_bytes",
                 "The named cache's budget in bytes.",
-                |_, max| max,
+                |stats| stats.max_bytes,
             ),
         ] {
-            let samples = caches.iter().map(|(name, _, usage, max)| {
-                ([("cache", *name)], Sample::Gauge(pick(usage, *max)))
-            });
+            let samples = caches
+                .iter()
+                .map(|(name, stats)| ([("cache", *name)], Sample::Gauge(pick(stats))));
             family(&mut encoder, metric, help, MetricType::Gauge, samples)?;
         }
 
         let mut evictions = Vec::new();
-        for (name, _, usage, _) in &caches {
+        for (name, stats) in &caches {
             for (reason, value) in [
-                ("size", usage.evictions),
-                ("expired", usage.expirations),
-                ("removed", usage.removals),
-                ("replaced", usage.replacements),
+                ("size", stats.evictions),
+                ("expired", stats.expirations),
+                ("removed", stats.removals),
+                ("replaced", stats.replacements),
             ] {
                 evictions.push((
                     [("cache", *name), ("reason", reason)],
@@ -198,10 +190,11 @@ impl Collector for CacheCollector {
             evictions,
         )?;
 
-        let purges = PURGE_KINDS
+        let purges = self
+            .snapshot
+            .purges
             .iter()
-            .zip(&inner.purges.kinds)
-            .map(|(kind, counter)| ([("kind", *kind)], Sample::Counter(load(counter))));
+            .map(|(kind, count)| ([("kind", *kind)], Sample::Counter(*count)));
         family(
             &mut encoder,
             "cachet_purges",
