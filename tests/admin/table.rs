@@ -391,8 +391,11 @@ async fn dumps_and_the_auto_dump_through_the_api() {
     let dir = std::env::temp_dir().join(format!("cachet-admin-dump-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("dump");
+    // Dumps restore under the secret they were sealed with.
+    let secret = || cachet::Identity::default().secret("admin dump test");
     let cache = cachet::CacheBuilder::from_toml(mounts::RULES)
         .unwrap()
+        .identity(secret())
         .build()
         .unwrap();
     let persistence =
@@ -437,5 +440,28 @@ async fn dumps_and_the_auto_dump_through_the_api() {
         "{}",
         stopped.body
     );
+    // A restore is explicit; `/stats` shows the last one's report.
+    let stats = send(mount.addr, "GET", "/_cachet/stats", Some(TOKEN), "").await;
+    assert!(
+        stats.body.contains("\"last_restore\":null"),
+        "{}",
+        stats.body
+    );
+    let fresh = cachet::CacheBuilder::from_toml(mounts::RULES)
+        .unwrap()
+        .identity(secret())
+        .build()
+        .unwrap();
+    let restoring =
+        cachet::Persistence::new(&fresh, cachet::PersistenceConfig::new().dump_file(&file));
+    assert!(
+        fresh.keys().await.unwrap().is_empty(),
+        "building restores nothing"
+    );
+    assert_eq!(restoring.restore().restored, 3);
+    let admin = Admin::new(fresh, AdminConfig::new().token(TOKEN)).persistence(restoring);
+    let mount = mounts::tower(admin).await;
+    let stats = send(mount.addr, "GET", "/_cachet/stats", Some(TOKEN), "").await;
+    assert!(stats.body.contains("\"restored\":3"), "{}", stats.body);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -178,6 +178,7 @@ impl Call<'_> {
             "admin": {
                 "read_only": self.config.is_read_only(),
             },
+            "last_restore": self.persistence.and_then(Persistence::last_restore),
         }))
     }
 
