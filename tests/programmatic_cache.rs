@@ -57,11 +57,11 @@ async fn typed_values_round_trip_in_both_codecs() {
 async fn ping_and_info_describe_the_store() {
     let (values, _clock) = cache(Codec::Binary);
     values.ping().await.unwrap();
-    let empty = values.info();
+    let empty = values.info().await;
     assert_eq!((empty.usage.entries, empty.usage.bytes), (0, 0));
     values.set("a", &steel(), MINUTE).await.unwrap();
     values.set("b", &steel(), MINUTE).await.unwrap();
-    let info = values.info();
+    let info = values.info().await;
     assert_eq!((info.store.as_str(), info.shared), ("memory", false));
     assert_eq!(info.usage.entries, 2);
     assert!(info.usage.bytes > 0 && info.usage.bytes < info.max_bytes);

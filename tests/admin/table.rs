@@ -325,7 +325,7 @@ async fn authentication_modes() {
 /// serves without its remote tier as degraded (still 200).
 #[tokio::test]
 async fn health_reports_failing_and_degraded_stores() {
-    use cachet::store::{Entry, Store, StoreUsage};
+    use cachet::store::{Entry, Health, Store, StoreUsage};
     use cachet::{CacheKey, StoreError};
 
     #[derive(Debug)]
@@ -365,8 +365,21 @@ async fn health_reports_failing_and_degraded_stores() {
         fn usage(&self, _: &str) -> Option<StoreUsage> {
             Some(StoreUsage::default())
         }
-        fn degraded(&self) -> Option<String> {
-            Some("redis at 127.0.0.1:6379: connection refused".into())
+        fn health(&self) -> Option<&dyn Health> {
+            Some(self)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Health for Tiered {
+        async fn check(
+            &self,
+            cache: &str,
+            now: std::time::SystemTime,
+        ) -> Result<Option<String>, StoreError> {
+            // The local tier serves, or not; the remote one is down.
+            self.get(cache, &CacheKey::from_raw("probe"), now).await?;
+            Ok(Some("redis at 127.0.0.1:6379: connection refused".into()))
         }
     }
 

@@ -2,7 +2,7 @@
 //! spread over every master, and purges, patterns, clears, batches and the
 //! distributed lock work across them.
 
-use super::{connected, eventually, instance_on};
+use super::{connected, degraded, eventually, instance_on};
 use crate::server::RedisCluster;
 use crate::support::{request, App};
 use regex::Regex;
@@ -92,7 +92,13 @@ async fn values_and_the_distributed_lock_work_across_slots() {
     connected(&a).await;
     connected(&b).await;
     a.cache.values().ping().await.unwrap();
-    assert!(a.cache.values().info().store.contains("the cluster of"));
+    assert!(a
+        .cache
+        .values()
+        .info()
+        .await
+        .store
+        .contains("the cluster of"));
     // set_many's commands go to each key's master; get_many's MGET is
     // split by slot.
     let items = (0..50).map(|n| (format!("item:{n}"), n));
@@ -132,7 +138,7 @@ async fn a_master_killed_fails_no_request_and_the_tier_comes_back() {
         assert_eq!((hit.status.as_u16(), hit.outcome()), (200, "HIT"));
     }
     eventually("health says degraded", || async {
-        b.cache.storage().degraded().is_some()
+        degraded(&b.cache).await
     })
     .await;
     // And stays so while the master is dead (the probe that brings the
@@ -140,7 +146,7 @@ async fn a_master_killed_fails_no_request_and_the_tier_comes_back() {
     let watched = std::time::Instant::now();
     while watched.elapsed() < Duration::from_secs(1) {
         assert!(
-            b.cache.storage().degraded().is_some(),
+            degraded(&b.cache).await,
             "the tier came back with a master dead"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;

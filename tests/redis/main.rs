@@ -70,9 +70,14 @@ where
     panic!("{what}: not within 3 s");
 }
 
+/// Whether `cache`'s health says a tier is failing while it serves.
+pub(crate) async fn degraded(cache: &cachet::Cache) -> bool {
+    matches!(cache.health().await, cachet::Health::Degraded { .. })
+}
+
 async fn connected(app: &App) {
     eventually("the tier connects and listens", || async {
-        app.cache.storage().degraded().is_none()
+        app.cache.health().await == cachet::Health::Ok
     })
     .await;
 }
@@ -193,14 +198,14 @@ async fn killing_redis_fails_no_request_and_the_tier_comes_back() {
         assert_eq!(other.status.as_u16(), 200);
     }
     eventually("health says degraded", || async {
-        a.cache.storage().degraded().is_some() && b.cache.storage().degraded().is_some()
+        degraded(&a.cache).await && degraded(&b.cache).await
     })
     .await;
     assert!(b.cache.stats().caches["small"].store_errors > 0);
     // The programmatic cache's ping says Redis is down; info says why.
     let down = a.cache.values().ping().await.unwrap_err().to_string();
     assert!(down.contains("down"), "{down}");
-    assert!(a.cache.values().info().degraded.is_some());
+    assert!(a.cache.values().info().await.degraded.is_some());
     redis.restart();
     connected(&a).await;
     connected(&b).await;
@@ -219,8 +224,11 @@ async fn redis_down_at_start_serves_from_memory_and_the_origin() {
     let a = instance(&url, "down:", "tiered");
     assert_eq!(a.get("/api/items").await.outcome(), "MISS");
     assert_eq!(a.get("/api/items").await.outcome(), "HIT");
-    let health = a.cache.storage().degraded().unwrap();
-    assert!(health.contains("down"), "{health}");
+    let health = a.cache.health().await;
+    assert!(
+        matches!(&health, cachet::Health::Degraded { degraded } if degraded.contains("down")),
+        "{health:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +278,7 @@ async fn values_are_shared_and_prefixes_keep_apart() {
     assert_eq!(seen.as_deref(), Some("hello"));
     let apart: Option<String> = other.cache.values().get("greeting").await.unwrap();
     assert_eq!(apart, None);
-    let info = a.cache.values().info();
+    let info = a.cache.values().info().await;
     let expected = format!("memory, then Redis at {}", redis.url());
     assert_eq!(
         (info.store.as_str(), info.shared),

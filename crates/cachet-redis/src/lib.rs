@@ -59,8 +59,12 @@
 //!
 //! let redis = cachet_redis::RedisConfig::new("redis://127.0.0.1:1/0");
 //! let cache = cachet_redis::install_with_env(CacheBuilder::default(), Some(redis), |_| None)?.build()?;
-//! let health = cache.storage().degraded().unwrap();
-//! assert!(health.contains("redis at redis://127.0.0.1:1/0"));
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let cachet_core::Health::Degraded { degraded } = cache.health().await else {
+//!     unreachable!("no Redis on port 1")
+//! };
+//! assert!(degraded.contains("redis at redis://127.0.0.1:1/0"));
+//! # });
 //! # Ok::<(), cachet_core::ConfigError>(())
 //! ```
 
@@ -147,17 +151,26 @@ pub fn install_with_env(
 mod tests {
     use super::*;
 
+    /// What the cache's value store says of itself.
+    fn info(cache: &cachet_core::Cache) -> cachet_core::ValuesInfo {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(cache.values().info())
+    }
+
     #[test]
     fn the_environment_enables_and_overrides() {
         let none = install_with_env(CacheBuilder::default(), None, |_| None).unwrap();
-        assert!(!none.build().unwrap().storage().is_shared());
+        assert!(!info(&none.build().unwrap()).shared);
 
         let env = |name: &str| (name == "REDIS_URL").then(|| "redis://127.0.0.1:1/3".to_owned());
         let cache = install_with_env(CacheBuilder::default(), None, env)
             .unwrap()
             .build()
             .unwrap();
-        assert!(cache.storage().is_shared());
+        assert!(info(&cache).shared);
 
         let bad = |name: &str| (name == "CACHET_REDIS_URL").then(|| "http://x".to_owned());
         let error = install_with_env(CacheBuilder::default(), None, bad).unwrap_err();
@@ -178,10 +191,10 @@ mod tests {
             .unwrap()
             .build()
             .unwrap();
-        let health = cache.storage().degraded().unwrap();
+        let described = info(&cache).store;
         assert!(
-            health.contains("the cluster of redis://127.0.0.1:1, redis://127.0.0.1:2"),
-            "{health}"
+            described.contains("the cluster of redis://127.0.0.1:1, redis://127.0.0.1:2"),
+            "{described}"
         );
         for (variable, value) in [
             ("CACHET_REDIS_CLUSTER", " , "),

@@ -5,7 +5,7 @@ use crate::config::{Mode, RedisConfig};
 use crate::layout::{self, Layout, Purge, Stored};
 use crate::link::Link;
 use crate::listen::Listener;
-use cachet_core::store::{Entry, MokaStore, Store, StoreUsage, WalkPart};
+use cachet_core::store::{Entry, Health, Immediate, MokaStore, Shared, Store, StoreUsage, Walk};
 use cachet_core::{CacheKey, CacheSpec, ConfigError, SharedClock, StoreError};
 use redis::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -286,19 +286,6 @@ impl Store for RedisStore {
         Ok(entry)
     }
 
-    fn get_now(
-        &self,
-        cache: &str,
-        key: &CacheKey,
-        now: SystemTime,
-    ) -> Option<Result<Option<Entry>, StoreError>> {
-        // Memory answers a hit at once; anything else asks Redis.
-        match self.local.as_ref()?.get_now(cache, key, now)? {
-            Ok(Some(entry)) => Some(Ok(Some(entry))),
-            Ok(None) | Err(_) => None,
-        }
-    }
-
     async fn get_many(
         &self,
         cache: &str,
@@ -361,26 +348,6 @@ impl Store for RedisStore {
             Err(_) if self.local.is_some() => Ok(()),
             Err(error) => Err(error),
         }
-    }
-
-    fn insert_now(
-        &self,
-        cache: &str,
-        key: &CacheKey,
-        value: Entry,
-    ) -> Option<Result<(), StoreError>> {
-        // A restored dump fills this instance's memory only.
-        self.local.as_ref()?.insert_now(cache, key, value)
-    }
-
-    fn walk(
-        &self,
-        cache: &str,
-        part: WalkPart,
-        visit: &mut dyn FnMut(&str, &Entry) -> bool,
-    ) -> Option<Result<(), StoreError>> {
-        // A dump holds this instance's memory; Redis keeps its own.
-        self.local.as_ref()?.walk(cache, part, visit)
     }
 
     async fn remove(&self, cache: &str, key: &CacheKey) -> Result<bool, StoreError> {
@@ -496,21 +463,6 @@ impl Store for RedisStore {
         }
     }
 
-    async fn probe(&self, cache: &str, now: SystemTime) -> Result<(), StoreError> {
-        self.known(cache)?;
-        // Memory serves (or, in shared mode, the origin does): Redis's
-        // state is `degraded`, not a failing instance.
-        match &self.local {
-            Some(local) => local.probe(cache, now).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn ping(&self, cache: &str, now: SystemTime) -> Result<(), StoreError> {
-        self.probe(cache, now).await?;
-        self.link.ping().await
-    }
-
     fn describe(&self) -> String {
         match self.local {
             Some(_) => format!("memory, then Redis at {}", self.link.target()),
@@ -518,6 +470,71 @@ impl Store for RedisStore {
         }
     }
 
+    fn immediate(&self) -> Option<&dyn Immediate> {
+        // Memory answers hits, and restores, at once.
+        self.local.is_some().then_some(self as &dyn Immediate)
+    }
+
+    fn walker(&self) -> Option<&dyn Walk> {
+        // A dump holds this instance's memory; Redis keeps its own.
+        self.local.as_ref().map(|local| local as &dyn Walk)
+    }
+
+    fn health(&self) -> Option<&dyn Health> {
+        Some(self)
+    }
+
+    fn shared(&self) -> Option<&dyn Shared> {
+        Some(self)
+    }
+}
+
+impl Immediate for RedisStore {
+    fn get_now(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        now: SystemTime,
+    ) -> Option<Result<Option<Entry>, StoreError>> {
+        // Memory answers a hit at once; anything else asks Redis.
+        match self.local.as_ref()?.get_now(cache, key, now)? {
+            Ok(Some(entry)) => Some(Ok(Some(entry))),
+            Ok(None) | Err(_) => None,
+        }
+    }
+
+    fn insert_now(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        value: Entry,
+    ) -> Option<Result<(), StoreError>> {
+        // A restored dump fills this instance's memory only.
+        self.local.as_ref()?.insert_now(cache, key, value)
+    }
+}
+
+#[async_trait::async_trait]
+impl Health for RedisStore {
+    async fn check(&self, cache: &str, now: SystemTime) -> Result<Option<String>, StoreError> {
+        self.known(cache)?;
+        // Memory serves (or, in shared mode, the origin does): Redis's
+        // state is `degraded`, not a failing instance.
+        if let Some(local) = &self.local {
+            local
+                .get(cache, &CacheKey::from_raw("cachet health probe"), now)
+                .await?;
+        }
+        if let Some(why) = self.link.degraded() {
+            return Ok(Some(why));
+        }
+        // Up as last seen: a round trip says whether it still is.
+        Ok(self.link.ping().await.err().map(|error| error.to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Shared for RedisStore {
     async fn before_fetch(&self, cache: &str, key: &CacheKey, timeout: Duration) -> bool {
         let Some(locks) = &self.locks else {
             return false;
@@ -578,13 +595,5 @@ impl Store for RedisStore {
             self.release(&self.layout.lock(cache, key.as_str()), &token)
                 .await;
         }
-    }
-
-    fn degraded(&self) -> Option<String> {
-        self.link.degraded()
-    }
-
-    fn is_shared(&self) -> bool {
-        true
     }
 }

@@ -334,7 +334,7 @@ impl CacheBuilder {
             Some(StoreChoice::Made(make)) => make(&caches, &self.clock)?,
             None => Arc::new(MokaStore::new(&caches, Arc::clone(&self.clock))),
         };
-        if store.is_shared() && self.identity.is_random() {
+        if store.shared().is_some() && self.identity.is_random() {
             if let Some(rule) = rules.rules().iter().find(|rule| rule.rule().vary_by_user) {
                 return Err(ConfigError::Section {
                     section: "identity".into(),

@@ -65,12 +65,6 @@ impl Cache {
         &self.inner.caches
     }
 
-    /// The store the cache keeps its entries in (its health:
-    /// [`Store::degraded`](crate::store::Store::degraded)).
-    pub fn storage(&self) -> &Arc<dyn crate::store::Store> {
-        &self.inner.store
-    }
-
     /// The clock the cache reads.
     pub fn clock(&self) -> &SharedClock {
         &self.inner.clock
@@ -195,14 +189,18 @@ impl Cache {
     /// serves.
     pub async fn health(&self) -> Health {
         let now = self.inner.clock.now();
+        let mut degraded = None;
         for name in self.inner.caches.keys() {
-            if let Err(error) = self.inner.store.probe(name, now).await {
-                return Health::Failing {
-                    error: error.to_string(),
-                };
+            match crate::store::check_health(&*self.inner.store, name, now).await {
+                Err(error) => {
+                    return Health::Failing {
+                        error: error.to_string(),
+                    }
+                }
+                Ok(reason) => degraded = degraded.or(reason),
             }
         }
-        match self.inner.store.degraded() {
+        match degraded {
             Some(degraded) => Health::Degraded { degraded },
             None => Health::Ok,
         }

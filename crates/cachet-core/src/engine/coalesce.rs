@@ -417,21 +417,22 @@ impl Cache {
     }
 
     /// Whether another instance sharing the store stored `plan`'s entry
-    /// while this one waited for it (see [`Store::before_fetch`](crate::store::Store::before_fetch)).
+    /// while this one waited for it (see [`Shared::before_fetch`](crate::store::Shared::before_fetch)).
     pub(crate) async fn other_instance_stored(&self, plan: &Plan) -> bool {
+        let Some(shared) = self.inner.store.shared() else {
+            return false;
+        };
         let rule = plan.rule();
-        self.inner
-            .store
+        shared
             .before_fetch(rule.cache(), plan.key(), rule.lock_timeout())
             .await
     }
 
     /// This instance's fetch for `plan` is over.
     pub(crate) async fn fetch_done(&self, plan: &Plan) {
-        self.inner
-            .store
-            .fetch_done(plan.rule().cache(), plan.key())
-            .await;
+        if let Some(shared) = self.inner.store.shared() {
+            shared.fetch_done(plan.rule().cache(), plan.key()).await;
+        }
     }
 
     /// A fetch of `plan`'s key that no other request waits for: after a

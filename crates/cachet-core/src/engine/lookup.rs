@@ -135,7 +135,7 @@ impl Cache {
         count: bool,
     ) -> Option<Lookup> {
         let now = self.inner.clock.now();
-        let store = &self.inner.store;
+        let store = self.inner.store.immediate()?;
         let cache = plan.rule.cache();
         let found = match store.get_now(cache, &plan.key, now)? {
             Ok(Some(Entry::Variants(index))) => {

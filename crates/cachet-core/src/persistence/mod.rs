@@ -446,7 +446,11 @@ impl Persistence {
             return;
         }
         let key = CacheKey::from_raw(record.key);
-        match inner.store.insert_now(record.cache, &key, entry) {
+        let inserted = inner
+            .store
+            .immediate()
+            .and_then(|store| store.insert_now(record.cache, &key, entry));
+        match inserted {
             Some(Ok(())) => report.restored += 1,
             Some(Err(error)) => {
                 tracing::warn!(%error, "restoring an entry failed");
@@ -480,29 +484,24 @@ fn encode(
             return Ok(());
         }
         let mut failed = None;
-        let walked = inner
-            .store
-            .walk(cache, part, &mut |key: &str, entry: &Entry| {
-                let record = Record {
-                    cache,
-                    key,
-                    entry: entry.to_wire(),
-                };
-                match encoder.record(&record) {
-                    Ok(None) => true,
-                    // The writer stopped: so does the walk.
-                    Ok(Some(block)) => blocks.send(block).is_ok(),
-                    Err(error) => {
-                        failed = Some(error);
-                        false
-                    }
+        let walker = inner.store.walker().ok_or(DumpError::Unsupported)?;
+        let walked = walker.walk(cache, part, &mut |key: &str, entry: &Entry| {
+            let record = Record {
+                cache,
+                key,
+                entry: entry.to_wire(),
+            };
+            match encoder.record(&record) {
+                Ok(None) => true,
+                // The writer stopped: so does the walk.
+                Ok(Some(block)) => blocks.send(block).is_ok(),
+                Err(error) => {
+                    failed = Some(error);
+                    false
                 }
-            });
-        match walked {
-            None => return Err(DumpError::Unsupported),
-            Some(Err(error)) => return Err(error.into()),
-            Some(Ok(())) => {}
-        }
+            }
+        });
+        walked?;
         if let Some(source) = failed {
             return Err(DumpError::Io {
                 path: tmp.to_owned(),

@@ -1,7 +1,7 @@
 //! The default store: one moka cache per named cache, in process memory.
 
 use super::key_index::KeyIndex;
-use super::{unknown_cache, Store, StoreUsage, WalkPart};
+use super::{unknown_cache, Immediate, Store, StoreUsage, Walk, WalkPart};
 use crate::clock::SharedClock;
 use crate::config::rules::CacheSpec;
 use crate::store::entry::Entry;
@@ -230,41 +230,6 @@ impl Store for MokaStore {
         self.lookup(cache, key.as_str(), now)
     }
 
-    fn get_now(
-        &self,
-        cache: &str,
-        key: &CacheKey,
-        now: SystemTime,
-    ) -> Option<Result<Option<Entry>, StoreError>> {
-        Some(self.lookup(cache, key.as_str(), now))
-    }
-
-    fn insert_now(
-        &self,
-        cache: &str,
-        key: &CacheKey,
-        value: Entry,
-    ) -> Option<Result<(), StoreError>> {
-        Some(self.put(cache, key, value))
-    }
-
-    fn walk(
-        &self,
-        cache: &str,
-        part: WalkPart,
-        visit: &mut dyn FnMut(&str, &Entry) -> bool,
-    ) -> Option<Result<(), StoreError>> {
-        let named = match self.named(cache) {
-            Ok(named) => named,
-            Err(error) => return Some(Err(error)),
-        };
-        let now = self.clock.now();
-        named.index.walk(part, &mut |key, value| {
-            !value.is_kept(now) || visit(key, value)
-        });
-        Some(Ok(()))
-    }
-
     async fn insert(&self, cache: &str, key: &CacheKey, value: Entry) -> Result<(), StoreError> {
         self.put(cache, key, value)
     }
@@ -310,6 +275,14 @@ impl Store for MokaStore {
         "memory".into()
     }
 
+    fn immediate(&self) -> Option<&dyn Immediate> {
+        Some(self)
+    }
+
+    fn walker(&self) -> Option<&dyn Walk> {
+        Some(self)
+    }
+
     fn usage(&self, cache: &str) -> Option<StoreUsage> {
         let named = self.caches.get(cache)?;
         // Exact figures need moka's pending evictions applied and values
@@ -325,6 +298,42 @@ impl Store for MokaStore {
             replacements: named.removals.replaced.load(Ordering::Relaxed),
             tagged: named.index.pairs(),
         })
+    }
+}
+
+impl Immediate for MokaStore {
+    fn get_now(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        now: SystemTime,
+    ) -> Option<Result<Option<Entry>, StoreError>> {
+        Some(self.lookup(cache, key.as_str(), now))
+    }
+
+    fn insert_now(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        value: Entry,
+    ) -> Option<Result<(), StoreError>> {
+        Some(self.put(cache, key, value))
+    }
+}
+
+impl Walk for MokaStore {
+    fn walk(
+        &self,
+        cache: &str,
+        part: WalkPart,
+        visit: &mut dyn FnMut(&str, &Entry) -> bool,
+    ) -> Result<(), StoreError> {
+        let named = self.named(cache)?;
+        let now = self.clock.now();
+        named.index.walk(part, &mut |key, value| {
+            !value.is_kept(now) || visit(key, value)
+        });
+        Ok(())
     }
 }
 

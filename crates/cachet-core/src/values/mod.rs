@@ -310,7 +310,10 @@ impl ValueCache {
     /// memory meanwhile.
     pub async fn ping(&self) -> Result<(), ValueError> {
         let now = self.shared.clock.now();
-        Ok(self.shared.store.ping(VALUES_CACHE, now).await?)
+        match crate::store::check_health(&*self.shared.store, VALUES_CACHE, now).await? {
+            None => Ok(()),
+            Some(degraded) => Err(StoreError::new(degraded).into()),
+        }
     }
 
     /// What the value cache holds, where, and whether every tier works (a
@@ -318,19 +321,26 @@ impl ValueCache {
     ///
     /// ```
     /// let values = cachet_core::Cache::builder().build()?.values();
-    /// let info = values.info();
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let info = values.info().await;
     /// assert_eq!((info.store.as_str(), info.shared), ("memory", false));
     /// assert_eq!(info.max_bytes, 16 * 1024 * 1024);
+    /// # });
     /// # Ok::<(), cachet_core::ConfigError>(())
     /// ```
-    pub fn info(&self) -> ValuesInfo {
+    pub async fn info(&self) -> ValuesInfo {
         let store = &self.shared.store;
+        let now = self.shared.clock.now();
+        let degraded = match crate::store::check_health(&**store, VALUES_CACHE, now).await {
+            Ok(degraded) => degraded,
+            Err(error) => Some(error.to_string()),
+        };
         ValuesInfo {
             store: store.describe(),
-            shared: store.is_shared(),
+            shared: store.shared().is_some(),
             usage: store.usage(VALUES_CACHE).unwrap_or_default(),
             max_bytes: self.shared.max_bytes,
-            degraded: store.degraded(),
+            degraded,
         }
     }
 
@@ -397,17 +407,17 @@ impl ValueCache {
             return Ok(value);
         }
         // Another instance sharing the store may be computing it.
-        let store = &self.shared.store;
-        let shared = store.is_shared();
+        let shared = self.shared.store.shared();
         let cache_key = CacheKey::from_raw(key);
-        if shared
-            && store
+        if let Some(shared) = shared {
+            if shared
                 .before_fetch(VALUES_CACHE, &cache_key, COMPUTE_WAIT)
                 .await
-        {
-            if let Some(value) = self.cached_value(key).await {
-                store.fetch_done(VALUES_CACHE, &cache_key).await;
-                return Ok(value);
+            {
+                if let Some(value) = self.cached_value(key).await {
+                    shared.fetch_done(VALUES_CACHE, &cache_key).await;
+                    return Ok(value);
+                }
             }
         }
         let computed = compute().await;
@@ -418,8 +428,8 @@ impl ValueCache {
                 }
             }
         }
-        if shared {
-            store.fetch_done(VALUES_CACHE, &cache_key).await;
+        if let Some(shared) = shared {
+            shared.fetch_done(VALUES_CACHE, &cache_key).await;
         }
         computed
     }

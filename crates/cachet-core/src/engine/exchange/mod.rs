@@ -108,7 +108,7 @@ where
                 if !(fetch.is_shared() && cache.landed_since(landmark)) {
                     // A cold miss, once per request: another instance
                     // sharing the store may be fetching it already.
-                    if turns == 1 && pending.1.is_none() && cache.inner.store.is_shared() {
+                    if turns == 1 && pending.1.is_none() && cache.inner.store.shared().is_some() {
                         announced = true;
                         if cache.other_instance_stored(&plan).await {
                             fetch.stored();
