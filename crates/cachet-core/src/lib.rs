@@ -65,6 +65,7 @@ mod clock;
 pub mod config;
 mod engine;
 mod identity;
+mod key;
 mod persistence;
 mod protocol;
 mod request;
@@ -72,13 +73,13 @@ mod stats;
 pub mod store;
 #[cfg(test)]
 mod test_support;
+mod units;
 mod values;
 mod weight;
 
 pub use crate::cache::{Cache, CacheBuilder, Health, KeyStats, ListedKey, DEFAULT_BYPASS_HEADERS};
 pub use crate::clock::{Clock, MockClock, SharedClock, SystemClock};
-pub use crate::config::rules::{CacheSpec, CompiledRule, InvalidateScope, Rule, RuleSet};
-pub use crate::config::units::{parse_header_name, DurationValue, SizeValue};
+pub use crate::config::rules::{CompiledRule, InvalidateScope, Rule, RuleSet};
 pub use crate::config::{parse_section, ConfigError};
 pub use crate::identity::Identity;
 pub use crate::persistence::{
@@ -90,5 +91,7 @@ pub use crate::protocol::response_headers::{cache_headers, never_cache, CacheHea
 pub use crate::protocol::tags::{CacheTags, CACHE_TAG};
 pub use crate::request::UserId;
 pub use crate::stats::{CacheStats, OriginStats, StatsSnapshot};
+pub use crate::store::CacheSpec;
 pub use crate::store::{CacheKey, StoreError};
+pub use crate::units::{parse_header_name, DurationValue, SizeValue};
 pub use crate::values::{Codec, Evict, ValueCache, ValueError, ValueKey, ValuesInfo};

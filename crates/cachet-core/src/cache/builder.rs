@@ -3,7 +3,7 @@
 
 use super::{Cache, Inner};
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::rules::{CacheSpec, Rule, RuleSet, DEFAULT_CACHE, VALUES_CACHE};
+use crate::config::rules::{Rule, RuleSet, DEFAULT_CACHE, VALUES_CACHE};
 use crate::config::ConfigError;
 use crate::engine::coalesce::Coalescer;
 use crate::identity::Identity;
@@ -11,6 +11,7 @@ use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::directives::ClientNoCache;
 use crate::protocol::tags::TagSettings;
 use crate::stats::{Counters, Purges};
+use crate::store::CacheSpec;
 use crate::store::{MokaStore, Store};
 use crate::values::{Codec, ValueCache};
 use std::collections::{BTreeMap, HashMap};
@@ -285,7 +286,7 @@ impl CacheBuilder {
             reason,
         };
         if let Some(text) = lookup("CACHET_MAX_BYTES") {
-            let bytes = crate::config::units::SizeValue::Text(text)
+            let bytes = crate::units::SizeValue::Text(text)
                 .parse()
                 .map_err(|reason| error("CACHET_MAX_BYTES", reason))?;
             let spec = self.caches.entry(DEFAULT_CACHE.to_owned()).or_default();

@@ -4,6 +4,7 @@
 //! which adapters call, in the `engine`.
 
 mod builder;
+mod config;
 mod operations;
 
 pub(crate) use self::builder::Limits;
@@ -13,12 +14,13 @@ pub use self::builder::{CacheBuilder, DEFAULT_BYPASS_HEADERS};
 pub use self::operations::{Health, KeyStats, ListedKey};
 
 use crate::clock::SharedClock;
-use crate::config::rules::{CacheSpec, RuleSet};
+use crate::config::rules::RuleSet;
 use crate::engine::coalesce::Coalescer;
 use crate::identity::Identity;
 use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::tags::TagSettings;
 use crate::stats::{Counters, Purges};
+use crate::store::CacheSpec;
 use crate::store::Store;
 use crate::values::ValueCache;
 use std::collections::{BTreeMap, HashMap};

@@ -4,10 +4,11 @@
 use super::builder::MAX_TAG_BYTES;
 use super::Cache;
 use crate::clock::SharedClock;
-use crate::config::rules::{CacheSpec, RuleSet};
+use crate::config::rules::RuleSet;
+use crate::key::CacheKey;
 use crate::stats::{CacheStats, PurgeKind, StatsSnapshot};
 use crate::store::entry::Entry;
-use crate::store::key::CacheKey;
+use crate::store::CacheSpec;
 use crate::store::StoreError;
 use regex::Regex;
 use serde::Serialize;

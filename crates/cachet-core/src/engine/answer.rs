@@ -59,7 +59,7 @@ impl Cache {
             let mut headers = not_modified_headers(entry.headers());
             self.inner
                 .status_headers
-                .write(outcome, Some(&plan.key), &mut headers);
+                .write(outcome, Some(plan.key.as_str()), &mut headers);
             return Answer {
                 status: StatusCode::NOT_MODIFIED,
                 headers,
@@ -74,7 +74,7 @@ impl Cache {
         }
         self.inner
             .status_headers
-            .write(outcome, Some(&plan.key), &mut headers);
+            .write(outcome, Some(plan.key.as_str()), &mut headers);
         Answer {
             status: entry.status(),
             headers,
@@ -90,9 +90,11 @@ impl Cache {
     /// Timeout, without contacting the origin (RFC 9111 §5.2.1.7).
     pub(crate) fn only_if_cached(&self, plan: &Plan) -> Answer {
         let mut headers = HeaderMap::new();
-        self.inner
-            .status_headers
-            .write(&Outcome::OnlyIfCached, Some(&plan.key), &mut headers);
+        self.inner.status_headers.write(
+            &Outcome::OnlyIfCached,
+            Some(plan.key.as_str()),
+            &mut headers,
+        );
         Answer {
             status: StatusCode::GATEWAY_TIMEOUT,
             headers,

@@ -9,12 +9,12 @@
 
 use crate::cache::Cache;
 use crate::config::rules::{CompiledRule, InvalidateScope};
+use crate::key::KeyBuilder;
 use crate::protocol::host::normalize_host;
 use crate::protocol::tags::uri_term;
 use crate::protocol::target::canonical_path;
 use crate::request::RequestHead;
 use crate::stats::PurgeKind;
-use crate::store::key::KeyBuilder;
 use crate::store::StoreError;
 use http::header::{self, HeaderMap};
 use http::StatusCode;
@@ -301,7 +301,7 @@ mod tests {
                     .header("host", host)
                     .body(())
                     .unwrap();
-                let crate::adapter::Route::Cache(plan) = cache.route(&req) else {
+                let crate::engine::Route::Cache(plan) = cache.route(&req) else {
                     panic!("cached")
                 };
                 let mut headers = HeaderMap::new();

@@ -4,12 +4,12 @@
 use super::revalidate::Revalidation;
 use super::route::Plan;
 use crate::cache::Cache;
+use crate::key::variant_key;
+use crate::key::CacheKey;
 use crate::protocol::cache_status::ForwardReason;
-use crate::protocol::vary::variant_key;
 use crate::request::RequestHead;
 use crate::stats::Counters;
 use crate::store::entry::{CachedResponse, Entry};
-use crate::store::key::CacheKey;
 use crate::store::StoreError;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -110,7 +110,13 @@ impl Cache {
         let cache = plan.rule.cache();
         let found = match store.get(cache, &plan.key, now).await {
             Ok(Some(Entry::Variants(index))) => {
-                let key = variant_key(&plan.key, &index, req, &self.inner.identity);
+                let key = variant_key(
+                    &plan.key,
+                    index.generation(),
+                    index.names(),
+                    req,
+                    &self.inner.identity,
+                );
                 let found = store.get(cache, &key, now).await;
                 Found::Variant(found, key)
             }
@@ -139,7 +145,13 @@ impl Cache {
         let cache = plan.rule.cache();
         let found = match store.get_now(cache, &plan.key, now)? {
             Ok(Some(Entry::Variants(index))) => {
-                let key = variant_key(&plan.key, &index, req, &self.inner.identity);
+                let key = variant_key(
+                    &plan.key,
+                    index.generation(),
+                    index.names(),
+                    req,
+                    &self.inner.identity,
+                );
                 let found = store.get_now(cache, &key, now)?;
                 Found::Variant(found, key)
             }

@@ -72,7 +72,7 @@ impl Cache {
         };
         self.inner
             .status_headers
-            .write(&outcome, Some(&plan.key), headers);
+            .write(&outcome, Some(plan.key.as_str()), headers);
     }
 
     /// Labels a response to a request the rule matched but the cache did not

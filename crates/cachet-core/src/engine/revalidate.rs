@@ -6,13 +6,14 @@ use super::route::Plan;
 use super::store::strip_unstored;
 use super::store::Admission;
 use crate::cache::Cache;
+use crate::key::CacheKey;
 use crate::protocol::cache_status::{ForwardReason, Outcome};
 use crate::protocol::conditional::same_entity_tag;
+use crate::protocol::freshness::forbids_stale;
 use crate::protocol::storability::{NotStorable, RequestFacts};
 use crate::request::RequestHead;
 use crate::stats::Counters;
 use crate::store::entry::{CachedResponse, Entry};
-use crate::store::key::CacheKey;
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::StatusCode;
@@ -149,13 +150,15 @@ impl Cache {
                 }
                 // Used once, for this answer.
                 let now = self.inner.clock.now();
+                let no_stale = forbids_stale(&headers);
                 let entry = CachedResponse::new(
                     stored.status(),
                     headers,
                     stored.body().clone(),
                     now,
                     Duration::ZERO,
-                );
+                )
+                .forbidding_stale(no_stale);
                 (Arc::new(entry), false)
             }
         };
@@ -215,7 +218,7 @@ impl Cache {
         };
         self.inner
             .status_headers
-            .write(&outcome, Some(&plan.key), &mut headers);
+            .write(&outcome, Some(plan.key.as_str()), &mut headers);
         Some(Answer {
             status: StatusCode::GATEWAY_TIMEOUT,
             headers,

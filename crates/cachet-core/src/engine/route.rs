@@ -4,6 +4,7 @@
 use crate::cache::Cache;
 use crate::config::rules::CompiledRule;
 use crate::identity::Resolved;
+use crate::key::{combine_header_values, CacheKey, HeaderPart, KeyBuilder};
 use crate::protocol::cache_status::ForwardReason;
 use crate::protocol::directives::{ClientNoCache, RequestDirectives};
 use crate::protocol::host::{normalize_host, request_host};
@@ -12,7 +13,6 @@ use crate::protocol::tags::uri_term;
 use crate::protocol::target::{canonical_path, differs};
 use crate::request::RequestHead;
 use crate::stats::Counters;
-use crate::store::key::{combine_header_values, CacheKey, HeaderPart, KeyBuilder};
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use std::sync::Arc;

@@ -3,12 +3,12 @@
 
 use super::route::Plan;
 use crate::cache::Cache;
+use crate::key::variant_key;
 use crate::protocol::cache_control::CacheControl;
 use crate::protocol::conditional::etag_for_body;
-use crate::protocol::freshness::{freshness, heuristic_lifetime, Freshness};
+use crate::protocol::freshness::{forbids_stale, freshness, heuristic_lifetime, Freshness};
 use crate::protocol::hop_by_hop::strip_hop_by_hop;
 use crate::protocol::storability::{check_storable, NotStorable, RequestFacts, RuleFacts};
-use crate::protocol::vary::variant_key;
 use crate::request::RequestHead;
 use crate::store::entry::{CachedResponse, Entry, VariantIndex};
 use crate::store::StoreError;
@@ -161,6 +161,7 @@ impl Cache {
         body: Bytes,
         generated_etag: bool,
     ) -> CachedResponse {
+        let no_stale = forbids_stale(&headers);
         let entry = CachedResponse::new(
             status,
             headers,
@@ -168,6 +169,7 @@ impl Cache {
             storable.received_at,
             storable.freshness.remaining(),
         )
+        .forbidding_stale(no_stale)
         .with_initial_age(storable.freshness.initial_age)
         .with_tags(Arc::from(storable.tags.as_slice()));
         let entry = if generated_etag {
@@ -239,7 +241,13 @@ impl Cache {
                 .with_tags(Arc::from(vec![plan.uri_term(self.inner.key_host)])),
         }
         .with_one_more();
-        let key = variant_key(&plan.key, &index, req, &self.inner.identity);
+        let key = variant_key(
+            &plan.key,
+            index.generation(),
+            index.names(),
+            req,
+            &self.inner.identity,
+        );
         store
             .insert(cache, &plan.key, Entry::Variants(Arc::new(index)))
             .await?;

@@ -1,7 +1,7 @@
 //! `[persistence]`: where dumps go, how often, and whether to restore.
 
-use crate::config::units::{de_field, parse_duration};
 use crate::config::{ConfigError, ConfigFile};
+use crate::units::{de_field, parse_duration};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

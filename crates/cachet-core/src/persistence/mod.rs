@@ -44,7 +44,7 @@ pub use self::config::PersistenceConfig;
 use self::auto::AutoDump;
 use self::file::{Block, Encoder, Record, SealKey, Writer};
 use crate::cache::Cache;
-use crate::store::key::CacheKey;
+use crate::key::CacheKey;
 use crate::store::wire::{millis, BadEntry};
 use crate::store::{Entry, WalkPart};
 use serde::Serialize;

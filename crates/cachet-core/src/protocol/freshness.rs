@@ -6,6 +6,21 @@ use http::header::{AGE, DATE, EXPIRES, LAST_MODIFIED};
 use http::HeaderMap;
 use std::time::{Duration, SystemTime};
 
+/// Whether a response's directives forbid serving it stale without
+/// revalidation (§5.2.2.2 `must-revalidate`, §5.2.2.8 `proxy-revalidate`,
+/// §5.2.2.10 `s-maxage`, §5.2.2.4 `no-cache`).
+pub(crate) fn forbids_stale(headers: &HeaderMap) -> bool {
+    let cc = CacheControl::from_headers(headers);
+    [
+        "must-revalidate",
+        "proxy-revalidate",
+        "s-maxage",
+        "no-cache",
+    ]
+    .iter()
+    .any(|directive| cc.has(directive))
+}
+
 /// The freshness of a response as it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Freshness {

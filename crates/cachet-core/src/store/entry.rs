@@ -2,7 +2,6 @@
 //! variants (RFC 9111 §4.1).
 
 use crate::clock::later;
-use crate::protocol::cache_control::CacheControl;
 use crate::weight;
 use bytes::Bytes;
 use http::header::{self, HeaderName};
@@ -91,17 +90,6 @@ impl CachedResponse {
         stored_at: SystemTime,
         ttl: Duration,
     ) -> Self {
-        let cc = CacheControl::from_headers(&headers);
-        // Directives under which a stale copy must never be used without
-        // revalidation (§5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10).
-        let no_stale = [
-            "must-revalidate",
-            "proxy-revalidate",
-            "s-maxage",
-            "no-cache",
-        ]
-        .iter()
-        .any(|directive| cc.has(directive));
         Self {
             status,
             headers: compact_headers(headers),
@@ -111,12 +99,21 @@ impl CachedResponse {
             keep_until: later(stored_at, ttl),
             initial_age: Duration::ZERO,
             generated_etag: false,
-            no_stale,
+            no_stale: false,
             while_revalidate: Duration::ZERO,
             if_error: Duration::ZERO,
             fetch_time: Duration::ZERO,
             tags: no_tags(),
         }
+    }
+
+    /// Marks the response as one whose stale copy is never used without
+    /// revalidation (the engine reads that from its directives): apply
+    /// before [`with_stale_windows`](Self::with_stale_windows).
+    #[must_use]
+    pub(crate) fn forbidding_stale(mut self, on: bool) -> Self {
+        self.no_stale = on;
+        self
     }
 
     /// Indexes the entry under `tags`.
@@ -573,13 +570,13 @@ mod tests {
     fn stale_windows_rfc5861() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let secs = Duration::from_secs;
-        let entry = |status: StatusCode, cc: &str| {
-            let headers = crate::test_support::header_map(&[("cache-control", cc)]);
-            CachedResponse::new(status, headers, Bytes::new(), t0, secs(10))
+        let entry = |status: StatusCode, forbidding: bool| {
+            CachedResponse::new(status, HeaderMap::new(), Bytes::new(), t0, secs(10))
+                .forbidding_stale(forbidding)
                 .with_keep(secs(5))
                 .with_stale_windows(secs(30), secs(60))
         };
-        let ok = entry(StatusCode::OK, "max-age=10");
+        let ok = entry(StatusCode::OK, false);
         assert_eq!(ok.keep_until(), t0 + secs(70));
         assert!(!ok.serves_while_revalidating(t0 + secs(9)), "fresh");
         assert!(ok.serves_while_revalidating(t0 + secs(39)));
@@ -587,8 +584,8 @@ mod tests {
         assert!(ok.serves_if_error(t0 + secs(69)));
         assert!(!ok.serves_if_error(t0 + secs(70)));
         for forbidding in [
-            entry(StatusCode::OK, "max-age=10, must-revalidate"),
-            entry(StatusCode::SERVICE_UNAVAILABLE, "max-age=10"),
+            entry(StatusCode::OK, true),
+            entry(StatusCode::SERVICE_UNAVAILABLE, false),
         ] {
             assert_eq!(forbidding.keep_until(), t0 + secs(15));
             assert!(!forbidding.serves_while_revalidating(t0 + secs(11)));
@@ -604,7 +601,8 @@ mod tests {
             ("cache-control", "max-age=5, Must-Revalidate"),
         ]);
         let t0 = SystemTime::UNIX_EPOCH;
-        let entry = CachedResponse::new(StatusCode::OK, headers, Bytes::new(), t0, Duration::ZERO);
+        let entry = CachedResponse::new(StatusCode::OK, headers, Bytes::new(), t0, Duration::ZERO)
+            .forbidding_stale(true);
         let conditions = entry.validators();
         assert_eq!(conditions["if-none-match"], "\"v1\"");
         assert_eq!(

@@ -22,16 +22,17 @@
 mod capabilities;
 pub(crate) mod entry;
 mod error;
-pub(crate) mod key;
 mod key_index;
 mod moka;
+mod spec;
 pub(crate) mod wire;
 
 pub use self::capabilities::{Health, Immediate, Shared, Walk, WalkPart};
 pub use self::entry::{CachedResponse, Entry, Tags, ValueEntry, VariantIndex};
 pub use self::error::StoreError;
-pub use self::key::CacheKey;
 pub use self::moka::MokaStore;
+pub use self::spec::CacheSpec;
+pub use crate::key::CacheKey;
 
 use std::fmt;
 use std::time::SystemTime;

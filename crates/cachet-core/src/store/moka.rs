@@ -3,9 +3,9 @@
 use super::key_index::KeyIndex;
 use super::{unknown_cache, Immediate, Store, StoreUsage, Walk, WalkPart};
 use crate::clock::SharedClock;
-use crate::config::rules::CacheSpec;
+use crate::key::CacheKey;
 use crate::store::entry::Entry;
-use crate::store::key::CacheKey;
+use crate::store::CacheSpec;
 use crate::store::StoreError;
 use moka::notification::RemovalCause;
 use moka::sync::Cache as MokaCache;
@@ -341,8 +341,8 @@ impl Walk for MokaStore {
 mod tests {
     use super::*;
     use crate::clock::MockClock;
+    use crate::key::KeyBuilder;
     use crate::store::entry::CachedResponse;
-    use crate::store::key::KeyBuilder;
     use bytes::Bytes;
     use http::{HeaderMap, StatusCode};
 

@@ -17,12 +17,16 @@
 //! - for a variant of a response with `Vary` (RFC 9111 §4.1), `g=` and the
 //!   variant index's generation, then `v:NAME=` and each varied header's
 //!   normalized value, length-prefixed, `!` when absent, or `#` and a keyed
-//!   hash for headers that may carry credentials.
+//!   hash for headers that may carry credentials ([`variant_key`]).
 //!
 //! The path and query never contain a space, and every later part is either a
 //! fixed token or length-prefixed, so two different requests can never make
 //! the same key. Keys start with the path so that path regexes (`^/api/`)
 //! select keys directly.
+
+mod variant;
+
+pub(crate) use self::variant::variant_key;
 
 use crate::identity::IdentityHash;
 use crate::protocol::target::{canonical_path, push_exact_query, push_normalized_query, push_pct};
