@@ -9,6 +9,10 @@ use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+// The serialized form (`store::wire`), in a child module so that it reads
+// the fields it mirrors.
+mod wire_form;
+
 /// A response as the cache keeps it: status, headers, the whole body, when
 /// it was stored, when it stops being fresh and when the store may drop it.
 /// Shared as `Arc<CachedResponse>`: a hit clones the pointer, never the body.
@@ -130,7 +134,7 @@ impl CachedResponse {
 
     /// Keeps the entry for (at least) `grace` after it goes stale.
     #[must_use]
-    pub fn with_keep(mut self, grace: Duration) -> Self {
+    pub(crate) fn with_keep(mut self, grace: Duration) -> Self {
         self.keep_until = self.keep_until.max(later(self.fresh_until, grace));
         self
     }
@@ -140,7 +144,11 @@ impl CachedResponse {
     /// when the origin fails (RFC 5861); it is kept that long. Neither
     /// applies to a response that forbids serving it stale, nor to a 5xx.
     #[must_use]
-    pub fn with_stale_windows(mut self, while_revalidate: Duration, if_error: Duration) -> Self {
+    pub(crate) fn with_stale_windows(
+        mut self,
+        while_revalidate: Duration,
+        if_error: Duration,
+    ) -> Self {
         if self.no_stale || self.status.is_server_error() {
             return self;
         }
@@ -151,7 +159,7 @@ impl CachedResponse {
 
     /// Records how long the response took to fetch, for early refresh.
     #[must_use]
-    pub fn with_fetch_time(mut self, fetch_time: Duration) -> Self {
+    pub(crate) fn with_fetch_time(mut self, fetch_time: Duration) -> Self {
         self.fetch_time = fetch_time;
         self
     }
@@ -159,7 +167,7 @@ impl CachedResponse {
     /// Marks the `ETag` as made by the cache, not the origin: it is answered
     /// to clients but never sent upstream to revalidate.
     #[must_use]
-    pub fn with_generated_etag(mut self) -> Self {
+    pub(crate) fn with_generated_etag(mut self) -> Self {
         self.generated_etag = true;
         self
     }
@@ -167,7 +175,7 @@ impl CachedResponse {
     /// Sets how old the response already was when stored (RFC 9111
     /// §4.2.3's corrected initial age, from `Age` and `Date`).
     #[must_use]
-    pub fn with_initial_age(mut self, age: Duration) -> Self {
+    pub(crate) fn with_initial_age(mut self, age: Duration) -> Self {
         self.initial_age = age;
         self
     }
@@ -185,12 +193,8 @@ impl CachedResponse {
         &self.body
     }
     /// When the response was stored.
-    pub fn stored_at(&self) -> SystemTime {
+    pub(crate) fn stored_at(&self) -> SystemTime {
         self.stored_at
-    }
-    /// When the response stops being fresh.
-    pub fn fresh_until(&self) -> SystemTime {
-        self.fresh_until
     }
 
     /// When the store may drop the entry.
@@ -199,12 +203,12 @@ impl CachedResponse {
     }
 
     /// Whether the `ETag` was made by the cache rather than the origin.
-    pub fn has_generated_etag(&self) -> bool {
+    pub(crate) fn has_generated_etag(&self) -> bool {
         self.generated_etag
     }
 
     /// Whether the entry may be served at `now` without asking the origin.
-    pub fn is_fresh(&self, now: SystemTime) -> bool {
+    pub(crate) fn is_fresh(&self, now: SystemTime) -> bool {
         now < self.fresh_until
     }
 
@@ -216,24 +220,24 @@ impl CachedResponse {
     /// Whether the response forbids serving it stale without revalidation
     /// (`must-revalidate`, `proxy-revalidate`, `s-maxage`, `no-cache`): then
     /// `max-stale` is ignored and an unreachable origin gives 504 (§4.2.4).
-    pub fn forbids_stale(&self) -> bool {
+    pub(crate) fn forbids_stale(&self) -> bool {
         self.no_stale
     }
 
     /// Whether the entry is stale at `now` but within its
     /// `stale-while-revalidate` window: serve it, and refresh it.
-    pub fn serves_while_revalidating(&self, now: SystemTime) -> bool {
+    pub(crate) fn serves_while_revalidating(&self, now: SystemTime) -> bool {
         !self.is_fresh(now) && now < later(self.fresh_until, self.while_revalidate)
     }
 
     /// Whether the entry may answer at `now` when the origin fails: fresh,
     /// or stale within its `stale-if-error` window.
-    pub fn serves_if_error(&self, now: SystemTime) -> bool {
+    pub(crate) fn serves_if_error(&self, now: SystemTime) -> bool {
         !self.if_error.is_zero() && now < later(self.fresh_until, self.if_error)
     }
 
     /// How long the response took to fetch.
-    pub fn fetch_time(&self) -> Duration {
+    pub(crate) fn fetch_time(&self) -> Duration {
         self.fetch_time
     }
 
@@ -256,32 +260,32 @@ impl CachedResponse {
 
     /// Whether the origin gave a validator ([`validators`](Self::validators)
     /// would not be empty), without building the headers.
-    pub fn has_validators(&self) -> bool {
+    pub(crate) fn has_validators(&self) -> bool {
         !self.generated_etag && self.headers.contains_key(header::ETAG)
             || self.headers.contains_key(header::LAST_MODIFIED)
     }
 
     /// How long ago the entry went stale at `now` (zero while fresh).
-    pub fn staleness(&self, now: SystemTime) -> Duration {
+    pub(crate) fn staleness(&self, now: SystemTime) -> Duration {
         now.duration_since(self.fresh_until).unwrap_or_default()
     }
 
     /// The entry's age at `now` (RFC 9111 §4.2.3): its initial age plus the
     /// time it has been stored (zero resident time if the clock went back).
-    pub fn age(&self, now: SystemTime) -> Duration {
+    pub(crate) fn age(&self, now: SystemTime) -> Duration {
         self.initial_age
             .saturating_add(now.duration_since(self.stored_at).unwrap_or_default())
     }
 
     /// Time left until the entry goes stale (zero once stale).
-    pub fn time_to_live(&self, now: SystemTime) -> Duration {
+    pub(crate) fn time_to_live(&self, now: SystemTime) -> Duration {
         self.fresh_until.duration_since(now).unwrap_or_default()
     }
 
     /// A copy that is fresh for `ttl` from `now`, for refreshing an entry's
     /// TTL; it is kept as long after that as before.
     #[must_use]
-    pub fn refreshed(&self, now: SystemTime, ttl: Duration) -> Self {
+    pub(crate) fn refreshed(&self, now: SystemTime, ttl: Duration) -> Self {
         let grace = self
             .keep_until
             .duration_since(self.fresh_until)
@@ -344,11 +348,11 @@ impl VariantIndex {
         self
     }
     /// The request headers the variants differ by, lowercase and sorted.
-    pub fn names(&self) -> &[HeaderName] {
+    pub(crate) fn names(&self) -> &[HeaderName] {
         &self.names
     }
     /// The index's generation, part of every variant key.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
     /// When the store may drop the index.
@@ -357,14 +361,14 @@ impl VariantIndex {
     }
     /// The same index, kept at least until `until`.
     #[must_use]
-    pub fn kept_until(&self, until: SystemTime) -> Self {
+    pub(crate) fn kept_until(&self, until: SystemTime) -> Self {
         Self {
             keep_until: self.keep_until.max(until),
             ..self.clone()
         }
     }
     /// How many variants were stored under this generation.
-    pub fn stored(&self) -> usize {
+    pub(crate) fn stored(&self) -> usize {
         self.stored
     }
     /// The same index, counting one more stored variant.
@@ -404,7 +408,7 @@ impl ValueEntry {
     }
     /// The same value, live until `now + ttl`.
     #[must_use]
-    pub fn expiring(&self, now: SystemTime, ttl: Duration) -> Self {
+    pub(crate) fn expiring(&self, now: SystemTime, ttl: Duration) -> Self {
         Self {
             expires_at: later(now, ttl),
             ..self.clone()
@@ -414,12 +418,8 @@ impl ValueEntry {
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
     }
-    /// When it was stored.
-    pub fn stored_at(&self) -> SystemTime {
-        self.stored_at
-    }
     /// When it expires.
-    pub fn expires_at(&self) -> SystemTime {
+    pub(crate) fn expires_at(&self) -> SystemTime {
         self.expires_at
     }
 }
@@ -612,159 +612,5 @@ mod tests {
         assert!(entry.forbids_stale());
         let generated = entry.with_generated_etag();
         assert!(!generated.validators().contains_key("if-none-match"));
-    }
-}
-
-// The serialized form (`store::wire`), next to the fields it mirrors.
-mod wire_form {
-    use super::*;
-    use crate::store::wire::{
-        millis, raw, span, span_millis, time, BadEntry, WireEntry, WireHeaders, WireTags,
-    };
-
-    impl CachedResponse {
-        pub(crate) fn to_wire(&self) -> WireEntry<'_> {
-            WireEntry::Response {
-                status: self.status.as_u16(),
-                headers: WireHeaders::Live(&self.headers),
-                body: raw(&self.body),
-                stored_at: millis(self.stored_at),
-                fresh_until: millis(self.fresh_until),
-                keep_until: millis(self.keep_until),
-                initial_age: span_millis(self.initial_age),
-                generated_etag: self.generated_etag,
-                no_stale: self.no_stale,
-                while_revalidate: span_millis(self.while_revalidate),
-                if_error: span_millis(self.if_error),
-                fetch_time: span_millis(self.fetch_time),
-                tags: WireTags::Live(&self.tags),
-            }
-        }
-
-        pub(crate) fn from_wire(wire: WireEntry<'_>) -> Result<Self, BadEntry> {
-            let WireEntry::Response {
-                status,
-                headers,
-                body,
-                stored_at,
-                fresh_until,
-                keep_until,
-                initial_age,
-                generated_etag,
-                no_stale,
-                while_revalidate,
-                if_error,
-                fetch_time,
-                tags,
-            } = wire
-            else {
-                return Err(BadEntry("not a response".into()));
-            };
-            let status =
-                StatusCode::from_u16(status).map_err(|_| BadEntry(format!("status {status}")))?;
-            // The values straight into one block, as `compact_headers`
-            // would leave them, without a map of copies in between.
-            let mut block = Vec::new();
-            headers.try_for_each(|_, value| {
-                block.extend_from_slice(value);
-                Ok::<(), BadEntry>(())
-            })?;
-            let block = Bytes::from(block);
-            let mut map = HeaderMap::with_capacity(headers.len());
-            let mut start = 0;
-            headers.try_for_each(|name, value| {
-                let name = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| BadEntry(format!("header name {name:?}")))?;
-                let end = start + value.len();
-                let value = header::HeaderValue::from_maybe_shared(block.slice(start..end))
-                    .map_err(|_| BadEntry(format!("a value of {name}")))?;
-                map.append(name, value);
-                start = end;
-                Ok(())
-            })?;
-            Ok(Self {
-                status,
-                headers: map,
-                body: Bytes::copy_from_slice(body),
-                stored_at: time(stored_at),
-                fresh_until: time(fresh_until),
-                keep_until: time(keep_until),
-                initial_age: span(initial_age),
-                generated_etag,
-                no_stale,
-                while_revalidate: span(while_revalidate),
-                if_error: span(if_error),
-                fetch_time: span(fetch_time),
-                tags: tags.to_tags(),
-            })
-        }
-    }
-
-    impl VariantIndex {
-        pub(crate) fn to_wire(&self) -> WireEntry<'_> {
-            WireEntry::Variants {
-                names: self.names.iter().map(HeaderName::as_str).collect(),
-                generation: self.generation,
-                keep_until: millis(self.keep_until),
-                tags: WireTags::Live(&self.tags),
-                stored: self.stored as u64,
-            }
-        }
-
-        pub(crate) fn from_wire(wire: WireEntry<'_>) -> Result<Self, BadEntry> {
-            let WireEntry::Variants {
-                names,
-                generation,
-                keep_until,
-                tags,
-                stored,
-            } = wire
-            else {
-                return Err(BadEntry("not a variant index".into()));
-            };
-            let names = names
-                .iter()
-                .map(|name| {
-                    HeaderName::from_bytes(name.as_bytes())
-                        .map_err(|_| BadEntry(format!("header name {name:?}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Self {
-                names: names.into(),
-                generation,
-                keep_until: time(keep_until),
-                tags: tags.to_tags(),
-                stored: usize::try_from(stored).unwrap_or(usize::MAX),
-            })
-        }
-    }
-
-    impl ValueEntry {
-        pub(crate) fn to_wire(&self) -> WireEntry<'_> {
-            WireEntry::Value {
-                bytes: raw(&self.bytes),
-                stored_at: millis(self.stored_at),
-                expires_at: millis(self.expires_at),
-                tags: WireTags::Live(&self.tags),
-            }
-        }
-
-        pub(crate) fn from_wire(wire: WireEntry<'_>) -> Result<Self, BadEntry> {
-            let WireEntry::Value {
-                bytes,
-                stored_at,
-                expires_at,
-                tags,
-            } = wire
-            else {
-                return Err(BadEntry("not a value".into()));
-            };
-            Ok(Self {
-                bytes: Bytes::copy_from_slice(bytes),
-                stored_at: time(stored_at),
-                expires_at: time(expires_at),
-                tags: tags.to_tags(),
-            })
-        }
     }
 }
