@@ -13,7 +13,8 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use cachet::admin::{Admin, AdminConfig, AdminService};
-use cachet::{Cache, CacheLayer, InvalidationLayer, StatsSnapshot};
+use cachet::stats::StatsSnapshot;
+use cachet::{Cache, CacheLayer, InvalidationLayer};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A "database" query that takes 50 ms.

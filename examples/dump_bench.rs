@@ -7,10 +7,10 @@
 //! cargo run --release --example dump_bench
 //! ```
 
+use cachet::clock::{Clock, SystemClock};
+use cachet::persistence::{Persistence, PersistenceConfig};
 use cachet::store::{CachedResponse, Entry, MokaStore, Store};
-use cachet::{
-    Cache, CacheKey, CacheSpec, Persistence, PersistenceConfig, SharedClock, SystemClock,
-};
+use cachet::{Cache, CacheKey, CacheSpec};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -64,7 +64,7 @@ fn cache(store: Arc<MokaStore>) -> Persistence {
     Persistence::new(&cache, PersistenceConfig::new())
 }
 
-fn store(clock: &SharedClock) -> Arc<MokaStore> {
+fn store(clock: &Arc<dyn Clock>) -> Arc<MokaStore> {
     let caches = BTreeMap::from([
         (
             "default".to_owned(),
@@ -79,7 +79,7 @@ fn store(clock: &SharedClock) -> Arc<MokaStore> {
 }
 
 fn run(name: &str, count: usize, body: usize, dir: &std::path::Path) {
-    let clock: SharedClock = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let file = dir.join(format!("dump-{count}-{body}"));
     let source = store(&clock);
     let now = SystemTime::now();
@@ -183,7 +183,7 @@ fn restored_in_child(file: &std::path::Path, entries: u64) -> Duration {
 /// The child's side: restores `file` into a fresh cache and prints how
 /// many entries came back and how long it took.
 fn restore(file: &std::path::Path) {
-    let clock: SharedClock = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let target = store(&clock);
     let persistence = cache(Arc::clone(&target));
     let started = Instant::now();

@@ -61,7 +61,7 @@ async fn status(router: &Router, uri: &str) -> Result<u16, String> {
 }
 
 async fn connected(cache: &cachet::Cache) {
-    while cache.health().await != cachet::Health::Ok {
+    while cache.health().await != cachet::stats::Health::Ok {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

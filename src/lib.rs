@@ -8,8 +8,8 @@
 //!
 //! | feature | default | what it brings |
 //! |---|---|---|
-//! | — | always | [`cachet-core`](cachet_core): the [`Cache`] handle, rules, named caches, stats, the [`ValueCache`], [`store`]s and the [`adapter`] step API |
-//! | `tower` | yes | [`CacheLayer`]/[`CacheService`] and [`InvalidationLayer`]/[`InvalidationService`] for tower/axum/hyper |
+//! | — | always | [`cachet-core`](cachet_core): the [`Cache`] handle, rules, named caches, and the modules [`config`], [`stats`], [`values`] (the programmatic cache), [`persistence`] (dumps), [`store`] and [`adapter`] (the step API); [`admin`], the management API; [`Config`], a whole file read once |
+//! | `tower` | yes | [`CacheLayer`] and [`InvalidationLayer`] for tower/axum/hyper; `cachet::tower` has their services, futures and bodies |
 //! | `actix` | no | `cachet::actix`: the [`cachet-actix`](https://docs.rs/cachet-actix) middleware (`ResponseCache`, `CacheInvalidation`) for actix-web 4 |
 //! | `redis` | no | `cachet::redis`: the [`cachet-redis`](https://docs.rs/cachet-redis) tier — one Redis shared by every instance, purges that reach them all |
 //!
@@ -41,11 +41,15 @@
 //! Rust 1.85 (`rust-version` in `Cargo.toml`). Raising it is not a breaking
 //! change.
 
-pub use cachet_core::{adapter, store};
+pub use cachet_core::{adapter, clock, config, persistence, stats, store, values};
+pub use cachet_core::{
+    cache_headers, never_cache, Cache, CacheBuilder, CacheHeaders, CacheKey, CacheSpec, CacheTags,
+    ConfigError, Identity, Rule, UserId, Validators, Visibility, CACHE_TAG,
+};
 
-mod config;
+mod setup;
 
-pub use crate::config::{Built, Config};
+pub use crate::setup::{Built, Config};
 
 /// The management API (`cachet-admin`): the framework-free [`Admin`](admin::Admin)
 /// handler and its [`AdminConfig`](admin::AdminConfig), and, with the
@@ -57,22 +61,15 @@ pub mod admin {
     #[doc(inline)]
     pub use cachet_tower::AdminService;
 }
-pub use cachet_core::{
-    cache_headers, config::ConfigFile, never_cache, parse_header_name, AutoDumpStatus, Cache,
-    CacheBuilder, CacheHeaders, CacheKey, CacheSpec, CacheStats, CacheTags, Clock, Codec,
-    CompiledRule, ConfigError, DumpError, DumpReport, DurationValue, Evict, Health, Identity,
-    InvalidateScope, KeyStats, ListedKey, MockClock, OriginStats, Persistence, PersistenceConfig,
-    RestoreReport, Rule, RuleSet, SharedClock, SizeValue, StatsSnapshot, StoreError, SystemClock,
-    UserId, Validators, ValueCache, ValueError, ValueKey, ValuesInfo, Visibility, CACHE_TAG,
-    DEFAULT_BYPASS_HEADERS,
-};
 
+/// The Tower layers (feature `tower`, default): `cachet::tower::CacheLayer`
+/// and `InvalidationLayer` (also at the crate root), their services,
+/// futures and bodies, and `AdminService`.
+#[cfg(feature = "tower")]
+pub use cachet_tower as tower;
 #[cfg(feature = "tower")]
 #[doc(inline)]
-pub use cachet_tower::{
-    CacheLayer, CacheService, InvalidationFuture, InvalidationLayer, InvalidationService,
-    ResponseBody, ResponseFuture,
-};
+pub use cachet_tower::{CacheLayer, InvalidationLayer};
 
 /// The actix-web 4 middleware: `cachet::actix::ResponseCache` and
 /// `cachet::actix::CacheInvalidation` (feature `actix`).

@@ -3,7 +3,7 @@
 
 mod support;
 
-use cachet::Clock;
+use cachet::clock::Clock;
 use std::time::Duration;
 use support::{request, App};
 

@@ -4,7 +4,9 @@
 //! empty cache; a dump that cannot be written leaves the cache serving.
 
 use cachet::adapter::{self, Lookup, Route};
-use cachet::{Cache, CacheBuilder, Clock, Identity, MockClock, Persistence, PersistenceConfig};
+use cachet::clock::{Clock, MockClock};
+use cachet::persistence::{Persistence, PersistenceConfig};
+use cachet::{Cache, CacheBuilder, Identity};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -4,7 +4,9 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use cachet::{Cache, Codec, Evict, MockClock, Rule, ValueCache, ValueKey};
+use cachet::clock::MockClock;
+use cachet::values::{Codec, Evict, ValueCache, ValueKey};
+use cachet::{Cache, Rule};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -5,7 +5,8 @@
 mod support;
 
 use axum::body::Body;
-use cachet::{CacheLayer, MockClock};
+use cachet::clock::MockClock;
+use cachet::CacheLayer;
 use http::{Request, Response, StatusCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

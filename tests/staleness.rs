@@ -10,7 +10,7 @@ mod support;
 
 use axum::body::Body;
 use bytes::Bytes;
-use cachet::MockClock;
+use cachet::clock::MockClock;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use std::future::Future;

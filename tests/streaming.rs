@@ -23,7 +23,7 @@ async fn a_stream_within_max_body_is_stored_when_it_ends() {
     let calls = Arc::new(AtomicUsize::new(0));
     let (origin, mut new_calls) = channel_origin(Arc::clone(&calls));
     let service = cachet::CacheLayer::new(cache.clone()).layer(origin);
-    let get = |service: cachet::CacheService<_>| async move {
+    let get = |service: cachet::tower::CacheService<_>| async move {
         let fetched = fetch(service, "/api/small").await.unwrap();
         (fetched.cache_status, fetched.body)
     };

@@ -3,8 +3,9 @@
 mod support;
 
 use axum::body::Body;
+use cachet::store::StoreError;
 use cachet::store::{Entry, Store};
-use cachet::{CacheKey, StoreError, UserId};
+use cachet::{CacheKey, UserId};
 use http_body_util::BodyExt;
 use regex::Regex;
 use std::sync::Arc;

@@ -325,8 +325,9 @@ async fn authentication_modes() {
 /// serves without its remote tier as degraded (still 200).
 #[tokio::test]
 async fn health_reports_failing_and_degraded_stores() {
+    use cachet::store::StoreError;
     use cachet::store::{Entry, Health, Store, StoreUsage};
-    use cachet::{CacheKey, StoreError};
+    use cachet::CacheKey;
 
     #[derive(Debug)]
     struct Tiered {
@@ -411,8 +412,10 @@ async fn dumps_and_the_auto_dump_through_the_api() {
         .identity(secret())
         .build()
         .unwrap();
-    let persistence =
-        cachet::Persistence::new(&cache, cachet::PersistenceConfig::new().dump_file(&file));
+    let persistence = cachet::persistence::Persistence::new(
+        &cache,
+        cachet::persistence::PersistenceConfig::new().dump_file(&file),
+    );
     mounts::fill(&cache).await;
     let admin = Admin::new(cache.clone(), AdminConfig::new().token(TOKEN)).persistence(persistence);
     let mount = mounts::tower(admin).await;
@@ -465,8 +468,10 @@ async fn dumps_and_the_auto_dump_through_the_api() {
         .identity(secret())
         .build()
         .unwrap();
-    let restoring =
-        cachet::Persistence::new(&fresh, cachet::PersistenceConfig::new().dump_file(&file));
+    let restoring = cachet::persistence::Persistence::new(
+        &fresh,
+        cachet::persistence::PersistenceConfig::new().dump_file(&file),
+    );
     assert!(
         fresh.keys().await.unwrap().is_empty(),
         "building restores nothing"

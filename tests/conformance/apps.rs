@@ -3,7 +3,8 @@
 
 use crate::origin::{Origin, OriginBody, OriginReply, OriginRequest};
 use crate::table::{Reply, Req};
-use cachet::{Cache, MockClock};
+use cachet::clock::MockClock;
+use cachet::Cache;
 
 /// A cache built from `rules` on a mock clock, with a fixed identity key.
 pub fn cache(rules: &str) -> (Cache, MockClock) {

@@ -5,7 +5,7 @@
 use crate::apps::App;
 use crate::origin::Origin;
 use bytes::Bytes;
-use cachet::MockClock;
+use cachet::clock::MockClock;
 use std::time::Duration;
 
 /// A request to send.

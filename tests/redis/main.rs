@@ -8,7 +8,9 @@ mod server;
 #[path = "../support/mod.rs"]
 mod support;
 
-use cachet::{Identity, MockClock};
+use cachet::Identity;
+
+use cachet::clock::MockClock;
 use regex::Regex;
 use server::RedisServer;
 use std::future::Future;
@@ -72,12 +74,12 @@ where
 
 /// Whether `cache`'s health says a tier is failing while it serves.
 pub(crate) async fn degraded(cache: &cachet::Cache) -> bool {
-    matches!(cache.health().await, cachet::Health::Degraded { .. })
+    matches!(cache.health().await, cachet::stats::Health::Degraded { .. })
 }
 
 async fn connected(app: &App) {
     eventually("the tier connects and listens", || async {
-        app.cache.health().await == cachet::Health::Ok
+        app.cache.health().await == cachet::stats::Health::Ok
     })
     .await;
 }
@@ -226,7 +228,7 @@ async fn redis_down_at_start_serves_from_memory_and_the_origin() {
     assert_eq!(a.get("/api/items").await.outcome(), "HIT");
     let health = a.cache.health().await;
     assert!(
-        matches!(&health, cachet::Health::Degraded { degraded } if degraded.contains("down")),
+        matches!(&health, cachet::stats::Health::Degraded { degraded } if degraded.contains("down")),
         "{health:?}"
     );
 }

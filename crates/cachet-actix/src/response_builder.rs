@@ -14,7 +14,7 @@ use cachet_core::{CacheHeaders, CacheTags, Validators};
 /// ```
 /// use actix_web::HttpResponse;
 /// use cachet_actix::ResponseBuilderExt;
-/// use cachet_core::{cache_headers, CacheTags, Validators, Visibility};
+/// use cachet_core::{CacheTags, Validators, Visibility, cache_headers};
 /// use std::time::Duration;
 ///
 /// let response = HttpResponse::Ok()

@@ -54,7 +54,8 @@ mod system;
 pub use self::config::AdminConfig;
 
 use bytes::Bytes;
-use cachet_core::{Cache, Persistence};
+use cachet_core::persistence::Persistence;
+use cachet_core::Cache;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use std::fmt;

@@ -7,7 +7,9 @@
 //! time, which is exactly this shape, where the `metrics` facade would add a
 //! registry lookup or a handle per counter on the request path.
 
-use cachet_core::{Cache, CacheStats, OriginStats, StatsSnapshot};
+use cachet_core::Cache;
+
+use cachet_core::stats::{CacheStats, OriginStats, StatsSnapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;

@@ -27,7 +27,8 @@
 //!
 //! ```
 //! use cachet_core::adapter::{self, Lookup, Route};
-//! use cachet_core::{CacheBuilder, MockClock};
+//! use cachet_core::CacheBuilder;
+//! use cachet_core::clock::MockClock;
 //! use http::{Request, Response};
 //! use http_body_util::{BodyExt, Full};
 //!

@@ -43,7 +43,7 @@ impl Clock for SystemClock {
 /// A clock that only moves when told to. Clones share the same time.
 ///
 /// ```
-/// use cachet_core::{Clock, MockClock};
+/// use cachet_core::clock::{Clock, MockClock};
 /// use std::time::Duration;
 ///
 /// let clock = MockClock::new();
@@ -94,7 +94,7 @@ impl Clock for MockClock {
 }
 
 /// A shared handle to a clock.
-pub type SharedClock = Arc<dyn Clock>;
+pub(crate) type SharedClock = Arc<dyn Clock>;
 
 #[cfg(test)]
 mod tests {

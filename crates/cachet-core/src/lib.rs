@@ -2,18 +2,19 @@
 //!
 //! This crate holds everything that does not depend on a web framework: URL
 //! [rules](Rule) compiled from TOML or a builder, the [`Cache`] handle with
-//! its named caches, byte budgets and [statistics](StatsSnapshot), the
+//! its named caches, byte budgets and [statistics](stats::StatsSnapshot), the
 //! operations that list, delete, touch and purge entries, the programmatic
-//! [`ValueCache`], and [header helpers](cache_headers) for handlers.
+//! [`ValueCache`](values::ValueCache), and [header helpers](cache_headers) for handlers.
 //! Framework integrations (`cachet-tower`, `cachet-actix`) are built on the
 //! [`adapter`] step API; other stores plug in through the [`store`] trait.
 //!
-//! Time is read from an injectable [`Clock`]; responses are `http` 1.x types.
+//! Time is read from an injectable [`Clock`](clock::Clock); responses are `http` 1.x types.
 //!
 //! # Example
 //!
 //! ```
-//! use cachet_core::{Cache, MockClock};
+//! use cachet_core::Cache;
+//! use cachet_core::clock::MockClock;
 //! use cachet_core::adapter::Route;
 //!
 //! let clock = MockClock::new();
@@ -61,37 +62,29 @@
 
 pub mod adapter;
 mod cache;
-mod clock;
+pub mod clock;
 pub mod config;
 mod engine;
 mod identity;
 mod key;
-mod persistence;
+pub mod persistence;
 mod protocol;
 mod request;
-mod stats;
+pub mod stats;
 pub mod store;
 #[cfg(test)]
 mod test_support;
 mod units;
-mod values;
+pub mod values;
 mod weight;
 
-pub use crate::cache::{Cache, CacheBuilder, Health, KeyStats, ListedKey, DEFAULT_BYPASS_HEADERS};
-pub use crate::clock::{Clock, MockClock, SharedClock, SystemClock};
-pub use crate::config::rules::{CompiledRule, InvalidateScope, Rule, RuleSet};
-pub use crate::config::{parse_section, ConfigError};
+pub use crate::cache::{Cache, CacheBuilder};
+pub use crate::config::rules::Rule;
+pub use crate::config::ConfigError;
 pub use crate::identity::Identity;
-pub use crate::persistence::{
-    AutoDumpStatus, DumpError, DumpReport, Persistence, PersistenceConfig, RestoreReport,
-};
+pub use crate::key::CacheKey;
 pub use crate::protocol::conditional::Validators;
-pub use crate::protocol::directives::ClientNoCache;
 pub use crate::protocol::response_headers::{cache_headers, never_cache, CacheHeaders, Visibility};
 pub use crate::protocol::tags::{CacheTags, CACHE_TAG};
 pub use crate::request::UserId;
-pub use crate::stats::{CacheStats, OriginStats, StatsSnapshot};
 pub use crate::store::CacheSpec;
-pub use crate::store::{CacheKey, StoreError};
-pub use crate::units::{parse_header_name, DurationValue, SizeValue};
-pub use crate::values::{Codec, Evict, ValueCache, ValueError, ValueKey, ValuesInfo};

@@ -1,5 +1,8 @@
-//! Hit/miss statistics per named cache, as one serializable snapshot.
+//! What a cache reports: hit/miss statistics per named cache as one
+//! serializable [`StatsSnapshot`], its [`Health`], and what operators list
+//! ([`ListedKey`], [`KeyStats`]).
 
+use crate::key::CacheKey;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -258,4 +261,43 @@ impl CacheStats {
             origin: OriginStats::new(&counters.origin),
         }
     }
+}
+
+/// Whether the cache can serve, as `/health` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Health {
+    /// Every tier answers.
+    Ok,
+    /// The cache serves from its local tier while a remote one fails.
+    Degraded {
+        /// Which tier, and why.
+        degraded: String,
+    },
+    /// The store the cache serves from fails: requests go to the origin.
+    Failing {
+        /// Why.
+        error: String,
+    },
+}
+
+/// How many live entries match, and the bytes they hold, in one named cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct KeyStats {
+    /// Matching live entries.
+    pub count: u64,
+    /// Their bytes, keys included, as weighed against `max_bytes`.
+    pub bytes: u64,
+}
+
+/// A key and the named cache that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[non_exhaustive]
+pub struct ListedKey {
+    /// The named cache.
+    pub cache: String,
+    /// The key.
+    pub key: CacheKey,
 }

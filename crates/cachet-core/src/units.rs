@@ -10,7 +10,7 @@ use std::time::Duration;
 /// cachet's own or an application's.
 ///
 /// ```
-/// use cachet_core::DurationValue;
+/// use cachet_core::config::DurationValue;
 /// use std::time::Duration;
 /// #[derive(serde::Deserialize)]
 /// struct Section { timeout: DurationValue }

@@ -3,11 +3,11 @@
 //! `cachet-core` reads them.
 
 use cachet_admin::{Admin, AdminConfig};
+use cachet_core::clock::MockClock;
 use cachet_core::config::ConfigFile;
-use cachet_core::{
-    parse_header_name, Cache, CacheBuilder, ConfigError, DurationValue, MockClock, Persistence,
-    PersistenceConfig, Rule, SizeValue,
-};
+use cachet_core::config::{parse_header_name, DurationValue, SizeValue};
+use cachet_core::persistence::{Persistence, PersistenceConfig};
+use cachet_core::{Cache, CacheBuilder, ConfigError, Rule};
 use http::{HeaderName, Uri};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -398,15 +398,14 @@ mod tests {
         assert_eq!(config.connect_timeout, Duration::from_millis(250));
         assert!(!config.forwarded_headers && !config.preserve_host);
         assert_eq!(config.via, "edge");
-        assert_eq!(config.cache.rules().rules()[0].pattern(), "^/api/");
+        assert_eq!(config.cache.rules().next().unwrap().path(), "^/api/");
     }
 
     #[test]
     fn without_rules_every_path_is_cached_by_rfc_9111() {
         let config = load("[proxy]\nupstream = \"http://127.0.0.1:8000\"\n").unwrap();
-        let rules = config.cache.rules().rules();
-        assert_eq!(rules.len(), 1);
-        assert!(rules[0].heuristic_freshness() && rules[0].respect_origin());
+        let rules: Vec<&Rule> = config.cache.rules().collect();
+        assert_eq!(rules, [&Rule::new("^/").heuristic_freshness(true)]);
         assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
     }
 

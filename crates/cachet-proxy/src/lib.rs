@@ -41,7 +41,7 @@
 //!     &Overrides::default(),
 //! )?;
 //! assert_eq!(config.upstream, "http://127.0.0.1:8000");
-//! assert_eq!(config.cache.rules().rules().len(), 1);
+//! assert_eq!(config.cache.rules().len(), 1);
 //! // `Proxy::new(&config).serve(listener, shutdown)` runs it.
 //! # Ok::<(), cachet_proxy::ProxyConfigError>(())
 //! ```

@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     if cli.check {
         println!(
             "cachet-proxy: configuration ok: {} rule(s), {} cache(s), upstream {}, listen {}",
-            config.cache.rules().rules().len(),
+            config.cache.rules().len(),
             config.cache.caches().len(),
             config.upstream,
             config.listen

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use cachet_core::MockClock;
+use cachet_core::clock::MockClock;
 use cachet_proxy::{Overrides, Proxy, ProxyConfig};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};

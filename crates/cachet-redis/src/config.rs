@@ -1,7 +1,8 @@
 //! The `[redis]` section and the variables that override it.
 
 use cachet_core::config::{parse_section, ConfigFile};
-use cachet_core::{ConfigError, DurationValue, SizeValue};
+use cachet_core::config::{DurationValue, SizeValue};
+use cachet_core::ConfigError;
 use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;

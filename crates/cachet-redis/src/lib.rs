@@ -60,7 +60,7 @@
 //! let redis = cachet_redis::RedisConfig::new("redis://127.0.0.1:1/0");
 //! let cache = cachet_redis::install_with_env(CacheBuilder::default(), Some(redis), |_| None)?.build()?;
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! let cachet_core::Health::Degraded { degraded } = cache.health().await else {
+//! let cachet_core::stats::Health::Degraded { degraded } = cache.health().await else {
 //!     unreachable!("no Redis on port 1")
 //! };
 //! assert!(degraded.contains("redis at redis://127.0.0.1:1/0"));
@@ -152,7 +152,7 @@ mod tests {
     use super::*;
 
     /// What the cache's value store says of itself.
-    fn info(cache: &cachet_core::Cache) -> cachet_core::ValuesInfo {
+    fn info(cache: &cachet_core::Cache) -> cachet_core::values::ValuesInfo {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -10,7 +10,7 @@
 //! deadline.
 
 use crate::config::{redacted, RedisConfig};
-use cachet_core::StoreError;
+use cachet_core::store::StoreError;
 use futures_util::future::{try_join_all, BoxFuture};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};

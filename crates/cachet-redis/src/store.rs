@@ -5,8 +5,10 @@ use crate::config::{Mode, RedisConfig};
 use crate::layout::{self, Layout, Purge, Stored};
 use crate::link::Link;
 use crate::listen::Listener;
+use cachet_core::clock::Clock;
+use cachet_core::store::StoreError;
 use cachet_core::store::{Entry, Health, Immediate, MokaStore, Shared, Store, StoreUsage, Walk};
-use cachet_core::{CacheKey, CacheSpec, ConfigError, SharedClock, StoreError};
+use cachet_core::{CacheKey, CacheSpec, ConfigError};
 use redis::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasher;
@@ -46,7 +48,7 @@ pub struct RedisStore {
     link: Arc<Link>,
     layout: Layout,
     caches: Arc<Vec<String>>,
-    clock: SharedClock,
+    clock: Arc<dyn Clock>,
     max_shared_body: u64,
     instance: u64,
     channel: String,
@@ -65,7 +67,7 @@ impl RedisStore {
     pub fn new(
         config: &RedisConfig,
         caches: &BTreeMap<String, CacheSpec>,
-        clock: SharedClock,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, ConfigError> {
         config.check()?;
         let link = Arc::new(Link::new(config).map_err(|error| ConfigError::Section {
@@ -124,9 +126,7 @@ impl RedisStore {
     /// `config` as a step of [`CacheBuilder::store_with`](cachet_core::CacheBuilder::store_with).
     pub fn maker(
         config: RedisConfig,
-    ) -> impl FnOnce(&BTreeMap<String, CacheSpec>, &SharedClock) -> Result<Arc<dyn Store>, ConfigError>
-           + Send
-           + 'static {
+    ) -> impl FnOnce(&Caches, &Arc<dyn Clock>) -> Made + Send + 'static {
         move |caches, clock| {
             Self::new(&config, caches, Arc::clone(clock))
                 .map(|store| Arc::new(store) as Arc<dyn Store>)
@@ -258,6 +258,11 @@ impl Drop for RedisStore {
         }
     }
 }
+
+/// The named caches a store is made for.
+type Caches = BTreeMap<String, CacheSpec>;
+/// A made store, or why not.
+type Made = Result<Arc<dyn Store>, ConfigError>;
 
 fn millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| {

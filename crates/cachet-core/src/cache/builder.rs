@@ -4,7 +4,7 @@
 use super::{Cache, Inner};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::rules::{Rule, RuleSet, DEFAULT_CACHE, VALUES_CACHE};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, DEFAULT_BYPASS_HEADERS};
 use crate::engine::coalesce::Coalescer;
 use crate::identity::Identity;
 use crate::protocol::cache_status::StatusHeaders;
@@ -17,17 +17,6 @@ use crate::values::{Codec, ValueCache};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
-
-/// Request headers that make a request skip the cache unless configured
-/// otherwise: they ask an origin to treat the request as another method or
-/// another URL, which no key holds.
-pub const DEFAULT_BYPASS_HEADERS: [&str; 5] = [
-    "x-original-url",
-    "x-rewrite-url",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-];
 
 /// The longest key a request may make, unless configured otherwise: longer
 /// targets bypass the cache.
@@ -123,7 +112,7 @@ impl Default for CacheBuilder {
 impl CacheBuilder {
     /// Adds (or replaces) the named cache `name`. A cache called `default`
     /// (64 MiB, 5 minutes) exists unless replaced, and one called `values`
-    /// (16 MiB) holds the [programmatic values](crate::ValueCache).
+    /// (16 MiB) holds the [programmatic values](crate::values::ValueCache).
     pub fn cache(mut self, name: impl Into<String>, spec: CacheSpec) -> Self {
         self.caches.insert(name.into(), spec);
         self
@@ -156,8 +145,8 @@ impl CacheBuilder {
         self
     }
 
-    /// The clock (default: the system clock). Tests pass a [`MockClock`](crate::MockClock).
-    pub fn clock(mut self, clock: impl crate::Clock) -> Self {
+    /// The clock (default: the system clock). Tests pass a [`MockClock`](crate::clock::MockClock).
+    pub fn clock(mut self, clock: impl crate::clock::Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
@@ -212,7 +201,7 @@ impl CacheBuilder {
         self
     }
 
-    /// How the [programmatic cache](crate::ValueCache) serializes values
+    /// How the [programmatic cache](crate::values::ValueCache) serializes values
     /// (default [`Codec::Binary`]).
     pub fn value_codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
@@ -263,7 +252,7 @@ impl CacheBuilder {
     /// `CACHET_MAX_BYTES` (the `default` cache's `max_bytes`). A bad value
     /// is an error naming the variable. Call it once, where the
     /// configuration is loaded ([`from_env`](Self::from_env) reads the
-    /// process's environment; [`PersistenceConfig::env_overrides`](crate::PersistenceConfig::env_overrides)
+    /// process's environment; [`PersistenceConfig::env_overrides`](crate::persistence::PersistenceConfig::env_overrides)
     /// reads the dump's variables).
     ///
     /// ```
@@ -301,7 +290,7 @@ impl CacheBuilder {
     }
 
     /// Checks the configuration and builds the cache. No I/O: a dump is
-    /// restored by [`Persistence::restore`](crate::Persistence::restore).
+    /// restored by [`Persistence::restore`](crate::persistence::Persistence::restore).
     pub fn build(self) -> Result<Cache, ConfigError> {
         for (name, spec) in &self.caches {
             if spec.max_bytes == 0 {

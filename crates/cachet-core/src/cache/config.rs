@@ -75,7 +75,8 @@ impl CacheBuilder {
     ///     vary_headers = ["Accept-Language"]
     /// "#)?
     /// .build()?;
-    /// assert_eq!(cache.rules().rules()[0].cache(), "url");
+    /// assert_eq!(cache.rules().next().map(|rule| rule.path()), Some("^/api/urls/$"));
+    /// assert_eq!(cache.caches()["url"].max_bytes, 64 * 1024 * 1024);
     ///
     /// let err = cachet_core::Cache::from_toml("[[rules]]\npath = '^/('").unwrap_err();
     /// assert!(err.to_string().starts_with("rule 0 (^/(): field `path`: invalid regex"));
@@ -320,7 +321,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let rules = cache.rules().rules();
+        let rules = cache.inner.rules.rules();
         assert_eq!(rules[0].ttl(), Duration::from_secs(300));
         assert_eq!(rules[0].max_body(), 256 * 1024);
         assert!(rules[0].vary_by_user());

@@ -7,11 +7,10 @@ mod builder;
 mod config;
 mod operations;
 
+pub use self::builder::CacheBuilder;
 pub(crate) use self::builder::Limits;
 #[cfg(test)]
 pub(crate) use self::builder::DEFAULT_MAX_KEY_BYTES;
-pub use self::builder::{CacheBuilder, DEFAULT_BYPASS_HEADERS};
-pub use self::operations::{Health, KeyStats, ListedKey};
 
 use crate::clock::SharedClock;
 use crate::config::rules::RuleSet;

@@ -4,61 +4,21 @@
 use super::builder::MAX_TAG_BYTES;
 use super::Cache;
 use crate::clock::SharedClock;
-use crate::config::rules::RuleSet;
+use crate::config::rules::Rule;
 use crate::key::CacheKey;
-use crate::stats::{CacheStats, PurgeKind, StatsSnapshot};
+use crate::stats::{CacheStats, Health, KeyStats, ListedKey, PurgeKind, StatsSnapshot};
 use crate::store::entry::Entry;
 use crate::store::CacheSpec;
 use crate::store::StoreError;
 use regex::Regex;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Whether the cache can serve, as `/health` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Health {
-    /// Every tier answers.
-    Ok,
-    /// The cache serves from its local tier while a remote one fails.
-    Degraded {
-        /// Which tier, and why.
-        degraded: String,
-    },
-    /// The store the cache serves from fails: requests go to the origin.
-    Failing {
-        /// Why.
-        error: String,
-    },
-}
-
-/// How many live entries match, and the bytes they hold, in one named cache.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct KeyStats {
-    /// Matching live entries.
-    pub count: u64,
-    /// Their bytes, keys included, as weighed against `max_bytes`.
-    pub bytes: u64,
-}
-
-/// A key and the named cache that holds it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[non_exhaustive]
-pub struct ListedKey {
-    /// The named cache.
-    pub cache: String,
-    /// The key.
-    pub key: CacheKey,
-}
-
 impl Cache {
-    /// The compiled rules.
-    pub fn rules(&self) -> &RuleSet {
-        &self.inner.rules
+    /// The rules, as configured, in the order they are tried.
+    pub fn rules(&self) -> impl ExactSizeIterator<Item = &Rule> + '_ {
+        self.inner.rules.rules().iter().map(|rule| rule.rule())
     }
 
     /// The named caches and their budgets.

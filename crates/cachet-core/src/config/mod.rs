@@ -12,26 +12,41 @@ mod error;
 pub(crate) mod rules;
 
 pub use self::error::ConfigError;
+pub use self::rules::InvalidateScope;
+pub use crate::protocol::directives::ClientNoCache;
+pub use crate::units::{parse_header_name, DurationValue, SizeValue};
+
+/// Request headers that make a request skip the cache unless configured
+/// otherwise: they ask an origin to treat the request as another method or
+/// another URL, which no key holds.
+pub const DEFAULT_BYPASS_HEADERS: [&str; 5] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 use serde::de::DeserializeOwned;
 
 /// A configuration file, read once and handed out section by section:
 /// each owner takes its own — [`CacheBuilder::from_config`](crate::CacheBuilder::from_config) the cache's
 /// (`[caches.*]`, `[[rules]]`, `[identity]`, `[headers]`, `[tags]`,
-/// `[security]`), [`PersistenceConfig::from_config`](crate::PersistenceConfig::from_config)
+/// `[security]`), [`PersistenceConfig::from_config`](crate::persistence::PersistenceConfig::from_config)
 /// `[persistence]`, the management API `[admin]`, the Redis tier
 /// `[redis]`, a program its own (`cachet-proxy`'s `[proxy]`) — and
 /// [`finish`](Self::finish) refuses a section nobody took, naming it.
 ///
 /// ```
 /// use cachet_core::config::ConfigFile;
-/// use cachet_core::{CacheBuilder, PersistenceConfig};
+/// use cachet_core::CacheBuilder;
+/// use cachet_core::persistence::PersistenceConfig;
 ///
 /// let mut file = ConfigFile::parse("[persistence]\ndump_file = '/tmp/d'\n[[rules]]\npath = '^/'")?;
 /// let builder = CacheBuilder::from_config(&mut file)?;
 /// let persistence = PersistenceConfig::from_config(&mut file)?;
 /// file.finish()?;
-/// assert_eq!(builder.build()?.rules().rules().len(), 1);
+/// assert_eq!(builder.build()?.rules().len(), 1);
 /// assert!(persistence.file().is_some());
 ///
 /// let mut file = ConfigFile::parse("[persistance]\ndump_file = '/tmp/d'")?;
@@ -127,11 +142,12 @@ pub(crate) fn deserialize<T: DeserializeOwned>(value: toml::Value) -> Result<T, 
 /// Reads a TOML section of the application's own (as `cachet-proxy` reads
 /// `[proxy]`) into `T`, with errors that name the section, the field and
 /// the reason, as cachet's own sections do. Durations and sizes in `T` are
-/// best read as [`DurationValue`](crate::DurationValue) and
-/// [`SizeValue`](crate::SizeValue).
+/// best read as [`DurationValue`] and
+/// [`SizeValue`].
 ///
 /// ```
-/// use cachet_core::{parse_section, ConfigError, DurationValue};
+/// use cachet_core::ConfigError;
+/// use cachet_core::config::{DurationValue, parse_section};
 ///
 /// #[derive(serde::Deserialize)]
 /// #[serde(deny_unknown_fields)]

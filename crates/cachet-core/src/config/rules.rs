@@ -30,7 +30,8 @@ pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// the rule sets no `hit_for_miss`.
 pub(crate) const DEFAULT_HIT_FOR_MISS: Duration = Duration::from_secs(10);
 
-/// One URL rule, as written. Compiled into a [`RuleSet`] by the cache builder.
+/// One URL rule, as written; the cache builder compiles a cache's rules into one
+/// `RegexSet`, where the first matching rule wins.
 ///
 /// ```
 /// use cachet_core::Rule;
@@ -45,8 +46,8 @@ pub(crate) const DEFAULT_HIT_FOR_MISS: Duration = Duration::from_secs(10);
 /// ```
 ///
 /// Every field is declared once, here: the builder methods set it, and
-/// `[[rules]]` tables deserialize into it (durations as [`DurationValue`](crate::DurationValue),
-/// sizes as [`SizeValue`](crate::SizeValue), header and method names in any
+/// `[[rules]]` tables deserialize into it (durations as [`DurationValue`](crate::config::DurationValue),
+/// sizes as [`SizeValue`](crate::config::SizeValue), header and method names in any
 /// case).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,6 +134,11 @@ pub enum InvalidateScope {
 }
 
 impl Rule {
+    /// The regex over the canonical path, as written.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// A rule for paths matching the regex `path`, with the defaults: the
     /// `default` cache and its TTL, GET and HEAD, shared between users, keyed
     /// by method, no varied headers, bodies up to 1 MiB, freshness from the
@@ -352,7 +358,7 @@ impl Rule {
 
 /// A rule after validation, as the request path uses it.
 #[derive(Debug, Clone)]
-pub struct CompiledRule {
+pub(crate) struct CompiledRule {
     index: usize,
     /// The rule as declared, its header names sorted and deduplicated.
     rule: Rule,
@@ -369,27 +375,23 @@ pub struct CompiledRule {
 
 impl CompiledRule {
     /// The rule as declared (header names sorted and deduplicated).
-    pub fn rule(&self) -> &Rule {
+    pub(crate) fn rule(&self) -> &Rule {
         &self.rule
     }
     /// Position of the rule in the configuration, from 0.
-    pub fn index(&self) -> usize {
+    pub(crate) fn index(&self) -> usize {
         self.index
     }
-    /// The path regex.
-    pub fn pattern(&self) -> &str {
-        self.pattern.as_str()
-    }
     /// The named cache holding the rule's entries.
-    pub fn cache(&self) -> &str {
+    pub(crate) fn cache(&self) -> &str {
         &self.cache
     }
     /// How long entries stay fresh.
-    pub fn ttl(&self) -> Duration {
+    pub(crate) fn ttl(&self) -> Duration {
         self.ttl
     }
     /// Whether responses to `method` are cached by this rule.
-    pub fn caches_method(&self, method: &str) -> bool {
+    pub(crate) fn caches_method(&self, method: &str) -> bool {
         match method {
             "GET" => self.cache_get,
             "HEAD" => self.cache_head,
@@ -397,95 +399,95 @@ impl CompiledRule {
         }
     }
     /// Whether each user gets their own entries.
-    pub fn vary_by_user(&self) -> bool {
+    pub(crate) fn vary_by_user(&self) -> bool {
         self.rule.vary_by_user
     }
     /// Whether the method is part of the key.
-    pub fn vary_by_method(&self) -> bool {
+    pub(crate) fn vary_by_method(&self) -> bool {
         self.rule.vary_by_method
     }
     /// Request headers (sorted by name) whose values are part of the key.
-    pub fn vary_headers(&self) -> &[HeaderName] {
+    pub(crate) fn vary_headers(&self) -> &[HeaderName] {
         &self.rule.vary_headers
     }
     /// The largest body buffered and stored, in bytes.
-    pub fn max_body(&self) -> u64 {
+    pub(crate) fn max_body(&self) -> u64 {
         self.max_body
     }
     /// Whether the origin's headers set the freshness.
-    pub fn respect_origin(&self) -> bool {
+    pub(crate) fn respect_origin(&self) -> bool {
         self.rule.respect_origin
     }
     /// Statuses stored besides 200 (with the rule's TTL as their fallback).
-    pub fn statuses(&self) -> &[StatusCode] {
+    pub(crate) fn statuses(&self) -> &[StatusCode] {
         &self.rule.statuses
     }
     /// How long a stale entry with validators is kept for revalidation.
-    pub fn keep(&self) -> Duration {
+    pub(crate) fn keep(&self) -> Duration {
         self.rule.keep
     }
     /// Key regexes a mutation under this rule also clears.
-    pub fn invalidates(&self) -> &[Regex] {
+    pub(crate) fn invalidates(&self) -> &[Regex] {
         &self.invalidates
     }
     /// Whose entries a mutation under this rule clears.
-    pub fn invalidate_scope(&self) -> InvalidateScope {
+    pub(crate) fn invalidate_scope(&self) -> InvalidateScope {
         self.rule.invalidate_scope
     }
     /// The rule's `stale-while-revalidate` window.
-    pub fn stale_while_revalidate(&self) -> Duration {
+    pub(crate) fn stale_while_revalidate(&self) -> Duration {
         self.rule.stale_while_revalidate
     }
     /// The rule's `stale-if-error` window.
-    pub fn stale_if_error(&self) -> Duration {
+    pub(crate) fn stale_if_error(&self) -> Duration {
         self.rule.stale_if_error
     }
     /// Whether concurrent misses wait for one fetch.
-    pub fn coalesce(&self) -> bool {
+    pub(crate) fn coalesce(&self) -> bool {
         self.rule.coalesce
     }
     /// How long a request waits for another's fetch.
-    pub fn lock_timeout(&self) -> Duration {
+    pub(crate) fn lock_timeout(&self) -> Duration {
         self.rule.lock_timeout
     }
     /// How long an unstorable key skips coalescing.
-    pub fn hit_for_miss(&self) -> Duration {
+    pub(crate) fn hit_for_miss(&self) -> Duration {
         self.rule.hit_for_miss
     }
     /// The XFetch `beta`, when early refresh is on.
-    pub fn early_refresh(&self) -> Option<f64> {
+    pub(crate) fn early_refresh(&self) -> Option<f64> {
         self.rule.early_refresh
     }
     /// Whether responses without explicit freshness get the §4.2.2
     /// heuristic lifetime rather than the rule's TTL.
-    pub fn heuristic_freshness(&self) -> bool {
+    pub(crate) fn heuristic_freshness(&self) -> bool {
         self.rule.heuristic_freshness
     }
     /// Whether the query is normalized (and forwarded normalized).
-    pub fn normalize_query(&self) -> bool {
+    pub(crate) fn normalize_query(&self) -> bool {
         self.rule.normalize_query
     }
     /// Whether responses to requests with cookies may be shared without
     /// `public` or `s-maxage`.
-    pub fn share_cookie_requests(&self) -> bool {
+    pub(crate) fn share_cookie_requests(&self) -> bool {
         self.rule.share_cookie_requests
     }
     /// The rule's own bypass headers, when it replaces the cache-wide list.
-    pub fn bypass_headers(&self) -> Option<&[HeaderName]> {
+    pub(crate) fn bypass_headers(&self) -> Option<&[HeaderName]> {
         self.rule.bypass_headers.as_deref()
     }
 }
 
 /// Compiled rules: one `RegexSet`, first match wins.
 #[derive(Debug, Clone)]
-pub struct RuleSet {
+pub(crate) struct RuleSet {
     set: RegexSet,
     rules: Vec<Arc<CompiledRule>>,
 }
 
 impl RuleSet {
     /// Validates and compiles `rules` against the named `caches`.
-    pub fn compile(
+    pub(crate) fn compile(
         rules: &[Rule],
         caches: &BTreeMap<String, CacheSpec>,
     ) -> Result<Self, ConfigError> {
@@ -507,7 +509,7 @@ impl RuleSet {
     }
 
     /// The first rule whose regex matches `path`.
-    pub fn find(&self, path: &str) -> Option<&Arc<CompiledRule>> {
+    pub(crate) fn find(&self, path: &str) -> Option<&Arc<CompiledRule>> {
         if self.rules.is_empty() {
             return None;
         }
@@ -516,7 +518,7 @@ impl RuleSet {
     }
 
     /// The rules, in order.
-    pub fn rules(&self) -> &[Arc<CompiledRule>] {
+    pub(crate) fn rules(&self) -> &[Arc<CompiledRule>] {
         &self.rules
     }
 }

@@ -68,8 +68,12 @@ pub struct Plan {
 
 impl Plan {
     /// The matching rule.
-    pub fn rule(&self) -> &CompiledRule {
+    pub(crate) fn rule(&self) -> &CompiledRule {
         &self.rule
+    }
+    /// Which rule matched: its position in the configuration, from 0.
+    pub fn rule_index(&self) -> usize {
+        self.rule.index()
     }
     /// The entry's key.
     pub fn key(&self) -> &CacheKey {

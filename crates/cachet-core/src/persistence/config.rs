@@ -9,7 +9,7 @@ use std::time::Duration;
 /// Where the cache is dumped and when, from `[persistence]` or code.
 ///
 /// ```
-/// use cachet_core::PersistenceConfig;
+/// use cachet_core::persistence::PersistenceConfig;
 /// use std::time::Duration;
 /// let config = PersistenceConfig::new()
 ///     .dump_file("/var/lib/cachet/dump")
@@ -58,7 +58,7 @@ impl PersistenceConfig {
         self
     }
 
-    /// Whether [`Persistence::restore`](crate::Persistence::restore) restores
+    /// Whether [`Persistence::restore`](crate::persistence::Persistence::restore) restores
     /// the dump file (default `true`).
     pub fn restore(mut self, on: bool) -> Self {
         self.restore = on;
@@ -82,7 +82,7 @@ impl PersistenceConfig {
         (!self.auto_dump_interval.is_zero()).then_some(self.auto_dump_interval)
     }
 
-    /// Whether [`Persistence::restore`](crate::Persistence::restore) restores
+    /// Whether [`Persistence::restore`](crate::persistence::Persistence::restore) restores
     /// the dump file.
     pub fn restores(&self) -> bool {
         self.restore
@@ -104,7 +104,7 @@ impl PersistenceConfig {
     /// for off). A bad value is an error naming the variable.
     ///
     /// ```
-    /// use cachet_core::PersistenceConfig;
+    /// use cachet_core::persistence::PersistenceConfig;
     /// let env = |name: &str| (name == "CACHET_DUMP_FILE").then(|| "/tmp/dump".to_owned());
     /// let config = PersistenceConfig::new().env_overrides(env)?;
     /// assert_eq!(config.file(), Some(std::path::Path::new("/tmp/dump")));

@@ -7,7 +7,8 @@
 //! knows nothing of it: building a cache does no I/O.
 //!
 //! ```
-//! use cachet_core::{Cache, Identity, Persistence, PersistenceConfig};
+//! use cachet_core::{Cache, Identity};
+//! use cachet_core::persistence::{Persistence, PersistenceConfig};
 //! use std::time::Duration;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {

@@ -18,7 +18,7 @@ pub enum Visibility {
 /// `Cache-Control` (and optionally `Vary`) for a response cacheable for `ttl`.
 ///
 /// ```
-/// use cachet_core::{cache_headers, Visibility};
+/// use cachet_core::{Visibility, cache_headers};
 /// use std::time::Duration;
 ///
 /// let headers = cache_headers(Duration::from_secs(3600), Visibility::Public)

@@ -1,7 +1,7 @@
 //! Where entries live: the [`Store`] trait and the in-memory [`MokaStore`].
 //!
 //! A store holds several named caches, each with its own byte budget. It
-//! drops entries once they expire by the cache's [`Clock`](crate::Clock) and
+//! drops entries once they expire by the cache's [`Clock`](crate::clock::Clock) and
 //! reports its usage, evictions and expirations for the stats.
 //!
 //! # Capabilities

@@ -38,7 +38,8 @@ struct Named {
 /// is a pointer clone.
 ///
 /// ```
-/// use cachet_core::{store::{MokaStore, Store}, CacheSpec, SystemClock};
+/// use cachet_core::{CacheSpec, store::{MokaStore, Store}};
+/// use cachet_core::clock::SystemClock;
 /// use std::{collections::BTreeMap, sync::Arc};
 ///
 /// let caches = BTreeMap::from([("url".to_owned(), CacheSpec::default())]);
@@ -362,7 +363,7 @@ mod tests {
             StatusCode::OK,
             HeaderMap::new(),
             Bytes::from(vec![b'x'; body]),
-            crate::Clock::now(clock),
+            crate::clock::Clock::now(clock),
             Duration::from_secs(ttl),
         ))
     }
@@ -403,7 +404,7 @@ mod tests {
             .await
             .unwrap();
         assert!(store
-            .get("c", &key("/a"), crate::Clock::now(&clock))
+            .get("c", &key("/a"), crate::clock::Clock::now(&clock))
             .await
             .unwrap()
             .is_some());
@@ -411,7 +412,7 @@ mod tests {
         clock.advance(Duration::from_secs(60));
         assert!(store.keys("c").await.unwrap().is_empty());
         assert!(store
-            .get("c", &key("/a"), crate::Clock::now(&clock))
+            .get("c", &key("/a"), crate::clock::Clock::now(&clock))
             .await
             .unwrap()
             .is_none());
@@ -426,7 +427,7 @@ mod tests {
             StatusCode::OK,
             HeaderMap::new(),
             Bytes::new(),
-            crate::Clock::now(&clock),
+            crate::clock::Clock::now(&clock),
             Duration::from_secs(10),
         )
         .with_keep(Duration::from_secs(20));
@@ -435,13 +436,13 @@ mod tests {
             .await
             .unwrap();
         clock.advance(Duration::from_secs(29));
-        let now = crate::Clock::now(&clock);
+        let now = crate::clock::Clock::now(&clock);
         let found = store.get("c", &key("/a"), now).await.unwrap();
         let response = found.and_then(|stored| stored.response().cloned()).unwrap();
         assert!(!response.is_fresh(now), "stale but kept");
         assert_eq!(store.keys("c").await.unwrap(), vec![key("/a")]);
         clock.advance(Duration::from_secs(1));
-        let now = crate::Clock::now(&clock);
+        let now = crate::clock::Clock::now(&clock);
         assert!(store.get("c", &key("/a"), now).await.unwrap().is_none());
     }
 
@@ -468,7 +469,7 @@ mod tests {
         let clock = MockClock::new();
         let store = store(1024, &clock);
         let err = store
-            .get("nope", &key("/"), crate::Clock::now(&clock))
+            .get("nope", &key("/"), crate::clock::Clock::now(&clock))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("unknown cache `nope`"));

@@ -4,7 +4,8 @@
 /// (`user:*`), tags — what a `cache_evict(pattern=..., before=...)` decorator does in a Django app.
 ///
 /// ```
-/// use cachet_core::{Cache, Evict};
+/// use cachet_core::Cache;
+/// use cachet_core::values::Evict;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let values = Cache::builder().build()?.values();
 /// let saved = values

@@ -8,7 +8,7 @@ use std::fmt::{self, Write as _};
 /// by name so that the order they are given in never matters.
 ///
 /// ```
-/// use cachet_core::ValueKey;
+/// use cachet_core::values::ValueKey;
 /// let key = ValueKey::new("search")
 ///     .prefix("shop")
 ///     .env("prod")

@@ -14,7 +14,8 @@
 //! `web::Data<ValueCache>`.
 //!
 //! ```
-//! use cachet_core::{Cache, ValueKey};
+//! use cachet_core::Cache;
+//! use cachet_core::values::ValueKey;
 //! use std::time::Duration;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {

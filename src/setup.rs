@@ -3,7 +3,8 @@
 
 use cachet_admin::{Admin, AdminConfig};
 use cachet_core::config::ConfigFile;
-use cachet_core::{Cache, CacheBuilder, ConfigError, Persistence, PersistenceConfig};
+use cachet_core::persistence::{Persistence, PersistenceConfig};
+use cachet_core::{Cache, CacheBuilder, ConfigError};
 
 /// Every section of a configuration file, read by its owner: the cache's
 /// own (`[caches.*]`, `[[rules]]`, `[identity]`, `[headers]`, `[tags]`,
@@ -33,7 +34,7 @@ use cachet_core::{Cache, CacheBuilder, ConfigError, Persistence, PersistenceConf
 /// let report = built.persistence.restore();
 /// assert_eq!(report.restored, 0);
 /// assert!(built.admin.config().is_open());
-/// assert_eq!(built.cache.rules().rules().len(), 1);
+/// assert_eq!(built.cache.rules().len(), 1);
 /// # Ok::<(), cachet::ConfigError>(())
 /// # }).unwrap();
 /// ```
