@@ -24,7 +24,7 @@ fn path(n: usize) -> String {
 
 async fn put(cache: &Cache, n: usize) {
     let req = http::Request::get(path(n)).body(()).expect("a request");
-    let Route::Cache(plan) = cache.route(&req) else {
+    let Route::Cache(plan) = adapter::route(cache, &req) else {
         unreachable!("one rule matches every path")
     };
     let origin = |_req: http::Request<()>| async move {
@@ -35,7 +35,7 @@ async fn put(cache: &Cache, n: usize) {
         }
         Ok::<_, std::convert::Infallible>(response)
     };
-    adapter::serve(cache.clone(), plan, None, origin, req)
+    adapter::serve(cache.clone(), plan.into(), origin, req)
         .await
         .expect("stored");
 }

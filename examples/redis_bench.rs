@@ -10,7 +10,7 @@
 //! ```
 
 use axum::{body::Body, routing::get, Router};
-use cachet::adapter::{Lookup, Route};
+use cachet::adapter::{self, Begun, Route};
 use cachet::{CacheKey, CacheLayer, Identity};
 use http::Request;
 use http_body_util::BodyExt;
@@ -100,10 +100,10 @@ async fn propagation(name: &str, a: &Router, a_cache: &cachet::Cache, target: &s
         // Whether B answers the page from its memory, without awaiting.
         let in_memory = || {
             let req = Request::get(uri.as_str()).body(()).unwrap();
-            let Route::Cache(plan) = b_cache.route(&req) else {
+            let Route::Cache(plan) = adapter::route(&b_cache, &req) else {
                 unreachable!("the rule matches")
             };
-            matches!(b_cache.lookup_now(&plan, &req), Some(Lookup::Hit(_)))
+            matches!(adapter::begin(&b_cache, plan, &req), Begun::Hit(..))
         };
         assert!(in_memory());
         let started = Instant::now();

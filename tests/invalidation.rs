@@ -237,7 +237,7 @@ async fn purge_by_tag_over_100_000_entries_removes_exactly_the_tagged_ones() {
         .unwrap();
     for n in 0..100_000u32 {
         let req = http::Request::get(format!("/m/{n}")).body(()).unwrap();
-        let cachet::adapter::Route::Cache(plan) = cache.route(&req) else {
+        let cachet::adapter::Route::Cache(plan) = cachet::adapter::route(&cache, &req) else {
             unreachable!()
         };
         let origin = |_req: http::Request<()>| async move {
@@ -250,7 +250,7 @@ async fn purge_by_tag_over_100_000_entries_removes_exactly_the_tagged_ones() {
             }
             Ok::<_, std::convert::Infallible>(response)
         };
-        cachet::adapter::serve(cache.clone(), plan, None, origin, req)
+        cachet::adapter::serve(cache.clone(), plan.into(), origin, req)
             .await
             .unwrap();
     }

@@ -114,7 +114,7 @@ async fn store(cache: &Cache, shape: &Shape, n: usize, variant: usize) {
         req = req.header("authorization", format!("Bearer user-{}", n % 50));
     }
     let req = req.body(()).unwrap();
-    let Route::Cache(plan) = cache.route(&req) else {
+    let Route::Cache(plan) = adapter::route(cache, &req) else {
         panic!("cached")
     };
     let mut headers = HeaderMap::new();
@@ -145,7 +145,7 @@ async fn store(cache: &Cache, shape: &Shape, n: usize, variant: usize) {
         *response.headers_mut() = headers;
         Ok::<_, std::convert::Infallible>(response)
     };
-    let response = adapter::serve(cache.clone(), plan, None, origin, req)
+    let response = adapter::serve(cache.clone(), plan.into(), origin, req)
         .await
         .unwrap()
         .0;

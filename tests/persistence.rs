@@ -3,7 +3,7 @@
 //! truncated, empty and foreign files fall back to the backup or to an
 //! empty cache; a dump that cannot be written leaves the cache serving.
 
-use cachet::adapter::{self, Lookup, Route};
+use cachet::adapter::{self, Begun, Route};
 use cachet::clock::{Clock, MockClock};
 use cachet::persistence::{Persistence, PersistenceConfig};
 use cachet::{Cache, CacheBuilder, Identity};
@@ -82,7 +82,7 @@ async fn fill(
     body: &str,
 ) {
     let req = request(path, req_headers);
-    let Route::Cache(plan) = cache.route(&req) else {
+    let Route::Cache(plan) = adapter::route(cache, &req) else {
         panic!("{path} is cached")
     };
     let (headers, body): (Vec<(String, String)>, String) = (
@@ -102,7 +102,7 @@ async fn fill(
         }
         Ok::<_, std::convert::Infallible>(response)
     };
-    let response = adapter::serve(cache.clone(), plan, None, origin, req)
+    let response = adapter::serve(cache.clone(), plan.into(), origin, req)
         .await
         .unwrap()
         .0;
@@ -113,25 +113,48 @@ async fn fill(
     assert!(status.ends_with("stored"), "{path}: {status}");
 }
 
-/// What a lookup finds for `path`: the body and TTL of a hit, or a label.
-fn look(
+/// What the cache answers for `path`: the body, TTL and stored headers of a
+/// hit from memory; otherwise "revalidate" or "miss", told apart by whether
+/// the cache asks an origin (which fails, so nothing changes) for the
+/// stored validator.
+async fn look(
     cache: &Cache,
     path: &str,
     req_headers: &[(&str, &str)],
 ) -> (String, Option<Duration>, http::HeaderMap) {
     let req = request(path, req_headers);
-    let Route::Cache(plan) = cache.route(&req) else {
+    let Route::Cache(plan) = adapter::route(cache, &req) else {
         panic!("{path} is cached")
     };
-    match cache.lookup_now(&plan, &req).unwrap() {
-        Lookup::Hit(hit) => (
-            String::from_utf8_lossy(hit.entry().body()).into_owned(),
-            Some(hit.ttl()),
-            hit.entry().headers().clone(),
-        ),
-        Lookup::Revalidate(_) => ("revalidate".into(), None, http::HeaderMap::new()),
-        Lookup::Miss(_) => ("miss".into(), None, http::HeaderMap::new()),
-    }
+    let miss = match adapter::begin(cache, plan, &req) {
+        Begun::Hit(answer, _) => {
+            let mut headers = answer.headers;
+            let status = headers.remove("cache-status").unwrap();
+            headers.remove("age");
+            let ttl = status
+                .to_str()
+                .unwrap()
+                .split("; ")
+                .find_map(|param| param.strip_prefix("ttl="))
+                .map(|secs| Duration::from_secs(secs.parse().unwrap()));
+            return (
+                String::from_utf8_lossy(&answer.body).into_owned(),
+                ttl,
+                headers,
+            );
+        }
+        Begun::Miss(miss) => miss,
+    };
+    let origin = |req: http::Request<()>| {
+        let conditional = req.headers().contains_key("if-none-match");
+        async move { Err::<http::Response<http_body_util::Full<bytes::Bytes>>, _>(conditional) }
+    };
+    let label = match adapter::serve(cache.clone(), miss, origin, req).await {
+        Err(true) => "revalidate",
+        Err(false) => "miss",
+        Ok(_) => panic!("{path}: the origin failed"),
+    };
+    (label.into(), None, http::HeaderMap::new())
 }
 
 /// The requests every round trip checks, and what the first cache answers.
@@ -201,10 +224,10 @@ async fn every_kind_of_entry_comes_back_as_it_was() {
     let file = dir.join("dump");
     let clock = MockClock::new();
     let before = filled(&clock, &file).await;
-    let expected: Vec<_> = PROBES
-        .iter()
-        .map(|(path, headers)| look(&before, path, headers))
-        .collect();
+    let mut expected = Vec::new();
+    for (path, headers) in PROBES {
+        expected.push(look(&before, path, headers).await);
+    }
     assert_eq!(
         expected[6].0, "revalidate",
         "the stale entry is kept for revalidation"
@@ -225,7 +248,11 @@ async fn every_kind_of_entry_comes_back_as_it_was() {
     assert_eq!(restored.restored, 9, "{restored:?}");
     assert_eq!(restored.file.as_deref(), Some(file.as_path()));
     for ((path, headers), expected) in PROBES.iter().zip(&expected) {
-        assert_eq!(&look(&after, path, headers), expected, "{path} {headers:?}");
+        assert_eq!(
+            &look(&after, path, headers).await,
+            expected,
+            "{path} {headers:?}"
+        );
     }
     let report: Option<Vec<u32>> = after.values().get("report").await.unwrap();
     assert_eq!(report, Some(vec![1, 2, 3]));
@@ -241,7 +268,10 @@ async fn every_kind_of_entry_comes_back_as_it_was() {
 
     // Time goes on after the restore exactly as it would have before.
     again.advance(Duration::from_secs(30));
-    assert_eq!(look(&after, "/plain", &[]).1, Some(Duration::from_secs(10)));
+    assert_eq!(
+        look(&after, "/plain", &[]).await.1,
+        Some(Duration::from_secs(10))
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -312,7 +342,7 @@ async fn a_dump_forged_without_the_secret_is_refused() {
         "{restored:?}"
     );
     assert_eq!(
-        look(&after, "/plain", &[]).0,
+        look(&after, "/plain", &[]).await.0,
         "miss",
         "nothing forged is served"
     );
@@ -413,7 +443,11 @@ async fn a_dump_that_cannot_be_written_keeps_the_cache_serving() {
     let cache = filled(&clock, &file).await;
     let error = persisted(&cache, &file).dump(&file).unwrap_err();
     assert!(error.to_string().contains("dump.tmp"), "{error}");
-    assert_eq!(look(&cache, "/plain", &[]).0, "plain", "still serving");
+    assert_eq!(
+        look(&cache, "/plain", &[]).await.0,
+        "plain",
+        "still serving"
+    );
     // Nothing half-written is left behind, and building with the file
     // configured starts empty.
     assert!(!dir.join("dump.tmp").exists());

@@ -276,7 +276,7 @@ async fn value_patterns_never_reach_http_entries() {
     let values = cache.values();
     values.set("page:1", &1_u8, MINUTE).await.unwrap();
     let req = http::Request::get("/page").body(()).unwrap();
-    let cachet::adapter::Route::Cache(plan) = cache.route(&req) else {
+    let cachet::adapter::Route::Cache(plan) = cachet::adapter::route(&cache, &req) else {
         panic!("the rule matches")
     };
     let origin = |_req: http::Request<()>| async {
@@ -288,7 +288,7 @@ async fn value_patterns_never_reach_http_entries() {
                 .unwrap(),
         )
     };
-    cachet::adapter::serve(cache.clone(), plan, None, origin, req)
+    cachet::adapter::serve(cache.clone(), plan.into(), origin, req)
         .await
         .unwrap();
     assert_eq!(

@@ -4,7 +4,7 @@
 //! `external-tests`; `.ci/run` installs it).
 
 use crate::mounts;
-use cachet::adapter::{Lookup, Route};
+use cachet::adapter::{self, Begun, Route};
 use std::process::Command;
 
 /// Runs headless Chromium on `url` with `extra` arguments; its stdout.
@@ -60,13 +60,10 @@ async fn the_dashboard_renders_live_figures_in_chromium() {
         .header("host", "example.test")
         .body(())
         .unwrap();
-    let Route::Cache(plan) = cache.route(&req) else {
+    let Route::Cache(plan) = adapter::route(&cache, &req) else {
         panic!("cached")
     };
-    assert!(matches!(
-        cache.lookup_now(&plan, &req),
-        Some(Lookup::Hit(_))
-    ));
+    assert!(matches!(adapter::begin(&cache, plan, &req), Begun::Hit(..)));
 
     let url = format!("http://{}/", mount.addr);
     let dom = tokio::task::spawn_blocking({

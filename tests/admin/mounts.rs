@@ -49,7 +49,7 @@ pub(crate) async fn fill(cache: &Cache) {
             .header("host", "example.test")
             .body(())
             .unwrap();
-        let Route::Cache(plan) = cache.route(&req) else {
+        let Route::Cache(plan) = adapter::route(cache, &req) else {
             panic!("{path} is cached")
         };
         let origin = move |_req: http::Request<()>| async move {
@@ -60,7 +60,7 @@ pub(crate) async fn fill(cache: &Cache) {
                 .insert("cache-tag", http::HeaderValue::from_static(tag));
             Ok::<_, std::convert::Infallible>(response)
         };
-        adapter::serve(cache.clone(), plan, None, origin, req)
+        adapter::serve(cache.clone(), plan.into(), origin, req)
             .await
             .unwrap();
     }

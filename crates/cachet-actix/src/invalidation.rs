@@ -5,6 +5,7 @@ use crate::convert::{headers_from_actix, status_from_actix};
 use crate::request::ActixRequest;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::Error;
+use cachet_core::adapter;
 use cachet_core::{Cache, CacheTags};
 use futures_util::future::{Either, LocalBoxFuture};
 use std::future::{ready, Ready};
@@ -75,7 +76,8 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let Some(invalidation) = self.cache.invalidation(&ActixRequest(req.request())) else {
+        let Some(invalidation) = adapter::invalidation(&self.cache, &ActixRequest(req.request()))
+        else {
             return Either::Left(self.service.call(req));
         };
         let future = self.service.call(req);
@@ -84,16 +86,15 @@ where
             let mut response = future.await?;
             let mut headers = headers_from_actix(response.headers());
             let extension = response.response().extensions().get::<CacheTags>().cloned();
-            let tags = cache.take_tags(&mut headers, extension.as_ref());
+            let tags = adapter::take_tags(&cache, &mut headers, extension.as_ref());
             // The tag header is for the cache: drop it here too when the
             // cache strips it.
             response
                 .headers_mut()
                 .retain(|name, _| headers.contains_key(name.as_str()));
             let status = status_from_actix(response.status());
-            let invalidated = cache
-                .invalidate(&invalidation, status, &headers, &tags)
-                .await;
+            let invalidated =
+                adapter::invalidate(&cache, &invalidation, status, &headers, &tags).await;
             if let Err(error) = invalidated {
                 // The mutation happened; only the cache is behind.
                 tracing::warn!(%error, target = invalidation.target(), "invalidation failed");

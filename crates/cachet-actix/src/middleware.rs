@@ -10,7 +10,7 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::error::{ErrorInternalServerError, InternalError};
 use actix_web::http::Method;
 use actix_web::{Error, HttpResponse};
-use cachet_core::adapter::{self, ForwardReason, Lookup, Plan, Revalidation, Route, Served};
+use cachet_core::adapter::{self, Begun, Plan, Refresh, Route, Served};
 use cachet_core::Cache;
 use std::future::{ready, Future, Ready};
 use std::rc::Rc;
@@ -80,34 +80,34 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let route = match self.cache.route(&ActixRequest(req.request())) {
-            Route::Cache(plan) if !admits(&plan, &mut req) => Route::Bypass(ForwardReason::Bypass),
+        let route = match adapter::route(&self.cache, &ActixRequest(req.request())) {
+            Route::Cache(plan) if !admits(&plan, &mut req) => {
+                adapter::bypass_plan(&self.cache, &plan)
+            }
             route => route,
         };
         let plan = match route {
             Route::Pass => return ResponseFuture::passthrough(self.service.call(req)),
             Route::Bypass(reason) => {
                 let mut labels = http::HeaderMap::new();
-                self.cache.bypassed(reason, &mut labels);
+                adapter::bypassed(&self.cache, reason, &mut labels);
                 let labels = headers_to_actix(&labels);
                 return ResponseFuture::labelled(self.service.call(req), labels);
             }
             Route::Cache(plan) => plan,
         };
-        let landmark = self.cache.landmark();
         // An in-memory store answers at once: a hit needs no boxed future,
         // and converts nothing but the answer's headers.
-        let looked_up = match self.cache.lookup_now(&plan, &ActixRequest(req.request())) {
-            Some(Lookup::Hit(hit)) => {
-                let answer = self.cache.answer(&plan, &hit, &ActixRequest(req.request()));
+        let miss = match adapter::begin(&self.cache, plan, &ActixRequest(req.request())) {
+            Begun::Hit(answer, refresh) => {
                 let response = answer_to_actix(answer, req.method());
-                let response = match hit.into_refresh() {
+                let response = match refresh {
                     None => Ok(req.into_response(response.map_into_right_body())),
-                    Some(revalidation) => self.refresh(plan, revalidation, req, response),
+                    Some(refresh) => self.refresh(refresh, req, response),
                 };
                 return ResponseFuture::ready(response);
             }
-            other => other,
+            Begun::Miss(miss) => miss,
         };
         let Some(head) = request_head(req.request()) else {
             // Not expressible in `http` 1.x: not cached.
@@ -118,9 +118,8 @@ where
         let (to_origin, service) = (held.clone(), Rc::clone(&self.service));
         let origin = move |head| to_origin.send(service, head);
         let cache = self.cache.clone();
-        let looked_up = looked_up.map(|found| (found, landmark));
         ResponseFuture::cached(Box::pin(async move {
-            let served = adapter::serve(cache, plan, looked_up, origin, head).await;
+            let served = adapter::serve(cache, miss, origin, head).await;
             respond(held, served, &method)
         }))
     }
@@ -190,8 +189,7 @@ where
     /// refresh of the key already runs.
     fn refresh(
         &self,
-        plan: Plan,
-        revalidation: Revalidation,
+        refresh: Refresh,
         req: ServiceRequest,
         response: HttpResponse<CachedBody<B>>,
     ) -> Result<ServiceResponse<ResponseBody<B>>, Error> {
@@ -201,7 +199,7 @@ where
         let held = Held::new(req);
         let (to_origin, service) = (held.clone(), Rc::clone(&self.service));
         let origin = move |head| to_origin.send(service, head);
-        match adapter::refresh(self.cache.clone(), plan, revalidation, origin, head) {
+        match adapter::refresh(self.cache.clone(), refresh, origin, head) {
             Some(refresh) => refreshing(&held, response, refresh),
             None => answer(held, response),
         }

@@ -4,29 +4,27 @@
 //! `cachet-tower` and `cachet-actix` are built on it, and so is any other
 //! adapter. Per request:
 //!
-//! 1. [`Cache::route`] the request ([`RequestHead`] is the view of a request
-//!    the cache reads; it is implemented for `http::Request`). On
-//!    [`Route::Pass`] call the application untouched; on
-//!    [`Route::Bypass`] call it and label the response with
-//!    [`Cache::bypassed`]; on [`Route::Cache`] go on with the [`Plan`]
-//!    (forward [`Plan::target`] when it is set, or bypass when
-//!    [`Plan::changes_path`] and the application routes before you).
-//! 2. Take a [`Landmark`] with [`Cache::landmark`], then
-//!    [`Cache::lookup_now`]: on [`Lookup::Hit`] answer with
-//!    [`Cache::answer`] (and spawn [`refresh`] if
-//!    [`Hit::into_refresh`] asks for one).
-//! 3. Otherwise hand the request, the lookup and the application (a
+//! 1. [`route`] the request ([`RequestHead`] is the view of a request the
+//!    cache reads; it is implemented for `http::Request`). On
+//!    [`Route::Pass`] call the application untouched; on [`Route::Bypass`]
+//!    call it and label the response with [`bypassed`]; on
+//!    [`Route::Cache`] go on with the [`Plan`] (forward what
+//!    [`Plan::retarget`] sets, or bypass when [`Plan::changes_path`] and the
+//!    application routes before you).
+//! 2. [`begin`] it: a [`Begun::Hit`] is answered from memory at once, with
+//!    no future allocated (and, when it asks, a [`Refresh`] to spawn with
+//!    [`refresh`]).
+//! 3. Otherwise hand the [`Miss`], the request and the application (a
 //!    function that sends one request) to [`serve`]: coalescing, the
 //!    conditional request upstream, storing, `stale-if-error` and the
 //!    labels all happen there, for every adapter alike.
 //!
-//! Mutations: [`Cache::invalidation`] before calling the application,
-//! [`Cache::invalidate`] with its response's status and headers after.
-//! Responses the cache touches have their tags taken with
-//! [`Cache::take_tags`].
+//! Mutations: [`invalidation`] before calling the application,
+//! [`invalidate`] with its response's status and headers after. Responses
+//! the cache touches have their tags taken with [`take_tags`].
 //!
 //! ```
-//! use cachet_core::adapter::{self, Lookup, Route};
+//! use cachet_core::adapter::{self, Begun, Route};
 //! use cachet_core::CacheBuilder;
 //! use cachet_core::clock::MockClock;
 //! use http::{Request, Response};
@@ -41,14 +39,10 @@
 //! };
 //! for expected in ["cachet; fwd=uri-miss; fwd-status=200; stored", "cachet; hit; ttl=60"] {
 //!     let req = Request::get("/page").body(())?;
-//!     let Route::Cache(plan) = cache.route(&req) else { unreachable!() };
-//!     let landmark = cache.landmark();
-//!     let response = match cache.lookup_now(&plan, &req) {
-//!         Some(Lookup::Hit(hit)) => adapter::answer(cache.answer(&plan, &hit, &req)),
-//!         looked_up => {
-//!             let looked_up = looked_up.map(|lookup| (lookup, landmark));
-//!             adapter::serve(cache.clone(), plan, looked_up, app, req).await?.0
-//!         }
+//!     let Route::Cache(plan) = adapter::route(&cache, &req) else { unreachable!() };
+//!     let response = match adapter::begin(&cache, plan, &req) {
+//!         Begun::Hit(answer, _refresh) => adapter::answer(answer),
+//!         Begun::Miss(miss) => adapter::serve(cache.clone(), miss, app, req).await?.0,
 //!     };
 //!     assert_eq!(response.headers()["cache-status"], expected);
 //!     assert_eq!(response.into_body().collect().await?.to_bytes(), "hello");
@@ -59,13 +53,64 @@
 
 #[doc(no_inline)]
 pub use crate::cache::Cache;
-pub use crate::engine::coalesce::Landmark;
 pub use crate::engine::exchange::{
-    answer, content_length, refresh, serve, LookedUp, ResponseBody, Served,
+    answer, begin, content_length, refresh, serve, Begun, Miss, Refresh, ResponseBody, Served,
 };
 pub use crate::engine::invalidate::Invalidation;
-pub use crate::engine::{Answer, Hit, Lookup, Plan, Revalidation, Route};
+pub use crate::engine::{Answer, Plan, Route};
 pub use crate::protocol::cache_status::{ForwardReason, CACHE_STATUS, X_CACHE};
 pub use crate::protocol::hop_by_hop::{is_hop_by_hop, strip_hop_by_hop, HOP_BY_HOP};
 pub use crate::protocol::host::{request_host, BadHost};
 pub use crate::request::RequestHead;
+
+use crate::protocol::tags::CacheTags;
+use crate::store::StoreError;
+use http::{HeaderMap, StatusCode};
+use std::sync::Arc;
+
+/// What `cache` does with `req`: pass it, bypass it (counted), or cache it
+/// under a [`Plan`].
+pub fn route(cache: &Cache, req: &dyn RequestHead) -> Route {
+    cache.route(req)
+}
+
+/// Labels a bypassed response's `headers` (`Cache-Status`, `X-Cache`) for
+/// `reason`.
+pub fn bypassed(cache: &Cache, reason: ForwardReason, headers: &mut HeaderMap) {
+    cache.bypassed(reason, headers);
+}
+
+/// The route for a request whose plan the adapter cannot carry out (it
+/// cannot forward the canonical target, for one): a bypass, counted.
+pub fn bypass_plan(cache: &Cache, plan: &Plan) -> Route {
+    cache.bypass_plan(plan)
+}
+
+/// What a mutation (`req`, any method but GET, HEAD, OPTIONS, TRACE) may
+/// clear, captured before it goes to the origin; `None` for a safe method.
+pub fn invalidation(cache: &Cache, req: &dyn RequestHead) -> Option<Invalidation> {
+    cache.invalidation(req)
+}
+
+/// Clears what `invalidation`'s mutation invalidates now that the origin
+/// answered it with `status` and `headers` (and the response's `tags`):
+/// nothing unless the status is 2xx or 3xx. How many entries went.
+pub async fn invalidate(
+    cache: &Cache,
+    invalidation: &Invalidation,
+    status: StatusCode,
+    headers: &HeaderMap,
+    tags: &[Arc<str>],
+) -> Result<usize, StoreError> {
+    cache.invalidate(invalidation, status, headers, tags).await
+}
+
+/// Takes a response's tags — its tag header (removed when configured) and
+/// its [`CacheTags`] extension — bounded as the cache's limits say.
+pub fn take_tags(
+    cache: &Cache,
+    headers: &mut HeaderMap,
+    extension: Option<&CacheTags>,
+) -> Vec<Arc<str>> {
+    cache.take_tags(headers, extension)
+}

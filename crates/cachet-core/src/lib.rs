@@ -15,7 +15,7 @@
 //! ```
 //! use cachet_core::Cache;
 //! use cachet_core::clock::MockClock;
-//! use cachet_core::adapter::Route;
+//! use cachet_core::adapter::{self, Route};
 //!
 //! let clock = MockClock::new();
 //! let cache = cachet_core::CacheBuilder::from_toml(r#"
@@ -34,7 +34,7 @@
 //!
 //! let alice = http::Request::get("/api/me").header("authorization", "Bearer alice").body(())?;
 //! let bob = http::Request::get("/api/me").header("authorization", "Bearer bob").body(())?;
-//! let (Route::Cache(alices), Route::Cache(bobs)) = (cache.route(&alice), cache.route(&bob)) else {
+//! let (Route::Cache(alices), Route::Cache(bobs)) = (adapter::route(&cache, &alice), adapter::route(&cache, &bob)) else {
 //!     unreachable!("the rule matches")
 //! };
 //! // Bob's key differs from Alice's, so he never sees her page; neither

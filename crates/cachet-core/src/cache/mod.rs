@@ -48,12 +48,12 @@ use std::time::SystemTime;
 ///
 /// // What an adapter does on a miss: the origin's response is stored.
 /// let req = Request::get("/api/items?b=2&a=1").body(())?;
-/// let Route::Cache(plan) = cache.route(&req) else { unreachable!("a rule matches") };
+/// let Route::Cache(plan) = adapter::route(&cache, &req) else { unreachable!("a rule matches") };
 /// let origin = |_req: Request<()>| async {
 ///     let body = http_body_util::Full::new(bytes::Bytes::from("[]"));
 ///     Ok::<_, std::convert::Infallible>(Response::builder().header("cache-tag", "items").body(body).unwrap())
 /// };
-/// adapter::serve(cache.clone(), plan, None, origin, req).await?;
+/// adapter::serve(cache.clone(), plan.into(), origin, req).await?;
 ///
 /// let keys = cache.keys().await?;
 /// assert_eq!(keys[0].key.as_str(), "/api/items?b=2&a=1 GET");

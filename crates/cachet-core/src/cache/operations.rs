@@ -34,7 +34,7 @@ impl Cache {
     /// The tags of a response: those in its tag header (taken off `headers`
     /// unless configured otherwise) and in its [`CacheTags`](crate::CacheTags)
     /// extension. Adapters call it on every response the cache handles.
-    pub fn take_tags(
+    pub(crate) fn take_tags(
         &self,
         headers: &mut http::HeaderMap,
         extension: Option<&crate::CacheTags>,

@@ -31,7 +31,7 @@ impl Cache {
     /// the client's copy is current (RFC 9110 §13.2.2), otherwise the stored
     /// response (without a body for `HEAD`) — labelled with `Age` and
     /// `Cache-Status`. The origin is not contacted.
-    pub fn answer(&self, plan: &Plan, hit: &Hit, req: &dyn RequestHead) -> Answer {
+    pub(crate) fn answer(&self, plan: &Plan, hit: &Hit, req: &dyn RequestHead) -> Answer {
         let outcome = match hit.staleness {
             None => Outcome::Hit {
                 age: hit.age,
@@ -43,7 +43,7 @@ impl Cache {
                 refreshing: hit.refresh.is_some(),
             },
         };
-        self.respond(plan, hit.entry(), &outcome, req)
+        self.respond(plan, &hit.entry, &outcome, req)
     }
 
     /// A stored response for `req`, labelled with `outcome`: 304 when the

@@ -65,10 +65,10 @@ pub(crate) struct Coalescer {
 
 /// How many fetches had stored their response at some moment: taken before
 /// a lookup, it tells a request that becomes the fetcher whether its
-/// lookup may be out of date. Take it with [`Cache::landmark`] before
-/// [`Cache::lookup_now`] and hand both to [`serve`](crate::adapter::serve).
+/// lookup may be out of date. [`begin`](crate::adapter::begin) takes it
+/// before the lookup, and the [`Miss`](crate::adapter::Miss) carries both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Landmark(u64);
+pub(crate) struct Landmark(u64);
 
 /// How often expired hit-for-miss marks are swept out, at most.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -393,7 +393,7 @@ impl Cache {
     }
 
     /// A [`Landmark`] to take before looking a request up.
-    pub fn landmark(&self) -> Landmark {
+    pub(crate) fn landmark(&self) -> Landmark {
         Landmark(self.inner.coalescer.stored.load(Ordering::Relaxed))
     }
 

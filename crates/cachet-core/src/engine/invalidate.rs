@@ -47,7 +47,7 @@ fn is_safe(method: &str) -> bool {
 impl Cache {
     /// The invalidation a request will cause if the origin accepts it:
     /// `None` for safe methods (GET, HEAD, OPTIONS, TRACE).
-    pub fn invalidation(&self, req: &dyn RequestHead) -> Option<Invalidation> {
+    pub(crate) fn invalidation(&self, req: &dyn RequestHead) -> Option<Invalidation> {
         if is_safe(req.method()) {
             return None;
         }
@@ -82,7 +82,7 @@ impl Cache {
     /// mutation happened (2xx or 3xx); nothing otherwise. `headers` are the
     /// response's (for `Location` and `Content-Location`), `tags` its tags
     /// (see [`Cache::take_tags`]). Returns how many entries went.
-    pub async fn invalidate(
+    pub(crate) async fn invalidate(
         &self,
         invalidation: &Invalidation,
         status: StatusCode,

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 /// The result of a lookup.
 #[derive(Debug, Clone)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// An entry the request accepts: fresh, or stale within its `max-stale`.
     Hit(Hit),
     /// An entry that must be revalidated before use (stale, or the request
@@ -29,7 +29,7 @@ pub enum Lookup {
 
 /// An entry found for a request.
 #[derive(Debug, Clone)]
-pub struct Hit {
+pub(crate) struct Hit {
     pub(super) entry: Arc<CachedResponse>,
     pub(super) age: Duration,
     pub(super) ttl: Duration,
@@ -39,27 +39,10 @@ pub struct Hit {
 }
 
 impl Hit {
-    /// The stored response.
-    pub fn entry(&self) -> &Arc<CachedResponse> {
-        &self.entry
-    }
-    /// The entry's age (RFC 9111 §4.2.3).
-    pub fn age(&self) -> Duration {
-        self.age
-    }
-    /// How long it stays fresh (zero for a stale hit).
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-    /// How long ago it went stale, for a stale hit (`max-stale`,
-    /// `stale-while-revalidate`).
-    pub fn staleness(&self) -> Option<Duration> {
-        self.staleness
-    }
     /// What to fetch in the background once the hit has been answered, if
     /// anything: the entry is served stale while revalidated, or it is near
     /// its expiry and the rule refreshes early.
-    pub fn into_refresh(self) -> Option<Revalidation> {
+    pub(crate) fn into_refresh(self) -> Option<Revalidation> {
         self.refresh.map(|refresh| *refresh)
     }
 }
@@ -130,7 +113,7 @@ impl Cache {
     /// accepts, one to revalidate, or why neither; `None` when the store
     /// cannot answer at once ([`serve`](crate::adapter::serve) then asks
     /// it). Counts a hit or a miss; a store failure reads as a miss.
-    pub fn lookup_now(&self, plan: &Plan, req: &dyn RequestHead) -> Option<Lookup> {
+    pub(crate) fn lookup_now(&self, plan: &Plan, req: &dyn RequestHead) -> Option<Lookup> {
         self.lookup_now_counted(plan, req, true)
     }
 

@@ -31,7 +31,7 @@ pub(crate) mod route;
 pub(crate) mod store;
 
 pub use self::answer::Answer;
-pub use self::lookup::{Hit, Lookup};
-pub use self::revalidate::Revalidation;
+pub(crate) use self::lookup::{Hit, Lookup};
+pub(crate) use self::revalidate::Revalidation;
 pub use self::route::{Plan, Route};
 pub(crate) use self::store::{Admission, Storage};

@@ -77,7 +77,7 @@ impl Cache {
 
     /// Labels a response to a request the rule matched but the cache did not
     /// handle ([`Route::Bypass`](crate::adapter::Route::Bypass)).
-    pub fn bypassed(&self, reason: ForwardReason, headers: &mut HeaderMap) {
+    pub(crate) fn bypassed(&self, reason: ForwardReason, headers: &mut HeaderMap) {
         let outcome = Outcome::Forward {
             reason,
             status: None,

@@ -22,29 +22,25 @@ use std::time::Duration;
 
 /// A stored entry to revalidate with the origin (RFC 9111 §4.3).
 #[derive(Debug, Clone)]
-pub struct Revalidation {
+pub(crate) struct Revalidation {
     pub(super) entry: Arc<CachedResponse>,
     pub(super) key: CacheKey,
     pub(super) reason: ForwardReason,
 }
 
 impl Revalidation {
-    /// The stored response.
-    pub fn entry(&self) -> &Arc<CachedResponse> {
-        &self.entry
-    }
     /// Why it is revalidated: it is stale, or the request asked.
-    pub fn reason(&self) -> ForwardReason {
+    pub(crate) fn reason(&self) -> ForwardReason {
         self.reason
     }
     /// The headers to send upstream in place of the client's own
     /// preconditions: `If-None-Match` and/or `If-Modified-Since` (§4.3.1).
     /// Empty for an entry without validators, which is fetched anew.
-    pub fn conditions(&self) -> HeaderMap {
+    pub(crate) fn conditions(&self) -> HeaderMap {
         self.entry.validators()
     }
     /// Whether the request upstream is conditional, so that a 304 answers it.
-    pub fn is_conditional(&self) -> bool {
+    pub(crate) fn is_conditional(&self) -> bool {
         self.entry.has_validators()
     }
 }

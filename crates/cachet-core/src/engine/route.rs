@@ -35,7 +35,7 @@ pub enum Route {
     /// No rule matches: pass it through untouched (no headers added).
     Pass,
     /// A rule matches but the cache is not used for this request; label the
-    /// response with [`Cache::bypassed`].
+    /// response with [`adapter::bypassed`](crate::adapter::bypassed).
     Bypass(ForwardReason),
     /// Serve from or fill the cache.
     Cache(Plan),
@@ -91,7 +91,7 @@ impl Plan {
     /// Whether [`target`](Self::target) changes the path, not only the
     /// query. An adapter that cannot make the application route on the
     /// canonical path (it runs after routing) must not cache the request:
-    /// it bypasses it ([`Cache::bypass_plan`]).
+    /// it bypasses it ([`adapter::bypass_plan`](crate::adapter::bypass_plan)).
     pub fn changes_path(&self) -> bool {
         self.changes_path
     }
@@ -220,7 +220,7 @@ impl Cache {
     /// carries one of the bypass headers, has an ambiguous path, a host
     /// that is not one, a key longer than `max_key_bytes`, or (on a
     /// `vary_by_user` rule) a credential without a clear identity.
-    pub fn route(&self, req: &dyn RequestHead) -> Route {
+    pub(crate) fn route(&self, req: &dyn RequestHead) -> Route {
         let raw_path = req.path();
         let path = match canonical_path(raw_path) {
             Ok(path) => path,
@@ -243,7 +243,7 @@ impl Cache {
 
     /// The route for a request whose plan the adapter cannot carry out (it
     /// cannot forward the canonical path, for one): a bypass, counted.
-    pub fn bypass_plan(&self, plan: &Plan) -> Route {
+    pub(crate) fn bypass_plan(&self, plan: &Plan) -> Route {
         self.bypass(&plan.rule, ForwardReason::Bypass)
     }
 

@@ -3,7 +3,7 @@
 use super::future::ResponseFuture;
 use super::layer::CacheLayer;
 use bytes::Bytes;
-use cachet_core::adapter::{self, ForwardReason, Lookup, Plan, ResponseBody, Route};
+use cachet_core::adapter::{self, Begun, Plan, ResponseBody, Route};
 use cachet_core::Cache;
 use http::HeaderMap;
 use http::{Request, Response};
@@ -84,9 +84,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let route = match self.cache.route(&req) {
+        let route = match adapter::route(&self.cache, &req) {
             Route::Cache(plan) if !self.admits(&plan, &mut req) => {
-                Route::Bypass(ForwardReason::Bypass)
+                adapter::bypass_plan(&self.cache, &plan)
             }
             route => route,
         };
@@ -94,35 +94,26 @@ where
             Route::Pass => return ResponseFuture::passthrough(self.inner.call(req)),
             Route::Bypass(reason) => {
                 let mut labels = HeaderMap::new();
-                self.cache.bypassed(reason, &mut labels);
+                adapter::bypassed(&self.cache, reason, &mut labels);
                 return ResponseFuture::labelled(self.inner.call(req), labels);
             }
             Route::Cache(plan) => plan,
         };
-        let landmark = self.cache.landmark();
         // An in-memory store answers at once: a hit needs no boxed future.
-        let looked_up = match self.cache.lookup_now(&plan, &req) {
-            Some(Lookup::Hit(hit)) => {
-                let response = adapter::answer(self.cache.answer(&plan, &hit, &req));
-                if let Some(revalidation) = hit.into_refresh() {
+        let miss = match adapter::begin(&self.cache, plan, &req) {
+            Begun::Hit(answer, refresh) => {
+                if let Some(refresh) = refresh {
                     let origin = origin(self.take_ready());
-                    spawn(adapter::refresh(
-                        self.cache.clone(),
-                        plan,
-                        revalidation,
-                        origin,
-                        req,
-                    ));
+                    spawn(adapter::refresh(self.cache.clone(), refresh, origin, req));
                 }
-                return ResponseFuture::ready(response);
+                return ResponseFuture::ready(adapter::answer(answer));
             }
-            other => other,
+            Begun::Miss(miss) => miss,
         };
         let origin = origin(self.take_ready());
         let cache = self.cache.clone();
-        let looked_up = looked_up.map(|found| (found, landmark));
         ResponseFuture::cached(Box::pin(async move {
-            let (response, refresh) = adapter::serve(cache, plan, looked_up, origin, req).await?;
+            let (response, refresh) = adapter::serve(cache, miss, origin, req).await?;
             spawn(refresh);
             Ok(response)
         }))

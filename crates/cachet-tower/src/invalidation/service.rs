@@ -2,6 +2,7 @@
 
 use super::future::InvalidationFuture;
 use super::layer::InvalidationLayer;
+use cachet_core::adapter;
 use cachet_core::{Cache, CacheTags};
 use http::{Request, Response};
 use std::task::{Context, Poll};
@@ -84,7 +85,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let Some(invalidation) = self.cache.invalidation(&req) else {
+        let Some(invalidation) = adapter::invalidation(&self.cache, &req) else {
             return InvalidationFuture::safe(self.inner.call(req));
         };
         let future = self.inner.call(req);
@@ -92,10 +93,10 @@ where
         let future = Box::pin(async move {
             let (mut parts, body) = future.await?.into_parts();
             let extension = parts.extensions.get::<CacheTags>().cloned();
-            let tags = cache.take_tags(&mut parts.headers, extension.as_ref());
-            let invalidated = cache
-                .invalidate(&invalidation, parts.status, &parts.headers, &tags)
-                .await;
+            let tags = adapter::take_tags(&cache, &mut parts.headers, extension.as_ref());
+            let invalidated =
+                adapter::invalidate(&cache, &invalidation, parts.status, &parts.headers, &tags)
+                    .await;
             if let Err(error) = invalidated {
                 // The mutation happened; only the cache is behind.
                 tracing::warn!(%error, target = invalidation.target(), "invalidation failed");

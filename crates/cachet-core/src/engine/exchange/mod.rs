@@ -2,9 +2,9 @@
 //! request the cache could not answer from memory at once, shared by every
 //! adapter.
 //!
-//! An adapter routes the request and tries [`Cache::lookup_now`] itself (a
-//! hit needs nothing from here). Otherwise it hands the request and the
-//! origin — a function that sends one request to the inner service — to
+//! An adapter routes the request and [`begin`]s it: a hit in memory is
+//! answered at once and needs nothing more from here. Otherwise it hands
+//! the [`Miss`], the request and the origin — a function that sends one request to the inner service — to
 //! [`serve`]: the lookup in the store, coalescing with other requests for
 //! the key, the (conditional) request upstream, `stale-if-error`, storing
 //! the response (buffered or recorded while it streams) and answering the
@@ -41,7 +41,68 @@ use std::pin::Pin;
 
 /// A lookup that was not a hit in memory, with the [`Landmark`] taken just
 /// before it.
-pub type LookedUp = (Lookup, Landmark);
+pub(crate) type LookedUp = (Lookup, Landmark);
+
+/// How a request that a [`Plan`] routes to the cache begins: answered from
+/// memory at once, or a [`Miss`] to [`serve`].
+#[derive(Debug)]
+pub enum Begun {
+    /// Answered from memory without awaiting: the response (send it with
+    /// [`answer`] or the framework's own type), and the background
+    /// [`Refresh`] to start, when the entry asks for one.
+    Hit(Answer, Option<Refresh>),
+    /// Not answered at once: hand it to [`serve`] with the origin.
+    Miss(Miss),
+}
+
+/// A request not answered from memory, as [`begin`] left it for [`serve`]:
+/// its plan, and what the in-memory lookup found, taken after the moment
+/// the coalescing compares stores against. Only [`begin`] and
+/// `Miss::from(plan)` make one, so the order — that moment first, then the
+/// lookup — cannot be got wrong.
+#[derive(Debug)]
+pub struct Miss {
+    plan: Plan,
+    looked_up: Option<LookedUp>,
+}
+
+impl From<Plan> for Miss {
+    /// A request whose lookup [`serve`] makes itself (in the store, awaited).
+    fn from(plan: Plan) -> Self {
+        Self {
+            plan,
+            looked_up: None,
+        }
+    }
+}
+
+/// A background fetch a hit asked for (`stale-while-revalidate`, early
+/// refresh), to start with [`refresh`].
+#[derive(Debug)]
+pub struct Refresh {
+    plan: Plan,
+    revalidation: Revalidation,
+}
+
+/// Begins `req`, which `plan` routes to the cache: looks it up in memory
+/// and answers a hit at once, allocating nothing; anything else is a
+/// [`Miss`] for [`serve`].
+pub fn begin(cache: &Cache, plan: Plan, req: &dyn crate::request::RequestHead) -> Begun {
+    let landmark = cache.landmark();
+    match cache.lookup_now(&plan, req) {
+        Some(Lookup::Hit(hit)) => {
+            let answer = cache.answer(&plan, &hit, req);
+            let refresh = hit
+                .into_refresh()
+                .map(|revalidation| Refresh { plan, revalidation });
+            Begun::Hit(answer, refresh)
+        }
+        looked_up => Begun::Miss(Miss {
+            plan,
+            looked_up: looked_up.map(|found| (found, landmark)),
+        }),
+    }
+}
 
 /// Everything a forwarded request needs besides the origin and the request
 /// itself.
@@ -53,9 +114,8 @@ struct Forwarding {
     client: Request<()>,
 }
 
-/// Serves `req`, which `plan` routes to the cache and which was not a hit
-/// in memory: `looked_up` is that lookup from [`Cache::lookup_now`], or
-/// `None` when the store must be asked. `origin` sends a request to the
+/// Serves `req`, which was not a hit in memory ([`begin`]'s [`Miss`], or
+/// `Miss::from(plan)` to have the store asked here). `origin` sends a request to the
 /// inner service; it is called at most once, and its error is returned as
 /// it is unless a stale entry answers instead (`stale-if-error`).
 ///
@@ -63,8 +123,7 @@ struct Forwarding {
 /// (`stale-while-revalidate`), the [`refresh`] to spawn.
 pub async fn serve<O, Fut, ReqBody, ResBody, E>(
     cache: Cache,
-    plan: Plan,
-    looked_up: Option<LookedUp>,
+    miss: Miss,
     origin: O,
     req: Request<ReqBody>,
 ) -> Result<Served<impl Future<Output = ()>, ResBody>, E>
@@ -73,6 +132,7 @@ where
     Fut: Future<Output = Result<Response<ResBody>, E>>,
     ResBody: Body<Data = Bytes>,
 {
+    let Miss { plan, looked_up } = miss;
     let (parts, body) = req.into_parts();
     let client = client_head(&parts);
     let (mut looked_up, mut landmark) = match looked_up {
@@ -91,7 +151,8 @@ where
                 let response = answer(cache.answer(&plan, &hit, &client));
                 let refresh = hit.into_refresh().and_then(|revalidation| {
                     let req = Request::from_parts(parts, body);
-                    refresh(cache.clone(), plan, revalidation, origin, req)
+                    let refreshing = Refresh { plan, revalidation };
+                    refresh(cache.clone(), refreshing, origin, req)
                 });
                 return Ok((response, refresh));
             }
@@ -174,15 +235,14 @@ fn why_forward(lookup: Lookup) -> Result<(ForwardReason, Option<Revalidation>), 
 /// bounds the wait when responses keep varying or vanishing.
 const MAX_TURNS: u32 = 3;
 
-/// The background fetch of `revalidation`'s entry, for a hit that was
-/// served stale (`stale-while-revalidate`) or refreshes early; `None` when
-/// a fetch of the key is already running. The future sends `req` through
+/// The background fetch a hit asked for ([`Refresh`]: it was served stale
+/// under `stale-while-revalidate`, or refreshes early); `None` when a fetch
+/// of the key is already running. The future sends `req` through
 /// `origin` and reads the response to its end, so that it is stored; the
 /// adapter spawns it.
 pub fn refresh<O, Fut, ReqBody, ResBody, E>(
     cache: Cache,
-    plan: Plan,
-    revalidation: Revalidation,
+    refresh: Refresh,
     origin: O,
     req: Request<ReqBody>,
 ) -> Option<impl Future<Output = ()>>
@@ -191,6 +251,7 @@ where
     Fut: Future<Output = Result<Response<ResBody>, E>>,
     ResBody: Body<Data = Bytes>,
 {
+    let Refresh { plan, revalidation } = refresh;
     let fetch = cache.refresh_fetch(&plan)?;
     Some(async move {
         let (parts, body) = req.into_parts();
