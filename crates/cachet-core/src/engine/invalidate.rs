@@ -306,7 +306,7 @@ mod tests {
                 };
                 let mut headers = HeaderMap::new();
                 let status = StatusCode::OK;
-                let storable = cache.check_storable(&plan, status, &headers).unwrap();
+                let storable = cache.admit(&plan, status, &headers).unwrap();
                 let body = bytes::Bytes::from_static(b"x");
                 assert!(
                     cache

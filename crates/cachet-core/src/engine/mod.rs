@@ -12,7 +12,7 @@
 //!    fetching the key.
 //! 5. [`exchange`]: forward to the origin — conditionally when the entry
 //!    has validators — and hand the response to step 6 or 7.
-//! 6. [`store`]: whether the response may be stored and for how long, then
+//! 6. [`admit`]: whether the response may be stored and for how long, then
 //!    storing it (under its variant key when it has `Vary`).
 //! 7. [`revalidate`]: a 304 merged into the stored entry, or the entry
 //!    served `stale-if-error` when the origin fails.
@@ -20,6 +20,7 @@
 //!
 //! Mutations take the side path of [`invalidate`].
 
+pub(crate) mod admit;
 pub(crate) mod answer;
 pub(crate) mod coalesce;
 pub(crate) mod exchange;
@@ -28,10 +29,9 @@ pub(crate) mod lookup;
 pub(crate) mod record;
 pub(crate) mod revalidate;
 pub(crate) mod route;
-pub(crate) mod store;
 
+pub(crate) use self::admit::{Admission, StoreOutcome};
 pub use self::answer::Answer;
 pub(crate) use self::lookup::{Hit, Lookup};
 pub(crate) use self::revalidate::Revalidation;
 pub use self::route::{Plan, Route};
-pub(crate) use self::store::{Admission, Storage};

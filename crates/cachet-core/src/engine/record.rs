@@ -1,8 +1,8 @@
 //! Step 8, record: the counters the steps bump, and the `Cache-Status` of a
 //! response that went to the origin.
 
+use super::admit::StoreOutcome;
 use super::route::Plan;
-use super::store::Storage;
 use crate::cache::Cache;
 use crate::protocol::cache_status::{ForwardReason, Outcome};
 use crate::stats::Counters;
@@ -29,7 +29,7 @@ impl Cache {
     }
 
     /// Records that a response for `plan` was not stored for a reason found
-    /// after [`check_storable`](Self::check_storable) (its body was too large,
+    /// after [`admit`](Self::admit) (its body was too large,
     /// it had trailers).
     pub(crate) fn not_stored(&self, plan: &Plan) {
         Counters::bump(&self.counters(plan).not_stored);
@@ -57,17 +57,17 @@ impl Cache {
         plan: &Plan,
         reason: ForwardReason,
         status: StatusCode,
-        storage: &Storage,
+        outcome: &StoreOutcome,
         headers: &mut HeaderMap,
     ) {
         let outcome = Outcome::Forward {
             reason,
             status: Some(status),
-            stored: matches!(storage, Storage::Stored),
-            detail: match storage {
-                Storage::Stored => None,
-                Storage::Recording => Some("recording".to_owned()),
-                Storage::Refused(why) => Some(why.to_string()),
+            stored: matches!(outcome, StoreOutcome::Stored),
+            detail: match outcome {
+                StoreOutcome::Stored => None,
+                StoreOutcome::Recording => Some("recording".to_owned()),
+                StoreOutcome::Refused(why) => Some(why.to_string()),
             },
         };
         self.inner

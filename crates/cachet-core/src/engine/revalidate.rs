@@ -1,10 +1,10 @@
 //! Step 7, for stored entries the origin is asked about: a 304 merged into
 //! the entry (RFC 9111 §4.3.4), and `stale-if-error` when the origin fails.
 
+use super::admit::strip_unstored;
+use super::admit::Admission;
 use super::answer::Answer;
 use super::route::Plan;
-use super::store::strip_unstored;
-use super::store::Admission;
 use crate::cache::Cache;
 use crate::key::CacheKey;
 use crate::protocol::cache_status::{ForwardReason, Outcome};

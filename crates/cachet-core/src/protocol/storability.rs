@@ -171,7 +171,7 @@ pub(crate) struct RuleFacts<'a> {
 ///
 /// On success, returns the request headers the response varies on beyond
 /// those the rule keys on (§4.1): its variants are stored by their values.
-pub(crate) fn check_storable(
+pub(crate) fn may_store(
     facts: RequestFacts,
     rule: RuleFacts<'_>,
     status: StatusCode,
@@ -260,7 +260,7 @@ mod tests {
 
     fn check_status(status: u16, headers: &[(&str, &str)]) -> Result<(), NotStorable> {
         let map = header_map(headers);
-        check_storable(
+        may_store(
             SHARED,
             RULE,
             StatusCode::from_u16(status).unwrap(),
@@ -274,7 +274,7 @@ mod tests {
 
     fn check(facts: RequestFacts, headers: &[(&str, &str)]) -> Result<(), NotStorable> {
         let map = header_map(headers);
-        check_storable(facts, RULE, StatusCode::OK, &map, &fresh(&map)).map(drop)
+        may_store(facts, RULE, StatusCode::OK, &map, &fresh(&map)).map(drop)
     }
 
     #[test]
@@ -320,7 +320,7 @@ mod tests {
             };
             let map = header_map(&[]);
             assert_eq!(
-                check_storable(SHARED, listed, code, &map, &fresh(&map)).map(drop),
+                may_store(SHARED, listed, code, &map, &fresh(&map)).map(drop),
                 Ok(()),
                 "{status} listed"
             );
@@ -348,7 +348,7 @@ mod tests {
         };
         let map = header_map(&[]);
         assert_eq!(
-            check_storable(with_cookie, sharing, StatusCode::OK, &map, &fresh(&map)).map(drop),
+            may_store(with_cookie, sharing, StatusCode::OK, &map, &fresh(&map)).map(drop),
             Ok(())
         );
         let per_user = RequestFacts {
@@ -440,7 +440,7 @@ mod tests {
     #[test]
     fn vary_star_is_never_stored_and_other_names_make_variants_rfc9111_4_1() {
         let map = header_map(&[("vary", " Accept-Language, Accept-Encoding ")]);
-        let vary = check_storable(SHARED, RULE, StatusCode::OK, &map, &fresh(&map)).unwrap();
+        let vary = may_store(SHARED, RULE, StatusCode::OK, &map, &fresh(&map)).unwrap();
         assert_eq!(
             vary,
             [http::header::ACCEPT_ENCODING],
@@ -478,7 +478,7 @@ mod tests {
         };
         let map = header_map(&[("cache-control", "no-cache"), ("etag", "\"1\"")]);
         assert_eq!(
-            check_storable(SHARED, keeps_nothing, StatusCode::OK, &map, &fresh(&map)),
+            may_store(SHARED, keeps_nothing, StatusCode::OK, &map, &fresh(&map)),
             Err(NotStorable::NoCache)
         );
     }

@@ -23,7 +23,7 @@ pub use self::body::ResponseBody;
 use self::recorder::{join, Recorder};
 use crate::cache::Cache;
 use crate::engine::coalesce::{Fetch, Landing, Landmark, Turn};
-use crate::engine::{Answer, Hit, Lookup, Plan, Revalidation, Storage};
+use crate::engine::{Answer, Hit, Lookup, Plan, Revalidation, StoreOutcome};
 use crate::protocol::cache_status::ForwardReason;
 use crate::protocol::conditional::not_modified_headers;
 use crate::protocol::conditional::{answers_not_modified, CLIENT_PRECONDITIONS};
@@ -345,31 +345,33 @@ where
                 return Ok(answer(stale));
             }
             // A server error never replaces the stored entry.
-            let refused = Storage::Refused(NotStorable::Status(parts.status));
+            let refused = StoreOutcome::Refused(NotStorable::Status(parts.status));
             cache.forwarded(plan, reason, parts.status, &refused, &mut parts.headers);
             return Ok(Response::from_parts(parts, ResponseBody::passthrough(body)));
         }
     }
-    let (storage, body) = match fetch {
+    let (outcome, body) = match fetch {
         Some(fetch) => store_if_allowed(&forwarding, &mut parts, body, fetch).await,
         None => {
             // Tags are a header for the cache, stored or not.
             let extension = parts.extensions.get::<CacheTags>().cloned();
             cache.take_tags(&mut parts.headers, extension.as_ref());
             (
-                Storage::Refused(NotStorable::LockTimeout),
+                StoreOutcome::Refused(NotStorable::LockTimeout),
                 ResponseBody::passthrough(body),
             )
         }
     };
     // A streamed body is not at hand to answer the client's preconditions
     // (they were not sent upstream): it gets the whole response.
-    if storage != Storage::Recording && answers_not_modified(client, parts.status, &parts.headers) {
+    if outcome != StoreOutcome::Recording
+        && answers_not_modified(client, parts.status, &parts.headers)
+    {
         let mut headers = not_modified_headers(&parts.headers);
         for cookie in parts.headers.get_all(SET_COOKIE) {
             headers.append(SET_COOKIE, cookie.clone());
         }
-        cache.forwarded(plan, reason, parts.status, &storage, &mut headers);
+        cache.forwarded(plan, reason, parts.status, &outcome, &mut headers);
         parts.status = StatusCode::NOT_MODIFIED;
         parts.headers = headers;
         return Ok(Response::from_parts(
@@ -377,7 +379,7 @@ where
             ResponseBody::full(Bytes::new()),
         ));
     }
-    cache.forwarded(plan, reason, parts.status, &storage, &mut parts.headers);
+    cache.forwarded(plan, reason, parts.status, &outcome, &mut parts.headers);
     Ok(Response::from_parts(parts, body))
 }
 
@@ -403,7 +405,7 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
     parts: &mut http::response::Parts,
     body: B,
     fetch: Fetch,
-) -> (Storage, ResponseBody<B>) {
+) -> (StoreOutcome, ResponseBody<B>) {
     let Forwarding {
         cache,
         plan,
@@ -413,9 +415,9 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
     let tags = cache.take_tags(&mut parts.headers, extension.as_ref());
     let refuse = |reason: NotStorable, fetch: Fetch| {
         fetch.not_stored(reason.marks_hit_for_miss());
-        Storage::Refused(reason)
+        StoreOutcome::Refused(reason)
     };
-    let storable = match cache.check_storable(plan, parts.status, &parts.headers) {
+    let storable = match cache.admit(plan, parts.status, &parts.headers) {
         Ok(storable) if split_line(client, &storable.vary).is_some() => {
             cache.not_stored(plan);
             let reason = NotStorable::VarySplit;
@@ -442,7 +444,10 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
             (parts.status, parts.headers.clone()),
             fetch,
         );
-        return (Storage::Recording, ResponseBody::recording(body, recorder));
+        return (
+            StoreOutcome::Recording,
+            ResponseBody::recording(body, recorder),
+        );
     };
     if declared > max_body {
         cache.not_stored(plan);
@@ -467,7 +472,7 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
             // still gets the whole response.
             let outcome = if stored {
                 fetch.stored();
-                Storage::Stored
+                StoreOutcome::Stored
             } else {
                 refuse(NotStorable::StoreFailed, fetch)
             };

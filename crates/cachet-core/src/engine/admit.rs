@@ -1,4 +1,4 @@
-//! Step 6, store: whether a response may be stored and for how long, and
+//! Step 6, admit and store: whether a response may be stored and for how long, and
 //! storing it — under its variant key when it has `Vary`.
 
 use super::route::Plan;
@@ -8,7 +8,7 @@ use crate::protocol::cache_control::CacheControl;
 use crate::protocol::conditional::etag_for_body;
 use crate::protocol::freshness::{forbids_stale, freshness, heuristic_lifetime, Freshness};
 use crate::protocol::hop_by_hop::strip_hop_by_hop;
-use crate::protocol::storability::{check_storable, NotStorable, RequestFacts, RuleFacts};
+use crate::protocol::storability::{may_store, NotStorable, RequestFacts, RuleFacts};
 use crate::request::RequestHead;
 use crate::store::entry::{CachedResponse, Entry, VariantIndex};
 use crate::store::StoreError;
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// A response head that may be stored, with its freshness and the request
-/// headers it varies on. Made only by [`Cache::check_storable`] and consumed
+/// headers it varies on. Made only by [`Cache::admit`] and consumed
 /// by [`Cache::store`].
 #[derive(Debug, Clone)]
 pub(crate) struct Admission {
@@ -41,7 +41,7 @@ impl Admission {
 
 /// What became of a response that went to the origin, for its label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Storage {
+pub(crate) enum StoreOutcome {
     /// Stored.
     Stored,
     /// Not stored, for this reason.
@@ -73,7 +73,7 @@ impl Cache {
     /// Step 6, before the body is read: whether a response with `status` and
     /// `headers` may be stored for `plan`, and for how long. A refusal is
     /// counted.
-    pub(crate) fn check_storable(
+    pub(crate) fn admit(
         &self,
         plan: &Plan,
         status: StatusCode,
@@ -102,7 +102,7 @@ impl Cache {
         if !freshness.explicit && plan.rule.heuristic_freshness() {
             freshness.lifetime = heuristic_lifetime(headers, received_at).min(plan.rule.ttl());
         }
-        let vary = check_storable(facts, self.rule_facts(plan), status, headers, &freshness)?;
+        let vary = may_store(facts, self.rule_facts(plan), status, headers, &freshness)?;
         Ok(Admission {
             freshness,
             received_at,
