@@ -3,7 +3,6 @@
 
 use super::route::Plan;
 use crate::cache::Cache;
-use crate::key::variant_key;
 use crate::protocol::cache_control::CacheControl;
 use crate::protocol::conditional::etag_for_body;
 use crate::protocol::freshness::{forbids_stale, freshness, heuristic_lifetime, Freshness};
@@ -241,13 +240,7 @@ impl Cache {
                 .with_tags(Arc::from(vec![plan.uri_term(self.inner.key_host)])),
         }
         .with_one_more();
-        let key = variant_key(
-            &plan.key,
-            index.generation(),
-            index.names(),
-            req,
-            &self.inner.identity,
-        );
+        let key = self.variant_key(plan, &index, req);
         store
             .insert(cache, &plan.key, Entry::Variants(Arc::new(index)))
             .await?;

@@ -9,7 +9,7 @@ use crate::key::CacheKey;
 use crate::protocol::cache_status::ForwardReason;
 use crate::request::RequestHead;
 use crate::stats::Counters;
-use crate::store::entry::{CachedResponse, Entry};
+use crate::store::entry::{CachedResponse, Entry, VariantIndex};
 use crate::store::StoreError;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -93,13 +93,7 @@ impl Cache {
         let cache = plan.rule.cache();
         let found = match store.get(cache, &plan.key, now).await {
             Ok(Some(Entry::Variants(index))) => {
-                let key = variant_key(
-                    &plan.key,
-                    index.generation(),
-                    index.names(),
-                    req,
-                    &self.inner.identity,
-                );
+                let key = self.variant_key(plan, &index, req);
                 let found = store.get(cache, &key, now).await;
                 Found::Variant(found, key)
             }
@@ -128,19 +122,30 @@ impl Cache {
         let cache = plan.rule.cache();
         let found = match store.get_now(cache, &plan.key, now)? {
             Ok(Some(Entry::Variants(index))) => {
-                let key = variant_key(
-                    &plan.key,
-                    index.generation(),
-                    index.names(),
-                    req,
-                    &self.inner.identity,
-                );
+                let key = self.variant_key(plan, &index, req);
                 let found = store.get_now(cache, &key, now)?;
                 Found::Variant(found, key)
             }
             found => Found::Primary(found),
         };
         Some(self.record_lookup(plan, found, now, count))
+    }
+
+    /// The key of the variant `req` selects under `index`: the lookup's and
+    /// the store's one derivation, so both find the same entry.
+    pub(super) fn variant_key(
+        &self,
+        plan: &Plan,
+        index: &VariantIndex,
+        req: &dyn RequestHead,
+    ) -> CacheKey {
+        variant_key(
+            &plan.key,
+            index.generation(),
+            index.names(),
+            req,
+            &self.inner.identity,
+        )
     }
 
     fn record_lookup(&self, plan: &Plan, found: Found, now: SystemTime, count: bool) -> Lookup {
