@@ -47,6 +47,9 @@ struct Settings {
     forwarded_headers: bool,
     preserve_host: bool,
     via: HeaderValue,
+    /// `Via` for a response received in HTTP/1.0 (RFC 9110 §7.6.3 names
+    /// the protocol each hop received).
+    via_http10: HeaderValue,
 }
 
 /// Forwards requests to one upstream. Never fails: an unreachable upstream
@@ -76,6 +79,8 @@ impl Upstream {
         let parts = config.upstream.clone().into_parts();
         let via = HeaderValue::try_from(format!("1.1 {}", config.via))
             .unwrap_or_else(|_| HeaderValue::from_static("1.1 cachet"));
+        let via_http10 = HeaderValue::try_from(format!("1.0 {}", config.via))
+            .unwrap_or_else(|_| HeaderValue::from_static("1.0 cachet"));
         Self {
             client,
             settings: Arc::new(Settings {
@@ -85,6 +90,7 @@ impl Upstream {
                 forwarded_headers: config.forwarded_headers,
                 preserve_host: config.preserve_host,
                 via,
+                via_http10,
             }),
         }
     }
@@ -133,7 +139,16 @@ impl tower::Service<Request<Incoming>> for Upstream {
             };
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            parts.headers.append(header::VIA, settings.via.clone());
+            let via = if parts.version == http::Version::HTTP_10 {
+                &settings.via_http10
+            } else {
+                &settings.via
+            };
+            parts.headers.append(header::VIA, via.clone());
+            // The client hears the proxy's own version, not the origin's
+            // (RFC 9110 §6.2): an HTTP/1.0 origin must not downgrade the
+            // client's connection or close it after every miss.
+            parts.version = http::Version::HTTP_11;
             Ok(Response::from_parts(parts, body.boxed()))
         })
     }

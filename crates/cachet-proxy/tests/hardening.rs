@@ -2,7 +2,8 @@
 //! 127.0.0.1, in front of an origin that reflects what it receives: what
 //! the key normalizes the origin receives normalized; the admin listener
 //! is bounded like the proxied port; malformed requests are answered 400;
-//! a forged dump is never restored; client revalidations are coalesced.
+//! a forged dump is never restored; client revalidations are coalesced;
+//! an HTTP/1.0 origin neither downgrades nor closes the client's connection.
 //! Each asserts what the victim or the operator gets. Connection tests
 //! wait in real time, on timeouts of a second or two.
 
@@ -479,4 +480,65 @@ async fn client_no_cache_can_be_ignored() {
     let bodies = burst(proxy.addr, "/fresh", 50).await;
     assert!(bodies.iter().all(|body| body == "original"));
     assert_eq!(origin.calls(), 1, "answered from the cache");
+}
+
+/// An origin that speaks HTTP/1.0: one answer per connection, then close.
+async fn http10_origin() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap_or(0) == 1
+                {
+                    head.push(byte[0]);
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.0 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// One response read off `stream`, whose body is `Content-Length: 2`.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    let complete = |answer: &[u8]| {
+        answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .is_some_and(|end| answer.len() == end + 4 + 2)
+    };
+    while !complete(&answer) {
+        match tokio::time::timeout(BOUND, stream.read(&mut byte)).await {
+            Ok(Ok(1)) => answer.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_from_an_http10_origin_is_sent_in_the_proxys_own_version_rfc9110_6_2() {
+    let dir = dir("http10");
+    let proxy = start(&config(&dir, ""), http10_origin().await).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    // A miss forwarded from the HTTP/1.0 origin, then a hit, on one
+    // persistent connection: the miss must not downgrade or close it.
+    for expected in ["stored", "hit"] {
+        stream
+            .write_all(b"GET /old HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_response(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains(expected), "{answer}");
+        assert!(answer.contains("via: 1.0 cachet"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+    }
 }
