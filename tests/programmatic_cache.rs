@@ -331,3 +331,52 @@ fn no_rule_may_store_responses_in_the_values_cache() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn named_value_caches_keep_their_own_budget_ttl_and_patterns() {
+    let cache = Cache::from_toml(
+        r#"
+        [caches.user]
+        max_bytes = "1MiB"
+        ttl = "10m"
+
+        [caches.pages]
+        max_bytes = "1MiB"
+        ttl = "1m"
+
+        [[rules]]
+        path = '^/pages/'
+        cache = "pages"
+        "#,
+    )
+    .unwrap();
+    let users = cache.values_in("user").unwrap();
+    let values = cache.values();
+    assert_eq!(users.default_ttl(), Duration::from_secs(600));
+    let info = users.info().await;
+    assert_eq!((info.cache.as_str(), info.max_bytes), ("user", 1024 * 1024));
+
+    users.set("user:1", &"ada", MINUTE).await.unwrap();
+    values.set("user:1", &"other", MINUTE).await.unwrap();
+    // One key in two value caches: two values, and a pattern deletion in
+    // one never reaches the other.
+    assert_eq!(users.get::<String>("user:1").await.unwrap().unwrap(), "ada");
+    assert_eq!(users.delete_pattern("*").await.unwrap(), 1);
+    assert_eq!(
+        values.get::<String>("user:1").await.unwrap().unwrap(),
+        "other"
+    );
+    assert_eq!(values.keys_like("*").await.unwrap(), ["user:1"]);
+
+    // Handles for one name share their computations in flight.
+    let again = cache.values_in("user").unwrap();
+    assert_eq!(again.cache_name(), "user");
+
+    let rule_cache = cache.values_in("pages").unwrap_err().to_string();
+    assert!(
+        rule_cache.contains("`^/pages/` stores responses"),
+        "{rule_cache}"
+    );
+    let unknown = cache.values_in("nope").unwrap_err().to_string();
+    assert!(unknown.contains("default, user, values"), "{unknown}");
+}

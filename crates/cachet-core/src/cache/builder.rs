@@ -338,14 +338,28 @@ impl CacheBuilder {
                 });
             }
         }
-        let values = ValueCache::new(
-            Arc::clone(&store),
-            Arc::clone(&self.clock),
-            self.codec,
-            self.identity.clone(),
-            caches.get(VALUES_CACHE).map_or(0, |spec| spec.max_bytes),
-            caches.keys().cloned().collect(),
-        );
+        // Every named cache no rule stores responses in holds values.
+        let value_caches: BTreeMap<String, ValueCache> = caches
+            .iter()
+            .filter(|(name, _)| {
+                !rules
+                    .rules()
+                    .iter()
+                    .any(|rule| rule.cache() == name.as_str())
+            })
+            .map(|(name, spec)| {
+                let values = ValueCache::new(
+                    name,
+                    *spec,
+                    Arc::clone(&store),
+                    Arc::clone(&self.clock),
+                    self.codec,
+                    self.identity.clone(),
+                    caches.keys().cloned().collect(),
+                );
+                (name.clone(), values)
+            })
+            .collect();
         let counters: HashMap<String, Arc<Counters>> = caches
             .keys()
             .map(|name| (name.clone(), Arc::default()))
@@ -369,7 +383,7 @@ impl CacheBuilder {
                 status_headers: self.status_headers,
                 tags: self.tags,
                 key_host: self.key_host,
-                values,
+                value_caches,
                 purges: Purges::default(),
                 limits: self.limits,
                 started,

@@ -13,7 +13,8 @@ pub(crate) use self::builder::Limits;
 pub(crate) use self::builder::DEFAULT_MAX_KEY_BYTES;
 
 use crate::clock::SharedClock;
-use crate::config::rules::RuleSet;
+use crate::config::rules::{RuleSet, VALUES_CACHE};
+use crate::config::ConfigError;
 use crate::engine::coalesce::Coalescer;
 use crate::identity::Identity;
 use crate::protocol::cache_status::StatusHeaders;
@@ -80,7 +81,9 @@ pub(crate) struct Inner {
     pub(crate) status_headers: StatusHeaders,
     pub(crate) tags: TagSettings,
     pub(crate) key_host: bool,
-    pub(crate) values: ValueCache,
+    /// The value caches: every named cache no rule stores responses in,
+    /// `values` among them.
+    pub(crate) value_caches: BTreeMap<String, ValueCache>,
     pub(crate) coalescer: Arc<Coalescer>,
     pub(crate) purges: Purges,
     pub(crate) limits: Limits,
@@ -105,6 +108,49 @@ impl Cache {
 
     /// The programmatic cache: typed values in the named cache `values`.
     pub fn values(&self) -> ValueCache {
-        self.inner.values.clone()
+        self.inner.value_caches[VALUES_CACHE].clone()
+    }
+
+    /// The typed values of the named cache `name`, with its own budget and
+    /// default TTL (Django's `caches['user']`). Any cache that no rule
+    /// stores responses in holds values; a cache of HTTP responses does
+    /// not, so that its pattern deletions and listings never mix the two.
+    ///
+    /// ```
+    /// let cache = cachet_core::Cache::from_toml(r#"
+    ///     [caches.user]
+    ///     max_bytes = "8MiB"
+    ///     ttl = "10m"
+    /// "#)?;
+    /// let users = cache.values_in("user")?;
+    /// assert_eq!(users.default_ttl(), std::time::Duration::from_secs(600));
+    /// assert!(cache.values_in("nope").is_err());
+    /// # Ok::<(), cachet_core::ConfigError>(())
+    /// ```
+    pub fn values_in(&self, name: &str) -> Result<ValueCache, ConfigError> {
+        if let Some(values) = self.inner.value_caches.get(name) {
+            return Ok(values.clone());
+        }
+        let reason = match self
+            .inner
+            .rules
+            .rules()
+            .iter()
+            .find(|rule| rule.cache() == name)
+        {
+            Some(rule) => format!(
+                "rule `{}` stores responses in it; values need a cache no rule stores in",
+                rule.rule().path
+            ),
+            None => {
+                let known: Vec<&str> = self.inner.value_caches.keys().map(String::as_str).collect();
+                format!("no such cache; the value caches are {}", known.join(", "))
+            }
+        };
+        Err(ConfigError::Cache {
+            name: name.to_owned(),
+            field: "values".into(),
+            reason,
+        })
     }
 }

@@ -10,6 +10,7 @@ use crate::stats::{CacheStats, Health, KeyStats, ListedKey, PurgeKind, StatsSnap
 use crate::store::entry::Entry;
 use crate::store::CacheSpec;
 use crate::store::StoreError;
+use crate::values::ValueCache;
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -214,7 +215,13 @@ impl Cache {
         StatsSnapshot {
             uptime_secs: uptime.as_secs(),
             caches,
-            bookkeeping_bytes: self.inner.coalescer.heap_bytes() + self.inner.values.heap_bytes(),
+            bookkeeping_bytes: self.inner.coalescer.heap_bytes()
+                + self
+                    .inner
+                    .value_caches
+                    .values()
+                    .map(ValueCache::heap_bytes)
+                    .sum::<u64>(),
             purges: self.inner.purges.snapshot(),
         }
     }

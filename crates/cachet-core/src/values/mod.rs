@@ -5,7 +5,11 @@
 //! [`ValueCache`] is its own handle ([`Cache::values`](crate::Cache::values))
 //! over its own named cache, `values` (16 MiB unless configured under
 //! `[caches.values]`): its patterns, key listings and deletions never reach
-//! an HTTP entry, and no rule may store responses there. Values are
+//! an HTTP entry, and no rule may store responses there. Any other named
+//! cache that no rule stores responses in is a value cache of its own,
+//! with its own budget and default TTL ([`Cache::values_in`](crate::Cache::values_in),
+//! Django's `caches['user']`); each one's patterns, listings and clears stay
+//! within it. Values are
 //! serialized with serde — [`Codec::Binary`] (postcard, compact) by
 //! default, [`Codec::Json`] on request — under the cache's clock and store.
 //!
@@ -49,11 +53,10 @@ pub use self::key::ValueKey;
 
 use self::flights::Flights;
 use crate::clock::SharedClock;
-use crate::config::rules::VALUES_CACHE;
 use crate::identity::Identity;
 use crate::key::CacheKey;
 use crate::store::entry::{Entry, ValueEntry};
-use crate::store::{Store, StoreError, StoreUsage};
+use crate::store::{CacheSpec, Store, StoreError, StoreUsage};
 use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -80,28 +83,36 @@ pub struct ValuesInfo {
     /// This instance's memory: live values, bytes held, and what was
     /// dropped.
     pub usage: StoreUsage,
-    /// The memory budget of the `values` cache.
+    /// The named cache the values live in (`values` unless
+    /// [`Cache::values_in`](crate::Cache::values_in) chose another).
+    pub cache: String,
+    /// Its memory budget.
     pub max_bytes: u64,
+    /// Its default TTL: what `#[cached]` without `ttl` stores values for.
+    pub default_ttl: Duration,
     /// A tier the store works without just now, and why (Redis down).
     pub degraded: Option<String>,
 }
 
-/// The programmatic cache: typed values with a TTL, in the named cache
-/// `values`. Made by [`Cache::values`](crate::Cache::values); clones share
-/// everything (the store, and the computations in flight).
+/// The programmatic cache: typed values with a TTL, in one named cache
+/// (`values`, or the one [`Cache::values_in`](crate::Cache::values_in)
+/// names). Made by [`Cache`](crate::Cache); clones share everything (the
+/// store, and the computations in flight).
 #[derive(Clone)]
 pub struct ValueCache {
     shared: Arc<Shared>,
 }
 
 struct Shared {
+    /// The named cache the values live in.
+    cache: Arc<str>,
     store: Arc<dyn Store>,
     clock: SharedClock,
     codec: Codec,
     identity: Identity,
     flights: Flights,
-    /// The `values` cache's budget.
-    max_bytes: u64,
+    /// The named cache's budget and default TTL.
+    spec: CacheSpec,
     /// Every named cache, for evictions by tag (a tag reaches HTTP entries
     /// too, so that a write purges the pages that show what it changed).
     caches: Vec<String>,
@@ -110,33 +121,47 @@ struct Shared {
 impl fmt::Debug for ValueCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValueCache")
-            .field("cache", &VALUES_CACHE)
+            .field("cache", &self.shared.cache)
             .field("codec", &self.shared.codec)
             .finish_non_exhaustive()
     }
 }
 
 impl ValueCache {
-    /// The handle a [`Cache`](crate::Cache) builds over its store.
+    /// The handle a [`Cache`](crate::Cache) builds over its store, for
+    /// the named cache `cache` configured as `spec`.
     pub(crate) fn new(
+        cache: &str,
+        spec: CacheSpec,
         store: Arc<dyn Store>,
         clock: SharedClock,
         codec: Codec,
         identity: Identity,
-        max_bytes: u64,
         caches: Vec<String>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
+                cache: Arc::from(cache),
                 store,
                 clock,
                 codec,
                 identity,
                 flights: Flights::default(),
-                max_bytes,
+                spec,
                 caches,
             }),
         }
+    }
+
+    /// The named cache the values live in.
+    pub fn cache_name(&self) -> &str {
+        &self.shared.cache
+    }
+
+    /// How long values are kept when no TTL is given (`#[cached]` without
+    /// `ttl`): the named cache's `ttl`.
+    pub fn default_ttl(&self) -> Duration {
+        self.shared.spec.ttl
     }
 
     /// The heap the computations in flight hold.
@@ -147,7 +172,7 @@ impl ValueCache {
     async fn stored_value(&self, key: &str) -> Result<Option<Arc<ValueEntry>>, StoreError> {
         let now = self.shared.clock.now();
         let key = CacheKey::from_raw(key);
-        match self.shared.store.get(VALUES_CACHE, &key, now).await? {
+        match self.shared.store.get(&self.shared.cache, &key, now).await? {
             Some(Entry::Value(value)) if value.expires_at() > now => Ok(Some(value)),
             _ => Ok(None),
         }
@@ -190,7 +215,11 @@ impl ValueCache {
     async fn put_value(&self, key: &str, value: ValueEntry) -> Result<(), ValueError> {
         let key = CacheKey::from_raw(key);
         let value = Entry::Value(Arc::new(value));
-        Ok(self.shared.store.insert(VALUES_CACHE, &key, value).await?)
+        Ok(self
+            .shared
+            .store
+            .insert(&self.shared.cache, &key, value)
+            .await?)
     }
 
     /// Whether a live value is under `key`.
@@ -232,7 +261,7 @@ impl ValueCache {
         let stored = self
             .shared
             .store
-            .get_many(VALUES_CACHE, &cache_keys, now)
+            .get_many(&self.shared.cache, &cache_keys, now)
             .await?;
         let mut found = HashMap::with_capacity(keys.len());
         for (key, entry) in keys.iter().zip(stored) {
@@ -261,7 +290,11 @@ impl ValueCache {
             let value = Entry::Value(Arc::new(ValueEntry::new(bytes, now, ttl)));
             entries.push((CacheKey::from_raw(key.as_ref()), value));
         }
-        Ok(self.shared.store.insert_many(VALUES_CACHE, entries).await?)
+        Ok(self
+            .shared
+            .store
+            .insert_many(&self.shared.cache, entries)
+            .await?)
     }
 
     /// The keys of the live values that the glob `pattern` matches whole
@@ -271,7 +304,7 @@ impl ValueCache {
         let mut keys: Vec<String> = self
             .shared
             .store
-            .keys(VALUES_CACHE)
+            .keys(&self.shared.cache)
             .await?
             .into_iter()
             .filter(|key| regex.is_match(key.as_str()))
@@ -286,9 +319,9 @@ impl ValueCache {
     pub async fn delete_pattern(&self, pattern: &str) -> Result<usize, ValueError> {
         let regex = glob_regex(pattern).map_err(|e| ValueError::Encode(e.to_string()))?;
         let mut removed = 0;
-        for key in self.shared.store.keys(VALUES_CACHE).await? {
+        for key in self.shared.store.keys(&self.shared.cache).await? {
             if regex.is_match(key.as_str()) {
-                removed += usize::from(self.shared.store.remove(VALUES_CACHE, &key).await?);
+                removed += usize::from(self.shared.store.remove(&self.shared.cache, &key).await?);
             }
         }
         Ok(removed)
@@ -297,12 +330,12 @@ impl ValueCache {
     /// Deletes the value under `key`; whether there was one.
     pub async fn delete(&self, key: &str) -> Result<bool, ValueError> {
         let key = CacheKey::from_raw(key);
-        Ok(self.shared.store.remove(VALUES_CACHE, &key).await?)
+        Ok(self.shared.store.remove(&self.shared.cache, &key).await?)
     }
 
     /// Removes every value.
     pub async fn clear(&self) -> Result<(), ValueError> {
-        Ok(self.shared.store.clear(VALUES_CACHE).await?)
+        Ok(self.shared.store.clear(&self.shared.cache).await?)
     }
 
     /// Checks that the store answers now — Redis too, with a round trip,
@@ -311,7 +344,7 @@ impl ValueCache {
     /// memory meanwhile.
     pub async fn ping(&self) -> Result<(), ValueError> {
         let now = self.shared.clock.now();
-        match crate::store::check_health(&*self.shared.store, VALUES_CACHE, now).await? {
+        match crate::store::check_health(&*self.shared.store, &self.shared.cache, now).await? {
             None => Ok(()),
             Some(degraded) => Err(StoreError::new(degraded).into()),
         }
@@ -332,15 +365,17 @@ impl ValueCache {
     pub async fn info(&self) -> ValuesInfo {
         let store = &self.shared.store;
         let now = self.shared.clock.now();
-        let degraded = match crate::store::check_health(&**store, VALUES_CACHE, now).await {
+        let degraded = match crate::store::check_health(&**store, &self.shared.cache, now).await {
             Ok(degraded) => degraded,
             Err(error) => Some(error.to_string()),
         };
         ValuesInfo {
             store: store.describe(),
             shared: store.shared().is_some(),
-            usage: store.usage(VALUES_CACHE).unwrap_or_default(),
-            max_bytes: self.shared.max_bytes,
+            usage: store.usage(&self.shared.cache).unwrap_or_default(),
+            cache: self.shared.cache.to_string(),
+            max_bytes: self.shared.spec.max_bytes,
+            default_ttl: self.shared.spec.ttl,
             degraded,
         }
     }
@@ -412,11 +447,11 @@ impl ValueCache {
         let cache_key = CacheKey::from_raw(key);
         if let Some(shared) = shared {
             if shared
-                .before_fetch(VALUES_CACHE, &cache_key, COMPUTE_WAIT)
+                .before_fetch(&self.shared.cache, &cache_key, COMPUTE_WAIT)
                 .await
             {
                 if let Some(value) = self.cached_value(key).await {
-                    shared.fetch_done(VALUES_CACHE, &cache_key).await;
+                    shared.fetch_done(&self.shared.cache, &cache_key).await;
                     return Ok(value);
                 }
             }
@@ -430,7 +465,7 @@ impl ValueCache {
             }
         }
         if let Some(shared) = shared {
-            shared.fetch_done(VALUES_CACHE, &cache_key).await;
+            shared.fetch_done(&self.shared.cache, &cache_key).await;
         }
         computed
     }
