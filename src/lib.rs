@@ -9,6 +9,7 @@
 //! | feature | default | what it brings |
 //! |---|---|---|
 //! | — | always | [`cachet-core`](cachet_core): the [`Cache`] handle, rules, named caches, and the modules [`config`], [`stats`], [`values`] (the programmatic cache), [`persistence`] (dumps), [`store`] and [`adapter`] (the step API); [`admin`], the management API; [`Config`], a whole file read once |
+//! | `macros` | yes | [`cached`] and [`cache_evict`]: cache an `async fn`'s result, evict around it (with [`install`], the process-wide handle they use) |
 //! | `tower` | yes | [`CacheLayer`] and [`InvalidationLayer`] for tower/axum/hyper; `cachet::tower` has their services, futures and bodies |
 //! | `actix` | no | `cachet::actix`: the [`cachet-actix`](https://docs.rs/cachet-actix) middleware (`ResponseCache`, `CacheInvalidation`) for actix-web 4 |
 //! | `redis` | no | `cachet::redis`: the [`cachet-redis`](https://docs.rs/cachet-redis) tier — one Redis shared by every instance, purges that reach them all |
@@ -47,7 +48,15 @@ pub use cachet_core::{
     ConfigError, Identity, Rule, UserId, Validators, Visibility, CACHE_TAG,
 };
 
+#[cfg(feature = "macros")]
+mod function_cache;
 mod setup;
+
+#[cfg(feature = "macros")]
+pub use crate::function_cache::{cache_evict, cached};
+#[doc(hidden)]
+pub use cachet_core::memo as __private;
+pub use cachet_core::{install, installed};
 
 pub use crate::setup::{Built, Config};
 

@@ -67,6 +67,8 @@ pub mod config;
 mod engine;
 mod identity;
 mod key;
+#[doc(hidden)]
+pub mod memo;
 pub mod persistence;
 mod protocol;
 mod request;
@@ -78,7 +80,7 @@ mod units;
 pub mod values;
 mod weight;
 
-pub use crate::cache::{Cache, CacheBuilder};
+pub use crate::cache::{install, installed, Cache, CacheBuilder};
 pub use crate::config::rules::Rule;
 pub use crate::config::ConfigError;
 pub use crate::identity::Identity;

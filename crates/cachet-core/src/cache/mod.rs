@@ -5,12 +5,14 @@
 
 mod builder;
 mod config;
+mod installed;
 mod operations;
 
 pub use self::builder::CacheBuilder;
 pub(crate) use self::builder::Limits;
 #[cfg(test)]
 pub(crate) use self::builder::DEFAULT_MAX_KEY_BYTES;
+pub use self::installed::{install, installed};
 
 use crate::clock::SharedClock;
 use crate::config::rules::{RuleSet, VALUES_CACHE};

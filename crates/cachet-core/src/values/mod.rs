@@ -433,6 +433,28 @@ impl ValueCache {
         Fut: Future<Output = Result<T, E>>,
         U: FnOnce(&T) -> bool,
     {
+        self.get_or_compute_tagged(key, ttl, &[], unless, compute)
+            .await
+    }
+
+    /// [`get_or_compute_unless`](Self::get_or_compute_unless) that stores the
+    /// value under `tags`, so that [`Evict::tag`] and
+    /// [`Cache::purge_tag`](crate::Cache::purge_tag) reach it (what
+    /// `#[cached(tags = [...])]` expands to).
+    pub async fn get_or_compute_tagged<T, E, F, Fut, U>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        tags: &[&str],
+        unless: U,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        U: FnOnce(&T) -> bool,
+    {
         if let Some(value) = self.cached_value(key).await {
             return Ok(value);
         }
@@ -459,7 +481,7 @@ impl ValueCache {
         let computed = compute().await;
         if let Ok(value) = &computed {
             if !unless(value) {
-                if let Err(error) = self.set(key, value, ttl).await {
+                if let Err(error) = self.set_tagged(key, value, ttl, tags).await {
                     tracing::warn!(%error, key, "storing a computed value failed");
                 }
             }
@@ -468,6 +490,38 @@ impl ValueCache {
             shared.fetch_done(&self.shared.cache, &cache_key).await;
         }
         computed
+    }
+
+    /// The key `#[cached]` stores `function`'s result under by default for
+    /// `arguments` (a tuple of them, `self` left out): the function's path,
+    /// then the arguments in this cache's codec — JSON as it is, binary in
+    /// hex — or, past 128 bytes, their BLAKE3 hash. With it, a value a
+    /// `#[cached]` function stored can be read or deleted by hand.
+    ///
+    /// ```
+    /// let values = cachet_core::Cache::builder().build()?.values();
+    /// let key = values.function_key("shop::get_user", &(42_u64, "en"))?;
+    /// assert_eq!(key, "shop::get_user:2a02656e");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn function_key<A: Serialize + ?Sized>(
+        &self,
+        function: &str,
+        arguments: &A,
+    ) -> Result<String, ValueError> {
+        const LONGEST: usize = 128;
+        let encoded = self.shared.codec.encode(arguments)?;
+        let written = match self.shared.codec {
+            Codec::Json => String::from_utf8_lossy(&encoded).into_owned(),
+            Codec::Binary => hex(&encoded),
+        };
+        if written.len() <= LONGEST {
+            return Ok(format!("{function}:{written}"));
+        }
+        Ok(format!(
+            "{function}:blake3-{}",
+            blake3::hash(&encoded).to_hex()
+        ))
     }
 
     /// The value under `key`, reading failures as a miss.
@@ -521,6 +575,17 @@ impl ValueCache {
         }
         operation.await
     }
+}
+
+/// `bytes` in lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
 }
 
 /// A glob (`*`, `?`) as an anchored regex over whole keys.

@@ -1,0 +1,183 @@
+//! What `#[cached]` and `#[cache_evict]` expand to, through the facade's
+//! `cachet::__private`. Not an API: the attributes are.
+//!
+//! Every path here fails open: a missing handle, an unknown named cache, a
+//! key that cannot be encoded or a store error runs the function's body as
+//! if it were not cached, and says why in the log (once per function for
+//! the setup errors, which would otherwise repeat on every call).
+
+use crate::cache::installed;
+use crate::values::{Evict, ValueCache};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::borrow::Borrow;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+
+pub use std::sync::atomic::AtomicBool;
+pub use std::time::Duration;
+
+/// `values = expr`: the value cache the attribute names.
+pub fn explicit<V: Borrow<ValueCache>>(values: V) -> Option<ValueCache> {
+    Some(values.borrow().clone())
+}
+
+/// The installed handle's value cache — `values`, or the named `cache` —
+/// or `None` (logged once per function) when there is none.
+pub fn installed_values(
+    cache: Option<&str>,
+    function: &str,
+    warned: &'static AtomicBool,
+) -> Option<ValueCache> {
+    let warn = |why: &dyn std::fmt::Display| {
+        if !warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(function, "not cached: {why}; the body runs on every call");
+        }
+    };
+    let Some(handle) = installed() else {
+        warn(&"no cache is installed (call cachet::install at start-up)");
+        return None;
+    };
+    match cache {
+        None => Some(handle.values()),
+        Some(name) => match handle.values_in(name) {
+            Ok(values) => Some(values),
+            Err(error) => {
+                warn(&error);
+                None
+            }
+        },
+    }
+}
+
+/// An argument of the default key, which must be `Serialize` (the
+/// compiler's error points at the argument that is not).
+pub fn key_argument<T: Serialize + ?Sized>(argument: &T) -> &T {
+    argument
+}
+
+/// The default key ([`ValueCache::function_key`]), or `None` (logged)
+/// when an argument fails to encode.
+pub fn default_key<A: Serialize + ?Sized>(
+    values: &ValueCache,
+    function: &str,
+    arguments: &A,
+) -> Option<String> {
+    match values.function_key(function, arguments) {
+        Ok(key) => Some(key),
+        Err(error) => {
+            tracing::warn!(function, %error, "not cached: the arguments do not encode");
+            None
+        }
+    }
+}
+
+/// The body's future, its output fixed to the function's return type (so
+/// that `?` in the body converts errors as the function would).
+pub fn typed<O, F: Future<Output = O>>(body: F) -> F {
+    body
+}
+
+/// A function returning `Result<T, E>`: only `Ok` is stored.
+pub async fn result<T, E, F>(
+    values: Option<ValueCache>,
+    key: Option<String>,
+    ttl: Option<Duration>,
+    tags: &[String],
+    unless: impl FnOnce(&T) -> bool,
+    body: F,
+) -> Result<T, E>
+where
+    T: Serialize + DeserializeOwned,
+    F: Future<Output = Result<T, E>>,
+{
+    let (Some(values), Some(key)) = (values, key) else {
+        return body.await;
+    };
+    let ttl = ttl.unwrap_or_else(|| values.default_ttl());
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    values
+        .get_or_compute_tagged(&key, ttl, &tags, unless, || body)
+        .await
+}
+
+/// What `None` becomes while an `Option` is computed: an outcome never stored.
+#[derive(Debug)]
+pub struct Absent;
+
+/// A function returning `Option<T>`: only `Some` is stored (`cache_none`
+/// stores the whole `Option` through [`value`] instead).
+pub async fn option<T, F>(
+    values: Option<ValueCache>,
+    key: Option<String>,
+    ttl: Option<Duration>,
+    tags: &[String],
+    unless: impl FnOnce(&T) -> bool,
+    body: F,
+) -> Option<T>
+where
+    T: Serialize + DeserializeOwned,
+    F: Future<Output = Option<T>>,
+{
+    let body = async move { body.await.ok_or(Absent) };
+    result(values, key, ttl, tags, unless, body).await.ok()
+}
+
+/// A function returning any other `T`: every result is stored.
+pub async fn value<T, F>(
+    values: Option<ValueCache>,
+    key: Option<String>,
+    ttl: Option<Duration>,
+    tags: &[String],
+    unless: impl FnOnce(&T) -> bool,
+    body: F,
+) -> T
+where
+    T: Serialize + DeserializeOwned,
+    F: Future<Output = T>,
+{
+    let body = async move { Ok::<T, Infallible>(body.await) };
+    match result(values, key, ttl, tags, unless, body).await {
+        Ok(value) => value,
+        Err(never) => match never {},
+    }
+}
+
+/// `#[cache_evict]` on a function returning `Result`: evicts before the
+/// body, or after it only when it returns `Ok`.
+pub async fn evict_result<T, E, F>(
+    values: Option<ValueCache>,
+    evict: Evict,
+    before: bool,
+    body: F,
+) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    match (values, before) {
+        (None, _) => body.await,
+        (Some(values), true) => values.evict_before(&evict, body).await,
+        (Some(values), false) => values.evict_after(&evict, body).await,
+    }
+}
+
+/// `#[cache_evict]` on a function returning anything else: evicts before
+/// or after the body.
+pub async fn evict_value<T, F>(values: Option<ValueCache>, evict: Evict, before: bool, body: F) -> T
+where
+    F: Future<Output = T>,
+{
+    let body = async move { Ok::<T, Infallible>(body.await) };
+    match evict_result(values, evict, before, body).await {
+        Ok(value) => value,
+        Err(never) => match never {},
+    }
+}
+
+/// A `#[cached]` function's path, from the type name of the item the
+/// expansion declares inside it (`shop::get_user::__cachet_here`): unique
+/// per function, methods of different types apart.
+pub fn function_name(here: &'static str) -> &'static str {
+    here.strip_suffix("::__cachet_here").unwrap_or(here)
+}
