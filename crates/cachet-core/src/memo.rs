@@ -7,13 +7,16 @@
 //! the setup errors, which would otherwise repeat on every call).
 
 use crate::cache::installed;
-use crate::values::{Evict, ValueCache};
+use crate::values::{Evict, ValueCache, ValueError};
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::Ordering;
+
+pub use std::sync::OnceLock;
 
 pub use std::sync::atomic::AtomicBool;
 pub use std::time::Duration;
@@ -51,21 +54,27 @@ pub fn installed_values(
     }
 }
 
-/// An argument of the default key, which must be `Serialize` (the
-/// compiler's error points at the argument that is not).
-pub fn key_argument<T: Serialize + ?Sized>(argument: &T) -> &T {
-    argument
+/// One argument of the default key, encoded, which must be `Serialize`
+/// (the compiler's error points at the argument that is not).
+pub fn key_part<T: Serialize + ?Sized>(
+    values: &ValueCache,
+    argument: &T,
+) -> Result<Bytes, ValueError> {
+    values.encode_key_part(argument)
 }
 
-/// The default key ([`ValueCache::function_key`]), or `None` (logged)
-/// when an argument fails to encode.
-pub fn default_key<A: Serialize + ?Sized>(
+/// The default key ([`ValueCache::function_key`]) from the encoded
+/// arguments, or `None` (logged) when one failed to encode.
+pub fn default_key(
     values: &ValueCache,
     function: &str,
-    arguments: &A,
+    parts: impl IntoIterator<Item = Result<Bytes, ValueError>>,
 ) -> Option<String> {
-    match values.function_key(function, arguments) {
-        Ok(key) => Some(key),
+    match parts
+        .into_iter()
+        .collect::<Result<Vec<Bytes>, ValueError>>()
+    {
+        Ok(parts) => Some(values.function_key_of_parts(function, &parts)),
         Err(error) => {
             tracing::warn!(function, %error, "not cached: the arguments do not encode");
             None
@@ -176,8 +185,12 @@ where
 }
 
 /// A `#[cached]` function's path, from the type name of the item the
-/// expansion declares inside it (`shop::get_user::__cachet_here`): unique
-/// per function, methods of different types apart.
-pub fn function_name(here: &'static str) -> &'static str {
-    here.strip_suffix("::__cachet_here").unwrap_or(here)
+/// expansion declares inside it (`shop::get_user::{{closure}}::__cachet_here`):
+/// unique per function, methods of different types apart. Read once per
+/// function into `name`.
+pub fn function_name(name: &'static OnceLock<String>, here: &'static str) -> &'static str {
+    name.get_or_init(|| {
+        let path = here.strip_suffix("::__cachet_here").unwrap_or(here);
+        path.replace("::{{closure}}", "")
+    })
 }

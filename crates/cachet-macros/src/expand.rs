@@ -67,6 +67,7 @@ pub(crate) fn cached(attribute: TokenStream, function: ItemFn) -> syn::Result<To
         local("__CACHET_WARNED"),
         local("__cachet_here"),
     );
+    let path = local("__CACHET_PATH");
     let values_cache = local("values_cache");
     let key_expr = if let Some(template) = &options.key {
         let key = template::format(template, &arguments)?;
@@ -83,9 +84,9 @@ pub(crate) fn cached(attribute: TokenStream, function: ItemFn) -> syn::Result<To
             .iter()
             .filter(|argument| Some(*argument) != skipped);
         let checked = keyed.map(|argument| {
-            quote_spanned!(argument.span()=> ::cachet::__private::key_argument(&#argument))
+            quote_spanned!(argument.span()=> ::cachet::__private::key_part(#values_cache, &#argument))
         });
-        quote!(::cachet::__private::default_key(#values_cache, #name, &(#(#checked,)*)))
+        quote!(::cachet::__private::default_key(#values_cache, #name, [#(#checked),*]))
     };
     let tag_exprs = templates(&options.tags, &arguments)?;
     let ttl = match options.ttl {
@@ -116,8 +117,12 @@ pub(crate) fn cached(attribute: TokenStream, function: ItemFn) -> syn::Result<To
             fn #here() {}
             static #warned: ::cachet::__private::AtomicBool =
                 ::cachet::__private::AtomicBool::new(false);
-            let #name: &'static str =
-                ::cachet::__private::function_name(::std::any::type_name_of_val(&#here));
+            static #path: ::cachet::__private::OnceLock<::std::string::String> =
+                ::cachet::__private::OnceLock::new();
+            let #name: &'static str = ::cachet::__private::function_name(
+                &#path,
+                ::std::any::type_name_of_val(&#here),
+            );
             let #values: ::std::option::Option<::cachet::values::ValueCache> = #source;
             let #key: ::std::option::Option<::std::string::String> = match &#values {
                 ::std::option::Option::Some(#values_cache) => #key_expr,

@@ -57,6 +57,7 @@ use crate::identity::Identity;
 use crate::key::CacheKey;
 use crate::store::entry::{Entry, ValueEntry};
 use crate::store::{CacheSpec, Store, StoreError, StoreUsage};
+use bytes::Bytes;
 use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -509,19 +510,53 @@ impl ValueCache {
         function: &str,
         arguments: &A,
     ) -> Result<String, ValueError> {
-        const LONGEST: usize = 128;
         let encoded = self.shared.codec.encode(arguments)?;
+        Ok(self.key_of_encoded(function, &encoded))
+    }
+
+    /// [`function_key`](Self::function_key) from its arguments encoded one
+    /// by one ([`Codec::encode`]), as `#[cached]` does so that the compiler
+    /// points at an argument that is not `Serialize`: the same key as the
+    /// tuple of them (a tuple is its elements in a row in postcard, a JSON
+    /// array in JSON).
+    pub(crate) fn function_key_of_parts(&self, function: &str, parts: &[Bytes]) -> String {
+        match (self.shared.codec, parts) {
+            (_, []) => self
+                .function_key(function, &())
+                .unwrap_or_else(|_| function.to_owned()),
+            (Codec::Binary, parts) => self.key_of_encoded(function, &parts.concat()),
+            (Codec::Json, parts) => {
+                let mut array = b"[".to_vec();
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        array.push(b',');
+                    }
+                    array.extend_from_slice(part);
+                }
+                array.push(b']');
+                self.key_of_encoded(function, &array)
+            }
+        }
+    }
+
+    /// Encodes one argument of a `#[cached]` function's default key.
+    pub(crate) fn encode_key_part<T: Serialize + ?Sized>(
+        &self,
+        argument: &T,
+    ) -> Result<Bytes, ValueError> {
+        self.shared.codec.encode(argument)
+    }
+
+    fn key_of_encoded(&self, function: &str, encoded: &[u8]) -> String {
+        const LONGEST: usize = 128;
         let written = match self.shared.codec {
-            Codec::Json => String::from_utf8_lossy(&encoded).into_owned(),
-            Codec::Binary => hex(&encoded),
+            Codec::Json => String::from_utf8_lossy(encoded).into_owned(),
+            Codec::Binary => hex(encoded),
         };
         if written.len() <= LONGEST {
-            return Ok(format!("{function}:{written}"));
+            return format!("{function}:{written}");
         }
-        Ok(format!(
-            "{function}:blake3-{}",
-            blake3::hash(&encoded).to_hex()
-        ))
+        format!("{function}:blake3-{}", blake3::hash(encoded).to_hex())
     }
 
     /// The value under `key`, reading failures as a miss.
