@@ -380,3 +380,69 @@ async fn named_value_caches_keep_their_own_budget_ttl_and_patterns() {
     let unknown = cache.values_in("nope").unwrap_err().to_string();
     assert!(unknown.contains("default, user, values"), "{unknown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_increments_count_exactly() {
+    let (values, _clock) = cache(Codec::Binary);
+    let increments: Vec<_> = (0..1000)
+        .map(|_| {
+            let values = values.clone();
+            tokio::spawn(async move { values.incr("hits", 1, MINUTE).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for increment in increments {
+        seen.push(increment.await.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=1000).collect::<Vec<i64>>(),
+        "each addition saw its own value"
+    );
+    assert_eq!(values.get::<i64>("hits").await.unwrap(), Some(1000));
+}
+
+#[tokio::test]
+async fn a_counter_keeps_the_window_it_was_created_with() {
+    for codec in [Codec::Binary, Codec::Json] {
+        let (values, clock) = cache(codec);
+        assert_eq!(values.incr("window", 5, MINUTE).await.unwrap(), 5);
+        clock.advance(Duration::from_secs(40));
+        assert_eq!(values.decr("window", 2, MINUTE).await.unwrap(), 3);
+        assert_eq!(
+            values.ttl("window").await.unwrap(),
+            Some(Duration::from_secs(20))
+        );
+        clock.advance(Duration::from_secs(21));
+        assert_eq!(
+            values.incr("window", 1, MINUTE).await.unwrap(),
+            1,
+            "a new window"
+        );
+        assert!(values.delete("window").await.unwrap());
+        assert_eq!(values.decr("window", 1, MINUTE).await.unwrap(), -1);
+    }
+}
+
+#[tokio::test]
+async fn counter_errors_change_nothing() {
+    let (values, _clock) = cache(Codec::Binary);
+    values.incr("big", i64::MAX, MINUTE).await.unwrap();
+    let overflow = values.incr("big", 1, MINUTE).await.unwrap_err().to_string();
+    assert!(overflow.contains("overflows"), "{overflow}");
+    assert_eq!(values.get::<i64>("big").await.unwrap(), Some(i64::MAX));
+    assert!(values.decr("big", i64::MIN, MINUTE).await.is_err());
+
+    values.set("name", &"steel", MINUTE).await.unwrap();
+    let not_counter = values
+        .incr("name", 1, MINUTE)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(not_counter.contains("holds no counter"), "{not_counter}");
+    assert_eq!(
+        values.get::<String>("name").await.unwrap().unwrap(),
+        "steel"
+    );
+}

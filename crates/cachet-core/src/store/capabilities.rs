@@ -1,6 +1,6 @@
 //! The capabilities a [`Store`](super::Store) may have besides its data:
 //! each a trait of its own, returned by the store's `immediate()`,
-//! `walker()`, `health()` or `shared()` when it has it.
+//! `walker()`, `health()`, `shared()` or `swap()` when it has it.
 
 use super::{CacheKey, Entry, StoreError};
 use std::time::{Duration, SystemTime};
@@ -72,6 +72,39 @@ pub trait Shared: Send + Sync {
     /// [`before_fetch`](Self::before_fetch), is over (stored or not).
     async fn fetch_done(&self, _cache: &str, _key: &CacheKey) {}
 }
+
+/// A store other instances write too that can replace an entry only if it
+/// is still the one read (a compare-and-swap): counters
+/// ([`ValueCache::incr`](crate::values::ValueCache::incr)) are exact across
+/// instances with it. An in-memory store needs none: its counters are
+/// exact under the value cache's per-key lock.
+#[async_trait::async_trait]
+pub trait Swap: Send + Sync {
+    /// The entry under `key` in `cache` as every instance sees it (the
+    /// shared tier's, never a local copy), if one is kept at `now`, and the
+    /// version [`swap`](Self::swap) compares against (an absent entry has
+    /// one too).
+    async fn latest(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        now: SystemTime,
+    ) -> Result<(Option<Entry>, Version), StoreError>;
+    /// Stores `value` under `key` if what is there is still `version`;
+    /// whether it did. Other instances' copies of the key are dropped.
+    async fn swap(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        version: &Version,
+        value: Entry,
+    ) -> Result<bool, StoreError>;
+}
+
+/// What a [`Swap`] store read, to compare against when it writes: opaque to
+/// the cache (the stored bytes, for a Redis tier).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Version(pub Vec<u8>);
 
 /// One of `count` disjoint parts of a cache, so that several threads can
 /// walk it at once: every value falls in exactly one part, as the store

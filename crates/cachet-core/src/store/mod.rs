@@ -18,6 +18,7 @@
 //! | [`Walk`] | `walker()` | walks entries in place, in parts on several threads: dumps |
 //! | [`Health`] | `health()` | tiers that fail on their own (a remote one): `/health` says `degraded` |
 //! | [`Shared`] | `shared()` | other instances read it: identity secrets must match; an optional fetch lock across instances |
+//! | [`Swap`] | `swap()` | other instances write it: replace an entry only if unchanged, so counters stay exact across instances |
 
 mod capabilities;
 pub(crate) mod entry;
@@ -27,7 +28,7 @@ mod moka;
 mod spec;
 pub(crate) mod wire;
 
-pub use self::capabilities::{Health, Immediate, Shared, Walk, WalkPart};
+pub use self::capabilities::{Health, Immediate, Shared, Swap, Version, Walk, WalkPart};
 pub use self::entry::{CachedResponse, Entry, Tags, ValueEntry, VariantIndex};
 pub use self::error::StoreError;
 pub use self::moka::MokaStore;
@@ -123,6 +124,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     }
     /// Being read by other instances (a shared tier), if it is.
     fn shared(&self) -> Option<&dyn Shared> {
+        None
+    }
+    /// Replacing an entry only if it is unchanged, if the store is written
+    /// by other instances too (a shared tier) and can.
+    fn swap(&self) -> Option<&dyn Swap> {
         None
     }
 }

@@ -31,7 +31,17 @@ impl Codec {
     pub(super) fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, ValueError> {
         match self {
             Self::Binary => {
-                postcard::from_bytes(bytes).map_err(|e| ValueError::Decode(e.to_string()))
+                let (value, rest) = postcard::take_from_bytes(bytes)
+                    .map_err(|e| ValueError::Decode(e.to_string()))?;
+                // Postcard reads a prefix: bytes left over mean another
+                // type was stored (a string read as an integer, say).
+                if !rest.is_empty() {
+                    return Err(ValueError::Decode(format!(
+                        "{} bytes left over: the value is of another type",
+                        rest.len()
+                    )));
+                }
+                Ok(value)
             }
             Self::Json => {
                 serde_json::from_slice(bytes).map_err(|e| ValueError::Decode(e.to_string()))
@@ -58,6 +68,15 @@ pub enum ValueError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_of_another_type_does_not_decode() {
+        let bytes = Codec::Binary.encode("steel").unwrap();
+        assert!(Codec::Binary.decode::<i64>(&bytes).is_err());
+        assert!(Codec::Json
+            .decode::<i64>(&Codec::Json.encode("steel").unwrap())
+            .is_err());
+    }
 
     #[test]
     fn both_codecs_round_trip() {

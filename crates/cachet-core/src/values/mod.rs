@@ -43,6 +43,7 @@
 //! ```
 
 mod codec;
+mod counter;
 mod evict;
 mod flights;
 mod key;
