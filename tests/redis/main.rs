@@ -371,3 +371,50 @@ async fn get_or_compute_computes_once_across_instances_with_the_lock() {
     assert_eq!((one.as_str(), two.as_str()), ("the report", "the report"));
     assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_are_exact_under_a_thousand_increments_from_two_instances() {
+    let redis = RedisServer::start();
+    let (a, b) = pair(&redis).await;
+    let minute = Duration::from_secs(60);
+    let increments: Vec<_> = (0..1000)
+        .map(|n| {
+            let values = if n % 2 == 0 {
+                a.cache.values()
+            } else {
+                b.cache.values()
+            };
+            tokio::spawn(async move { values.incr("ratelimit:10.0.0.1", 1, minute).await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for increment in increments {
+        seen.push(increment.await.unwrap().unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=1000).collect::<Vec<i64>>(),
+        "each addition saw its own value"
+    );
+    // Each instance's memory drops the other's stale copies.
+    for app in [&a, &b] {
+        eventually("both instances read 1000", || async {
+            app.cache
+                .values()
+                .get::<i64>("ratelimit:10.0.0.1")
+                .await
+                .unwrap()
+                == Some(1000)
+        })
+        .await;
+    }
+    assert_eq!(
+        b.cache
+            .values()
+            .decr("ratelimit:10.0.0.1", 1000, minute)
+            .await
+            .unwrap(),
+        0
+    );
+}

@@ -7,7 +7,9 @@ use crate::link::Link;
 use crate::listen::Listener;
 use cachet_core::clock::Clock;
 use cachet_core::store::StoreError;
-use cachet_core::store::{Entry, Health, Immediate, MokaStore, Shared, Store, StoreUsage, Walk};
+use cachet_core::store::{
+    Entry, Health, Immediate, MokaStore, Shared, Store, StoreUsage, Swap, Version, Walk,
+};
 use cachet_core::{CacheKey, CacheSpec, ConfigError};
 use redis::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -26,6 +28,14 @@ const LOCK_POLL: Duration = Duration::from_millis(20);
 /// lock that expired and was taken by another instance is not ours).
 const RELEASE: &str =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+/// Sets `KEYS[1]` to `ARGV[2]` for `ARGV[3]` ms if it still holds `ARGV[1]`
+/// (empty: absent); 1 if it did.
+const SWAP: &str = "local current = redis.call('get', KEYS[1]) \
+    if current == false then current = '' end \
+    if current ~= ARGV[1] then return 0 end \
+    redis.call('set', KEYS[1], ARGV[2], 'px', ARGV[3]) \
+    return 1";
 
 /// A [`Store`] on Redis: in [`Mode::Tiered`], each instance's memory (a
 /// [`MokaStore`]) in front of one Redis all instances share; in
@@ -491,6 +501,64 @@ impl Store for RedisStore {
 
     fn shared(&self) -> Option<&dyn Shared> {
         Some(self)
+    }
+
+    fn swap(&self) -> Option<&dyn Swap> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl Swap for RedisStore {
+    async fn latest(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        now: SystemTime,
+    ) -> Result<(Option<Entry>, Version), StoreError> {
+        self.known(cache)?;
+        let get = redis::cmd("GET")
+            .arg(self.layout.entry(cache, key.as_str()))
+            .clone();
+        let value: Option<Vec<u8>> = self.link.cmd("GET", &get).await?;
+        let entry = value.as_deref().and_then(|value| self.read(value, now));
+        Ok((entry, Version(value.unwrap_or_default())))
+    }
+
+    async fn swap(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        version: &Version,
+        value: Entry,
+    ) -> Result<bool, StoreError> {
+        self.known(cache)?;
+        let ttl = millis(value.keep_until()).saturating_sub(self.now_millis());
+        if ttl == 0 {
+            // Already past its time: there is nothing to store.
+            return Ok(true);
+        }
+        let swap = redis::cmd("EVAL")
+            .arg(SWAP)
+            .arg(1)
+            .arg(self.layout.entry(cache, key.as_str()))
+            .arg(&version.0)
+            .arg(layout::encode_entry(&value.to_bytes()))
+            .arg(ttl)
+            .clone();
+        if self.link.cmd::<i64>("EVAL", &swap).await? == 0 {
+            return Ok(false);
+        }
+        if let Some(local) = &self.local {
+            local.insert(cache, key, value).await?;
+        }
+        // Other instances' memory holds the value before this one.
+        self.publish(&Purge::Key {
+            cache: cache.to_owned(),
+            key: key.as_str().to_owned(),
+        })
+        .await;
+        Ok(true)
     }
 }
 
