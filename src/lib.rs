@@ -72,10 +72,31 @@ pub mod admin {
 }
 
 /// The Tower layers (feature `tower`, default): `cachet::tower::CacheLayer`
-/// and `InvalidationLayer` (also at the crate root), their services,
-/// futures and bodies, and `AdminService`.
+/// and `InvalidationLayer` (also at the crate root), `HandlerLayer` (see
+/// [`route`]), their services, futures and bodies, and `AdminService`.
 #[cfg(feature = "tower")]
 pub use cachet_tower as tower;
+
+/// Caching for one axum handler under a [`Rule`] written in code — no TOML,
+/// no path to match (Django's `cache_page` on one view). The same engine,
+/// semantics, invalidation and stats as a configured rule; mutations
+/// through the layer clear its entries. actix-web's counterpart is
+/// `cachet::actix::HandlerCache`.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use cachet::{Cache, Rule};
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder().build()?;
+/// let me = cachet::route(&cache, &Rule::handler().ttl(Duration::from_secs(600)).vary_by_user(true))?;
+/// let app: Router = Router::new().route("/api/me", get(|| async { "me" }).layer(me));
+/// # Ok::<(), cachet::ConfigError>(())
+/// ```
+#[cfg(feature = "tower")]
+pub fn route(cache: &Cache, rule: &Rule) -> Result<cachet_tower::HandlerLayer, ConfigError> {
+    cachet_tower::HandlerLayer::new(cache, rule)
+}
 #[cfg(feature = "tower")]
 #[doc(inline)]
 pub use cachet_tower::{CacheLayer, InvalidationLayer};

@@ -18,6 +18,38 @@ pub fn cache(rules: &str) -> (Cache, MockClock) {
     (cache, clock)
 }
 
+/// Where a handler's rule sits in a router instead of matching paths: a
+/// configured rule's regex as a route (`^/api/me$` is `/api/me`, `^/api/`
+/// everything under `/api/`), and the rule itself.
+pub struct Mount {
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub rule: cachet::Rule,
+}
+
+/// The rules of `cache` as handler routes, in order (first match wins, as
+/// routers give exact routes precedence here).
+pub fn mounts(cache: &Cache) -> Vec<Mount> {
+    cache
+        .rules()
+        .map(|rule| {
+            let path = rule
+                .path()
+                .strip_prefix('^')
+                .expect("anchored scenario rules");
+            let (exact, prefix) = match path.strip_suffix('$') {
+                Some(exact) => (Some(exact.to_owned()), None),
+                None => (None, Some(path.trim_end_matches('/').to_owned())),
+            };
+            Mount {
+                exact,
+                prefix,
+                rule: rule.clone(),
+            }
+        })
+        .collect()
+}
+
 /// An app under test: the origin, wrapped in the cache and invalidation.
 pub trait App {
     async fn send(&self, req: &Req) -> Reply;
@@ -77,6 +109,30 @@ pub mod tower {
         response
     }
 
+    impl TowerApp {
+        /// The origin behind one `HandlerLayer` per rule, each on its
+        /// route; other paths reach the origin uncached.
+        pub fn per_handler(cache: &Cache, origin: Origin) -> Self {
+            let handler = move |req: http::Request<Body>| {
+                let origin = origin.clone();
+                async move { into_response(origin.answer(origin_request(&req)).await) }
+            };
+            let mut router = axum::Router::new();
+            for mount in mounts(cache) {
+                let layer = cachet::route(cache, &mount.rule).unwrap();
+                let route = axum::routing::any(handler.clone()).layer(layer);
+                router = match (mount.exact, mount.prefix) {
+                    (Some(exact), _) => router.route(&exact, route),
+                    (None, Some(prefix)) => router.route(&format!("{prefix}/{{*rest}}"), route),
+                    (None, None) => unreachable!(),
+                };
+            }
+            Self {
+                router: router.fallback(handler),
+            }
+        }
+    }
+
     impl App for TowerApp {
         async fn send(&self, req: &Req) -> Reply {
             let mut request = http::Request::builder().method(req.method).uri(&req.uri);
@@ -131,6 +187,36 @@ pub mod actix {
                 .default_service(web::to(handler)),
         )
         .await;
+        ActixApp { service }
+    }
+
+    /// The origin behind one `HandlerCache` per rule, each on its
+    /// resource; other paths reach the origin uncached.
+    pub async fn per_handler(
+        cache: &Cache,
+        origin: Origin,
+    ) -> ActixApp<
+        impl Service<
+            actix_http::Request,
+            Response = ServiceResponse<impl MessageBody>,
+            Error = actix_web::Error,
+        >,
+    > {
+        let mut app = ActixWebApp::new().app_data(web::Data::new(origin));
+        for mount in mounts(cache) {
+            let path = match (mount.exact, mount.prefix) {
+                (Some(exact), _) => exact,
+                (None, Some(prefix)) => format!("{prefix}/{{rest:.*}}"),
+                (None, None) => unreachable!(),
+            };
+            let cached = cachet_actix::HandlerCache::new(cache, &mount.rule).unwrap();
+            app = app.service(
+                web::resource(path)
+                    .wrap(cached)
+                    .route(web::route().to(handler)),
+            );
+        }
+        let service = test::init_service(app.default_service(web::to(handler))).await;
         ActixApp { service }
     }
 

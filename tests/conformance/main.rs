@@ -1,6 +1,8 @@
 //! One conformance table, run against an axum app with the Tower layers
 //! and an actix-web app with the actix middleware, both built from the same
-//! rules in front of the same origin. Any difference is a failure.
+//! rules in front of the same origin — and again with each rule attached to
+//! one route as a handler's rule (`HandlerLayer`, `HandlerCache`) instead
+//! of matched by path. Any difference is a failure.
 //!
 //! Both run on actix-web's runtime (a current-thread Tokio runtime with a
 //! local task set) with Tokio's clock paused: origin delays cost no time,
@@ -13,7 +15,7 @@ mod origin;
 mod scenarios;
 mod table;
 
-use apps::actix::app as actix_app;
+use apps::actix::{app as actix_app, per_handler as actix_per_handler};
 use apps::tower::TowerApp;
 use origin::Origin;
 
@@ -45,5 +47,19 @@ fn tower_layers_conform() {
 fn actix_middleware_conforms() {
     conform("actix", &async |cache, origin| {
         actix_app(cache, origin).await
+    });
+}
+
+#[test]
+fn tower_handler_layers_conform() {
+    conform("tower per handler", &async |cache, origin| {
+        TowerApp::per_handler(cache, origin)
+    });
+}
+
+#[test]
+fn actix_handler_caches_conform() {
+    conform("actix per handler", &async |cache, origin| {
+        actix_per_handler(cache, origin).await
     });
 }

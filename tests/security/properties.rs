@@ -79,7 +79,7 @@ proptest! {
             let by_origin = cache
                 .rules()
                 .position(|rule| regex::Regex::new(rule.path()).unwrap().is_match(&resolved));
-            prop_assert_eq!(by_origin, Some(plan.rule_index()), "{} is {} to the origin", raw, resolved);
+            prop_assert_eq!(by_origin, plan.rule_index(), "{} is {} to the origin", raw, resolved);
         }
     }
 }

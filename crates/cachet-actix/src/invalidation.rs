@@ -5,7 +5,7 @@ use crate::convert::{headers_from_actix, status_from_actix};
 use crate::request::ActixRequest;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::Error;
-use cachet_core::adapter;
+use cachet_core::adapter::{self, HandlerRule};
 use cachet_core::{Cache, CacheTags};
 use futures_util::future::{Either, LocalBoxFuture};
 use std::future::{ready, Ready};
@@ -50,10 +50,11 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(CacheInvalidationMiddleware {
-            service: Rc::new(service),
-            cache: self.cache.clone(),
-        }))
+        ready(Ok(CacheInvalidationMiddleware::new(
+            service,
+            self.cache.clone(),
+            None,
+        )))
     }
 }
 
@@ -62,6 +63,19 @@ where
 pub struct CacheInvalidationMiddleware<S> {
     service: Rc<S>,
     cache: Cache,
+    /// The rule of the one handler this wraps, in place of the cache's.
+    handler: Option<HandlerRule>,
+}
+
+impl<S> CacheInvalidationMiddleware<S> {
+    /// Wraps `service`, invalidating under `handler` when given.
+    pub(crate) fn new(service: S, cache: Cache, handler: Option<HandlerRule>) -> Self {
+        Self {
+            service: Rc::new(service),
+            cache,
+            handler,
+        }
+    }
 }
 
 impl<S, B> Service<ServiceRequest> for CacheInvalidationMiddleware<S>
@@ -76,8 +90,12 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let Some(invalidation) = adapter::invalidation(&self.cache, &ActixRequest(req.request()))
-        else {
+        let head = ActixRequest(req.request());
+        let invalidation = match &self.handler {
+            Some(rule) => adapter::invalidation_handler(&self.cache, rule, &head),
+            None => adapter::invalidation(&self.cache, &head),
+        };
+        let Some(invalidation) = invalidation else {
             return Either::Left(self.service.call(req));
         };
         let future = self.service.call(req);

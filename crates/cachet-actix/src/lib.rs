@@ -88,6 +88,7 @@ pub mod admin;
 mod body;
 mod convert;
 mod future;
+mod handler;
 mod invalidation;
 mod middleware;
 mod origin;
@@ -97,6 +98,7 @@ mod response_builder;
 pub use self::{
     body::{BodyError, CachedBody, FromActix, ResponseBody},
     future::ResponseFuture,
+    handler::HandlerCache,
     invalidation::{CacheInvalidation, CacheInvalidationMiddleware},
     middleware::{ResponseCache, ResponseCacheMiddleware},
     request::ActixRequest,

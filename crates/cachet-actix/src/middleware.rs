@@ -10,7 +10,7 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::error::{ErrorInternalServerError, InternalError};
 use actix_web::http::Method;
 use actix_web::{Error, HttpResponse};
-use cachet_core::adapter::{self, Begun, Plan, Refresh, Route, Served};
+use cachet_core::adapter::{self, Begun, HandlerRule, Plan, Refresh, Route, Served};
 use cachet_core::Cache;
 use std::future::{ready, Future, Ready};
 use std::rc::Rc;
@@ -47,10 +47,11 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(ResponseCacheMiddleware {
-            service: Rc::new(service),
-            cache: self.cache.clone(),
-        }))
+        ready(Ok(ResponseCacheMiddleware::new(
+            service,
+            self.cache.clone(),
+            None,
+        )))
     }
 }
 
@@ -59,9 +60,20 @@ where
 pub struct ResponseCacheMiddleware<S> {
     service: Rc<S>,
     cache: Cache,
+    /// The rule of the one handler this wraps, in place of the cache's.
+    handler: Option<HandlerRule>,
 }
 
 impl<S> ResponseCacheMiddleware<S> {
+    /// Wraps `service`, caching under `handler` when given.
+    pub(crate) fn new(service: S, cache: Cache, handler: Option<HandlerRule>) -> Self {
+        Self {
+            service: Rc::new(service),
+            cache,
+            handler,
+        }
+    }
+
     /// The cache.
     pub fn cache(&self) -> &Cache {
         &self.cache
@@ -80,7 +92,12 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let route = match adapter::route(&self.cache, &ActixRequest(req.request())) {
+        let head = ActixRequest(req.request());
+        let route = match &self.handler {
+            Some(rule) => adapter::route_handler(&self.cache, rule, &head),
+            None => adapter::route(&self.cache, &head),
+        };
+        let route = match route {
             Route::Cache(plan) if !admits(&plan, &mut req) => {
                 adapter::bypass_plan(&self.cache, &plan)
             }

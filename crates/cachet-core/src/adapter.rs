@@ -63,6 +63,8 @@ pub use crate::protocol::hop_by_hop::{is_hop_by_hop, strip_hop_by_hop, HOP_BY_HO
 pub use crate::protocol::host::{request_host, BadHost};
 pub use crate::request::RequestHead;
 
+use crate::config::rules::{CompiledRule, Rule};
+use crate::config::ConfigError;
 use crate::protocol::tags::CacheTags;
 use crate::store::StoreError;
 use http::{HeaderMap, StatusCode};
@@ -78,6 +80,56 @@ pub fn route(cache: &Cache, req: &dyn RequestHead) -> Route {
 /// `reason`.
 pub fn bypassed(cache: &Cache, reason: ForwardReason, headers: &mut HeaderMap) {
     cache.bypassed(reason, headers);
+}
+
+/// A [`Rule`] attached to one handler instead of matched by path: the
+/// router in front already chose the requests (`cachet::route` for axum,
+/// `HandlerCache` for actix-web). Same engine, semantics and stats as a
+/// configured rule: its entries are counted under its cache, and a
+/// mutation through it clears them. Made once at start-up; clones share it.
+///
+/// ```
+/// use cachet_core::adapter::{self, HandlerRule, Route};
+/// use cachet_core::{Cache, Rule};
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder().build()?;
+/// let rule = HandlerRule::new(&cache, &Rule::handler().ttl(Duration::from_secs(600)))?;
+/// let req = http::Request::get("/api/me").body(())?;
+/// assert!(matches!(adapter::route(&cache, &req), Route::Pass), "no configured rule");
+/// assert!(matches!(adapter::route_handler(&cache, &rule, &req), Route::Cache(_)));
+/// assert!(HandlerRule::new(&cache, &Rule::handler().cache("values")).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct HandlerRule {
+    rule: Arc<CompiledRule>,
+}
+
+impl HandlerRule {
+    /// `rule` for one handler of `cache`. Its `path` is never matched. An
+    /// error names the field when the rule is invalid, or when its named
+    /// cache is unknown or holds values.
+    pub fn new(cache: &Cache, rule: &Rule) -> Result<Self, ConfigError> {
+        Ok(Self {
+            rule: cache.handler_rule(rule)?,
+        })
+    }
+}
+
+/// [`route`] for a request a handler's router sent to `rule`.
+pub fn route_handler(cache: &Cache, rule: &HandlerRule, req: &dyn RequestHead) -> Route {
+    cache.route_handler(&rule.rule, req)
+}
+
+/// [`invalidation`] for a mutation a handler's router sent to `rule`
+/// (whose `invalidates` regexes and scope apply).
+pub fn invalidation_handler(
+    cache: &Cache,
+    rule: &HandlerRule,
+    req: &dyn RequestHead,
+) -> Option<Invalidation> {
+    cache.invalidation_under(req, Some(Arc::clone(&rule.rule)))
 }
 
 /// The route for a request whose plan the adapter cannot carry out (it

@@ -121,6 +121,7 @@
 
 mod admin;
 mod cache;
+mod handler;
 mod invalidation;
 
 #[doc(inline)]
@@ -128,4 +129,5 @@ pub use cachet_core::adapter::ResponseBody;
 
 pub use self::admin::AdminService;
 pub use self::cache::{CacheLayer, CacheService, ResponseFuture};
+pub use self::handler::HandlerLayer;
 pub use self::invalidation::{InvalidationFuture, InvalidationLayer, InvalidationService};

@@ -1,7 +1,7 @@
 //! Building a [`Cache`]: named caches, rules, identity, store, clock,
 //! headers and the limits on what client input makes it keep.
 
-use super::{Cache, Inner};
+use super::{Cache, CacheUse, Inner};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::rules::{Rule, RuleSet, DEFAULT_CACHE, VALUES_CACHE};
 use crate::config::{ConfigError, DEFAULT_BYPASS_HEADERS};
@@ -16,7 +16,7 @@ use crate::store::{MokaStore, Store};
 use crate::values::{Codec, ValueCache};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The longest key a request may make, unless configured otherwise: longer
 /// targets bypass the cache.
@@ -360,14 +360,22 @@ impl CacheBuilder {
                 (name.clone(), values)
             })
             .collect();
+        let mut uses = BTreeMap::from([(VALUES_CACHE.to_owned(), CacheUse::Values)]);
+        for rule in rules.rules() {
+            uses.entry(rule.cache().to_owned())
+                .or_insert_with(|| CacheUse::Responses(format!("rule `{}`", rule.rule().path())));
+        }
         let counters: HashMap<String, Arc<Counters>> = caches
             .keys()
             .map(|name| (name.clone(), Arc::default()))
             .collect();
+        // The configured rules' counters, then each cache's for the rules
+        // attached to handlers (`Cache::handler_rule`).
         let rule_counters = rules
             .rules()
             .iter()
             .map(|rule| Arc::clone(&counters[rule.cache()]))
+            .chain(caches.keys().map(|name| Arc::clone(&counters[name])))
             .collect();
         let started = self.clock.now();
         let cache = Cache {
@@ -384,6 +392,7 @@ impl CacheBuilder {
                 tags: self.tags,
                 key_host: self.key_host,
                 value_caches,
+                uses: Mutex::new(uses),
                 purges: Purges::default(),
                 limits: self.limits,
                 started,

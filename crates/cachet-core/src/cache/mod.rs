@@ -27,7 +27,7 @@ use crate::store::Store;
 use crate::values::ValueCache;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 /// A response cache: what to cache (rules), where (named caches in a store),
@@ -83,13 +83,23 @@ pub(crate) struct Inner {
     pub(crate) status_headers: StatusHeaders,
     pub(crate) tags: TagSettings,
     pub(crate) key_host: bool,
-    /// The value caches: every named cache no rule stores responses in,
-    /// `values` among them.
+    /// The value caches: every named cache no configured rule stores
+    /// responses in, `values` among them.
     pub(crate) value_caches: BTreeMap<String, ValueCache>,
+    /// What each named cache in use holds.
+    pub(crate) uses: Mutex<BTreeMap<String, CacheUse>>,
     pub(crate) coalescer: Arc<Coalescer>,
     pub(crate) purges: Purges,
     pub(crate) limits: Limits,
     started: SystemTime,
+}
+
+/// What a named cache holds: values, or responses (and whose).
+#[derive(Debug, Clone)]
+pub(crate) enum CacheUse {
+    Values,
+    /// Responses, first stored by the rule named (for errors).
+    Responses(String),
 }
 
 impl fmt::Debug for Cache {
@@ -130,29 +140,63 @@ impl Cache {
     /// # Ok::<(), cachet_core::ConfigError>(())
     /// ```
     pub fn values_in(&self, name: &str) -> Result<ValueCache, ConfigError> {
-        if let Some(values) = self.inner.value_caches.get(name) {
-            return Ok(values.clone());
-        }
-        let reason = match self
-            .inner
-            .rules
-            .rules()
-            .iter()
-            .find(|rule| rule.cache() == name)
-        {
-            Some(rule) => format!(
-                "rule `{}` stores responses in it; values need a cache no rule stores in",
-                rule.rule().path
-            ),
-            None => {
-                let known: Vec<&str> = self.inner.value_caches.keys().map(String::as_str).collect();
-                format!("no such cache; the value caches are {}", known.join(", "))
+        let unknown = || {
+            let known: Vec<&str> = self.inner.value_caches.keys().map(String::as_str).collect();
+            ConfigError::Cache {
+                name: name.to_owned(),
+                field: "values".into(),
+                reason: format!("no such cache; the value caches are {}", known.join(", ")),
             }
         };
-        Err(ConfigError::Cache {
-            name: name.to_owned(),
-            field: "values".into(),
-            reason,
-        })
+        if !self.inner.caches.contains_key(name) {
+            return Err(unknown());
+        }
+        self.claim(name, CacheUse::Values, "values")?;
+        self.inner
+            .value_caches
+            .get(name)
+            .cloned()
+            .ok_or_else(unknown)
+    }
+
+    /// Records that `name` holds `wanted`, or says what it already holds: a
+    /// named cache holds values or responses, never both, so that a value
+    /// cache's patterns, listings and clears never reach a response.
+    pub(crate) fn claim(
+        &self,
+        name: &str,
+        wanted: CacheUse,
+        field: &str,
+    ) -> Result<(), ConfigError> {
+        let mut uses = self
+            .inner
+            .uses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let held = uses.get(name);
+        let conflict = matches!(
+            (held, &wanted),
+            (Some(CacheUse::Values), CacheUse::Responses(_))
+                | (Some(CacheUse::Responses(_)), CacheUse::Values)
+        );
+        match held {
+            Some(held) if conflict => Err(ConfigError::Cache {
+                name: name.to_owned(),
+                field: field.to_owned(),
+                reason: match held {
+                    CacheUse::Responses(by) => format!(
+                        "{by} stores responses in it; values need a cache no rule stores in"
+                    ),
+                    CacheUse::Values => {
+                        "it holds values (Cache::values_in); store responses in another cache"
+                            .into()
+                    }
+                },
+            }),
+            _ => {
+                uses.entry(name.to_owned()).or_insert(wanted);
+                Ok(())
+            }
+        }
     }
 }

@@ -175,6 +175,13 @@ impl Rule {
         }
     }
 
+    /// A rule for one handler (`cachet::route` for axum, `HandlerCache`
+    /// for actix-web), with the defaults of [`Rule::new`]: its path is never
+    /// matched, since the handler's router already chose the requests.
+    pub fn handler() -> Self {
+        Self::new("")
+    }
+
     /// The named cache that holds this rule's entries.
     pub fn cache(mut self, name: impl Into<String>) -> Self {
         self.cache = Some(name.into());
@@ -360,6 +367,10 @@ impl Rule {
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledRule {
     index: usize,
+    /// Whether the rule is one of the configuration's (else it is attached
+    /// to one handler, and `index` points past the configured rules at its
+    /// cache's counters).
+    configured: bool,
     /// The rule as declared, its header names sorted and deduplicated.
     rule: Rule,
     pattern: Regex,
@@ -374,13 +385,42 @@ pub(crate) struct CompiledRule {
 }
 
 impl CompiledRule {
+    /// The same rule, marked as one of the configuration's.
+    fn into_configured(mut self) -> Self {
+        self.configured = true;
+        self
+    }
+
+    /// `rule`, attached to one handler (its `path` is not matched: the
+    /// handler's router chose the requests) and counted with the cache at
+    /// `index`, past the configured rules.
+    pub(crate) fn for_handler(
+        index: usize,
+        rule: &Rule,
+        caches: &BTreeMap<String, CacheSpec>,
+    ) -> Result<Self, ConfigError> {
+        compile_rule(index, rule, caches).map_err(|error| match error {
+            ConfigError::Rule { field, reason, .. } => ConfigError::Section {
+                section: "handler rule".into(),
+                field,
+                reason,
+            },
+            other => other,
+        })
+    }
+
     /// The rule as declared (header names sorted and deduplicated).
     pub(crate) fn rule(&self) -> &Rule {
         &self.rule
     }
-    /// Position of the rule in the configuration, from 0.
+    /// Position of the rule in the configuration, from 0; a handler's
+    /// rule comes after them all, at its cache's position.
     pub(crate) fn index(&self) -> usize {
         self.index
+    }
+    /// Whether the rule is one of the configuration's.
+    pub(crate) fn is_configured(&self) -> bool {
+        self.configured
     }
     /// The named cache holding the rule's entries.
     pub(crate) fn cache(&self) -> &str {
@@ -494,7 +534,9 @@ impl RuleSet {
         let compiled = rules
             .iter()
             .enumerate()
-            .map(|(index, rule)| compile_rule(index, rule, caches))
+            .map(|(index, rule)| {
+                compile_rule(index, rule, caches).map(CompiledRule::into_configured)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let set =
             RegexSet::new(compiled.iter().map(|rule| rule.pattern.as_str())).map_err(|err| {
@@ -623,6 +665,7 @@ fn compile_rule(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(CompiledRule {
         index,
+        configured: false,
         pattern,
         cache: cache_name.into(),
         ttl,

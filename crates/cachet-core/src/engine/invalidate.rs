@@ -48,6 +48,20 @@ impl Cache {
     /// The invalidation a request will cause if the origin accepts it:
     /// `None` for safe methods (GET, HEAD, OPTIONS, TRACE).
     pub(crate) fn invalidation(&self, req: &dyn RequestHead) -> Option<Invalidation> {
+        let rule = canonical_path(req.path())
+            .ok()
+            .and_then(|path| self.inner.rules.find(&path).cloned());
+        self.invalidation_under(req, rule)
+    }
+
+    /// [`invalidation`](Self::invalidation) of a request under `rule` (the
+    /// one it matched, or a handler's), whose `invalidates` regexes and
+    /// scope apply.
+    pub(crate) fn invalidation_under(
+        &self,
+        req: &dyn RequestHead,
+        rule: Option<Arc<CompiledRule>>,
+    ) -> Option<Invalidation> {
         if is_safe(req.method()) {
             return None;
         }
@@ -56,9 +70,6 @@ impl Cache {
             .or_else(|| req.authority())
             .and_then(normalize_host);
         let target = self.uri_term_of(req.path(), req.query(), authority.as_deref());
-        let rule = canonical_path(req.path())
-            .ok()
-            .and_then(|path| self.inner.rules.find(&path).cloned());
         let user = match rule.as_ref().map(|rule| rule.invalidate_scope()) {
             Some(InvalidateScope::User) => {
                 let mut token = String::from(" u=");

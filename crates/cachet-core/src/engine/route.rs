@@ -1,8 +1,9 @@
 //! Step 1, route: the rule that matches a request and the key of its
 //! entry — or a pass-through, or a bypass of the cache.
 
-use crate::cache::Cache;
-use crate::config::rules::CompiledRule;
+use crate::cache::{Cache, CacheUse};
+use crate::config::rules::{CompiledRule, Rule, DEFAULT_CACHE};
+use crate::config::ConfigError;
 use crate::identity::Resolved;
 use crate::key::{combine_header_values, CacheKey, HeaderPart, KeyBuilder};
 use crate::protocol::cache_status::ForwardReason;
@@ -71,9 +72,10 @@ impl Plan {
     pub(crate) fn rule(&self) -> &CompiledRule {
         &self.rule
     }
-    /// Which rule matched: its position in the configuration, from 0.
-    pub fn rule_index(&self) -> usize {
-        self.rule.index()
+    /// Which configured rule matched: its position in the configuration,
+    /// from 0; `None` for a rule attached to one handler.
+    pub fn rule_index(&self) -> Option<usize> {
+        self.rule.is_configured().then(|| self.rule.index())
     }
     /// The entry's key.
     pub fn key(&self) -> &CacheKey {
@@ -239,6 +241,34 @@ impl Cache {
             Ok(plan) => Route::Cache(plan),
             Err(reason) => self.bypass(rule, reason),
         }
+    }
+
+    /// [`route`](Self::route) for a request a handler's router sent to
+    /// `rule` ([`Cache::handler_rule`]): the same steps, without matching.
+    pub(crate) fn route_handler(&self, rule: &Arc<CompiledRule>, req: &dyn RequestHead) -> Route {
+        match canonical_path(req.path()) {
+            Ok(path) => match self.plan(req, rule, &path) {
+                Ok(plan) => Route::Cache(plan),
+                Err(reason) => self.bypass(rule, reason),
+            },
+            Err(_) => self.bypass(rule, ForwardReason::Bypass),
+        }
+    }
+
+    /// `rule` compiled for one handler, its entries counted with its
+    /// cache's, the cache claimed for responses.
+    pub(crate) fn handler_rule(&self, rule: &Rule) -> Result<Arc<CompiledRule>, ConfigError> {
+        let caches = &self.inner.caches;
+        let name = rule.cache.as_deref().unwrap_or(DEFAULT_CACHE);
+        let position = caches.keys().position(|known| known == name).unwrap_or(0);
+        let index = self.inner.rules.rules().len() + position;
+        let compiled = CompiledRule::for_handler(index, rule, caches)?;
+        self.claim(
+            name,
+            CacheUse::Responses("a handler's rule".into()),
+            "cache",
+        )?;
+        Ok(Arc::new(compiled))
     }
 
     /// The route for a request whose plan the adapter cannot carry out (it

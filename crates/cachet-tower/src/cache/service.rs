@@ -3,7 +3,7 @@
 use super::future::ResponseFuture;
 use super::layer::CacheLayer;
 use bytes::Bytes;
-use cachet_core::adapter::{self, Begun, Plan, ResponseBody, Route};
+use cachet_core::adapter::{self, Begun, HandlerRule, Plan, ResponseBody, Route};
 use cachet_core::Cache;
 use http::HeaderMap;
 use http::{Request, Response};
@@ -21,6 +21,8 @@ pub struct CacheService<S> {
     inner: S,
     cache: Cache,
     rewrite_paths: bool,
+    /// The rule of the one handler this wraps, in place of the cache's.
+    handler: Option<HandlerRule>,
 }
 
 impl<S> CacheService<S> {
@@ -30,7 +32,15 @@ impl<S> CacheService<S> {
             inner,
             cache,
             rewrite_paths: false,
+            handler: None,
         }
+    }
+
+    /// Caches every request under `rule` instead of matching the cache's
+    /// rules (see [`HandlerLayer`](crate::HandlerLayer)).
+    pub(crate) fn for_handler(mut self, rule: HandlerRule) -> Self {
+        self.handler = Some(rule);
+        self
     }
 
     /// See [`CacheLayer::rewrite_paths`].
@@ -84,7 +94,11 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let route = match adapter::route(&self.cache, &req) {
+        let route = match &self.handler {
+            Some(rule) => adapter::route_handler(&self.cache, rule, &req),
+            None => adapter::route(&self.cache, &req),
+        };
+        let route = match route {
             Route::Cache(plan) if !self.admits(&plan, &mut req) => {
                 adapter::bypass_plan(&self.cache, &plan)
             }

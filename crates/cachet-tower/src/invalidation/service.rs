@@ -2,7 +2,7 @@
 
 use super::future::InvalidationFuture;
 use super::layer::InvalidationLayer;
-use cachet_core::adapter;
+use cachet_core::adapter::{self, HandlerRule};
 use cachet_core::{Cache, CacheTags};
 use http::{Request, Response};
 use std::task::{Context, Poll};
@@ -35,12 +35,25 @@ use tower_service::Service;
 pub struct InvalidationService<S> {
     inner: S,
     cache: Cache,
+    /// The rule of the one handler this wraps, in place of the cache's.
+    handler: Option<HandlerRule>,
 }
 
 impl<S> InvalidationService<S> {
     /// Wraps `inner`, invalidating entries of `cache`.
     pub fn new(inner: S, cache: Cache) -> Self {
-        Self { inner, cache }
+        Self {
+            inner,
+            cache,
+            handler: None,
+        }
+    }
+
+    /// Invalidates under `rule` instead of the rule a request's path
+    /// matches (see [`HandlerLayer`](crate::HandlerLayer)).
+    pub(crate) fn for_handler(mut self, rule: HandlerRule) -> Self {
+        self.handler = Some(rule);
+        self
     }
 
     /// An [`InvalidationLayer`] for `cache`, as tower-http's services offer.
@@ -85,7 +98,11 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let Some(invalidation) = adapter::invalidation(&self.cache, &req) else {
+        let invalidation = match &self.handler {
+            Some(rule) => adapter::invalidation_handler(&self.cache, rule, &req),
+            None => adapter::invalidation(&self.cache, &req),
+        };
+        let Some(invalidation) = invalidation else {
             return InvalidationFuture::safe(self.inner.call(req));
         };
         let future = self.inner.call(req);
