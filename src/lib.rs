@@ -117,3 +117,7 @@ pub use cachet_redis as redis;
 #[cfg(all(doctest, feature = "actix"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(all(doctest, feature = "actix", feature = "macros"))]
+#[doc = include_str!("../docs/migrating-from-django.md")]
+struct MigratingFromDjangoDoctests;
