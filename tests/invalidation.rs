@@ -316,3 +316,19 @@ async fn handlers_can_tag_with_a_response_extension() {
     assert_eq!(cache.purge_tag("material:42").await.unwrap(), 1);
     assert!(cache.keys().await.unwrap().is_empty());
 }
+
+/// The migration guide's list/detail pattern: a detail's mutation clears
+/// its list, every page of it, and nothing that merely shares a prefix.
+#[tokio::test]
+async fn an_invalidates_regex_over_keys_reaches_a_list_and_its_pages_only() {
+    let app = App::with_rules(
+        "[[rules]]\npath = '^/api/respond'\ninvalidates = ['^/api/items[? ]']\n\n[[rules]]\npath = '^/api/'\n",
+    );
+    warm(&app, "/api/items", &[]).await;
+    warm(&app, "/api/items?page=2", &[]).await;
+    warm(&app, "/api/itemsets", &[]).await;
+    app.send(request("PUT", RESPOND, &[])).await;
+    assert!(!is_cached(&app, "/api/items", &[]).await);
+    assert!(!is_cached(&app, "/api/items?page=2", &[]).await);
+    assert!(is_cached(&app, "/api/itemsets", &[]).await);
+}

@@ -189,6 +189,7 @@ async fn conditional(State(origin): State<Origin>, req: Request<Body>) -> Respon
 pub fn router(origin: Origin) -> Router {
     Router::new()
         .route("/api/items", get(items))
+        .route("/api/itemsets", get(items))
         .route("/api/target", get(target))
         .route("/api/shared-head", get(items))
         .route("/api/me", get(me).delete(me))
