@@ -194,3 +194,24 @@ pub fn function_name(name: &'static OnceLock<String>, here: &'static str) -> &'s
         path.replace("::{{closure}}", "")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_an_installed_handle_a_function_runs_uncached_and_warns_once() {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        // No test of this crate installs a handle.
+        assert!(installed_values(None, "shop::get_user", &WARNED).is_none());
+        assert!(WARNED.load(Ordering::Relaxed), "the first call warns");
+        assert!(installed_values(Some("user"), "shop::get_user", &WARNED).is_none());
+    }
+
+    #[test]
+    fn function_names_drop_the_marker_and_async_closures() {
+        static NAME: OnceLock<String> = OnceLock::new();
+        let here = "shop::Repo::get::{{closure}}::__cachet_here";
+        assert_eq!(function_name(&NAME, here), "shop::Repo::get");
+    }
+}
