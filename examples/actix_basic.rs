@@ -6,13 +6,15 @@
 //! cargo run --example actix_basic --features actix -- 127.0.0.1:8080
 //! ```
 
+#[path = "shared/functions.rs"]
+mod functions;
 #[path = "shared/walkthrough.rs"]
 mod walkthrough;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use cachet::actix::{admin, CacheInvalidation, ResponseCache};
+use cachet::actix::{admin, CacheInvalidation, HandlerCache, ResponseCache};
 use cachet::admin::{Admin, AdminConfig};
-use cachet::Cache;
+use cachet::{Cache, Rule};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A "database" query that takes 50 ms.
@@ -45,6 +47,31 @@ async fn time() -> String {
     format!("{}\n", now.as_millis())
 }
 
+/// A cached function's result, or its error (never stored).
+async fn rate(currency: web::Path<String>) -> HttpResponse {
+    match functions::exchange_rate(currency.into_inner()).await {
+        Ok(quote) => HttpResponse::Ok().json(quote),
+        Err(why) => HttpResponse::NotFound().body(why),
+    }
+}
+
+/// Five requests per client per 10 s.
+async fn limited(req: HttpRequest, cache: web::Data<Cache>) -> HttpResponse {
+    let client = req
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("anonymous");
+    match functions::rate_limit(&cache.values(), client).await {
+        (seen, true) => HttpResponse::Ok().body(format!("request {seen} of 5\n")),
+        (_, false) => HttpResponse::TooManyRequests().body("slow down\n"),
+    }
+}
+
+async fn news() -> String {
+    functions::news()
+}
+
 async fn stats(cache: web::Data<Cache>) -> HttpResponse {
     HttpResponse::Ok().json(cache.stats())
 }
@@ -56,6 +83,12 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:3000".into());
     // Built once, outside `HttpServer::new`: every worker shares it.
     let cache = Cache::from_toml(include_str!("cachet.toml"))
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+    // The handle #[cached] functions use (Django's `django.core.cache.cache`).
+    cachet::install(cache.clone()).expect("installed once");
+    // One resource's rule, written in code instead of cachet.toml.
+    let news_rule = Rule::handler().cache("pages").ttl(Duration::from_secs(20));
+    let news_cache = HandlerCache::new(&cache, &news_rule)
         .map_err(|error| std::io::Error::other(error.to_string()))?;
 
     let server = {
@@ -70,6 +103,13 @@ async fn main() -> std::io::Result<()> {
                     cache.clone(),
                     AdminConfig::new().no_auth(),
                 )))
+                // Before the /api scope, whose rules it does not need.
+                .service(
+                    web::resource("/api/news")
+                        .wrap(news_cache.clone())
+                        .route(web::get().to(news))
+                        .route(web::head().to(news)),
+                )
                 .service(
                     web::scope("/api")
                         .wrap(ResponseCache::new(cache.clone()))
@@ -79,7 +119,9 @@ async fn main() -> std::io::Result<()> {
                         .route("/products", web::post().to(save_product))
                         .route("/me", web::get().to(me))
                         .route("/me", web::head().to(me))
-                        .route("/time", web::get().to(time)),
+                        .route("/time", web::get().to(time))
+                        .route("/rates/{currency}", web::get().to(rate))
+                        .route("/limited", web::get().to(limited)),
                 )
         })
         .bind(&addr)?

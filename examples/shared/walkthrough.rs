@@ -17,6 +17,17 @@ pub(crate) fn print(framework: &str, addr: std::net::SocketAddr) {
     println!(
         "  curl -sI -H 'Authorization: alice' http://{addr}/api/me   # HEAD from the GET entry\n"
     );
+    println!("A function cached with #[cached]: the second call keeps computed_at_ms:");
+    println!(
+        "  curl -s http://{addr}/api/rates/eur; echo; curl -s http://{addr}/api/rates/eur; echo\n"
+    );
+    println!("One handler cached by a rule written in code, no TOML:");
+    println!("  curl -si http://{addr}/api/news | grep -i cache-status");
+    println!("  curl -si http://{addr}/api/news | grep -i cache-status\n");
+    println!("A rate limiter on counters: the sixth request in 10 s is refused:");
+    println!(
+        "  for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}} ' http://{addr}/api/limited; done; echo\n"
+    );
     println!("Uncached, always fresh:");
     println!("  curl -si http://{addr}/api/time\n");
     println!("Hit/miss statistics:");
