@@ -88,70 +88,64 @@ pub fn typed<O, F: Future<Output = O>>(body: F) -> F {
     body
 }
 
-/// A function returning `Result<T, E>`: only `Ok` is stored.
-pub async fn result<T, E, F>(
-    values: Option<ValueCache>,
-    key: Option<String>,
-    ttl: Option<Duration>,
-    tags: &[String],
-    unless: impl FnOnce(&T) -> bool,
-    body: F,
-) -> Result<T, E>
-where
-    T: Serialize + DeserializeOwned,
-    F: Future<Output = Result<T, E>>,
-{
-    let (Some(values), Some(key)) = (values, key) else {
-        return body.await;
-    };
-    let ttl = ttl.unwrap_or_else(|| values.default_ttl());
-    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-    values
-        .get_or_compute_tagged(&key, ttl, &tags, unless, || body)
-        .await
+/// Where and how a `#[cached]` call stores its result.
+#[derive(Debug)]
+pub struct Memo {
+    /// The value cache, or `None` to run the body uncached.
+    pub values: Option<ValueCache>,
+    /// The key, or `None` (it could not be built) to run the body uncached.
+    pub key: Option<String>,
+    /// The attribute's `ttl`, else the value cache's default.
+    pub ttl: Option<Duration>,
+    /// The attribute's `tags`, formatted.
+    pub tags: Vec<String>,
+}
+
+impl Memo {
+    /// A function returning `Result<T, E>`: only `Ok` is stored.
+    pub async fn result<T, E, F>(self, unless: impl FnOnce(&T) -> bool, body: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = Result<T, E>>,
+    {
+        let (Some(values), Some(key)) = (self.values, self.key) else {
+            return body.await;
+        };
+        let ttl = self.ttl.unwrap_or_else(|| values.default_ttl());
+        let tags: Vec<&str> = self.tags.iter().map(String::as_str).collect();
+        values
+            .get_or_compute_tagged(&key, ttl, &tags, unless, || body)
+            .await
+    }
+
+    /// A function returning `Option<T>`: only `Some` is stored
+    /// (`cache_none` stores the whole `Option` through [`value`](Self::value)).
+    pub async fn option<T, F>(self, unless: impl FnOnce(&T) -> bool, body: F) -> Option<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = Option<T>>,
+    {
+        let body = async move { body.await.ok_or(Absent) };
+        self.result(unless, body).await.ok()
+    }
+
+    /// A function returning any other `T`: every result is stored.
+    pub async fn value<T, F>(self, unless: impl FnOnce(&T) -> bool, body: F) -> T
+    where
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = T>,
+    {
+        let body = async move { Ok::<T, Infallible>(body.await) };
+        match self.result(unless, body).await {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
 }
 
 /// What `None` becomes while an `Option` is computed: an outcome never stored.
 #[derive(Debug)]
 pub struct Absent;
-
-/// A function returning `Option<T>`: only `Some` is stored (`cache_none`
-/// stores the whole `Option` through [`value`] instead).
-pub async fn option<T, F>(
-    values: Option<ValueCache>,
-    key: Option<String>,
-    ttl: Option<Duration>,
-    tags: &[String],
-    unless: impl FnOnce(&T) -> bool,
-    body: F,
-) -> Option<T>
-where
-    T: Serialize + DeserializeOwned,
-    F: Future<Output = Option<T>>,
-{
-    let body = async move { body.await.ok_or(Absent) };
-    result(values, key, ttl, tags, unless, body).await.ok()
-}
-
-/// A function returning any other `T`: every result is stored.
-pub async fn value<T, F>(
-    values: Option<ValueCache>,
-    key: Option<String>,
-    ttl: Option<Duration>,
-    tags: &[String],
-    unless: impl FnOnce(&T) -> bool,
-    body: F,
-) -> T
-where
-    T: Serialize + DeserializeOwned,
-    F: Future<Output = T>,
-{
-    let body = async move { Ok::<T, Infallible>(body.await) };
-    match result(values, key, ttl, tags, unless, body).await {
-        Ok(value) => value,
-        Err(never) => match never {},
-    }
-}
 
 /// `#[cache_evict]` on a function returning `Result`: evicts before the
 /// body, or after it only when it returns `Ok`.

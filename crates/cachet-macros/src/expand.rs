@@ -58,10 +58,10 @@ pub(crate) fn cached(attribute: TokenStream, function: ItemFn) -> syn::Result<To
         output,
         ..
     } = signature::read(&function, "cached")?;
-    let (values, key, tags, body, name, warned, here) = (
+    let (values, key, memo, body, name, warned, here) = (
         local("values"),
         local("key"),
-        local("tags"),
+        local("memo"),
         local("body"),
         local("function"),
         local("__CACHET_WARNED"),
@@ -128,9 +128,14 @@ pub(crate) fn cached(attribute: TokenStream, function: ItemFn) -> syn::Result<To
                 ::std::option::Option::Some(#values_cache) => #key_expr,
                 ::std::option::Option::None => ::std::option::Option::None,
             };
-            let #tags: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#tag_exprs),*];
+            let #memo = ::cachet::__private::Memo {
+                values: #values,
+                key: #key,
+                ttl: #ttl,
+                tags: ::std::vec![#(#tag_exprs),*],
+            };
             let #body = ::cachet::__private::typed::<#output, _>(async move #block);
-            ::cachet::__private::#helper(#values, #key, #ttl, &#tags, #unless, #body).await
+            #memo.#helper(#unless, #body).await
         }
     })
 }

@@ -37,6 +37,14 @@ pub(crate) struct Evict {
 const CACHED_OPTIONS: &str = "ttl, key, key_with, cache, values, unless, tags, cache_none";
 const EVICT_OPTIONS: &str = "key, keys, pattern, patterns, tags, before, cache, values";
 
+/// The option's name (`ttl` in `ttl = "5m"`).
+fn option_name(meta: &ParseNestedMeta<'_>) -> String {
+    meta.path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
 fn string(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
     meta.value()?.parse()
 }
@@ -100,11 +108,7 @@ pub(crate) fn cached(attribute: TokenStream) -> syn::Result<Cached> {
         (None, None, None, None, None, None);
     let (mut tags, mut cache_none) = (None, None);
     let parser = syn::meta::parser(|meta| {
-        let name = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let name = option_name(&meta);
         match name.as_str() {
             "ttl" => {
                 let literal = string(&meta)?;
@@ -144,32 +148,13 @@ pub(crate) fn evict(attribute: TokenStream) -> syn::Result<Evict> {
     let (mut keys, mut patterns, mut tags) = (Vec::new(), Vec::new(), Vec::new());
     let (mut before, mut cache, mut values) = (None, None, None);
     let parser = syn::meta::parser(|meta| {
-        let name = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let name = option_name(&meta);
         match name.as_str() {
-            "key" => {
-                keys.push(string(&meta)?);
-                Ok(())
-            }
-            "keys" => {
-                keys.extend(strings(&meta)?);
-                Ok(())
-            }
-            "pattern" => {
-                patterns.push(string(&meta)?);
-                Ok(())
-            }
-            "patterns" => {
-                patterns.extend(strings(&meta)?);
-                Ok(())
-            }
-            "tags" => {
-                tags.extend(strings(&meta)?);
-                Ok(())
-            }
+            "key" => string(&meta).map(|key| keys.push(key)),
+            "keys" => strings(&meta).map(|list| keys.extend(list)),
+            "pattern" => string(&meta).map(|pattern| patterns.push(pattern)),
+            "patterns" => strings(&meta).map(|list| patterns.extend(list)),
+            "tags" => strings(&meta).map(|list| tags.extend(list)),
             "before" => once(&mut before, &meta, flag(&meta)?),
             "cache" => once(&mut cache, &meta, string(&meta)?),
             "values" => once(&mut values, &meta, meta.value()?.parse::<Expr>()?),
