@@ -446,3 +446,31 @@ async fn counter_errors_change_nothing() {
         "steel"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_concurrent_adds_for_one_key_exactly_one_wins() {
+    let (values, clock) = cache(Codec::Binary);
+    let adds: Vec<_> = (0..100)
+        .map(|n| {
+            let values = values.clone();
+            tokio::spawn(async move { values.add("job:daily", &n, MINUTE).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for add in adds {
+        won += usize::from(add.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    let winner: u32 = values.get("job:daily").await.unwrap().unwrap();
+    assert!(!values.add("job:daily", &999_u32, MINUTE).await.unwrap());
+    assert_eq!(
+        values.get::<u32>("job:daily").await.unwrap(),
+        Some(winner),
+        "left alone"
+    );
+    clock.advance(MINUTE);
+    assert!(
+        values.add("job:daily", &999_u32, MINUTE).await.unwrap(),
+        "expired: absent again"
+    );
+}

@@ -418,3 +418,24 @@ async fn counters_are_exact_under_a_thousand_increments_from_two_instances() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_concurrent_adds_on_two_instances_exactly_one_wins() {
+    let redis = RedisServer::start();
+    let (a, b) = pair(&redis).await;
+    let adds: Vec<_> = (0..100)
+        .map(|n| {
+            let values = if n % 2 == 0 {
+                a.cache.values()
+            } else {
+                b.cache.values()
+            };
+            tokio::spawn(async move { values.add("job:daily", &n, Duration::from_secs(60)).await })
+        })
+        .collect();
+    let mut won = 0;
+    for add in adds {
+        won += usize::from(add.await.unwrap().unwrap());
+    }
+    assert_eq!(won, 1);
+}

@@ -42,8 +42,8 @@
 //! # }).unwrap();
 //! ```
 
+mod atomic;
 mod codec;
-mod counter;
 mod evict;
 mod flights;
 mod key;

@@ -1,9 +1,11 @@
-//! Atomic counters: a value cache's `incr` and `decr`, the building block
-//! of a fixed-window rate limiter.
+//! Atomic read-modify-writes on a value cache: `incr` and `decr` (the
+//! building block of a fixed-window rate limiter) and `add` (store only
+//! if absent: a claim).
 
 use super::{ValueCache, ValueError};
 use crate::key::CacheKey;
 use crate::store::{Entry, StoreError, ValueEntry};
+use serde::Serialize;
 use std::time::{Duration, SystemTime};
 
 /// How often a counter is read again when another instance changed it
@@ -75,6 +77,51 @@ impl ValueCache {
         .into())
     }
 
+    /// Stores `value` under `key` for `ttl` only if no live value is there;
+    /// whether it did (Django's `cache.add`). Of concurrent `add`s for one
+    /// key — in one process, or on instances sharing a Redis tier — exactly
+    /// one wins, which makes it a claim ("this instance runs the nightly
+    /// job").
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let values = cachet_core::Cache::builder().build()?.values();
+    /// let day = std::time::Duration::from_secs(86_400);
+    /// assert!(values.add("job:daily", &"instance-a", day).await?);
+    /// assert!(!values.add("job:daily", &"instance-b", day).await?, "already claimed");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn add<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<bool, ValueError> {
+        let flight = self.shared.flights.join(key);
+        let _turn = flight.lock.lock().await;
+        let cache_key = CacheKey::from_raw(key);
+        let store = &self.shared.store;
+        let cache = &*self.shared.cache;
+        let bytes = self.shared.codec.encode(value)?;
+        let now = self.shared.clock.now();
+        let entry = Entry::Value(std::sync::Arc::new(ValueEntry::new(bytes, now, ttl)));
+        let Some(swap) = store.swap() else {
+            if live(store.get(cache, &cache_key, now).await?.as_ref(), now).is_some() {
+                return Ok(false);
+            }
+            store.insert(cache, &cache_key, entry).await?;
+            return Ok(true);
+        };
+        // A lost swap means another instance wrote the key meanwhile: it
+        // is no longer absent.
+        let (current, version) = swap.latest(cache, &cache_key, now).await?;
+        if live(current.as_ref(), now).is_some() {
+            return Ok(false);
+        }
+        Ok(swap.swap(cache, &cache_key, &version, entry).await?)
+    }
+
     /// Subtracts `delta` from the counter under `key`; see [`incr`](Self::incr).
     pub async fn decr(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, ValueError> {
         let negated = delta.checked_neg().ok_or_else(|| {
@@ -93,11 +140,7 @@ impl ValueCache {
         ttl: Duration,
         now: SystemTime,
     ) -> Result<(i64, Entry), ValueError> {
-        let live = match current {
-            Some(Entry::Value(value)) if value.expires_at() > now => Some(value),
-            _ => None,
-        };
-        let (before, ttl) = match live {
+        let (before, ttl) = match live(current, now) {
             Some(value) => {
                 let before: i64 = self.shared.codec.decode(value.bytes()).map_err(|error| {
                     ValueError::Decode(format!("`{key}` holds no counter: {error}"))
@@ -113,5 +156,13 @@ impl ValueCache {
         let bytes = self.shared.codec.encode(&after)?;
         let entry = Entry::Value(std::sync::Arc::new(ValueEntry::new(bytes, now, ttl)));
         Ok((after, entry))
+    }
+}
+
+/// The value `current` holds, if it is one live at `now`.
+fn live(current: Option<&Entry>, now: SystemTime) -> Option<&ValueEntry> {
+    match current {
+        Some(Entry::Value(value)) if value.expires_at() > now => Some(value),
+        _ => None,
     }
 }
