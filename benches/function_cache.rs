@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench function_cache`
 
+// criterion's macros generate undocumented items.
+#![allow(missing_docs)]
+
 use cachet::values::ValueCache;
 use cachet::{cached, Cache};
 use criterion::{criterion_group, criterion_main, Criterion};
