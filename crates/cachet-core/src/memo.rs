@@ -27,12 +27,18 @@ pub fn explicit<V: Borrow<ValueCache>>(values: V) -> Option<ValueCache> {
 }
 
 /// The installed handle's value cache — `values`, or the named `cache` —
-/// or `None` (logged once per function) when there is none.
+/// or `None` (logged once per function) when there is none. Resolved once
+/// per function into `resolved` (the installed handle never changes), so a
+/// call costs one clone.
 pub fn installed_values(
     cache: Option<&str>,
     function: &str,
+    resolved: &'static OnceLock<ValueCache>,
     warned: &'static AtomicBool,
 ) -> Option<ValueCache> {
+    if let Some(values) = resolved.get() {
+        return Some(values.clone());
+    }
     let warn = |why: &dyn std::fmt::Display| {
         if !warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(function, "not cached: {why}; the body runs on every call");
@@ -42,16 +48,17 @@ pub fn installed_values(
         warn(&"no cache is installed (call cachet::install at start-up)");
         return None;
     };
-    match cache {
-        None => Some(handle.values()),
+    let values = match cache {
+        None => handle.values(),
         Some(name) => match handle.values_in(name) {
-            Ok(values) => Some(values),
+            Ok(values) => values,
             Err(error) => {
                 warn(&error);
-                None
+                return None;
             }
         },
-    }
+    };
+    Some(resolved.get_or_init(|| values).clone())
 }
 
 /// One argument of the default key, encoded, which must be `Serialize`
@@ -196,10 +203,12 @@ mod tests {
     #[test]
     fn without_an_installed_handle_a_function_runs_uncached_and_warns_once() {
         static WARNED: AtomicBool = AtomicBool::new(false);
+        static RESOLVED: OnceLock<ValueCache> = OnceLock::new();
         // No test of this crate installs a handle.
-        assert!(installed_values(None, "shop::get_user", &WARNED).is_none());
+        assert!(installed_values(None, "shop::get_user", &RESOLVED, &WARNED).is_none());
         assert!(WARNED.load(Ordering::Relaxed), "the first call warns");
-        assert!(installed_values(Some("user"), "shop::get_user", &WARNED).is_none());
+        assert!(installed_values(Some("user"), "shop::get_user", &RESOLVED, &WARNED).is_none());
+        assert!(RESOLVED.get().is_none(), "nothing to remember");
     }
 
     #[test]

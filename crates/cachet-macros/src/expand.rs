@@ -12,7 +12,8 @@ fn local(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
 }
 
-/// The value cache, as an `Option<ValueCache>` expression.
+/// The value cache, as an `Option<ValueCache>` expression (declaring the
+/// statics it needs to resolve the installed handle once).
 fn source(source: &Source, function: &TokenStream, warned: &Ident) -> TokenStream {
     match source {
         Source::Installed(cache) => {
@@ -20,7 +21,12 @@ fn source(source: &Source, function: &TokenStream, warned: &Ident) -> TokenStrea
                 Some(name) => quote!(::std::option::Option::Some(#name)),
                 None => quote!(::std::option::Option::None),
             };
-            quote!(::cachet::__private::installed_values(#cache, #function, &#warned))
+            let resolved = local("__CACHET_RESOLVED");
+            quote!({
+                static #resolved: ::cachet::__private::OnceLock<::cachet::values::ValueCache> =
+                    ::cachet::__private::OnceLock::new();
+                ::cachet::__private::installed_values(#cache, #function, &#resolved, &#warned)
+            })
         }
         Source::Explicit(values) => quote!(::cachet::__private::explicit(#values)),
     }
