@@ -49,6 +49,36 @@ fn receiver(function: &ItemFn) -> Option<TokenStream> {
     })
 }
 
+/// `function` with its body replaced: `statements` (which declare the
+/// locals they need, and the `warned` flag declared here), then the
+/// original body as a future of the function's `output`, bound to `body`
+/// for the `tail` expression to await.
+fn around(
+    function: ItemFn,
+    output: &syn::Type,
+    warned: &Ident,
+    statements: TokenStream,
+    tail: TokenStream,
+) -> TokenStream {
+    let body = local("body");
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            static #warned: ::cachet::__private::AtomicBool =
+                ::cachet::__private::AtomicBool::new(false);
+            #statements
+            let #body = ::cachet::__private::typed::<#output, _>(async move #block);
+            #tail
+        }
+    }
+}
+
 fn templates(templates: &[syn::LitStr], arguments: &[Ident]) -> syn::Result<Vec<TokenStream>> {
     templates
         .iter()
@@ -111,39 +141,28 @@ pub(crate) fn cached(attribute: TokenStream, function: ItemFn) -> syn::Result<To
         (Returns::Option, true) | (Returns::Plain, _) => quote!(value),
     };
     let source = source(&options.source, &quote!(#name), &warned);
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = function;
-    Ok(quote! {
-        #(#attrs)*
-        #vis #sig {
-            fn #here() {}
-            static #warned: ::cachet::__private::AtomicBool =
-                ::cachet::__private::AtomicBool::new(false);
-            static #path: ::cachet::__private::OnceLock<::std::string::String> =
-                ::cachet::__private::OnceLock::new();
-            let #name: &'static str = ::cachet::__private::function_name(
-                &#path,
-                ::std::any::type_name_of_val(&#here),
-            );
-            let #values: ::std::option::Option<::cachet::values::ValueCache> = #source;
-            let #key: ::std::option::Option<::std::string::String> = match &#values {
-                ::std::option::Option::Some(#values_cache) => #key_expr,
-                ::std::option::Option::None => ::std::option::Option::None,
-            };
-            let #memo = ::cachet::__private::Memo {
-                values: #values,
-                key: #key,
-                ttl: #ttl,
-                tags: ::std::vec![#(#tag_exprs),*],
-            };
-            let #body = ::cachet::__private::typed::<#output, _>(async move #block);
-            #memo.#helper(#unless, #body).await
-        }
-    })
+    let statements = quote! {
+        fn #here() {}
+        static #path: ::cachet::__private::OnceLock<::std::string::String> =
+            ::cachet::__private::OnceLock::new();
+        let #name: &'static str = ::cachet::__private::function_name(
+            &#path,
+            ::std::any::type_name_of_val(&#here),
+        );
+        let #values: ::std::option::Option<::cachet::values::ValueCache> = #source;
+        let #key: ::std::option::Option<::std::string::String> = match &#values {
+            ::std::option::Option::Some(#values_cache) => #key_expr,
+            ::std::option::Option::None => ::std::option::Option::None,
+        };
+        let #memo = ::cachet::__private::Memo {
+            values: #values,
+            key: #key,
+            ttl: #ttl,
+            tags: ::std::vec![#(#tag_exprs),*],
+        };
+    };
+    let tail = quote!(#memo.#helper(#unless, #body).await);
+    Ok(around(function, &output, &warned, statements, tail))
 }
 
 pub(crate) fn cache_evict(attribute: TokenStream, function: ItemFn) -> syn::Result<TokenStream> {
@@ -171,24 +190,13 @@ pub(crate) fn cache_evict(attribute: TokenStream, function: ItemFn) -> syn::Resu
         Returns::Result => quote!(evict_result),
         Returns::Option | Returns::Plain => quote!(evict_value),
     };
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = function;
-    Ok(quote! {
-        #(#attrs)*
-        #vis #sig {
-            static #warned: ::cachet::__private::AtomicBool =
-                ::cachet::__private::AtomicBool::new(false);
-            let #values: ::std::option::Option<::cachet::values::ValueCache> = #source;
-            let #evict = ::cachet::values::Evict::new()
-                #(.key(#keys))*
-                #(.pattern(#patterns))*
-                #(.tag(#tags))*;
-            let #body = ::cachet::__private::typed::<#output, _>(async move #block);
-            ::cachet::__private::#helper(#values, #evict, #before, #body).await
-        }
-    })
+    let statements = quote! {
+        let #values: ::std::option::Option<::cachet::values::ValueCache> = #source;
+        let #evict = ::cachet::values::Evict::new()
+            #(.key(#keys))*
+            #(.pattern(#patterns))*
+            #(.tag(#tags))*;
+    };
+    let tail = quote!(::cachet::__private::#helper(#values, #evict, #before, #body).await);
+    Ok(around(function, &output, &warned, statements, tail))
 }
