@@ -57,8 +57,8 @@ fn around(
     function: ItemFn,
     output: &syn::Type,
     warned: &Ident,
-    statements: TokenStream,
-    tail: TokenStream,
+    statements: &TokenStream,
+    tail: &TokenStream,
 ) -> TokenStream {
     let body = local("body");
     let ItemFn {
@@ -162,7 +162,7 @@ pub(crate) fn cached(attribute: TokenStream, function: ItemFn) -> syn::Result<To
         };
     };
     let tail = quote!(#memo.#helper(#unless, #body).await);
-    Ok(around(function, &output, &warned, statements, tail))
+    Ok(around(function, &output, &warned, &statements, &tail))
 }
 
 pub(crate) fn cache_evict(attribute: TokenStream, function: ItemFn) -> syn::Result<TokenStream> {
@@ -198,5 +198,5 @@ pub(crate) fn cache_evict(attribute: TokenStream, function: ItemFn) -> syn::Resu
             #(.tag(#tags))*;
     };
     let tail = quote!(::cachet::__private::#helper(#values, #evict, #before, #body).await);
-    Ok(around(function, &output, &warned, statements, tail))
+    Ok(around(function, &output, &warned, &statements, &tail))
 }
