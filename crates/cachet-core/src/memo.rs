@@ -7,8 +7,7 @@
 //! the setup errors, which would otherwise repeat on every call).
 
 use crate::cache::installed;
-use crate::values::{Evict, ValueCache, ValueError};
-use bytes::Bytes;
+use crate::values::{Evict, ValueCache};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::borrow::Borrow;
@@ -61,27 +60,26 @@ pub fn installed_values(
     Some(resolved.get_or_init(|| values).clone())
 }
 
-/// One argument of the default key, encoded, which must be `Serialize`
-/// (the compiler's error points at the argument that is not).
-pub fn key_part<T: Serialize + ?Sized>(
-    values: &ValueCache,
-    argument: &T,
-) -> Result<Bytes, ValueError> {
-    values.encode_key_part(argument)
+/// The default key's arguments so far ([`key_arguments`], then
+/// [`KeyArguments::push`] for each).
+pub use crate::values::KeyArguments;
+
+/// No argument of the default key yet.
+pub fn key_arguments(values: &ValueCache) -> KeyArguments {
+    values.function_key_arguments()
 }
 
-/// The default key ([`ValueCache::function_key`]) from the encoded
-/// arguments, or `None` (logged) when one failed to encode.
-pub fn default_key(
-    values: &ValueCache,
-    function: &str,
-    parts: impl IntoIterator<Item = Result<Bytes, ValueError>>,
-) -> Option<String> {
-    match parts
-        .into_iter()
-        .collect::<Result<Vec<Bytes>, ValueError>>()
-    {
-        Ok(parts) => Some(values.function_key_of_parts(function, &parts)),
+/// One argument of the default key, which must be `Serialize` (the
+/// compiler's error points at the argument that is not).
+pub fn key_part<T: Serialize + ?Sized>(arguments: KeyArguments, argument: &T) -> KeyArguments {
+    arguments.push(argument)
+}
+
+/// The default key ([`ValueCache::function_key`]) of `arguments`, or
+/// `None` (logged) when one failed to encode.
+pub fn default_key(values: &ValueCache, function: &str, arguments: KeyArguments) -> Option<String> {
+    match values.function_key_of(function, arguments) {
+        Ok(key) => Some(key),
         Err(error) => {
             tracing::warn!(function, %error, "not cached: the arguments do not encode");
             None

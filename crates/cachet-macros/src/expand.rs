@@ -119,10 +119,17 @@ pub(crate) fn cached(attribute: TokenStream, function: ItemFn) -> syn::Result<To
         let keyed = arguments
             .iter()
             .filter(|argument| Some(*argument) != skipped);
-        let checked = keyed.map(|argument| {
-            quote_spanned!(argument.span()=> ::cachet::__private::key_part(#values_cache, &#argument))
+        let arguments_so_far = local("arguments");
+        let pushed = keyed.map(|argument| {
+            quote_spanned!(argument.span()=>
+                let #arguments_so_far = ::cachet::__private::key_part(#arguments_so_far, &#argument);
+            )
         });
-        quote!(::cachet::__private::default_key(#values_cache, #name, [#(#checked),*]))
+        quote!({
+            let #arguments_so_far = ::cachet::__private::key_arguments(#values_cache);
+            #(#pushed)*
+            ::cachet::__private::default_key(#values_cache, #name, #arguments_so_far)
+        })
     };
     let tag_exprs = templates(&options.tags, &arguments)?;
     let ttl = match options.ttl {

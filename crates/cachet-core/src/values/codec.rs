@@ -28,6 +28,22 @@ impl Codec {
         Ok(Bytes::from(bytes))
     }
 
+    /// Appends `value`'s encoding to `buf`.
+    pub(super) fn encode_into<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ValueError> {
+        match self {
+            Self::Binary => postcard::to_io(value, buf)
+                .map(drop)
+                .map_err(|e| ValueError::Encode(e.to_string())),
+            Self::Json => {
+                serde_json::to_writer(buf, value).map_err(|e| ValueError::Encode(e.to_string()))
+            }
+        }
+    }
+
     pub(super) fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, ValueError> {
         match self {
             Self::Binary => {

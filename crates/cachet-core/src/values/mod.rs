@@ -58,7 +58,6 @@ use crate::identity::Identity;
 use crate::key::CacheKey;
 use crate::store::entry::{Entry, ValueEntry};
 use crate::store::{CacheSpec, Store, StoreError, StoreUsage};
-use bytes::Bytes;
 use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -515,37 +514,35 @@ impl ValueCache {
         Ok(self.key_of_encoded(function, &encoded))
     }
 
-    /// [`function_key`](Self::function_key) from its arguments encoded one
-    /// by one ([`Codec::encode`]), as `#[cached]` does so that the compiler
-    /// points at an argument that is not `Serialize`: the same key as the
-    /// tuple of them (a tuple is its elements in a row in postcard, a JSON
-    /// array in JSON).
-    pub(crate) fn function_key_of_parts(&self, function: &str, parts: &[Bytes]) -> String {
-        match (self.shared.codec, parts) {
-            (_, []) => self
-                .function_key(function, &())
-                .unwrap_or_else(|_| function.to_owned()),
-            (Codec::Binary, parts) => self.key_of_encoded(function, &parts.concat()),
-            (Codec::Json, parts) => {
-                let mut array = b"[".to_vec();
-                for (i, part) in parts.iter().enumerate() {
-                    if i > 0 {
-                        array.push(b',');
-                    }
-                    array.extend_from_slice(part);
-                }
-                array.push(b']');
-                self.key_of_encoded(function, &array)
-            }
+    /// The arguments of a [`function_key`](Self::function_key), encoded
+    /// one at a time into one buffer as `#[cached]` does (so that the
+    /// compiler points at an argument that is not `Serialize`): the same
+    /// bytes as the tuple of them — its elements in a row in postcard, a
+    /// JSON array in JSON.
+    pub(crate) fn function_key_arguments(&self) -> KeyArguments {
+        KeyArguments {
+            codec: self.shared.codec,
+            encoded: Ok(Vec::with_capacity(32)),
+            count: 0,
         }
     }
 
-    /// Encodes one argument of a `#[cached]` function's default key.
-    pub(crate) fn encode_key_part<T: Serialize + ?Sized>(
+    /// [`function_key`](Self::function_key) from [`KeyArguments`].
+    pub(crate) fn function_key_of(
         &self,
-        argument: &T,
-    ) -> Result<Bytes, ValueError> {
-        self.shared.codec.encode(argument)
+        function: &str,
+        arguments: KeyArguments,
+    ) -> Result<String, ValueError> {
+        let mut encoded = arguments.encoded?;
+        match (self.shared.codec, arguments.count) {
+            (_, 0) => return self.function_key(function, &()),
+            (Codec::Json, _) => {
+                encoded.insert(0, b'[');
+                encoded.push(b']');
+            }
+            (Codec::Binary, _) => {}
+        }
+        Ok(self.key_of_encoded(function, &encoded))
     }
 
     fn key_of_encoded(&self, function: &str, encoded: &[u8]) -> String {
@@ -610,6 +607,33 @@ impl ValueCache {
             tracing::warn!(%error, "evicting before an operation failed");
         }
         operation.await
+    }
+}
+
+/// A `#[cached]` function's arguments, encoded as they come
+/// ([`ValueCache::function_key_arguments`]); the first failure is kept.
+/// Only the attribute's expansion makes one.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct KeyArguments {
+    codec: Codec,
+    encoded: Result<Vec<u8>, ValueError>,
+    count: usize,
+}
+
+impl KeyArguments {
+    /// Appends `argument`.
+    pub(crate) fn push<T: Serialize + ?Sized>(mut self, argument: &T) -> Self {
+        if let Ok(buf) = &mut self.encoded {
+            if self.codec == Codec::Json && self.count > 0 {
+                buf.push(b',');
+            }
+            if let Err(error) = self.codec.encode_into(argument, buf) {
+                self.encoded = Err(error);
+            }
+        }
+        self.count += 1;
+        self
     }
 }
 
