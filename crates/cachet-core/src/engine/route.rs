@@ -234,12 +234,9 @@ impl Cache {
                 };
             }
         };
-        let Some(rule) = self.inner.rules.find(&path) else {
-            return Route::Pass;
-        };
-        match self.plan(req, rule, &path) {
-            Ok(plan) => Route::Cache(plan),
-            Err(reason) => self.bypass(rule, reason),
+        match self.inner.rules.find(&path) {
+            Some(rule) => self.route_under(req, rule, &path),
+            None => Route::Pass,
         }
     }
 
@@ -247,11 +244,17 @@ impl Cache {
     /// `rule` ([`Cache::handler_rule`]): the same steps, without matching.
     pub(crate) fn route_handler(&self, rule: &Arc<CompiledRule>, req: &dyn RequestHead) -> Route {
         match canonical_path(req.path()) {
-            Ok(path) => match self.plan(req, rule, &path) {
-                Ok(plan) => Route::Cache(plan),
-                Err(reason) => self.bypass(rule, reason),
-            },
+            Ok(path) => self.route_under(req, rule, &path),
             Err(_) => self.bypass(rule, ForwardReason::Bypass),
+        }
+    }
+
+    /// A request under `rule` on its canonical `path`: cached under a plan,
+    /// or a counted bypass.
+    fn route_under(&self, req: &dyn RequestHead, rule: &Arc<CompiledRule>, path: &str) -> Route {
+        match self.plan(req, rule, path) {
+            Ok(plan) => Route::Cache(plan),
+            Err(reason) => self.bypass(rule, reason),
         }
     }
 

@@ -51,30 +51,11 @@ impl ValueCache {
     /// # }).unwrap();
     /// ```
     pub async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, ValueError> {
-        let flight = self.shared.flights.join(key);
-        let _turn = flight.lock.lock().await;
-        let cache_key = CacheKey::from_raw(key);
-        let store = &self.shared.store;
-        let cache = &*self.shared.cache;
-        let Some(swap) = store.swap() else {
-            let now = self.shared.clock.now();
-            let current = store.get(cache, &cache_key, now).await?;
-            let (value, entry) = self.added(key, current.as_ref(), delta, ttl, now)?;
-            store.insert(cache, &cache_key, entry).await?;
-            return Ok(value);
-        };
-        for _ in 0..SWAP_ATTEMPTS {
-            let now = self.shared.clock.now();
-            let (current, version) = swap.latest(cache, &cache_key, now).await?;
-            let (value, entry) = self.added(key, current.as_ref(), delta, ttl, now)?;
-            if swap.swap(cache, &cache_key, &version, entry).await? {
-                return Ok(value);
-            }
-        }
-        Err(StoreError::new(format!(
-            "counter `{key}` changed under {SWAP_ATTEMPTS} attempts in a row; nothing added"
-        ))
-        .into())
+        self.read_modify_write(key, |current, now| {
+            let (value, entry) = self.added(key, current, delta, ttl, now)?;
+            Ok((value, Some(entry)))
+        })
+        .await
     }
 
     /// Stores `value` under `key` for `ttl` only if no live value is there;
@@ -98,28 +79,58 @@ impl ValueCache {
         value: &T,
         ttl: Duration,
     ) -> Result<bool, ValueError> {
+        let bytes = self.shared.codec.encode(value)?;
+        // A lost swap means another instance wrote the key meanwhile: the
+        // next attempt finds it live.
+        self.read_modify_write(key, |current, now| {
+            if live(current, now).is_some() {
+                return Ok((false, None));
+            }
+            let entry = ValueEntry::new(bytes.clone(), now, ttl);
+            Ok((true, Some(Entry::Value(std::sync::Arc::new(entry)))))
+        })
+        .await
+    }
+
+    /// Runs `step` on the live value under `key` (or none) and stores the
+    /// entry it returns, if any, under the key's lock: in this process
+    /// with a plain read and write; on a store other instances write, by
+    /// compare-and-swap, reading again when another instance wrote in
+    /// between. Returns what `step` returned with the entry it stored.
+    async fn read_modify_write<R>(
+        &self,
+        key: &str,
+        mut step: impl FnMut(Option<&Entry>, SystemTime) -> Result<(R, Option<Entry>), ValueError>,
+    ) -> Result<R, ValueError> {
         let flight = self.shared.flights.join(key);
         let _turn = flight.lock.lock().await;
         let cache_key = CacheKey::from_raw(key);
         let store = &self.shared.store;
         let cache = &*self.shared.cache;
-        let bytes = self.shared.codec.encode(value)?;
-        let now = self.shared.clock.now();
-        let entry = Entry::Value(std::sync::Arc::new(ValueEntry::new(bytes, now, ttl)));
         let Some(swap) = store.swap() else {
-            if live(store.get(cache, &cache_key, now).await?.as_ref(), now).is_some() {
-                return Ok(false);
+            let now = self.shared.clock.now();
+            let current = store.get(cache, &cache_key, now).await?;
+            let (result, entry) = step(current.as_ref(), now)?;
+            if let Some(entry) = entry {
+                store.insert(cache, &cache_key, entry).await?;
             }
-            store.insert(cache, &cache_key, entry).await?;
-            return Ok(true);
+            return Ok(result);
         };
-        // A lost swap means another instance wrote the key meanwhile: it
-        // is no longer absent.
-        let (current, version) = swap.latest(cache, &cache_key, now).await?;
-        if live(current.as_ref(), now).is_some() {
-            return Ok(false);
+        for _ in 0..SWAP_ATTEMPTS {
+            let now = self.shared.clock.now();
+            let (current, version) = swap.latest(cache, &cache_key, now).await?;
+            let (result, entry) = step(current.as_ref(), now)?;
+            let Some(entry) = entry else {
+                return Ok(result);
+            };
+            if swap.swap(cache, &cache_key, &version, entry).await? {
+                return Ok(result);
+            }
         }
-        Ok(swap.swap(cache, &cache_key, &version, entry).await?)
+        Err(StoreError::new(format!(
+            "`{key}` changed under {SWAP_ATTEMPTS} attempts in a row; nothing written"
+        ))
+        .into())
     }
 
     /// Subtracts `delta` from the counter under `key`; see [`incr`](Self::incr).
