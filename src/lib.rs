@@ -13,6 +13,7 @@
 //! | `tower` | yes | [`CacheLayer`] and [`InvalidationLayer`] for tower/axum/hyper; `cachet::tower` has their services, futures and bodies |
 //! | `actix` | no | `cachet::actix`: the [`cachet-actix`](https://docs.rs/cachet-actix) middleware (`ResponseCache`, `CacheInvalidation`) for actix-web 4 |
 //! | `redis` | no | `cachet::redis`: the [`cachet-redis`](https://docs.rs/cachet-redis) tier — one Redis shared by every instance, purges that reach them all |
+//! | `memcached` | no | `cachet::memcached`: the [`cachet-memcached`](https://docs.rs/cachet-memcached) tier — Memcached servers shared by every instance, with key listing, tags and purges that reach them all |
 //!
 //! # Example
 //!
@@ -111,6 +112,13 @@ pub use cachet_actix as actix;
 /// section (or when `CACHET_REDIS_URL` / `REDIS_URL` is set).
 #[cfg(feature = "redis")]
 pub use cachet_redis as redis;
+
+/// The shared Memcached tier (feature `memcached`):
+/// `cachet::memcached::install` puts it under a [`CacheBuilder`] whose
+/// configuration has a `[memcached]` section (or when
+/// `CACHET_MEMCACHED_SERVERS` / `MEMCACHED_HOST` is set).
+#[cfg(feature = "memcached")]
+pub use cachet_memcached as memcached;
 
 // The README's examples use both frameworks: they run with `actix` on
 // (the README's test command), so that a plain `cargo test` passes too.

@@ -199,9 +199,24 @@ impl ProxyConfig {
         let builder = CacheBuilder::from_config(&mut file)?.env_overrides(&env)?;
         let persistence = PersistenceConfig::from_config(&mut file)?.env_overrides(&env)?;
         let redis = cachet_redis::RedisConfig::from_config(&mut file)?;
+        let memcached = cachet_memcached::MemcachedConfig::from_config(&mut file)?;
         file.finish()?;
-        // `[redis]`, `CACHET_REDIS_URL`, `REDIS_URL` or `CACHET_REDIS_CLUSTER`: the shared tier.
-        let mut builder = cachet_redis::install_with_env(builder, redis, &env)?.key_host(true);
+        // `[redis]`, `CACHET_REDIS_URL`, `REDIS_URL` or `CACHET_REDIS_CLUSTER`; or
+        // `[memcached]`, `CACHET_MEMCACHED_SERVERS` or `MEMCACHED_HOST`: the shared tier.
+        if cachet_redis::is_named(redis.as_ref(), &env)
+            && cachet_memcached::is_named(memcached.as_ref(), &env)
+        {
+            return Err(ProxyConfigError::from(ConfigError::Section {
+                section: "memcached".into(),
+                field: "servers".into(),
+                reason: "Redis is named too (`[redis]` or its environment variables): a cache \
+                         has one shared tier, Redis or Memcached"
+                    .into(),
+            }));
+        }
+        let builder = cachet_redis::install_with_env(builder, redis, &env)?;
+        let mut builder =
+            cachet_memcached::install_with_env(builder, memcached, &env)?.key_host(true);
         if let Some(clock) = &overrides.clock {
             builder = builder.clock(clock.clone());
         }

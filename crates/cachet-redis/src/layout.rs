@@ -8,7 +8,8 @@
 //! - `{prefix}l:{cache}:{key}` — with `distributed_lock`, the instance
 //!   fetching a cold key (a token of its own, expiring after the lock
 //!   timeout).
-//! - `{prefix}invalidations` — the channel purges travel on.
+//! - `{prefix}invalidations` — the channel purges travel on (each a
+//!   [`Purge`](cachet_core::store::tier::Purge)).
 
 /// The first byte of every stored value: a value of another format reads as
 /// a miss (and is replaced), never as garbage.
@@ -106,66 +107,9 @@ fn glob_escape(text: &str) -> String {
     escaped
 }
 
-/// A purge, as it travels between instances.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Purge {
-    /// Drop `key` of `cache` from memory.
-    Key { cache: String, key: String },
-    /// Drop every entry of `cache` from memory.
-    Clear { cache: String },
-}
-
-impl Purge {
-    /// `from` (the sending instance), the kind, the cache and the key, one
-    /// per line (a key never holds a line break: it comes from a request
-    /// target, and is last anyway).
-    pub(crate) fn encode(&self, from: u64) -> String {
-        match self {
-            Self::Key { cache, key } => format!("{from:016x}\nkey\n{cache}\n{key}"),
-            Self::Clear { cache } => format!("{from:016x}\nclear\n{cache}\n"),
-        }
-    }
-
-    /// The sender and the purge, or `None` for a message of another kind.
-    pub(crate) fn decode(message: &str) -> Option<(u64, Self)> {
-        let mut parts = message.splitn(4, '\n');
-        let from = u64::from_str_radix(parts.next()?, 16).ok()?;
-        let kind = parts.next()?;
-        let cache = parts.next()?.to_owned();
-        let rest = parts.next()?;
-        let purge = match kind {
-            "key" => Self::Key {
-                cache,
-                key: rest.to_owned(),
-            },
-            "clear" => Self::Clear { cache },
-            _ => return None,
-        };
-        Some((from, purge))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn purges_round_trip_and_garbage_is_ignored() {
-        for purge in [
-            Purge::Key {
-                cache: "default".into(),
-                key: "/a?b=1 GET u=00ff".into(),
-            },
-            Purge::Clear {
-                cache: "url".into(),
-            },
-        ] {
-            assert_eq!(Purge::decode(&purge.encode(42)), Some((42, purge)));
-        }
-        assert_eq!(Purge::decode("hello"), None);
-        assert_eq!(Purge::decode("zz\nkey\nc\nk"), None);
-        assert_eq!(Purge::decode("01\nexplode\nc\nk"), None);
-    }
 
     #[test]
     fn entries_carry_their_format() {

@@ -93,6 +93,15 @@ pub fn install(
     install_with_env(builder, config, |name| std::env::var(name).ok())
 }
 
+/// The variables that name a Redis (see [`install`]).
+pub const ENV_VARIABLES: [&str; 3] = ["CACHET_REDIS_URL", "REDIS_URL", "CACHET_REDIS_CLUSTER"];
+
+/// Whether [`install`] would put the tier in: a `[redis]` section, or a
+/// variable of [`ENV_VARIABLES`] set.
+pub fn is_named(section: Option<&RedisConfig>, env: impl Fn(&str) -> Option<String>) -> bool {
+    section.is_some() || ENV_VARIABLES.iter().any(|name| env(name).is_some())
+}
+
 /// [`install`], reading the environment through `env` (a name to its value).
 pub fn install_with_env(
     builder: CacheBuilder,

@@ -10,6 +10,7 @@
 //! deadline.
 
 use crate::config::{redacted, RedisConfig};
+use cachet_core::store::tier::Warnings;
 use cachet_core::store::StoreError;
 use futures_util::future::{try_join_all, BoxFuture};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -21,7 +22,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Deadlines in a row after which the tier counts as down (a Redis that
@@ -30,9 +31,6 @@ const TIMEOUTS_TO_DOWN: u64 = 3;
 
 /// How often a down tier is probed.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
-
-/// At most one warning per this long; the others are counted in the next.
-const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// What the tier talks to.
 enum Topology {
@@ -404,11 +402,9 @@ impl Link {
             .unwrap_or_else(PoisonError::into_inner) = Some(why.to_owned());
     }
 
-    /// A warning, at most one per [`WARN_EVERY`] (the rest are counted).
+    /// A warning, at most one per ten seconds (the rest are counted).
     pub(crate) fn warn(&self, message: &str) {
-        if let Some(suppressed) = self.warnings.admit() {
-            tracing::warn!(suppressed, "{message}");
-        }
+        self.warnings.warn(message);
     }
 
     /// Connects, then keeps the tier up: probes it with `PING` whenever a
@@ -562,40 +558,9 @@ fn parse_masters(slots: Value) -> Result<Vec<(String, u16)>, String> {
     Ok(masters)
 }
 
-#[derive(Debug, Default)]
-struct Warnings {
-    last: Mutex<Option<Instant>>,
-    suppressed: AtomicU64,
-}
-
-impl Warnings {
-    /// `Some(how many were suppressed since the last one)` when a warning
-    /// may be logged now.
-    fn admit(&self) -> Option<u64> {
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < WARN_EVERY) {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        *last = Some(now);
-        Some(self.suppressed.swap(0, Ordering::Relaxed))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn warnings_are_bounded() {
-        let warnings = Warnings::default();
-        assert_eq!(warnings.admit(), Some(0));
-        for _ in 0..100 {
-            assert_eq!(warnings.admit(), None);
-        }
-        assert_eq!(warnings.suppressed.load(Ordering::Relaxed), 100);
-    }
 
     #[test]
     fn masters_are_read_from_cluster_slots() {

@@ -1,10 +1,9 @@
 //! The invalidation channel: every instance subscribes, and drops from its
 //! memory what another instance purged.
 
-use crate::layout::Purge;
 use crate::link::Link;
+use cachet_core::store::tier::Purge;
 use cachet_core::store::{MokaStore, Store};
-use cachet_core::CacheKey;
 use futures_util::StreamExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -45,7 +44,7 @@ impl Listener {
                         };
                         if let Some((from, purge)) = Purge::decode(text) {
                             if from != self.instance {
-                                self.apply(purge).await;
+                                purge.apply(&self.local).await;
                             }
                         }
                     }
@@ -73,17 +72,6 @@ impl Listener {
             Ok(Ok(pubsub)) => Ok(pubsub),
             Ok(Err(error)) => Err(format!("subscribing to the invalidation channel: {error}")),
             Err(_) => Err("subscribing to the invalidation channel took too long".into()),
-        }
-    }
-
-    async fn apply(&self, purge: Purge) {
-        match purge {
-            Purge::Key { cache, key } => {
-                let _ = self.local.remove(&cache, &CacheKey::from_raw(key)).await;
-            }
-            Purge::Clear { cache } => {
-                let _ = self.local.clear(&cache).await;
-            }
         }
     }
 

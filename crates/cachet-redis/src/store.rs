@@ -2,10 +2,11 @@
 //! in-memory tier.
 
 use crate::config::{Mode, RedisConfig};
-use crate::layout::{self, Layout, Purge, Stored};
+use crate::layout::{self, Layout, Stored};
 use crate::link::Link;
 use crate::listen::Listener;
 use cachet_core::clock::Clock;
+use cachet_core::store::tier::{instance_id, unix_millis as millis, Purge};
 use cachet_core::store::StoreError;
 use cachet_core::store::{
     Entry, Health, Immediate, MokaStore, Shared, Store, StoreUsage, Swap, Version, Walk,
@@ -13,10 +14,9 @@ use cachet_core::store::{
 use cachet_core::{CacheKey, CacheSpec, ConfigError};
 use redis::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// How many keys a `SCAN` step asks for.
 const SCAN_COUNT: usize = 1000;
@@ -101,8 +101,7 @@ impl RedisStore {
             Mode::Tiered => Some(MokaStore::new(caches, Arc::clone(&clock))),
             Mode::Shared => None,
         };
-        let instance = std::collections::hash_map::RandomState::new()
-            .hash_one((std::process::id(), SystemTime::now()));
+        let instance = instance_id();
         let channel = layout.channel();
         runtime.spawn(Arc::clone(&link).keep_connected());
         if let Some(local) = &local {
@@ -273,12 +272,6 @@ impl Drop for RedisStore {
 type Caches = BTreeMap<String, CacheSpec>;
 /// A made store, or why not.
 type Made = Result<Arc<dyn Store>, ConfigError>;
-
-fn millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    })
-}
 
 #[async_trait::async_trait]
 impl Store for RedisStore {

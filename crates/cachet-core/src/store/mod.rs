@@ -26,6 +26,7 @@ mod error;
 mod key_index;
 mod moka;
 mod spec;
+pub mod tier;
 pub(crate) mod wire;
 
 pub use self::capabilities::{Health, Immediate, Shared, Swap, Version, Walk, WalkPart};
