@@ -123,17 +123,6 @@ impl MemcachedServer {
         Some(reply)
     }
 
-    /// The value of one of its `stats`.
-    pub fn stat(&self, name: &str) -> Option<u64> {
-        let stats = self.command("stats")?;
-        stats.lines().find_map(|line| {
-            let mut parts = line.split_whitespace();
-            (parts.next() == Some("STAT") && parts.next() == Some(name))
-                .then(|| parts.next()?.parse().ok())
-                .flatten()
-        })
-    }
-
     /// The keys it holds, by `lru_crawler metadump all` (one line each),
     /// once its crawler is free.
     pub fn keys(&self) -> Vec<String> {

@@ -6,21 +6,14 @@
 
 mod common;
 
-use axum::routing::get;
-use bytes::Bytes;
+use common::tier::{client, eventually, health, origin, send};
 use common::{start, Running, BOUND};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
 struct Redis {
     port: u16,
@@ -59,22 +52,6 @@ impl Drop for Redis {
     }
 }
 
-/// An origin whose bodies count its calls; `GET` is cacheable for an hour.
-async fn origin(calls: Arc<AtomicUsize>) -> SocketAddr {
-    let count = move || {
-        let calls = Arc::clone(&calls);
-        async move {
-            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-            ([("cache-control", "max-age=3600")], format!("call #{n}"))
-        }
-    };
-    let app = axum::Router::new().route("/page", get(count.clone()).post(count));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
 fn config(dir: &Path, redis: &Redis) -> PathBuf {
     let path = dir.join("cachet.toml");
     std::fs::write(
@@ -89,58 +66,6 @@ fn config(dir: &Path, redis: &Redis) -> PathBuf {
     path
 }
 
-/// Status, `Cache-Status` and body.
-async fn send(client: &HttpClient, method: &str, url: String) -> (u16, String, String) {
-    // One site behind both proxies, as behind a load balancer: keys hold
-    // the host, so both must see the same one.
-    let request = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("host", "shop.example")
-        .body(Empty::new())
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let cache_status = response
-        .headers()
-        .get("cache-status")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        cache_status,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
-}
-
-async fn health(client: &HttpClient, proxy: &Running) -> String {
-    let request = http::Request::get(format!("http://{}/health", proxy.admin))
-        .body(Empty::new())
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8_lossy(&body).into_owned()
-}
-
-/// Waits (messages between processes: a few seconds at most) until
-/// `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{what}: not within 5 s");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_proxies_share_entries_and_purges_through_redis() {
     let mut redis = Redis::start();
@@ -152,7 +77,7 @@ async fn two_proxies_share_entries_and_purges_through_redis() {
     let config = config(&dir, &redis);
     let one = start(&config, upstream).await;
     let two = start(&config, upstream).await;
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let client = client();
     for proxy in [&one, &two] {
         eventually("the proxy reaches Redis", || async {
             health(&client, proxy).await.contains("\"ok\"")

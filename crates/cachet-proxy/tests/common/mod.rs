@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod tier;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
