@@ -1,19 +1,26 @@
 //! Two instances of one axum app, on 127.0.0.1:3000 and 127.0.0.1:3001,
-//! sharing a Redis you start yourself: what one caches the other serves,
-//! and a write on one purges both.
+//! sharing a Redis — or a Memcached — you start yourself: what one caches
+//! the other serves, and a write on one purges both.
 //!
 //! ```sh
 //! redis-server --port 6379 --save "" &          # or any Redis: set REDIS_URL
-//! cargo run --example two_instances --features redis
+//! cargo run --example two_instances --features redis,memcached
+//!
+//! # or on Memcached (MEMCACHED_HOST / CACHET_MEMCACHED_SERVERS to point elsewhere):
+//! memcached -p 11211 -l 127.0.0.1 -u nobody &
+//! cargo run --example two_instances --features redis,memcached -- memcached
 //!
 //! curl -si localhost:3000/api/products | grep -i cache-status   # fwd=uri-miss; stored
-//! curl -si localhost:3001/api/products | grep -i cache-status   # hit (from Redis)
+//! curl -si localhost:3001/api/products | grep -i cache-status   # hit (from the shared tier)
 //! curl -si -X POST localhost:3001/api/products                  # a write on B...
 //! curl -si localhost:3000/api/products | grep -i cache-status   # ...purged A: a miss
+//! curl -s localhost:3001/_cachet/keys                           # A's keys, listed on B
 //! redis-cli --scan --pattern 'demo:*'                           # what Redis holds
 //! ```
 //!
-//! Stop Redis meanwhile: both keep answering (from memory and the app), and
+//! On Redis a purge reaches the other instance in a millisecond; on
+//! Memcached within its `poll_interval` (100 ms). Stop the server
+//! meanwhile: both keep answering (from memory and the app), and
 //! `curl localhost:3000/_cachet/health` says `degraded` until it is back.
 
 use axum::routing::get;
@@ -22,15 +29,27 @@ use cachet::admin::{AdminConfig, AdminService};
 use cachet::{CacheLayer, Identity, InvalidationLayer};
 use std::time::Duration;
 
-const CONFIG: &str = r#"
-[redis]
-url = "redis://127.0.0.1:6379/0"
-prefix = "demo:"
-
+const RULES: &str = r#"
 [[rules]]
 path = '^/api/products$'
 ttl = "5m"
 "#;
+
+/// The shared tier's section, by the first argument (`redis`, the default,
+/// or `memcached`).
+fn tier() -> Result<&'static str, String> {
+    match std::env::args().nth(1).as_deref() {
+        None | Some("redis") => {
+            Ok("[redis]\nurl = \"redis://127.0.0.1:6379/0\"\nprefix = \"demo:\"\n")
+        }
+        Some("memcached") => {
+            Ok("[memcached]\nservers = [\"127.0.0.1:11211\"]\nprefix = \"demo:\"\n")
+        }
+        Some(other) => Err(format!(
+            "unknown tier `{other}`: say `redis` or `memcached`"
+        )),
+    }
+}
 
 /// A "database" query that takes 50 ms.
 async fn products() -> Json<Vec<&'static str>> {
@@ -42,9 +61,10 @@ async fn save_product() -> &'static str {
     "saved\n"
 }
 
-async fn instance(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
-    // `REDIS_URL` / `CACHET_REDIS_URL` override the section's url.
-    let mut config = cachet::Config::from_toml(CONFIG)?;
+async fn instance(addr: &str, tier: &str) -> Result<(), Box<dyn std::error::Error>> {
+    // `REDIS_URL` / `CACHET_REDIS_URL` override the section's url, and
+    // `CACHET_MEMCACHED_SERVERS` / `MEMCACHED_HOST` the servers.
+    let mut config = cachet::Config::from_toml(&format!("{tier}{RULES}"))?;
     // Every instance must hash users alike (a real app reads it from
     // `[identity] secret_env`).
     config.cache = config
@@ -67,6 +87,10 @@ async fn instance(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (a, b) = tokio::join!(instance("127.0.0.1:3000"), instance("127.0.0.1:3001"));
+    let tier = tier()?;
+    let (a, b) = tokio::join!(
+        instance("127.0.0.1:3000", tier),
+        instance("127.0.0.1:3001", tier)
+    );
     a.and(b)
 }

@@ -1,12 +1,12 @@
-//! The Redis tier's figures, with a `redis-server` of its own on a free
-//! port of 127.0.0.1 (and a local three-master Redis Cluster): time per
-//! request through the Tower layer for a hit in memory, a hit in Redis, a
-//! hit in the cluster and an uncached pass to the origin (one run); how
-//! long a purge on one instance takes to reach another's memory, on one
-//! Redis and on the cluster; and a load run during which Redis is killed.
+//! The shared tiers' figures side by side, in one run, each on servers of
+//! its own on free ports of 127.0.0.1 (a `redis-server`, a local
+//! three-master Redis Cluster, two `memcached`): time per request through
+//! the Tower layer for a hit in memory, a hit in the shared tier and an
+//! uncached pass to the origin; how long a purge on one instance takes to
+//! reach another's memory; and a load run during which the tier is killed.
 //!
 //! ```sh
-//! cargo run --release --example redis_bench --features redis
+//! cargo run --release --example tier_bench --features redis,memcached
 //! ```
 
 use axum::{body::Body, routing::get, Router};
@@ -21,19 +21,25 @@ use tower::ServiceExt;
 
 const RULES: &str = "[[rules]]\npath = '^/cached'\nttl = '1h'\n";
 
-// The Redis tests' servers; not every helper is used here.
+// The tests' servers; not every helper is used here.
+#[allow(dead_code)]
+#[path = "../tests/memcached/server.rs"]
+mod memcached;
 #[allow(dead_code)]
 #[path = "../tests/redis/server.rs"]
 mod server;
 
+use memcached::MemcachedServer;
 use server::{RedisCluster, RedisServer};
 
-/// An instance on the Redis `target` names (its `url` or `cluster` line).
+/// An instance on the tier `target` names: a `[redis]` or `[memcached]`
+/// section's body, after its header line.
 fn app(target: &str, mode: &str) -> (Router, cachet::Cache) {
-    let text = format!("{RULES}\n[redis]\n{target}\nmode = '{mode}'\n");
+    let text = format!("{RULES}\n{target}\nmode = '{mode}'\n");
     let config = cachet::Config::from_toml(&text).unwrap();
     let builder = config.cache.identity(Identity::default().secret("bench"));
-    let cache = cachet::redis::install_with_env(builder, config.redis, |_| None)
+    let builder = cachet::redis::install_with_env(builder, config.redis, |_| None).unwrap();
+    let cache = cachet::memcached::install_with_env(builder, config.memcached, |_| None)
         .unwrap()
         .build()
         .unwrap();
@@ -82,7 +88,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// 1,000 purges on `a`, each timed until another instance's memory no
 /// longer holds the key.
-async fn propagation(name: &str, a: &Router, a_cache: &cachet::Cache, target: &str) {
+async fn propagation(
+    name: &str,
+    a: &Router,
+    a_cache: &cachet::Cache,
+    target: &str,
+    jitter: Option<Duration>,
+) {
     let (b, b_cache) = app(target, "tiered");
     connected(a_cache).await;
     connected(&b_cache).await;
@@ -106,6 +118,11 @@ async fn propagation(name: &str, a: &Router, a_cache: &cachet::Cache, target: &s
             matches!(adapter::begin(&b_cache, plan, &req), Begun::Hit(..))
         };
         assert!(in_memory());
+        // A tier that polls: purges land anywhere in its interval, not
+        // just after the poll that ended the previous measurement.
+        if let Some(jitter) = jitter {
+            tokio::time::sleep(jitter.mul_f64(f64::from((n * 7919) % 1000) / 1000.0)).await;
+        }
         let started = Instant::now();
         a_cache.delete(key.as_str()).await.unwrap();
         while in_memory() {
@@ -125,40 +142,50 @@ async fn propagation(name: &str, a: &Router, a_cache: &cachet::Cache, target: &s
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut redis = RedisServer::start();
-    let single = format!("url = '{}'", redis.url());
+    let single = format!("[redis]\nurl = '{}'", redis.url());
     let cluster = RedisCluster::start();
     let nodes: Vec<String> = cluster
         .urls()
         .iter()
         .map(|url| format!("'{url}'"))
         .collect();
-    let on_cluster = format!("cluster = [{}]", nodes.join(", "));
-    let (tiered, tiered_cache) = app(&single, "tiered");
-    let (shared, shared_cache) = app(&single, "shared");
-    let (cluster_a, cluster_a_cache) = app(&on_cluster, "tiered");
-    let (clustered, clustered_cache) = app(&on_cluster, "shared");
-    connected(&tiered_cache).await;
-    connected(&shared_cache).await;
-    connected(&clustered_cache).await;
+    let on_cluster = format!("[redis]\ncluster = [{}]", nodes.join(", "));
+    let mut memcached = MemcachedServer::start();
+    let mut other_memcached = MemcachedServer::start();
+    let on_memcached = format!("[memcached]\nservers = ['{}']", memcached.address());
+    let on_two = format!(
+        "[memcached]\nservers = ['{}', '{}']",
+        memcached.address(),
+        other_memcached.address()
+    );
 
-    // 1. One request at a time, same run: memory, Redis, the origin.
-    status(&tiered, "/cached/1").await.unwrap();
+    // 1. One request at a time, same run: memory, each shared tier, the origin.
     const COUNT: u32 = 20_000;
+    let (tiered, tiered_cache) = app(&single, "tiered");
+    connected(&tiered_cache).await;
+    status(&tiered, "/cached/1").await.unwrap();
     let memory = per_request(&tiered, "/cached/1", COUNT).await;
-    let redis_hit = per_request(&shared, "/cached/1", COUNT).await;
-    status(&clustered, "/cached/1").await.unwrap();
-    let cluster_hit = per_request(&clustered, "/cached/1", COUNT).await;
-    let origin = per_request(&tiered, "/uncached", COUNT).await;
+    let mut rows = vec![("hit in memory (tiered)", memory)];
+    for (name, target) in [
+        ("hit in Redis (shared mode)", &single),
+        ("hit in a 3-master Redis Cluster (shared mode)", &on_cluster),
+        ("hit in Memcached (shared mode)", &on_memcached),
+        ("hit in 2 Memcached servers (shared mode)", &on_two),
+    ] {
+        let (shared, shared_cache) = app(target, "shared");
+        connected(&shared_cache).await;
+        status(&shared, "/cached/1").await.unwrap();
+        rows.push((name, per_request(&shared, "/cached/1", COUNT).await));
+    }
+    rows.push((
+        "uncached, to an in-process origin",
+        per_request(&tiered, "/uncached", COUNT).await,
+    ));
     println!(
         "| request (through the Tower layer) | time per request | per second | vs. memory hit |"
     );
     println!("|---|---|---|---|");
-    for (name, time) in [
-        ("hit in memory (tiered)", memory),
-        ("hit in Redis (shared mode)", redis_hit),
-        ("hit in a 3-master Redis Cluster (shared mode)", cluster_hit),
-        ("uncached, to an in-process origin", origin),
-    ] {
+    for (name, time) in rows {
         println!(
             "| {name} | {:.1} µs | {:.0} | {:.2} |",
             time.as_secs_f64() * 1e6,
@@ -168,19 +195,37 @@ async fn main() {
     }
 
     // 2. Purge propagation: 1,000 purges on A, each timed until B's
-    // memory no longer holds the key; on one Redis, then on the cluster.
-    let (a, a_cache) = app(&single, "tiered");
+    // memory no longer holds the key.
     println!();
-    propagation("one Redis", &a, &a_cache, &single).await;
-    propagation(
-        "a 3-master cluster",
-        &cluster_a,
-        &cluster_a_cache,
-        &on_cluster,
-    )
-    .await;
+    let poll = Some(Duration::from_millis(100));
+    for (name, target, jitter) in [
+        ("one Redis", &single, None),
+        ("a 3-master Redis Cluster", &on_cluster, None),
+        ("one Memcached (poll_interval 100 ms)", &on_memcached, poll),
+        (
+            "two Memcached servers (poll_interval 100 ms)",
+            &on_two,
+            poll,
+        ),
+    ] {
+        let (a, a_cache) = app(target, "tiered");
+        propagation(name, &a, &a_cache, target, jitter).await;
+    }
 
-    // 3. Load with Redis killed a second in: failed requests.
+    // 3. Load with the tier killed a second in: failed requests.
+    println!();
+    load("Redis", &single, || redis.kill()).await;
+    load("Memcached (both servers)", &on_two, || {
+        memcached.kill();
+        other_memcached.kill();
+    })
+    .await;
+}
+
+/// 8 clients on one tiered instance for 3 s over 500 keys; `kill` a second in.
+async fn load(name: &str, target: &str, kill: impl FnOnce()) {
+    let (a, a_cache) = app(target, "tiered");
+    connected(&a_cache).await;
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -196,18 +241,19 @@ async fn main() {
                         Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
                         _ => failed.fetch_add(1, Ordering::Relaxed),
                     };
+                    // Hits from memory never wait: let the killer run.
+                    tokio::task::yield_now().await;
                 }
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    redis.kill();
+    kill();
     for client in clients {
         client.await.unwrap();
     }
-    println!();
     println!(
-        "load for 3 s, 8 clients, Redis killed after 1 s: {} answered, {} failed; store errors counted: {}",
+        "{name}: load for 3 s, 8 clients, the tier killed after 1 s: {} answered, {} failed; store errors counted: {}",
         ok.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
         a_cache.stats().caches["default"].store_errors
