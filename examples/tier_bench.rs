@@ -159,18 +159,39 @@ async fn main() {
         other_memcached.address()
     );
 
+    // `tier_bench load` runs the load part alone.
+    if std::env::args().nth(1).as_deref() != Some("load") {
+        per_request_and_propagation(&single, &on_cluster, &on_memcached, &on_two).await;
+    }
+
+    // 3. Load with the tier killed a second in: failed requests.
+    println!();
+    load("Redis", &single, || redis.kill()).await;
+    load("Memcached (both servers)", &on_two, || {
+        memcached.kill();
+        other_memcached.kill();
+    })
+    .await;
+}
+
+async fn per_request_and_propagation(
+    single: &str,
+    on_cluster: &str,
+    on_memcached: &str,
+    on_two: &str,
+) {
     // 1. One request at a time, same run: memory, each shared tier, the origin.
     const COUNT: u32 = 20_000;
-    let (tiered, tiered_cache) = app(&single, "tiered");
+    let (tiered, tiered_cache) = app(single, "tiered");
     connected(&tiered_cache).await;
     status(&tiered, "/cached/1").await.unwrap();
     let memory = per_request(&tiered, "/cached/1", COUNT).await;
     let mut rows = vec![("hit in memory (tiered)", memory)];
     for (name, target) in [
-        ("hit in Redis (shared mode)", &single),
-        ("hit in a 3-master Redis Cluster (shared mode)", &on_cluster),
-        ("hit in Memcached (shared mode)", &on_memcached),
-        ("hit in 2 Memcached servers (shared mode)", &on_two),
+        ("hit in Redis (shared mode)", single),
+        ("hit in a 3-master Redis Cluster (shared mode)", on_cluster),
+        ("hit in Memcached (shared mode)", on_memcached),
+        ("hit in 2 Memcached servers (shared mode)", on_two),
     ] {
         let (shared, shared_cache) = app(target, "shared");
         connected(&shared_cache).await;
@@ -211,18 +232,11 @@ async fn main() {
         let (a, a_cache) = app(target, "tiered");
         propagation(name, &a, &a_cache, target, jitter).await;
     }
-
-    // 3. Load with the tier killed a second in: failed requests.
-    println!();
-    load("Redis", &single, || redis.kill()).await;
-    load("Memcached (both servers)", &on_two, || {
-        memcached.kill();
-        other_memcached.kill();
-    })
-    .await;
 }
 
-/// 8 clients on one tiered instance for 3 s over 500 keys; `kill` a second in.
+/// 8 clients on one tiered instance for 3 s, every other request a hit on
+/// one of 500 hot keys and the rest a key never asked before (a miss that
+/// reads and writes the tier); `kill` a second in.
 async fn load(name: &str, target: &str, kill: impl FnOnce()) {
     let (a, a_cache) = app(target, "tiered");
     connected(&a_cache).await;
@@ -236,7 +250,11 @@ async fn load(name: &str, target: &str, kill: impl FnOnce()) {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
                     n += 1;
-                    let uri = format!("/cached/load{}", (n * 8 + client) % 500);
+                    let uri = if n % 2 == 0 {
+                        format!("/cached/load{}", (n * 8 + client) % 500)
+                    } else {
+                        format!("/cached/cold{client}-{n}")
+                    };
                     match status(&router, &uri).await {
                         Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
                         _ => failed.fetch_add(1, Ordering::Relaxed),
@@ -248,12 +266,13 @@ async fn load(name: &str, target: &str, kill: impl FnOnce()) {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let before_kill = ok.load(Ordering::Relaxed);
     kill();
     for client in clients {
         client.await.unwrap();
     }
     println!(
-        "{name}: load for 3 s, 8 clients, the tier killed after 1 s: {} answered, {} failed; store errors counted: {}",
+        "{name}: load for 3 s, 8 clients, half hits and half new keys, the tier killed after 1 s: {} answered ({before_kill} before the kill), {} failed; store errors counted: {}",
         ok.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
         a_cache.stats().caches["default"].store_errors

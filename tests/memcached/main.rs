@@ -364,8 +364,8 @@ async fn a_slow_memcached_is_a_miss_not_a_failure() {
     // One deadline (200 ms), not a hang.
     assert!(started.elapsed() < Duration::from_secs(2));
     memcached.resume();
-    let stats = b.cache.stats();
-    assert!(stats.caches["default"].store_errors >= 1 || stats.caches["default"].misses >= 1);
+    // Counted where operators look: the lookup that could not use Memcached.
+    assert_eq!(b.cache.stats().caches["default"].store_errors, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

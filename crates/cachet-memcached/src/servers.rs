@@ -105,6 +105,12 @@ impl Servers {
         best.0
     }
 
+    /// Whether `server` takes commands now: a down one fails them at once,
+    /// with this error.
+    pub(crate) fn check(&self, server: ServerId, what: &str) -> Result<(), StoreError> {
+        self.client(server, what).map(|_| ())
+    }
+
     /// Why the tier is not fully working, if it is not: each down server.
     pub(crate) fn degraded(&self) -> Option<String> {
         let down: Vec<String> = self

@@ -187,51 +187,73 @@ impl MemcachedStore {
         }
     }
 
-    /// The entries Memcached holds for `keys` of `cache`, kept at `now`.
+    /// The entries Memcached holds for `keys` of `cache`, kept at `now`;
+    /// an error when a server did not answer and no key was found (the
+    /// engine counts it in `store_errors` and treats it as a miss).
     async fn shared_get_many(
         &self,
         cache: &str,
         keys: Vec<CacheKey>,
         now: SystemTime,
-    ) -> Vec<Option<Entry>> {
+    ) -> Result<Vec<Option<Entry>>, StoreError> {
         let Some(anchor) = self.tier.anchor(cache) else {
-            return vec![None; keys.len()];
+            // Not following the log yet: nothing shared is read.
+            return Ok(vec![None; keys.len()]);
         };
         let tier = Arc::clone(&self.tier);
-        let cache_name = cache.to_owned();
-        let count = keys.len();
-        let read = async move {
-            let items: Vec<String> = keys
-                .iter()
-                .map(|key| tier.layout.entry(&cache_name, key.as_str()))
-                .collect();
-            let mut by_server: HashMap<ServerId, Vec<usize>> = HashMap::new();
-            for (i, item) in items.iter().enumerate() {
-                by_server
-                    .entry(tier.servers.route(item))
-                    .or_default()
-                    .push(i);
+        let items: Vec<String> = keys
+            .iter()
+            .map(|key| tier.layout.entry(cache, key.as_str()))
+            .collect();
+        let mut by_server: HashMap<ServerId, Vec<usize>> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            by_server
+                .entry(tier.servers.route(item))
+                .or_default()
+                .push(i);
+        }
+        // Every server asked is down: fail here, as their commands would,
+        // without the hop to the tier's runtime.
+        let mut down = by_server
+            .keys()
+            .filter_map(|&server| tier.servers.check(server, "mg").err());
+        if let Some(error) = down.next() {
+            if down.count() + 1 == by_server.len() {
+                return Err(error);
             }
+        }
+        let read = async move {
             let mut values: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+            let mut failed = None;
             let lookups = by_server.into_iter().map(|(server, indices)| {
                 let gets = indices.iter().map(|&i| Get::new(&items[i])).collect();
                 let tier = &tier;
                 async move { (indices, tier.servers.run_many(server, "mg", gets).await) }
             });
             for (indices, answers) in join_all(lookups).await {
-                for (i, answer) in indices.into_iter().zip(answers.into_iter().flatten()) {
-                    values[i] = answer.value;
+                match answers {
+                    Ok(answers) => {
+                        for (i, answer) in indices.into_iter().zip(answers) {
+                            values[i] = answer.value;
+                        }
+                    }
+                    Err(error) => failed = Some(error),
                 }
             }
-            (keys, values)
+            (keys, values, failed)
         };
-        let Some((keys, values)) = self.on_runtime(read).await else {
-            return vec![None; count];
+        let Some((keys, values, failed)) = self.on_runtime(read).await else {
+            return Err(StoreError::new("memcached: the tier stopped"));
         };
-        keys.iter()
+        let found: Vec<Option<Entry>> = keys
+            .iter()
             .zip(values)
             .map(|(key, value)| self.read(&value?, anchor, key.as_str(), now))
-            .collect()
+            .collect();
+        match failed {
+            Some(error) if found.iter().all(Option::is_none) => Err(error),
+            _ => Ok(found),
+        }
     }
 
     /// The entry a stored value holds, if it is one kept at `now`.
@@ -281,6 +303,11 @@ impl MemcachedStore {
             ));
         }
         if records.is_empty() {
+            return true;
+        }
+        if self.tier.servers.check(self.tier.home, "ms append").is_err() {
+            // The indexes' server is down: nothing can be recorded (what
+            // the work below would find), so memory only, as there.
             return true;
         }
         let tier = Arc::clone(&self.tier);
@@ -388,10 +415,13 @@ impl Store for MemcachedStore {
             return Ok(found);
         }
         let wanted = missing.iter().map(|&i| keys[i].clone()).collect();
-        for (&i, entry) in missing
-            .iter()
-            .zip(self.shared_get_many(cache, wanted, now).await)
-        {
+        let shared = match self.shared_get_many(cache, wanted, now).await {
+            Ok(shared) => shared,
+            // What memory found still answers; a miss everywhere is an error.
+            Err(_) if missing.len() < keys.len() => return Ok(found),
+            Err(error) => return Err(error),
+        };
+        for (&i, entry) in missing.iter().zip(shared) {
             let Some(entry) = entry else { continue };
             if let Some(local) = &self.local {
                 local.insert(cache, &keys[i], entry.clone()).await?;

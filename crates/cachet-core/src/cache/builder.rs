@@ -12,6 +12,7 @@ use crate::protocol::directives::ClientNoCache;
 use crate::protocol::tags::TagSettings;
 use crate::stats::{Counters, Purges};
 use crate::store::CacheSpec;
+use crate::store::tier::Warnings;
 use crate::store::{MokaStore, Store};
 use crate::values::{Codec, ValueCache};
 use std::collections::{BTreeMap, HashMap};
@@ -395,6 +396,7 @@ impl CacheBuilder {
                 uses: Mutex::new(uses),
                 purges: Purges::default(),
                 limits: self.limits,
+                store_warnings: Warnings::default(),
                 started,
             }),
         };

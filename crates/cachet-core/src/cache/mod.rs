@@ -23,6 +23,7 @@ use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::tags::TagSettings;
 use crate::stats::{Counters, Purges};
 use crate::store::CacheSpec;
+use crate::store::tier::Warnings;
 use crate::store::Store;
 use crate::values::ValueCache;
 use std::collections::{BTreeMap, HashMap};
@@ -91,6 +92,9 @@ pub(crate) struct Inner {
     pub(crate) coalescer: Arc<Coalescer>,
     pub(crate) purges: Purges,
     pub(crate) limits: Limits,
+    /// Store failures on the request path, logged at a bounded rate (a
+    /// shared tier that is down fails every lookup until it is back).
+    pub(crate) store_warnings: Warnings,
     started: SystemTime,
 }
 

@@ -175,7 +175,9 @@ impl Cache {
                 });
             }
             Err(error) => {
-                tracing::warn!(%error, key = %plan.key, "cache lookup failed; forwarding to the origin");
+                self.inner.store_warnings.warn(&format!(
+                    "cache lookup failed; forwarding to the origin: {error}"
+                ));
                 Counters::bump(&counters.store_errors);
                 return miss(ForwardReason::UriMiss);
             }

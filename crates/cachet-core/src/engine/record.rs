@@ -43,7 +43,9 @@ impl Cache {
                 true
             }
             Err(error) => {
-                tracing::warn!(%error, key = %plan.key, "storing a response failed");
+                self.inner
+                    .store_warnings
+                    .warn(&format!("storing a response failed: {error}"));
                 Counters::bump(&counters.store_errors);
                 false
             }
