@@ -305,7 +305,12 @@ impl MemcachedStore {
         if records.is_empty() {
             return true;
         }
-        if self.tier.servers.check(self.tier.home, "ms append").is_err() {
+        if self
+            .tier
+            .servers
+            .check(self.tier.home, "ms append")
+            .is_err()
+        {
             // The indexes' server is down: nothing can be recorded (what
             // the work below would find), so memory only, as there.
             return true;

@@ -42,12 +42,17 @@ pub(crate) fn answers_not_modified(
 ) -> bool {
     let conditional = req.header(&header::IF_NONE_MATCH).is_some()
         || req.header(&header::IF_MODIFIED_SINCE).is_some();
+    // Without Last-Modified, If-Modified-Since is evaluated against the
+    // stored response's Date (RFC 9110 §13.1.3, RFC 9111 §4.3.2).
+    let modified = [header::LAST_MODIFIED, header::DATE]
+        .iter()
+        .find_map(|name| crate::protocol::freshness::http_date(headers.get(name)));
     conditional
         && status == http::StatusCode::OK
         && is_not_modified(
             req,
             headers.get(header::ETAG).map(HeaderValue::as_bytes),
-            crate::protocol::freshness::http_date(headers.get(header::LAST_MODIFIED)),
+            modified,
         )
 }
 
@@ -314,6 +319,37 @@ mod tests {
             &req(&[("if-modified-since", &since)]),
             Some(ETAG),
             None
+        ));
+    }
+
+    #[test]
+    fn if_modified_since_without_last_modified_uses_the_date_rfc9110_13_1_3() {
+        let at = |secs: u64| {
+            httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        };
+        let stored = crate::test_support::header_map(&[("date", &at(1_000_000))]);
+        let asked = |since: u64| {
+            http::Request::get("/")
+                .header("if-modified-since", at(since))
+                .body(())
+                .unwrap()
+        };
+        let ok = http::StatusCode::OK;
+        assert!(answers_not_modified(&asked(1_000_000), ok, &stored));
+        assert!(answers_not_modified(&asked(2_000_000), ok, &stored));
+        assert!(!answers_not_modified(&asked(999_999), ok, &stored));
+        // Last-Modified, when there is one, decides.
+        let both = crate::test_support::header_map(&[
+            ("date", &at(1_000_000)),
+            ("last-modified", &at(500_000)),
+        ]);
+        assert!(answers_not_modified(&asked(600_000), ok, &both));
+        assert!(!answers_not_modified(&asked(600_000), ok, &stored));
+        // Neither: never a 304.
+        assert!(!answers_not_modified(
+            &asked(2_000_000),
+            ok,
+            &HeaderMap::new()
         ));
     }
 

@@ -53,19 +53,7 @@ pub(crate) fn freshness(
     fallback: Duration,
     respect_origin: bool,
 ) -> Freshness {
-    let age_value = headers
-        .get(AGE)
-        .and_then(|value| {
-            let value = value.to_str().ok()?.trim();
-            // Delta-seconds; too large counts as 2^31 (RFC 9111 §1.2.2).
-            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            Some(value.parse::<u64>().unwrap_or(u64::MAX))
-        })
-        .map_or(Duration::ZERO, |secs| {
-            Duration::from_secs(secs).min(crate::clock::MAX_DELTA)
-        });
+    let age_value = age(headers);
     let date = http_date(headers.get(DATE));
     let apparent_age = date
         .and_then(|date| now.duration_since(date).ok())
@@ -112,6 +100,31 @@ pub(crate) fn freshness(
     heuristic
 }
 
+/// The `Age` a response arrived with (RFC 9111 §5.1): the first value of
+/// the first line when the field is a list or repeated; an invalid one
+/// counts as the largest age, so the response is stale rather than fresh.
+fn age(headers: &HeaderMap) -> Duration {
+    let Some(line) = headers.get(AGE) else {
+        return Duration::ZERO;
+    };
+    let first = line
+        .as_bytes()
+        .split(|&b| b == b',')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    // Delta-seconds; too large counts as 2^31 (RFC 9111 §1.2.2).
+    if first.is_empty() || !first.iter().all(u8::is_ascii_digit) {
+        return crate::clock::MAX_DELTA;
+    }
+    std::str::from_utf8(first)
+        .ok()
+        .and_then(|digits| digits.parse::<u64>().ok())
+        .map_or(crate::clock::MAX_DELTA, |secs| {
+            Duration::from_secs(secs).min(crate::clock::MAX_DELTA)
+        })
+}
+
 /// The heuristic freshness lifetime of RFC 9111 §4.2.2 for a response
 /// without explicit freshness: a tenth of the time since its
 /// `Last-Modified` (measured from its `Date`, else `now`), and zero without
@@ -130,9 +143,35 @@ pub(crate) fn http_date(value: Option<&http::HeaderValue>) -> Option<SystemTime>
     parse_http_date(value?.as_bytes())
 }
 
-/// Parses an HTTP-date (RFC 9110 §5.6.7) from raw bytes; `None` if invalid.
+/// Parses an HTTP-date (RFC 9110 §5.6.7) from raw bytes — the preferred
+/// IMF-fixdate and the obsolete RFC 850 and asctime forms, with day, month
+/// and zone names in any case, as recipients must; `None` if invalid.
 pub(crate) fn parse_http_date(bytes: &[u8]) -> Option<SystemTime> {
-    httpdate::parse_http_date(std::str::from_utf8(bytes).ok()?.trim()).ok()
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    if let Ok(date) = httpdate::parse_http_date(text) {
+        return Some(date);
+    }
+    // The parser knows the names only as the grammar spells them: respell
+    // each run of letters (`SUN`, `nov`, `gmt`) that way, and try again.
+    if !text.is_ascii() || text.len() > 64 {
+        return None;
+    }
+    let mut respelled = String::with_capacity(text.len());
+    // Each piece is a run of letters and the one character after it.
+    for word in text.split_inclusive(|c: char| !c.is_ascii_alphabetic()) {
+        let letters = word.trim_end_matches(|c: char| !c.is_ascii_alphabetic());
+        if letters.eq_ignore_ascii_case("gmt") {
+            respelled.push_str("GMT");
+        } else {
+            let mut chars = letters.chars();
+            if let Some(first) = chars.next() {
+                respelled.push(first.to_ascii_uppercase());
+                respelled.extend(chars.map(|c| c.to_ascii_lowercase()));
+            }
+        }
+        respelled.push_str(&word[letters.len()..]);
+    }
+    httpdate::parse_http_date(&respelled).ok()
 }
 
 #[cfg(test)]
@@ -233,6 +272,63 @@ mod tests {
         );
         let h = headers(&[("cache-control", "max-age=10".into()), ("age", "30".into())]);
         assert_eq!(freshness(&h, now(), TTL, true).remaining(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_list_valued_or_repeated_age_uses_the_first_value_rfc9111_5_1() {
+        let max_age = ("cache-control", "max-age=60".to_owned());
+        for ages in [&["10, 20"][..], &["10,20,30"], &["10", "20"], &[" 10 , x"]] {
+            let mut pairs = vec![max_age.clone()];
+            pairs.extend(ages.iter().map(|age| ("age", (*age).to_owned())));
+            let f = freshness(&headers(&pairs), now(), TTL, true);
+            assert_eq!(f.initial_age, Duration::from_secs(10), "{ages:?}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_age_makes_the_response_stale_rfc9111_5_1() {
+        for age in ["-5", "ten", "", "1.5", "x, 10"] {
+            let h = headers(&[("cache-control", "max-age=60".into()), ("age", age.into())]);
+            assert_eq!(
+                freshness(&h, now(), TTL, true).remaining(),
+                Duration::ZERO,
+                "{age:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dates_in_every_form_and_any_case_are_parsed_rfc9110_5_6_7() {
+        let expected = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777));
+        for text in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "sun, 06 nov 1994 08:49:37 gmt",
+            "SUN, 06 NOV 1994 08:49:37 GMT",
+            "SUNDAY, 06-NOV-94 08:49:37 Gmt",
+            "sun nov  6 08:49:37 1994",
+            "  Sun, 06 Nov 1994 08:49:37 GMT ",
+        ] {
+            assert_eq!(parse_http_date(text.as_bytes()), expected, "{text:?}");
+        }
+        for text in [
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Mon, 06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Novem 1994 08:49:37 GMT",
+            "0",
+            "",
+            "Sün, 06 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(text.as_bytes()), None, "{text:?}");
+        }
+        // An Expires in an obsolete form and another case is honoured.
+        let in_ten = httpdate::fmt_http_date(now() + Duration::from_secs(600)).to_lowercase();
+        let h = headers(&[("date", date(0)), ("expires", in_ten)]);
+        assert_eq!(
+            freshness(&h, now(), TTL, true).lifetime,
+            Duration::from_secs(600)
+        );
     }
 
     #[test]

@@ -192,7 +192,13 @@ pub(crate) fn may_store(
     if !status_allowed || status.is_informational() || matches!(code, 206 | 304) {
         return Err(NotStorable::Status(status));
     }
-    if cc.has("no-store") {
+    // must-understand: store only a status cachet implements, and then
+    // ignore no-store (RFC 9111 §5.2.2.3).
+    let must_understand = cc.has("must-understand");
+    if must_understand && !is_understood(status) {
+        return Err(NotStorable::Status(status));
+    }
+    if cc.has("no-store") && !must_understand {
         return Err(NotStorable::NoStore);
     }
     let revalidatable =
@@ -226,6 +232,15 @@ pub(crate) fn may_store(
         return Err(NotStorable::Stale);
     }
     Ok(vary)
+}
+
+/// The statuses whose caching semantics cachet implements (RFC 9110 §15:
+/// the heuristically cacheable ones, redirects and 204).
+fn is_understood(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 300 | 301 | 302 | 303 | 307 | 308 | 404 | 405 | 410 | 414 | 501
+    )
 }
 
 #[cfg(test)]
@@ -275,6 +290,23 @@ mod tests {
     fn check(facts: RequestFacts, headers: &[(&str, &str)]) -> Result<(), NotStorable> {
         let map = header_map(headers);
         may_store(facts, RULE, StatusCode::OK, &map, &fresh(&map)).map(drop)
+    }
+
+    #[test]
+    fn must_understand_overrides_no_store_for_understood_statuses_rfc9111_5_2_2_3() {
+        let cc = [("cache-control", "must-understand, no-store, max-age=60")];
+        assert_eq!(check_status(200, &cc), Ok(()));
+        assert_eq!(check_status(301, &cc), Ok(()));
+        // A status cachet does not implement is never stored with it.
+        assert_eq!(
+            check_status(299, &[("cache-control", "must-understand, max-age=60")]),
+            Err(NotStorable::Status(StatusCode::from_u16(299).unwrap()))
+        );
+        // Without must-understand, no-store still wins.
+        assert_eq!(
+            check_status(200, &[("cache-control", "no-store, max-age=60")]),
+            Err(NotStorable::NoStore)
+        );
     }
 
     #[test]
