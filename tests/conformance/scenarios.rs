@@ -259,6 +259,45 @@ pub fn all() -> Vec<Scenario> {
                 send(get("/api/items").header("x-respond-cache-control", "max-age=-1, s-maxage=\"3"), expect(200)),
             ],
         },
+        Scenario {
+            name: "targeted cache control: cachet's own field, then CDN-Cache-Control, decide over Cache-Control and Expires (RFC 9213)",
+            rules: "[headers]\ntarget = \"Cachet-Cache-Control\"\n\n[[rules]]\npath = '^/api/'\nttl = \"300s\"\n",
+            steps: vec![
+                // CDN-Cache-Control stores what Cache-Control and Expires forbid;
+                // the client sees both fields unchanged.
+                send(
+                    get("/api/cdn").header("x-respond-cache-control", "no-store").header("x-respond-expires", "0").header("x-respond-cdn-cache-control", "max-age=60"),
+                    expect(200).body("GET /api/cdn #1").cache(STORED).header("cache-control", "no-store").header("cdn-cache-control", "max-age=60"),
+                ),
+                send(get("/api/cdn"), expect(200).body("GET /api/cdn #1").cache("cachet; hit; ttl=60").header("cache-control", "no-store")),
+                // ...and forbids what Cache-Control allows.
+                send(
+                    get("/api/cdn-no-store").header("x-respond-cache-control", "max-age=600").header("x-respond-cdn-cache-control", "no-store"),
+                    expect(200).cache("cachet; fwd=uri-miss; fwd-status=200"),
+                ),
+                send(get("/api/cdn-no-store"), expect(200).body("GET /api/cdn-no-store #3")),
+                // cachet's own field wins over CDN-Cache-Control and never reaches the client.
+                send(
+                    get("/api/own").header("x-respond-cdn-cache-control", "no-store").header("x-respond-cachet-cache-control", "max-age=30"),
+                    expect(200).body("GET /api/own #4").cache(STORED).header("cdn-cache-control", "no-store").no_header("cachet-cache-control"),
+                ),
+                send(get("/api/own"), expect(200).body("GET /api/own #4").cache("cachet; hit; ttl=30").no_header("cachet-cache-control")),
+                // An invalid targeted field is ignored: Cache-Control decides.
+                send(
+                    get("/api/bad").header("x-respond-cache-control", "max-age=20").header("x-respond-cdn-cache-control", "max-age=\"60"),
+                    expect(200).body("GET /api/bad #5").cache(STORED),
+                ),
+                send(get("/api/bad"), expect(200).cache("cachet; hit; ttl=20")),
+                // The stale extensions come from the targeted field too.
+                send(
+                    get("/api/swr").header("x-respond-cache-control", "max-age=600, must-revalidate").header("x-respond-cdn-cache-control", "max-age=10, stale-if-error=60"),
+                    expect(200).body("GET /api/swr #6").cache(STORED),
+                ),
+                Advance(20 * SECOND),
+                send(get("/api/swr").header("x-status", "500"), expect(200).body("GET /api/swr #6")),
+                Calls(7),
+            ],
+        },
     ]
 }
 

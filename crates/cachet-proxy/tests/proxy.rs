@@ -100,6 +100,21 @@ fn router(upstream: Upstream) -> Router {
                 "finished"
             }),
         )
+        .route(
+            "/targeted",
+            get(|State(upstream): State<Upstream>| async move {
+                let n = next(&upstream);
+                (
+                    [
+                        ("cache-control", "no-store"),
+                        ("expires", "0"),
+                        ("cdn-cache-control", "no-store"),
+                        ("cachet-cache-control", "max-age=30"),
+                    ],
+                    format!("targeted #{n}"),
+                )
+            }),
+        )
         .route("/echo", get(echo))
         .route(
             "/upload",
@@ -217,6 +232,48 @@ async fn a_miss_then_a_hit_without_reaching_the_upstream() {
     assert_eq!(second.body, "cached #1");
     assert!(second.header("cache-status").starts_with("cachet; hit"));
     assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn targeted_cache_control_decides_and_cachets_own_field_stays_here_rfc9213() {
+    let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
+    let config =
+        "[headers]\ntarget = \"Cachet-Cache-Control\"\nforward_cdn_cache_control = false\n";
+    let proxy = start_proxy(upstream_addr, config).await;
+    let client = client();
+    // Cache-Control, Expires and CDN-Cache-Control all forbid storing;
+    // cachet's own field, the most specific, allows 30 s.
+    let first = send(&client, proxy.addr, "/targeted", &[]).await;
+    assert_eq!(first.body, "targeted #1");
+    assert_eq!(
+        first.header("cache-status"),
+        "cachet; fwd=uri-miss; fwd-status=200; stored"
+    );
+    assert_eq!(first.header("cache-control"), "no-store");
+    assert_eq!(first.header("cachet-cache-control"), "");
+    assert_eq!(first.header("cdn-cache-control"), "", "not forwarded");
+    proxy.clock.advance(Duration::from_secs(29));
+    let hit = send(&client, proxy.addr, "/targeted", &[]).await;
+    assert_eq!(hit.body, "targeted #1");
+    assert_eq!(hit.header("cache-status"), "cachet; hit; ttl=1");
+    assert_eq!(hit.header("cachet-cache-control"), "");
+    proxy.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        send(&client, proxy.addr, "/targeted", &[]).await.body,
+        "targeted #2"
+    );
+    // Without cachet's own field configured, CDN-Cache-Control decides: no-store.
+    let cdn = start_proxy(upstream_addr, NO_RULES).await;
+    for n in 3..=4 {
+        let reply = send(&client, cdn.addr, "/targeted", &[]).await;
+        assert_eq!(reply.body, format!("targeted #{n}"));
+        assert_eq!(
+            reply.header("cdn-cache-control"),
+            "no-store",
+            "forwarded by default"
+        );
+    }
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 4);
 }
 
 #[tokio::test]

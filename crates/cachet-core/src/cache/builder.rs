@@ -10,6 +10,7 @@ use crate::identity::Identity;
 use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::directives::ClientNoCache;
 use crate::protocol::tags::TagSettings;
+use crate::protocol::targeted::{Targets, CDN_CACHE_CONTROL};
 use crate::stats::{Counters, Purges};
 use crate::store::tier::Warnings;
 use crate::store::CacheSpec;
@@ -68,6 +69,7 @@ pub struct CacheBuilder {
     clock: SharedClock,
     store: Option<StoreChoice>,
     status_headers: StatusHeaders,
+    targets: Targets,
     tags: TagSettings,
     codec: Codec,
     key_host: bool,
@@ -102,6 +104,7 @@ impl Default for CacheBuilder {
             clock: Arc::new(SystemClock),
             store: None,
             status_headers: StatusHeaders::default(),
+            targets: Targets::default(),
             tags: TagSettings::default(),
             codec: Codec::default(),
             key_host: false,
@@ -186,6 +189,40 @@ impl CacheBuilder {
     /// `Cache-Status` (default `false`: keys reveal request details).
     pub fn debug_headers(mut self, on: bool) -> Self {
         self.status_headers.debug = on;
+        self
+    }
+
+    /// A response field of cachet's own that, when valid, decides storage
+    /// and freshness before `CDN-Cache-Control` and `Cache-Control`
+    /// (RFC 9213 targeted cache control), and is removed before the client
+    /// sees it. Off by default.
+    ///
+    /// ```
+    /// use cachet_core::CacheBuilder;
+    /// use http::HeaderName;
+    ///
+    /// let cache = CacheBuilder::default()
+    ///     .target_field(HeaderName::from_static("cachet-cache-control"))
+    ///     .build()?;
+    /// # drop(cache);
+    /// # Ok::<(), cachet_core::ConfigError>(())
+    /// ```
+    pub fn target_field(mut self, name: http::HeaderName) -> Self {
+        self.targets.own = Some(name);
+        self
+    }
+
+    /// Whether `CDN-Cache-Control` (RFC 9213) decides storage and freshness
+    /// before `Cache-Control` (default `true`).
+    pub fn cdn_cache_control(mut self, obey: bool) -> Self {
+        self.targets.cdn = obey;
+        self
+    }
+
+    /// Whether `CDN-Cache-Control` reaches the client, for CDNs in front of
+    /// cachet (default `true`); with `false` it is removed.
+    pub fn forward_cdn_cache_control(mut self, forward: bool) -> Self {
+        self.targets.forward_cdn = forward;
         self
     }
 
@@ -315,6 +352,19 @@ impl CacheBuilder {
                 });
             }
         }
+        if let Some(own) = &self.targets.own {
+            // Stripped before clients see it: never a field they need.
+            if [http::header::CACHE_CONTROL, CDN_CACHE_CONTROL].contains(own) {
+                return Err(ConfigError::Section {
+                    section: "headers".into(),
+                    field: "target".into(),
+                    reason: format!(
+                        "`{own}` is read by every cache and removed from responses as cachet's own \
+                         field; name a field of cachet's own, e.g. `Cachet-Cache-Control`"
+                    ),
+                });
+            }
+        }
         let mut caches = self.caches;
         caches
             .entry(VALUES_CACHE.to_owned())
@@ -389,7 +439,11 @@ impl CacheBuilder {
                 coalescer: Arc::new(Coalescer::new(Arc::clone(&self.clock))),
                 clock: self.clock,
                 identity: self.identity,
-                status_headers: self.status_headers,
+                status_headers: StatusHeaders {
+                    strip: self.targets.stripped(),
+                    ..self.status_headers
+                },
+                targets: self.targets,
                 tags: self.tags,
                 key_host: self.key_host,
                 value_caches,

@@ -29,6 +29,10 @@ struct TagsDto {
 struct HeadersDto {
     x_cache: Option<bool>,
     debug: Option<bool>,
+    #[serde(default, deserialize_with = "de_field::some_header_name")]
+    target: Option<HeaderName>,
+    cdn_cache_control: Option<bool>,
+    forward_cdn_cache_control: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,7 +121,12 @@ impl CacheBuilder {
         if let Some(dto) = file.section::<HeadersDto>("headers")? {
             builder = builder
                 .x_cache(dto.x_cache.unwrap_or(false))
-                .debug_headers(dto.debug.unwrap_or(false));
+                .debug_headers(dto.debug.unwrap_or(false))
+                .cdn_cache_control(dto.cdn_cache_control.unwrap_or(true))
+                .forward_cdn_cache_control(dto.forward_cdn_cache_control.unwrap_or(true));
+            if let Some(name) = dto.target {
+                builder = builder.target_field(name);
+            }
         }
         if let Some(dto) = file.section::<TagsDto>("tags")? {
             if let Some(name) = dto.header {
@@ -477,6 +486,27 @@ mod tests {
             matches!(err, ConfigError::Section { ref section, ref field, .. } if section == "headers" && field == "xcache"),
             "{err}"
         );
+        for (text, field) in [
+            ("[headers]\ntarget = \"Cache-Control\"\n", "target"),
+            ("[headers]\ntarget = \"CDN-Cache-Control\"\n", "target"),
+            ("[headers]\ntarget = \"not a name\"\n", "target"),
+            (
+                "[headers]\ncdn_cache_control = \"yes\"\n",
+                "cdn_cache_control",
+            ),
+        ] {
+            let err = error(text);
+            assert!(
+                matches!(err, ConfigError::Section { ref section, field: ref f, .. } if section == "headers" && f == field),
+                "{text}: {err}"
+            );
+        }
+        CacheBuilder::from_toml(
+            "[headers]\ntarget = \"Cachet-Cache-Control\"\ncdn_cache_control = false\nforward_cdn_cache_control = false\n",
+        )
+        .unwrap()
+        .build()
+        .unwrap();
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::engine::coalesce::Coalescer;
 use crate::identity::Identity;
 use crate::protocol::cache_status::StatusHeaders;
 use crate::protocol::tags::TagSettings;
+use crate::protocol::targeted::Targets;
 use crate::stats::{Counters, Purges};
 use crate::store::tier::Warnings;
 use crate::store::CacheSpec;
@@ -82,6 +83,8 @@ pub(crate) struct Inner {
     pub(crate) clock: SharedClock,
     pub(crate) identity: Identity,
     pub(crate) status_headers: StatusHeaders,
+    /// The targeted cache-control fields obeyed before `Cache-Control`.
+    pub(crate) targets: Targets,
     pub(crate) tags: TagSettings,
     pub(crate) key_host: bool,
     /// The value caches: every named cache no configured rule stores

@@ -8,6 +8,7 @@ use crate::protocol::conditional::etag_for_body;
 use crate::protocol::freshness::{forbids_stale, freshness, heuristic_lifetime, Freshness};
 use crate::protocol::hop_by_hop::strip_hop_by_hop;
 use crate::protocol::storability::{may_store, NotStorable, RequestFacts, RuleFacts};
+use crate::protocol::targeted::Policy;
 use crate::request::RequestHead;
 use crate::store::entry::{CachedResponse, Entry, VariantIndex};
 use crate::store::StoreError;
@@ -26,6 +27,8 @@ pub(crate) struct Admission {
     pub(super) received_at: SystemTime,
     pub(super) vary: Vec<HeaderName>,
     pub(super) tags: Vec<Arc<str>>,
+    /// The directives that decided (`Cache-Control`, or a targeted field).
+    pub(super) policy: Policy,
 }
 
 impl Admission {
@@ -92,8 +95,10 @@ impl Cache {
         headers: &HeaderMap,
     ) -> Result<Admission, NotStorable> {
         let received_at = self.inner.clock.now();
+        let policy = self.inner.targets.policy(headers);
         let mut freshness = freshness(
             headers,
+            &policy,
             received_at,
             plan.rule.ttl(),
             plan.rule.respect_origin(),
@@ -101,11 +106,19 @@ impl Cache {
         if !freshness.explicit && plan.rule.heuristic_freshness() {
             freshness.lifetime = heuristic_lifetime(headers, received_at).min(plan.rule.ttl());
         }
-        let vary = may_store(facts, self.rule_facts(plan), status, headers, &freshness)?;
+        let vary = may_store(
+            facts,
+            self.rule_facts(plan),
+            status,
+            headers,
+            &policy.cc,
+            &freshness,
+        )?;
         Ok(Admission {
             freshness,
             received_at,
             vary,
+            policy,
             // Every entry is indexed under its URI, for purges by URI.
             tags: vec![plan.uri_term(self.inner.key_host)],
         })
@@ -160,7 +173,7 @@ impl Cache {
         body: Bytes,
         generated_etag: bool,
     ) -> CachedResponse {
-        let no_stale = forbids_stale(&headers);
+        let no_stale = forbids_stale(&storable.policy.cc);
         let entry = CachedResponse::new(
             status,
             headers,
@@ -181,7 +194,7 @@ impl Cache {
         } else {
             Duration::ZERO
         };
-        let (while_revalidate, if_error) = self.stale_windows(plan, entry.headers());
+        let (while_revalidate, if_error) = self.stale_windows(plan, &storable.policy.cc);
         let fetch_time = plan.started.map_or(Duration::ZERO, |started| {
             storable
                 .received_at
@@ -198,9 +211,8 @@ impl Cache {
     /// the origin fails: the origin's `stale-while-revalidate` and
     /// `stale-if-error` (RFC 5861) when it sends them and the rule respects
     /// it, else the rule's windows.
-    pub(super) fn stale_windows(&self, plan: &Plan, headers: &HeaderMap) -> (Duration, Duration) {
+    pub(super) fn stale_windows(&self, plan: &Plan, cc: &CacheControl) -> (Duration, Duration) {
         let rule = &plan.rule;
-        let cc = CacheControl::from_headers(headers);
         let window = |directive: &str, rule_window: Duration| match cc.seconds(directive) {
             Some(secs) if rule.respect_origin() => Duration::from_secs(secs),
             _ => rule_window,

@@ -117,19 +117,25 @@ pub(crate) enum Outcome {
 
 /// How outcomes are written: which headers, and whether `Cache-Status`
 /// carries the key and the reason a response was not stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct StatusHeaders {
     /// Also write `X-Cache: HIT|MISS|BYPASS|STALE` (`STALE`: served by
     /// `stale-if-error`).
     pub x_cache: bool,
     /// Add `key` and `detail` to `Cache-Status` (exposes keys: for debugging).
     pub debug: bool,
+    /// Fields meant for cachet alone, removed before the client sees them
+    /// (its own targeted cache-control field, RFC 9213).
+    pub strip: Vec<HeaderName>,
 }
 
 impl StatusHeaders {
     /// Writes `Cache-Status`, `Age` on hits and, if enabled, `X-Cache` into
     /// `headers`. `key` is shown only in debug mode.
     pub(crate) fn write(&self, outcome: &Outcome, key: Option<&str>, headers: &mut HeaderMap) {
+        for name in &self.strip {
+            headers.remove(name);
+        }
         let (x_cache, status) = match outcome {
             Outcome::Hit { age, ttl } => {
                 write_age(*age, headers);
@@ -254,7 +260,7 @@ fn sf_string(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn written(options: StatusHeaders, outcome: &Outcome) -> HeaderMap {
+    fn written(options: &StatusHeaders, outcome: &Outcome) -> HeaderMap {
         let mut headers = HeaderMap::new();
         // Keys hold percent-encoded targets: a quote never reaches the field.
         options.write(outcome, Some("/a%22b GET"), &mut headers);
@@ -267,7 +273,7 @@ mod tests {
             age: Duration::from_millis(7_900),
             ttl: Duration::from_secs(52),
         };
-        let headers = written(StatusHeaders::default(), &hit);
+        let headers = written(&StatusHeaders::default(), &hit);
         assert_eq!(headers[AGE], "7");
         assert_eq!(headers[CACHE_STATUS], "cachet; hit; ttl=52");
         assert!(!headers.contains_key(X_CACHE));
@@ -275,7 +281,7 @@ mod tests {
             age: Duration::from_secs(86_400),
             ttl: Duration::from_secs(7_200),
         };
-        let headers = written(StatusHeaders::default(), &long);
+        let headers = written(&StatusHeaders::default(), &long);
         assert_eq!(headers[AGE], "86400");
         assert_eq!(headers[CACHE_STATUS], "cachet; hit; ttl=7200");
     }
@@ -289,9 +295,10 @@ mod tests {
             detail: None,
         };
         let headers = written(
-            StatusHeaders {
+            &StatusHeaders {
                 x_cache: true,
                 debug: false,
+                ..StatusHeaders::default()
             },
             &miss,
         );
@@ -307,9 +314,10 @@ mod tests {
             detail: None,
         };
         let headers = written(
-            StatusHeaders {
+            &StatusHeaders {
                 x_cache: true,
                 debug: false,
+                ..StatusHeaders::default()
             },
             &bypass,
         );
@@ -326,9 +334,10 @@ mod tests {
             detail: Some("private".into()),
         };
         let headers = written(
-            StatusHeaders {
+            &StatusHeaders {
                 x_cache: false,
                 debug: true,
+                ..StatusHeaders::default()
             },
             &miss,
         );
@@ -341,9 +350,10 @@ mod tests {
             ttl: Duration::from_secs(5),
         };
         let headers = written(
-            StatusHeaders {
+            &StatusHeaders {
                 x_cache: false,
                 debug: true,
+                ..StatusHeaders::default()
             },
             &hit,
         );

@@ -2,15 +2,16 @@
 //! it arrives (RFC 9111 §4.2).
 
 use crate::protocol::cache_control::CacheControl;
+use crate::protocol::targeted::Policy;
 use http::header::{AGE, DATE, EXPIRES, LAST_MODIFIED};
 use http::HeaderMap;
 use std::time::{Duration, SystemTime};
 
 /// Whether a response's directives forbid serving it stale without
 /// revalidation (§5.2.2.2 `must-revalidate`, §5.2.2.8 `proxy-revalidate`,
-/// §5.2.2.10 `s-maxage`, §5.2.2.4 `no-cache`).
-pub(crate) fn forbids_stale(headers: &HeaderMap) -> bool {
-    let cc = CacheControl::from_headers(headers);
+/// §5.2.2.10 `s-maxage`, §5.2.2.4 `no-cache`), as the response's policy
+/// says them.
+pub(crate) fn forbids_stale(cc: &CacheControl) -> bool {
     [
         "must-revalidate",
         "proxy-revalidate",
@@ -40,15 +41,18 @@ impl Freshness {
     }
 }
 
-/// Computes the freshness of a response received at `now`.
+/// Computes the freshness of a response received at `now`, under its
+/// `policy` (`Cache-Control`, or the targeted field that replaces it).
 ///
 /// With `respect_origin`, the lifetime is zero for `no-cache`, else
 /// `s-maxage`, else `max-age`, else
-/// `Expires − Date` (an invalid `Expires` means already stale, §5.3), else
+/// `Expires − Date` (an invalid `Expires` means already stale, §5.3; a
+/// targeted policy ignores `Expires`, RFC 9213 §2.1), else
 /// `fallback` (the rule's TTL). Without it, the lifetime is `fallback`. The
 /// initial age is the larger of the `Age` header and `now − Date`.
 pub(crate) fn freshness(
     headers: &HeaderMap,
+    policy: &Policy,
     now: SystemTime,
     fallback: Duration,
     respect_origin: bool,
@@ -71,7 +75,7 @@ pub(crate) fn freshness(
             ..heuristic
         };
     }
-    let cc = CacheControl::from_headers(headers);
+    let cc = &policy.cc;
     let explicit = |lifetime: Duration| Freshness {
         lifetime,
         initial_age,
@@ -84,7 +88,7 @@ pub(crate) fn freshness(
     if let Some(secs) = cc.seconds("s-maxage").or_else(|| cc.seconds("max-age")) {
         return explicit(Duration::from_secs(secs));
     }
-    if headers.contains_key(EXPIRES) {
+    if headers.contains_key(EXPIRES) && !policy.targeted {
         let mut all = headers.get_all(EXPIRES).iter();
         let (first, second) = (all.next(), all.next());
         return match (http_date(first), second) {
@@ -179,6 +183,11 @@ mod tests {
     use super::*;
 
     const TTL: Duration = Duration::from_secs(300);
+
+    /// The freshness under `Cache-Control` alone.
+    fn freshness(headers: &HeaderMap, now: SystemTime, ttl: Duration, respect: bool) -> Freshness {
+        super::freshness(headers, &Policy::untargeted(headers), now, ttl, respect)
+    }
 
     #[test]
     fn heuristic_lifetime_is_a_tenth_of_the_age_of_last_modified_rfc9111_4_2_2() {

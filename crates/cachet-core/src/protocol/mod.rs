@@ -15,4 +15,5 @@ pub(crate) mod response_headers;
 pub(crate) mod storability;
 pub(crate) mod tags;
 pub(crate) mod target;
+pub(crate) mod targeted;
 pub(crate) mod vary;

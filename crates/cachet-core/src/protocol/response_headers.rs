@@ -41,6 +41,7 @@ pub fn cache_headers(ttl: Duration, visibility: Visibility) -> CacheHeaders {
     };
     CacheHeaders {
         cache_control: cc.max_age(ttl),
+        cdn: None,
         vary: Vec::new(),
     }
 }
@@ -64,6 +65,8 @@ pub fn never_cache() -> HeaderMap {
 #[must_use]
 pub struct CacheHeaders {
     cache_control: CacheControl,
+    /// `CDN-Cache-Control` (RFC 9213), when set.
+    cdn: Option<CacheControl>,
     vary: Vec<HeaderName>,
 }
 
@@ -80,6 +83,32 @@ impl CacheHeaders {
                 .into_iter()
                 .filter_map(|name| HeaderName::from_bytes(name.as_ref().as_bytes()).ok()),
         );
+        self
+    }
+
+    /// `CDN-Cache-Control: max-age=N` (RFC 9213): how long cachet and the
+    /// CDNs in front of it keep the response, whatever `Cache-Control`
+    /// tells browsers (which then never reaches those caches' decisions).
+    ///
+    /// ```
+    /// use cachet_core::{Visibility, cache_headers};
+    /// use std::time::Duration;
+    ///
+    /// let headers = cache_headers(Duration::from_secs(60), Visibility::Public)
+    ///     .cdn_max_age(Duration::from_secs(3600))
+    ///     .into_header_map();
+    /// assert_eq!(headers["cache-control"], "public, max-age=60");
+    /// assert_eq!(headers["cdn-cache-control"], "max-age=3600");
+    /// ```
+    pub fn cdn_max_age(mut self, age: Duration) -> Self {
+        self.cdn = Some(self.cdn.unwrap_or_default().max_age(age));
+        self
+    }
+
+    /// `CDN-Cache-Control: no-store`: cachet and CDNs never store the
+    /// response, while browsers still follow `Cache-Control`.
+    pub fn cdn_no_store(mut self) -> Self {
+        self.cdn = Some(self.cdn.unwrap_or_default().directive("no-store", None));
         self
     }
 
@@ -118,9 +147,12 @@ impl CacheHeaders {
 
     /// The headers, ready to add to a response (an axum `HeaderMap` part).
     pub fn into_header_map(self) -> HeaderMap {
-        let mut headers = HeaderMap::with_capacity(2);
+        let mut headers = HeaderMap::with_capacity(3);
         if let Some(value) = self.cache_control.to_header_value() {
             headers.insert(header::CACHE_CONTROL, value);
+        }
+        if let Some(value) = self.cdn.and_then(|cdn| cdn.to_header_value()) {
+            headers.insert(crate::protocol::targeted::CDN_CACHE_CONTROL, value);
         }
         if !self.vary.is_empty() {
             let names: Vec<&str> = self.vary.iter().map(HeaderName::as_str).collect();

@@ -176,6 +176,7 @@ pub(crate) fn may_store(
     rule: RuleFacts<'_>,
     status: StatusCode,
     headers: &HeaderMap,
+    cc: &CacheControl,
     freshness: &Freshness,
 ) -> Result<Vec<HeaderName>, NotStorable> {
     if facts.head_as_get {
@@ -184,7 +185,6 @@ pub(crate) fn may_store(
     if facts.no_store {
         return Err(NotStorable::RequestNoStore);
     }
-    let cc = CacheControl::from_headers(headers);
     let code = status.as_u16();
     let status_allowed = rule.statuses.contains(&status)
         || code == 200
@@ -264,9 +264,22 @@ mod tests {
         share_cookie_requests: false,
     };
 
+    /// `may_store` under `Cache-Control` alone.
+    fn may_store(
+        facts: RequestFacts,
+        rule: RuleFacts<'_>,
+        status: StatusCode,
+        headers: &HeaderMap,
+        freshness: &Freshness,
+    ) -> Result<Vec<HeaderName>, NotStorable> {
+        let cc = CacheControl::from_headers(headers);
+        super::may_store(facts, rule, status, headers, &cc, freshness)
+    }
+
     fn fresh(headers: &HeaderMap) -> Freshness {
         crate::protocol::freshness::freshness(
             headers,
+            &crate::protocol::targeted::Policy::untargeted(headers),
             std::time::SystemTime::UNIX_EPOCH,
             std::time::Duration::from_secs(60),
             true,
