@@ -105,6 +105,98 @@ async fn upstream_age_is_subtracted_and_reported_rfc9111_4_2_3() {
 }
 
 #[tokio::test]
+async fn a_list_valued_age_uses_its_first_value_and_an_invalid_one_is_stale_rfc9111_5_1() {
+    let app = App::new();
+    let listed = [
+        ("cache-control", "max-age=60".to_owned()),
+        ("age", "20, 40".to_owned()),
+    ];
+    app.send(respond(&listed, &[])).await;
+    let hit = app.send(respond(&listed, &[])).await;
+    assert_eq!(hit.header("cache-status"), Some("cachet; hit; ttl=40"));
+    let app = App::new();
+    let invalid = [
+        ("cache-control", "max-age=60".to_owned()),
+        ("age", "soon".to_owned()),
+    ];
+    app.send(respond(&invalid, &[])).await;
+    assert_eq!(app.send(respond(&invalid, &[])).await.outcome(), "MISS");
+}
+
+#[tokio::test]
+async fn expires_in_the_obsolete_forms_and_any_case_sets_freshness_rfc9110_5_6_7() {
+    let app = App::new();
+    let at = app.clock.now() + Duration::from_secs(30);
+    // RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`), upper case.
+    let imf = httpdate::fmt_http_date(at);
+    let (weekday, rest) = imf.split_once(", ").unwrap();
+    let day = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ]
+    .into_iter()
+    .find(|day| day.starts_with(weekday))
+    .unwrap();
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let rfc850 = format!(
+        "{day}, {}-{}-{} {} GMT",
+        parts[0],
+        parts[1],
+        &parts[2][2..],
+        parts[3]
+    )
+    .to_uppercase();
+    let headers = [
+        ("expires", rfc850),
+        ("date", http_date(&app, 0).to_lowercase()),
+    ];
+    app.send(respond(&headers, &[])).await;
+    let hit = app.send(respond(&headers, &[])).await;
+    assert_eq!(hit.header("cache-status"), Some("cachet; hit; ttl=30"));
+}
+
+#[tokio::test]
+async fn if_modified_since_without_last_modified_is_evaluated_against_date_rfc9110_13_1_3() {
+    let app = App::new();
+    let headers = [
+        ("cache-control", "max-age=600".to_owned()),
+        ("date", http_date(&app, -100)),
+    ];
+    app.send(respond(&headers, &[])).await;
+    let since = http_date(&app, 0);
+    let current = app
+        .send(respond(&headers, &[("if-modified-since", &since)]))
+        .await;
+    assert_eq!(current.status.as_u16(), 304);
+    let before = http_date(&app, -200);
+    let older = app
+        .send(respond(&headers, &[("if-modified-since", &before)]))
+        .await;
+    assert_eq!(older.status.as_u16(), 200);
+    assert_eq!(app.origin.calls(), 1);
+}
+
+#[tokio::test]
+async fn must_understand_stores_an_understood_status_despite_no_store_rfc9111_5_2_2_3() {
+    let app = App::new();
+    let headers = [(
+        "cache-control",
+        "must-understand, no-store, max-age=60".to_owned(),
+    )];
+    app.send(respond(&headers, &[])).await;
+    assert_eq!(app.send(respond(&headers, &[])).await.outcome(), "HIT");
+    let app = App::new();
+    let plain = [("cache-control", "no-store, max-age=60".to_owned())];
+    app.send(respond(&plain, &[])).await;
+    assert_eq!(app.send(respond(&plain, &[])).await.outcome(), "MISS");
+}
+
+#[tokio::test]
 async fn rule_ttl_is_the_fallback_without_freshness_information_rfc9111_4_2_2() {
     let app = App::new();
     app.get("/api/items").await;

@@ -115,6 +115,50 @@ fn router(upstream: Upstream) -> Router {
                 )
             }),
         )
+        // The proxy's mock clock starts at Thu, 01 Jan 2026 00:00:00 GMT.
+        .route(
+            "/age-list",
+            get(|State(upstream): State<Upstream>| async move {
+                let n = next(&upstream);
+                ([("cache-control", "max-age=60"), ("age", "20, 40")], format!("age #{n}"))
+            }),
+        )
+        .route(
+            "/rfc850",
+            get(|State(upstream): State<Upstream>| async move {
+                let n = next(&upstream);
+                (
+                    [
+                        ("date", "thu, 01 jan 2026 00:00:00 gmt"),
+                        ("expires", "THURSDAY, 01-JAN-26 00:00:30 GMT"),
+                    ],
+                    format!("rfc850 #{n}"),
+                )
+            }),
+        )
+        .route(
+            "/dated",
+            get(|State(upstream): State<Upstream>| async move {
+                let n = next(&upstream);
+                (
+                    [
+                        ("cache-control", "max-age=600"),
+                        ("date", "Wed, 31 Dec 2025 23:58:20 GMT"),
+                    ],
+                    format!("dated #{n}"),
+                )
+            }),
+        )
+        .route(
+            "/must-understand",
+            get(|State(upstream): State<Upstream>| async move {
+                let n = next(&upstream);
+                (
+                    [("cache-control", "must-understand, no-store, max-age=60")],
+                    format!("understood #{n}"),
+                )
+            }),
+        )
         .route("/echo", get(echo))
         .route(
             "/upload",
@@ -273,6 +317,38 @@ async fn targeted_cache_control_decides_and_cachets_own_field_stays_here_rfc9213
             "forwarded by default"
         );
     }
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn age_dates_conditionals_and_must_understand_rfc9111_5_1_rfc9110_5_6_7_13_1_3_rfc9111_5_2_2_3(
+) {
+    let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let client = client();
+    // §5.1: a list-valued Age counts by its first value.
+    send(&client, proxy.addr, "/age-list", &[]).await;
+    let hit = send(&client, proxy.addr, "/age-list", &[]).await;
+    assert_eq!(hit.header("cache-status"), "cachet; hit; ttl=40");
+    // RFC 9110 §5.6.7: an RFC 850 Expires in upper case, a lower-case Date.
+    send(&client, proxy.addr, "/rfc850", &[]).await;
+    let hit = send(&client, proxy.addr, "/rfc850", &[]).await;
+    assert_eq!(hit.header("cache-status"), "cachet; hit; ttl=30");
+    // RFC 9110 §13.1.3: If-Modified-Since against Date without Last-Modified.
+    send(&client, proxy.addr, "/dated", &[]).await;
+    let since = [("if-modified-since", "Thu, 01 Jan 2026 00:00:00 GMT")];
+    let current = send(&client, proxy.addr, "/dated", &since).await;
+    assert_eq!(current.status, StatusCode::NOT_MODIFIED);
+    let before = [("if-modified-since", "Wed, 31 Dec 2025 00:00:00 GMT")];
+    let older = send(&client, proxy.addr, "/dated", &before).await;
+    assert_eq!(
+        (older.status, older.body.as_str()),
+        (StatusCode::OK, "dated #3")
+    );
+    // RFC 9111 §5.2.2.3: must-understand on a 200 overrides no-store.
+    send(&client, proxy.addr, "/must-understand", &[]).await;
+    let hit = send(&client, proxy.addr, "/must-understand", &[]).await;
+    assert_eq!(hit.body, "understood #4");
     assert_eq!(upstream.calls.load(Ordering::SeqCst), 4);
 }
 
