@@ -260,6 +260,32 @@ pub fn all() -> Vec<Scenario> {
             ],
         },
         Scenario {
+            name: "Cache Groups: a response's Cache-Group-Invalidation clears its origin's groups (RFC 9875)",
+            rules: "[[rules]]\npath = '^/api/'\n",
+            steps: vec![
+                send(get("/api/a").header("x-respond-cache-groups", "\"g1\""), expect(200).body("GET /api/a #1").cache(STORED).header("cache-groups", "\"g1\"")),
+                send(get("/api/b").header("x-respond-cache-groups", "\"g1\", \"g 2\""), expect(200).body("GET /api/b #2").cache(STORED)),
+                send(get("/api/c").header("x-respond-cache-groups", "\"g 2\""), expect(200).body("GET /api/c #3").cache(STORED)),
+                send(get("/api/d").header("x-respond-cache-groups", "\"g1"), expect(200).body("GET /api/d #4").cache(STORED)),
+                // Malformed: ignored, never an error; nothing else is cleared.
+                send(req("POST", "/api/other").header("x-respond-cache-group-invalidation", "\"g1\",,"), expect(200).body("POST /api/other #5")),
+                send(get("/api/a"), expect(200).body("GET /api/a #1")),
+                // Another origin's groups are other groups.
+                send(req("POST", "/api/other").header("host", "elsewhere.example").header("x-respond-cache-group-invalidation", "\"g1\""), expect(200).body("POST /api/other #6")),
+                send(get("/api/a"), expect(200).body("GET /api/a #1")),
+                send(req("POST", "/api/other").header("x-respond-cache-group-invalidation", "\"g1\""), expect(200).body("POST /api/other #7")),
+                send(get("/api/a"), expect(200).body("GET /api/a #8").cache(STORED)),
+                send(get("/api/b"), expect(200).body("GET /api/b #9").cache(STORED)),
+                send(get("/api/c"), expect(200).body("GET /api/c #3").cache("cachet; hit; ttl=300")),
+                // A malformed Cache-Groups put /api/d in no group.
+                send(get("/api/d"), expect(200).body("GET /api/d #4")),
+                // Not after a failure (RFC 9111 §4.4).
+                send(req("POST", "/api/other").header("x-status", "500").header("x-respond-cache-group-invalidation", "\"g 2\""), expect(500)),
+                send(get("/api/c"), expect(200).body("GET /api/c #3")),
+                Calls(10),
+            ],
+        },
+        Scenario {
             name: "targeted cache control: cachet's own field, then CDN-Cache-Control, decide over Cache-Control and Expires (RFC 9213)",
             rules: "[headers]\ntarget = \"Cachet-Cache-Control\"\n\n[[rules]]\npath = '^/api/'\nttl = \"300s\"\n",
             steps: vec![

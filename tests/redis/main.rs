@@ -103,6 +103,31 @@ async fn a_miss_on_one_instance_fills_redis_and_the_other_hits_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_group_invalidation_on_one_instance_reaches_the_others_memory_rfc9875_3() {
+    let server = RedisServer::start();
+    let (a, b) = pair(&server).await;
+    let grouped = request(
+        "GET",
+        "/api/respond",
+        &[("x-respond-cache-groups", "\"prices\"")],
+    );
+    a.send(grouped).await;
+    assert_eq!(b.get("/api/respond").await.outcome(), "HIT");
+    assert_eq!(a.get("/api/respond").await.outcome(), "HIT");
+    // A write elsewhere whose response names the group, on B.
+    let invalidating = request(
+        "POST",
+        "/api/respond?elsewhere",
+        &[("x-respond-cache-group-invalidation", "\"prices\"")],
+    );
+    assert_eq!(b.send(invalidating).await.status, 200);
+    eventually("A's memory drops the grouped entry", || async {
+        a.get("/api/respond").await.outcome() == "MISS"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_on_one_instance_purges_the_others_memory() {
     let redis = RedisServer::start();
     let (a, b) = pair(&redis).await;

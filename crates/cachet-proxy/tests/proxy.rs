@@ -159,6 +159,20 @@ fn router(upstream: Upstream) -> Router {
                 )
             }),
         )
+        .route(
+            "/grouped",
+            get(|State(upstream): State<Upstream>| async move {
+                let n = next(&upstream);
+                (
+                    [("cache-control", "max-age=60"), ("cache-groups", "\"news\"")],
+                    format!("grouped #{n}"),
+                )
+            }),
+        )
+        .route(
+            "/write",
+            axum::routing::post(|| async { ([("cache-group-invalidation", "\"news\"")], "written") }),
+        )
         .route("/echo", get(echo))
         .route(
             "/upload",
@@ -350,6 +364,33 @@ async fn age_dates_conditionals_and_must_understand_rfc9111_5_1_rfc9110_5_6_7_13
     let hit = send(&client, proxy.addr, "/must-understand", &[]).await;
     assert_eq!(hit.body, "understood #4");
     assert_eq!(upstream.calls.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_cache_group_invalidation_clears_the_group_on_its_origin_only_rfc9875_3() {
+    let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let client = client();
+    let write = |host: &'static str| {
+        let request = Request::post(format!("http://{}/write", proxy.addr))
+            .header("host", host)
+            .body(Empty::new())
+            .unwrap();
+        tokio::time::timeout(BOUND, client.request(request))
+    };
+    for host in ["a.example", "b.example"] {
+        send(&client, proxy.addr, "/grouped", &[("host", host)]).await;
+    }
+    // A write on b.example clears b.example's group, not a.example's.
+    assert_eq!(
+        write("b.example").await.unwrap().unwrap().status(),
+        StatusCode::OK
+    );
+    let a = send(&client, proxy.addr, "/grouped", &[("host", "a.example")]).await;
+    assert_eq!(a.body, "grouped #1");
+    let b = send(&client, proxy.addr, "/grouped", &[("host", "b.example")]).await;
+    assert_eq!(b.body, "grouped #3");
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]

@@ -47,6 +47,20 @@ impl Cache {
         tags
     }
 
+    /// The index terms of the Cache Groups (RFC 9875) `field` of a response
+    /// names, on the origin `host`; bounded as tags are.
+    pub(crate) fn group_terms(
+        &self,
+        headers: &http::HeaderMap,
+        field: &http::HeaderName,
+        host: Option<&str>,
+    ) -> Vec<Arc<str>> {
+        let mut terms = crate::protocol::tags::group_terms(headers, field, host);
+        terms.retain(|term| term.len() <= MAX_TAG_BYTES);
+        terms.truncate(self.inner.limits.max_tags);
+        terms
+    }
+
     /// Every live key, with the cache holding it, sorted.
     pub async fn keys(&self) -> Result<Vec<ListedKey>, StoreError> {
         let mut all = Vec::new();

@@ -5,13 +5,14 @@
 //! answers `None` for safe methods, so reads pay nothing. Once the origin
 //! has answered, [`Cache::invalidate`] clears — only for a 2xx or 3xx —
 //! the target URI, the same-origin `Location` and `Content-Location`, the
-//! keys the rule's `invalidates` regexes match, and the response's tags.
+//! keys the rule's `invalidates` regexes match, the response's tags, and
+//! the groups its `Cache-Group-Invalidation` names on its origin (RFC 9875).
 
 use crate::cache::Cache;
 use crate::config::rules::{CompiledRule, InvalidateScope};
 use crate::key::KeyBuilder;
 use crate::protocol::host::normalize_host;
-use crate::protocol::tags::uri_term;
+use crate::protocol::tags::{uri_term, CACHE_GROUP_INVALIDATION};
 use crate::protocol::target::canonical_path;
 use crate::request::RequestHead;
 use crate::stats::PurgeKind;
@@ -40,6 +41,14 @@ impl Invalidation {
 
 /// Methods that never change the target's state (RFC 9110 §9.2.1): every
 /// other method, known or not, invalidates.
+/// The normalized host a request was made to: what scopes its URI terms
+/// and its Cache Groups.
+pub(crate) fn request_origin(req: &dyn RequestHead) -> Option<String> {
+    req.header(&header::HOST)
+        .or_else(|| req.authority())
+        .and_then(normalize_host)
+}
+
 fn is_safe(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
 }
@@ -65,10 +74,7 @@ impl Cache {
         if is_safe(req.method()) {
             return None;
         }
-        let authority = req
-            .header(&header::HOST)
-            .or_else(|| req.authority())
-            .and_then(normalize_host);
+        let authority = request_origin(req);
         let target = self.uri_term_of(req.path(), req.query(), authority.as_deref());
         let user = match rule.as_ref().map(|rule| rule.invalidate_scope()) {
             Some(InvalidateScope::User) => {
@@ -114,6 +120,11 @@ impl Cache {
             }
         }
         terms.extend(tags.iter().cloned());
+        terms.extend(self.group_terms(
+            headers,
+            &CACHE_GROUP_INVALIDATION,
+            invalidation.authority.as_deref(),
+        ));
         let scope = invalidation.user.as_deref();
         let mut removed = 0;
         for term in &terms {

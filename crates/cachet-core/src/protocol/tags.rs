@@ -92,6 +92,57 @@ impl TagSettings {
     }
 }
 
+/// `Cache-Groups` (RFC 9875 §2): the groups a response belongs to.
+pub(crate) const CACHE_GROUPS: HeaderName = HeaderName::from_static("cache-groups");
+
+/// `Cache-Group-Invalidation` (RFC 9875 §3): the groups a response to an
+/// unsafe request invalidates.
+pub(crate) const CACHE_GROUP_INVALIDATION: HeaderName =
+    HeaderName::from_static("cache-group-invalidation");
+
+/// The index terms of the groups `field` names in `headers`, scoped to the
+/// response's origin (`host`, the normalized `Host`: cachet serves one
+/// scheme per listener). The field is a structured-field list of strings
+/// (its lines combined); a field that does not parse is ignored whole, and
+/// members that are not strings are skipped (RFC 9875 §2).
+pub(crate) fn group_terms(
+    headers: &HeaderMap,
+    field: &HeaderName,
+    host: Option<&str>,
+) -> Vec<Arc<str>> {
+    let mut joined = Vec::new();
+    for line in headers.get_all(field) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(line.as_bytes());
+    }
+    if joined.is_empty() {
+        return Vec::new();
+    }
+    let Ok(list) = sfv::Parser::new(&joined).parse_list::<sfv::List>() else {
+        return Vec::new();
+    };
+    let mut terms: Vec<Arc<str>> = list
+        .iter()
+        .filter_map(|member| match member {
+            sfv::ListEntry::Item(item) => item.bare_item.as_string(),
+            sfv::ListEntry::InnerList(_) => None,
+        })
+        .map(|group| group_term(host, group.as_str()))
+        .collect();
+    terms.sort();
+    terms.dedup();
+    terms
+}
+
+/// The index term of a group: `group `, the origin's host (`-` without
+/// one), a space, the group's name. The first space keeps it apart from
+/// tags, and the prefix from URI terms.
+fn group_term(host: Option<&str>, group: &str) -> Arc<str> {
+    Arc::from(format!("group {} {group}", host.unwrap_or("-")))
+}
+
 /// The index term of a URI: `uri `, its canonical target (the first part
 /// of every key made for it) and, when keys hold the host, ` @` and the
 /// normalized host — so a purge on one virtual host never touches
@@ -112,6 +163,32 @@ pub(crate) fn uri_term(target: &str, host: Option<&str>) -> Arc<str> {
 mod tests {
     use super::*;
     use crate::test_support::header_map;
+
+    #[test]
+    fn cache_groups_are_strings_scoped_to_the_origin_rfc9875_2() {
+        let headers = header_map(&[
+            ("cache-groups", "\"scripts\", \"top level\""),
+            ("cache-groups", "\"scripts\", token, 7"),
+        ]);
+        let terms = group_terms(&headers, &CACHE_GROUPS, Some("shop.example"));
+        assert_eq!(
+            terms.iter().map(|t| &**t).collect::<Vec<_>>(),
+            ["group shop.example scripts", "group shop.example top level"]
+        );
+        // Another origin's group is another term.
+        assert_ne!(
+            group_terms(&headers, &CACHE_GROUPS, Some("other.example")),
+            terms
+        );
+        // A field that does not parse is ignored whole.
+        for bad in ["\"unterminated", "\"a\",,\"b\"", "(\"a\""] {
+            let headers = header_map(&[("cache-groups", bad)]);
+            assert!(
+                group_terms(&headers, &CACHE_GROUPS, None).is_empty(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn tags_are_split_on_commas_and_spaces_deduplicated_and_stripped() {

@@ -23,12 +23,13 @@ pub use self::body::ResponseBody;
 use self::recorder::{join, Recorder};
 use crate::cache::Cache;
 use crate::engine::coalesce::{Fetch, Landing, Landmark, Turn};
+use crate::engine::invalidate::request_origin;
 use crate::engine::{Answer, Hit, Lookup, Plan, Revalidation, StoreOutcome};
 use crate::protocol::cache_status::ForwardReason;
 use crate::protocol::conditional::not_modified_headers;
 use crate::protocol::conditional::{answers_not_modified, CLIENT_PRECONDITIONS};
 use crate::protocol::storability::NotStorable;
-use crate::protocol::tags::CacheTags;
+use crate::protocol::tags::{CacheTags, CACHE_GROUPS};
 use crate::protocol::vary::split_line;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, SET_COOKIE};
@@ -412,7 +413,9 @@ async fn store_if_allowed<B: Body<Data = Bytes>>(
         client,
     } = forwarding;
     let extension = parts.extensions.get::<CacheTags>().cloned();
-    let tags = cache.take_tags(&mut parts.headers, extension.as_ref());
+    let mut tags = cache.take_tags(&mut parts.headers, extension.as_ref());
+    let origin = request_origin(client);
+    tags.extend(cache.group_terms(&parts.headers, &CACHE_GROUPS, origin.as_deref()));
     let refuse = |reason: NotStorable, fetch: Fetch| {
         fetch.not_stored(reason.marks_hit_for_miss());
         StoreOutcome::Refused(reason)
