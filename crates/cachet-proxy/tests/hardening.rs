@@ -484,6 +484,11 @@ async fn client_no_cache_can_be_ignored() {
 
 /// An origin that speaks HTTP/1.0: one answer per connection, then close.
 async fn http10_origin() -> SocketAddr {
+    raw_origin(b"HTTP/1.0 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2\r\n\r\nok").await
+}
+
+/// An origin that answers every request with `answer`, as written.
+async fn raw_origin(answer: &'static [u8]) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -495,9 +500,7 @@ async fn http10_origin() -> SocketAddr {
                 {
                     head.push(byte[0]);
                 }
-                let _ = stream
-                    .write_all(b"HTTP/1.0 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2\r\n\r\nok")
-                    .await;
+                let _ = stream.write_all(answer).await;
             });
         }
     });
@@ -539,6 +542,35 @@ async fn a_response_from_an_http10_origin_is_sent_in_the_proxys_own_version_rfc9
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.contains(expected), "{answer}");
         assert!(answer.contains("via: 1.0 cachet"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interim_responses_are_never_stored_or_merged_rfc9110_15_2() {
+    // Two interim responses before the final one, with fields of their own.
+    let origin = raw_origin(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\nX-Interim: 1\r\n\r\n\
+          HTTP/1.1 102 Processing\r\nX-Interim: 2\r\n\r\n\
+          HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2\r\n\r\nok",
+    )
+    .await;
+    let dir = dir("interim");
+    let proxy = start(&config(&dir, ""), origin).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    for expected in ["stored", "hit"] {
+        stream
+            .write_all(b"GET /hinted HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_response(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains(expected), "{answer}");
+        let lower = answer.to_ascii_lowercase();
+        assert!(
+            !lower.contains("x-interim") && !lower.contains("link:"),
+            "{answer}"
+        );
         assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
     }
 }
