@@ -460,14 +460,16 @@ async fn an_origin_body_error_reaches_the_client_and_is_not_stored() {
 }
 
 #[tokio::test]
-async fn range_requests_pass_through() {
+async fn range_requests_are_answered_from_the_stored_response_rfc9110_14() {
     let app = App::new();
     app.get("/api/items").await;
     let ranged = app
         .send(request("GET", "/api/items", &[("range", "bytes=0-1")]))
         .await;
-    assert_eq!(ranged.header("cache-status"), Some("cachet; fwd=bypass"));
-    assert_eq!(app.origin.calls(), 2);
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.header("content-range"), Some("bytes 0-1/8"));
+    assert_eq!(ranged.header("cache-status"), Some("cachet; hit; ttl=60"));
+    assert_eq!(app.origin.calls(), 1);
 }
 
 type Reflecting = tower::util::BoxCloneService<

@@ -394,6 +394,33 @@ async fn a_cache_group_invalidation_clears_the_group_on_its_origin_only_rfc9875_
 }
 
 #[tokio::test]
+async fn ranges_are_answered_from_the_stored_response_rfc9110_14() {
+    let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let client = client();
+    // A miss with Range goes upstream as it is; axum answers the whole 200.
+    let first = send(&client, proxy.addr, "/cached", &[("range", "bytes=0-5")]).await;
+    assert_eq!(
+        (first.status, first.body.as_str()),
+        (StatusCode::OK, "cached #1")
+    );
+    let part = send(&client, proxy.addr, "/cached", &[("range", "bytes=0-5")]).await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.body, "cached");
+    assert_eq!(part.header("content-range"), "bytes 0-5/9");
+    assert_eq!(part.header("content-length"), "6");
+    let suffix = send(&client, proxy.addr, "/cached", &[("range", "bytes=-2")]).await;
+    assert_eq!(
+        (suffix.status, suffix.body.as_str()),
+        (StatusCode::PARTIAL_CONTENT, "#1")
+    );
+    let past = send(&client, proxy.addr, "/cached", &[("range", "bytes=9-")]).await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(past.header("content-range"), "bytes */9");
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn with_no_rules_nothing_gets_a_forced_ttl() {
     let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
     let proxy = start_proxy(upstream_addr, NO_RULES).await;

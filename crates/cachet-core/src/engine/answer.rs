@@ -8,10 +8,11 @@ use super::route::Plan;
 use crate::cache::Cache;
 use crate::protocol::cache_status::{Outcome, StatusHeaders};
 use crate::protocol::conditional::{answers_not_modified, not_modified_headers};
+use crate::protocol::range::{answer_range, RangeAnswer};
 use crate::request::RequestHead;
 use crate::store::entry::CachedResponse;
 use bytes::Bytes;
-use http::header::HeaderMap;
+use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
 
 /// A response the cache makes itself: a hit (200 or 304) or a 504 for
@@ -26,11 +27,21 @@ pub struct Answer {
     pub body: Bytes,
 }
 
+/// `Content-Range` and the `Content-Length` of the part sent.
+fn set_range(headers: &mut HeaderMap, content_range: &str, length: usize) {
+    // Digits, spaces, `-`, `/` and `*`: always a valid value.
+    if let Ok(value) = HeaderValue::from_str(content_range) {
+        headers.insert(header::CONTENT_RANGE, value);
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+}
+
 impl Cache {
     /// Step 3: the response for a hit — 304 when `req`'s preconditions show
     /// the client's copy is current (RFC 9110 §13.2.2), otherwise the stored
     /// response (without a body for `HEAD`) — labelled with `Age` and
-    /// `Cache-Status`. The origin is not contacted.
+    /// `Cache-Status`; a `Range` is answered from the stored body (206 or
+    /// 416, RFC 9110 §14). The origin is not contacted.
     pub(crate) fn answer(&self, plan: &Plan, hit: &Hit, req: &dyn RequestHead) -> Answer {
         let outcome = match hit.staleness {
             None => Outcome::Hit {
@@ -75,14 +86,40 @@ impl Cache {
         self.inner
             .status_headers
             .write(outcome, Some(plan.key.as_str()), &mut headers);
-        Answer {
-            status: entry.status(),
-            headers,
-            body: if plan.head {
-                Bytes::new()
-            } else {
-                entry.body().clone()
+        let body = entry.body();
+        let range = if plan.head || entry.status() != StatusCode::OK {
+            RangeAnswer::Whole
+        } else {
+            answer_range(req, entry.headers(), body.len())
+        };
+        let length = body.len();
+        match range {
+            RangeAnswer::Whole => Answer {
+                status: entry.status(),
+                headers,
+                body: if plan.head {
+                    Bytes::new()
+                } else {
+                    body.clone()
+                },
             },
+            RangeAnswer::Partial(bytes) => {
+                let range = format!("bytes {}-{}/{length}", bytes.start, bytes.end - 1);
+                set_range(&mut headers, &range, bytes.len());
+                Answer {
+                    status: StatusCode::PARTIAL_CONTENT,
+                    headers,
+                    body: body.slice(bytes),
+                }
+            }
+            RangeAnswer::Unsatisfiable => {
+                set_range(&mut headers, &format!("bytes */{length}"), 0);
+                Answer {
+                    status: StatusCode::RANGE_NOT_SATISFIABLE,
+                    headers,
+                    body: Bytes::new(),
+                }
+            }
         }
     }
 

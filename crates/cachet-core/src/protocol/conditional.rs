@@ -68,6 +68,13 @@ pub(crate) fn same_entity_tag(a: &[u8], b: &[u8]) -> bool {
     matches!((opaque_tag(a), opaque_tag(b)), (Some(a), Some(b)) if a == b)
 }
 
+/// Whether two entity-tags are the same by the strong comparison (RFC 9110
+/// §8.8.3.2): neither is weak, and their opaque parts are equal.
+pub(crate) fn same_strong_entity_tag(a: &[u8], b: &[u8]) -> bool {
+    let strong = |tag: &[u8]| !tag.trim_ascii().starts_with(b"W/");
+    strong(a) && strong(b) && same_entity_tag(a, b)
+}
+
 /// `If-None-Match` (RFC 9110 §13.1.2) with the weak comparison: `*` matches
 /// any current representation; otherwise any listed tag whose opaque part
 /// equals `etag`'s. Malformed members are ignored.

@@ -67,8 +67,11 @@ impl NotStorable {
     /// `HEAD`), server errors and failures do not mark it.
     pub(crate) fn marks_hit_for_miss(&self) -> bool {
         match self {
-            // Errors a client can provoke say nothing of the next response.
-            Self::Status(status) => !is_client_provokable(*status),
+            // Errors a client can provoke say nothing of the next response,
+            // and neither does a 206, which answers a Range request only.
+            Self::Status(status) => {
+                !is_client_provokable(*status) && *status != StatusCode::PARTIAL_CONTENT
+            }
             Self::NoStore
             | Self::Private
             | Self::NoCache
