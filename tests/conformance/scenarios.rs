@@ -263,18 +263,22 @@ pub fn all() -> Vec<Scenario> {
             name: "Range from a stored response: 206, suffix, open-ended, 416, If-Range, several ranges (RFC 9110 §14)",
             rules: "[[rules]]\npath = '^/api/'\n",
             steps: vec![
-                // A miss with Range passes through (the echo origin ignores it: a 200, stored).
-                send(get("/api/file").header("range", "bytes=0-2").header("x-etag", "\"v1\""), expect(200).body("GET /api/file #1").cache(STORED)),
+                // A miss with Range asks the origin for the whole (it sees no
+                // Range), stores it, and answers the range from it.
+                send(get("/api/fill").header("range", "bytes=0-2").header("x-echo", "range"), expect(206).body("GET").header("content-range", "bytes 0-2/24").cache(STORED)),
+                send(get("/api/fill"), expect(200).body("GET /api/fill #1 range=-").cache("cachet; hit; ttl=300")),
+                send(get("/api/file").header("range", "bytes=0-2").header("if-range", "\"v0\"").header("x-etag", "\"v1\""), expect(200).body("GET /api/file #2").cache(STORED)),
                 send(get("/api/file").header("range", "bytes=0-2"), expect(206).body("GET").header("content-range", "bytes 0-2/16").header("content-length", "3").cache("cachet; hit; ttl=300")),
-                send(get("/api/file").header("range", "bytes=-2"), expect(206).body("#1").header("content-range", "bytes 14-15/16")),
-                send(get("/api/file").header("range", "bytes=4-"), expect(206).body("/api/file #1").header("content-range", "bytes 4-15/16")),
+                send(get("/api/file").header("range", "bytes=-2"), expect(206).body("#2").header("content-range", "bytes 14-15/16")),
+                send(get("/api/file").header("range", "bytes=4-"), expect(206).body("/api/file #2").header("content-range", "bytes 4-15/16")),
                 send(get("/api/file").header("range", "bytes=16-"), expect(416).body("").header("content-range", "bytes */16")),
                 send(get("/api/file").header("range", "bytes=0-2").header("if-range", "\"v1\""), expect(206).body("GET")),
-                send(get("/api/file").header("range", "bytes=0-2").header("if-range", "\"v0\""), expect(200).body("GET /api/file #1")),
-                send(get("/api/file").header("range", "bytes=0-2, 4-5"), expect(200).body("GET /api/file #1")),
-                send(get("/api/file").header("range", "lines=1-2"), expect(200).body("GET /api/file #1")),
+                send(get("/api/file").header("range", "bytes=0-2").header("if-range", "\"v0\""), expect(200).body("GET /api/file #2")),
+                send(get("/api/file").header("range", "bytes=0-2, 4-5"), expect(200).body("GET /api/file #2")),
+                send(get("/api/file").header("range", "lines=1-2"), expect(200).body("GET /api/file #2")),
+                // Only a GET has ranges: a HEAD gets the whole head.
                 send(req("HEAD", "/api/file").header("range", "bytes=0-2"), expect(200).body("")),
-                Calls(2),
+                Calls(3),
             ],
         },
         Scenario {

@@ -398,11 +398,15 @@ async fn ranges_are_answered_from_the_stored_response_rfc9110_14() {
     let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
     let proxy = start_proxy(upstream_addr, NO_RULES).await;
     let client = client();
-    // A miss with Range goes upstream as it is; axum answers the whole 200.
+    // A miss with Range fetches the whole, stores it, and answers the range.
     let first = send(&client, proxy.addr, "/cached", &[("range", "bytes=0-5")]).await;
     assert_eq!(
         (first.status, first.body.as_str()),
-        (StatusCode::OK, "cached #1")
+        (StatusCode::PARTIAL_CONTENT, "cached")
+    );
+    assert_eq!(
+        first.header("cache-status"),
+        "cachet; fwd=uri-miss; fwd-status=200; stored"
     );
     let part = send(&client, proxy.addr, "/cached", &[("range", "bytes=0-5")]).await;
     assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
@@ -418,6 +422,13 @@ async fn ranges_are_answered_from_the_stored_response_rfc9110_14() {
     assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(past.header("content-range"), "bytes */9");
     assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
+    // A key whose responses are not stored (no-store, so hit-for-miss after
+    // the first): its next ranges go upstream as the client asked.
+    let range = [("range", "bytes=0-5")];
+    let whole = send(&client, proxy.addr, "/echo", &range).await;
+    assert!(!whole.body.contains("range:"), "{}", whole.body);
+    let passed = send(&client, proxy.addr, "/echo", &range).await;
+    assert!(passed.body.contains("range: bytes=0-5"), "{}", passed.body);
 }
 
 #[tokio::test]

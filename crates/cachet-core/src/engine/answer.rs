@@ -8,11 +8,11 @@ use super::route::Plan;
 use crate::cache::Cache;
 use crate::protocol::cache_status::{Outcome, StatusHeaders};
 use crate::protocol::conditional::{answers_not_modified, not_modified_headers};
-use crate::protocol::range::{answer_range, RangeAnswer};
+use crate::protocol::range::{answer_range, partial, RangeAnswer};
 use crate::request::RequestHead;
 use crate::store::entry::CachedResponse;
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::HeaderMap;
 use http::StatusCode;
 
 /// A response the cache makes itself: a hit (200 or 304) or a 504 for
@@ -25,15 +25,6 @@ pub struct Answer {
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
-}
-
-/// `Content-Range` and the `Content-Length` of the part sent.
-fn set_range(headers: &mut HeaderMap, content_range: &str, length: usize) {
-    // Digits, spaces, `-`, `/` and `*`: always a valid value.
-    if let Ok(value) = HeaderValue::from_str(content_range) {
-        headers.insert(header::CONTENT_RANGE, value);
-    }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
 }
 
 impl Cache {
@@ -92,34 +83,21 @@ impl Cache {
         } else {
             answer_range(req, entry.headers(), body.len())
         };
-        let length = body.len();
-        match range {
-            RangeAnswer::Whole => Answer {
-                status: entry.status(),
+        if let Some((status, part)) = partial(range, &mut headers, body) {
+            return Answer {
+                status,
                 headers,
-                body: if plan.head {
-                    Bytes::new()
-                } else {
-                    body.clone()
-                },
+                body: part,
+            };
+        }
+        Answer {
+            status: entry.status(),
+            headers,
+            body: if plan.head {
+                Bytes::new()
+            } else {
+                body.clone()
             },
-            RangeAnswer::Partial(bytes) => {
-                let range = format!("bytes {}-{}/{length}", bytes.start, bytes.end - 1);
-                set_range(&mut headers, &range, bytes.len());
-                Answer {
-                    status: StatusCode::PARTIAL_CONTENT,
-                    headers,
-                    body: body.slice(bytes),
-                }
-            }
-            RangeAnswer::Unsatisfiable => {
-                set_range(&mut headers, &format!("bytes */{length}"), 0);
-                Answer {
-                    status: StatusCode::RANGE_NOT_SATISFIABLE,
-                    headers,
-                    body: Bytes::new(),
-                }
-            }
         }
     }
 

@@ -154,7 +154,9 @@ impl Coalescer {
         if let Some(&until) = keys.hit_for_miss.get(&key) {
             if now < until {
                 drop(keys);
-                return Turn::Fetch(self.alone_hashed(key, hit_for_miss));
+                let mut fetch = self.alone_hashed(key, hit_for_miss);
+                fetch.marked = true;
+                return Turn::Fetch(fetch);
             }
             keys.hit_for_miss.remove(&key);
         }
@@ -170,6 +172,7 @@ impl Coalescer {
             key,
             flight: Some(flight),
             hit_for_miss,
+            marked: false,
         })
     }
 
@@ -193,6 +196,7 @@ impl Coalescer {
             key,
             flight: None,
             hit_for_miss,
+            marked: false,
         }
     }
 
@@ -231,9 +235,18 @@ pub(crate) struct Fetch {
     key: KeyHash,
     flight: Option<Arc<Flight>>,
     hit_for_miss: Duration,
+    /// The key is marked hit-for-miss: its response is not expected to be
+    /// stored.
+    marked: bool,
 }
 
 impl Fetch {
+    /// Whether the key is marked hit-for-miss (its last response could not
+    /// be stored), so this fetch is a pass to the origin.
+    pub(crate) fn is_marked(&self) -> bool {
+        self.marked
+    }
+
     /// The response is in the store (or the key was found there): the
     /// waiters look it up, and the key is no longer hit-for-miss.
     pub(crate) fn stored(mut self) {

@@ -11,7 +11,9 @@
 use crate::protocol::conditional::same_strong_entity_tag;
 use crate::protocol::freshness::parse_http_date;
 use crate::request::RequestHead;
-use http::header::{self, HeaderMap};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::StatusCode;
 use std::ops::Range;
 
 /// What a range request gets from a stored response of `length` bytes.
@@ -40,6 +42,36 @@ pub(crate) fn answer_range(
         return RangeAnswer::Whole;
     }
     parse(range, length)
+}
+
+/// The partial answer `range` makes of `body` — 206 with the bytes, or 416
+/// — with `headers` given `Content-Range` and the part's `Content-Length`;
+/// `None` for the whole response.
+pub(crate) fn partial(
+    range: RangeAnswer,
+    headers: &mut HeaderMap,
+    body: &Bytes,
+) -> Option<(StatusCode, Bytes)> {
+    let length = body.len();
+    let (status, content_range, part) = match range {
+        RangeAnswer::Whole => return None,
+        RangeAnswer::Partial(bytes) => (
+            StatusCode::PARTIAL_CONTENT,
+            format!("bytes {}-{}/{length}", bytes.start, bytes.end - 1),
+            body.slice(bytes),
+        ),
+        RangeAnswer::Unsatisfiable => (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            format!("bytes */{length}"),
+            Bytes::new(),
+        ),
+    };
+    // Digits, spaces, `-`, `/` and `*`: always a valid value.
+    if let Ok(value) = HeaderValue::from_str(&content_range) {
+        headers.insert(header::CONTENT_RANGE, value);
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(part.len()));
+    Some((status, part))
 }
 
 /// `If-Range` (§13.1.5): absent, or the stored response's strong `ETag`,

@@ -28,11 +28,12 @@ use crate::engine::{Answer, Hit, Lookup, Plan, Revalidation, StoreOutcome};
 use crate::protocol::cache_status::ForwardReason;
 use crate::protocol::conditional::not_modified_headers;
 use crate::protocol::conditional::{answers_not_modified, CLIENT_PRECONDITIONS};
+use crate::protocol::range::{answer_range, partial};
 use crate::protocol::storability::NotStorable;
 use crate::protocol::tags::{CacheTags, CACHE_GROUPS};
 use crate::protocol::vary::split_line;
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, SET_COOKIE};
+use http::header::{CONTENT_LENGTH, IF_RANGE, RANGE, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
@@ -305,6 +306,18 @@ where
     for name in &CLIENT_PRECONDITIONS {
         parts.headers.remove(name);
     }
+    // A range is answered from the whole response once it is stored, so
+    // the whole is asked for — unless the key's responses are known not to
+    // be stored (hit-for-miss), or no fetch may store it: then the range
+    // goes upstream as the client asked.
+    // Only a GET has ranges (RFC 9110 §14.2).
+    let ranged_here = !plan.is_head()
+        && fetch.as_ref().is_some_and(|fetch| !fetch.is_marked())
+        && client.headers().contains_key(RANGE);
+    if ranged_here {
+        parts.headers.remove(RANGE);
+        parts.headers.remove(IF_RANGE);
+    }
     if let Some(revalidation) = &revalidation {
         parts.headers.extend(revalidation.conditions());
     }
@@ -380,7 +393,26 @@ where
             ResponseBody::full(Bytes::new()),
         ));
     }
+    // Labelled with the origin's status, then the stored whole answers the
+    // client's range (RFC 9110 §14).
     cache.forwarded(plan, reason, parts.status, &outcome, &mut parts.headers);
+    let body = if ranged_here && outcome == StoreOutcome::Stored && parts.status == StatusCode::OK {
+        match body.try_into_bytes() {
+            Ok(whole) => {
+                let range = answer_range(client, &parts.headers, whole.len());
+                match partial(range, &mut parts.headers, &whole) {
+                    Some((status, part)) => {
+                        parts.status = status;
+                        ResponseBody::full(part)
+                    }
+                    None => ResponseBody::full(whole),
+                }
+            }
+            Err(body) => body,
+        }
+    } else {
+        body
+    };
     Ok(Response::from_parts(parts, body))
 }
 
