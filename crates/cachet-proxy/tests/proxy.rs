@@ -432,6 +432,32 @@ async fn ranges_are_answered_from_the_stored_response_rfc9110_14() {
 }
 
 #[tokio::test]
+async fn a_head_is_answered_from_the_stored_get_and_never_becomes_it_rfc9111_4() {
+    let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let client = client();
+    let head = |path: &str| {
+        let request = Request::head(format!("http://{}{path}", proxy.addr))
+            .body(Empty::new())
+            .unwrap();
+        tokio::time::timeout(BOUND, client.request(request))
+    };
+    send(&client, proxy.addr, "/cached", &[]).await;
+    let answered = head("/cached").await.unwrap().unwrap();
+    assert_eq!(answered.status(), StatusCode::OK);
+    assert_eq!(answered.headers()["content-length"], "9");
+    assert!(answered.headers()["cache-status"]
+        .to_str()
+        .unwrap()
+        .starts_with("cachet; hit"));
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
+    // A HEAD that misses goes upstream; its answer never serves a GET.
+    head("/fragile").await.unwrap().unwrap();
+    let get = send(&client, proxy.addr, "/fragile", &[]).await;
+    assert_eq!(get.body, "fragile #3");
+}
+
+#[tokio::test]
 async fn with_no_rules_nothing_gets_a_forced_ttl() {
     let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
     let proxy = start_proxy(upstream_addr, NO_RULES).await;

@@ -85,7 +85,18 @@ impl Cache {
         req: &(dyn RequestHead + Sync),
         count: bool,
     ) -> Lookup {
-        if let Some(found) = self.lookup_now_counted(plan, req, count) {
+        if let Some(get) = head_from_get(plan) {
+            let found = self.lookup_key(&get, req, false).await;
+            if let Some(hit) = self.fresh_hit(plan, found, count) {
+                return hit;
+            }
+        }
+        self.lookup_key(plan, req, count).await
+    }
+
+    /// The lookup of `plan`'s own key.
+    async fn lookup_key(&self, plan: &Plan, req: &(dyn RequestHead + Sync), count: bool) -> Lookup {
+        if let Some(found) = self.lookup_now_key(plan, req, count) {
             return found;
         }
         let now = self.inner.clock.now();
@@ -117,6 +128,31 @@ impl Cache {
         req: &dyn RequestHead,
         count: bool,
     ) -> Option<Lookup> {
+        if let Some(get) = head_from_get(plan) {
+            let found = self.lookup_now_key(&get, req, false)?;
+            if let Some(hit) = self.fresh_hit(plan, found, count) {
+                return Some(hit);
+            }
+        }
+        self.lookup_now_key(plan, req, count)
+    }
+
+    /// A HEAD's lookup of the GET entry, kept when it is a fresh hit that
+    /// needs no refresh (anything else would revalidate the GET entry with
+    /// a HEAD); counted as `plan`'s hit.
+    fn fresh_hit(&self, plan: &Plan, found: Lookup, count: bool) -> Option<Lookup> {
+        match found {
+            Lookup::Hit(hit) if hit.staleness.is_none() && hit.refresh.is_none() => {
+                if count {
+                    Counters::bump(&self.counters(plan).hits);
+                }
+                Some(Lookup::Hit(hit))
+            }
+            _ => None,
+        }
+    }
+
+    fn lookup_now_key(&self, plan: &Plan, req: &dyn RequestHead, count: bool) -> Option<Lookup> {
         let now = self.inner.clock.now();
         let store = self.inner.store.immediate()?;
         let cache = plan.rule.cache();
@@ -270,6 +306,19 @@ fn validated_since_arrival(plan: &Plan, entry: &CachedResponse) -> bool {
         && plan
             .started
             .is_some_and(|arrived| entry.stored_at() > arrived)
+}
+
+/// With `vary_by_method`, a HEAD has its own entry, but a stored GET
+/// answers it first (RFC 9111 §4): the plan of that GET entry.
+fn head_from_get(plan: &Plan) -> Option<Plan> {
+    if !(plan.head && plan.rule.vary_by_method()) {
+        return None;
+    }
+    let key = plan.key.with_method(plan.target_len, "HEAD", "GET")?;
+    Some(Plan {
+        key,
+        ..plan.clone()
+    })
 }
 
 #[cfg(test)]

@@ -46,6 +46,17 @@ impl CacheKey {
     pub fn from_raw(key: impl Into<String>) -> Self {
         Self(key.into())
     }
+
+    /// The same key with `method` in place of `from`, the method that
+    /// follows the target's `target_len` bytes; `None` if another does.
+    pub(crate) fn with_method(&self, target_len: usize, from: &str, method: &str) -> Option<Self> {
+        let (target, rest) = self.0.split_at_checked(target_len)?;
+        let rest = rest.strip_prefix(' ')?.strip_prefix(from)?;
+        if !(rest.is_empty() || rest.starts_with(' ')) {
+            return None;
+        }
+        Some(Self(format!("{target} {method}{rest}")))
+    }
 }
 
 impl fmt::Display for CacheKey {
