@@ -96,17 +96,25 @@ async fn a_head_response_never_becomes_the_get_entry() {
 }
 
 #[tokio::test]
-async fn head_has_its_own_entry_when_varying_by_method() {
+async fn head_is_answered_from_the_get_entry_and_has_its_own_when_varying_by_method_rfc9111_4() {
     let app = App::new();
     app.get("/api/items").await;
+    // A stored GET answers the HEAD (RFC 9111 §4).
     let head = app.send(request("HEAD", "/api/items", &[])).await;
+    assert_eq!((head.outcome(), head.body.as_str()), ("HIT", ""));
+    assert_eq!(app.origin.calls(), 1);
+    // Without a GET entry, the HEAD goes upstream and is stored as itself...
+    let head = app.send(request("HEAD", "/api/itemsets", &[])).await;
     assert_eq!(head.outcome(), "MISS");
     assert_eq!(
-        app.send(request("HEAD", "/api/items", &[])).await.outcome(),
+        app.send(request("HEAD", "/api/itemsets", &[]))
+            .await
+            .outcome(),
         "HIT"
     );
-    assert_eq!(app.get("/api/items").await.body, "items #1");
-    assert_eq!(app.origin.calls(), 2);
+    // ...which never answers a GET.
+    assert_eq!(app.get("/api/itemsets").await.outcome(), "MISS");
+    assert_eq!(app.origin.calls(), 3);
 }
 
 #[tokio::test]
