@@ -110,13 +110,7 @@ pub(crate) fn group_terms(
     field: &HeaderName,
     host: Option<&str>,
 ) -> Vec<Arc<str>> {
-    let mut joined = Vec::new();
-    for line in headers.get_all(field) {
-        if !joined.is_empty() {
-            joined.extend_from_slice(b", ");
-        }
-        joined.extend_from_slice(line.as_bytes());
-    }
+    let joined = crate::protocol::targeted::joined_lines(headers.get_all(field).iter());
     if joined.is_empty() {
         return Vec::new();
     }

@@ -82,9 +82,9 @@ impl Targets {
     }
 }
 
-/// A targeted field's lines as directives; `None` when absent, empty or
-/// not a structured-field dictionary.
-fn parse<'a>(lines: impl Iterator<Item = &'a HeaderValue>) -> Option<CacheControl> {
+/// A structured field's lines as one value (RFC 9651 §4.2: the lines of a
+/// list or dictionary field are combined with commas before parsing).
+pub(crate) fn joined_lines<'a>(lines: impl Iterator<Item = &'a HeaderValue>) -> Vec<u8> {
     let mut joined = Vec::new();
     for line in lines {
         if !joined.is_empty() {
@@ -92,6 +92,13 @@ fn parse<'a>(lines: impl Iterator<Item = &'a HeaderValue>) -> Option<CacheContro
         }
         joined.extend_from_slice(line.as_bytes());
     }
+    joined
+}
+
+/// A targeted field's lines as directives; `None` when absent, empty or
+/// not a structured-field dictionary.
+fn parse<'a>(lines: impl Iterator<Item = &'a HeaderValue>) -> Option<CacheControl> {
+    let joined = joined_lines(lines);
     let dictionary: Dictionary = Parser::new(&joined).parse_dictionary().ok()?;
     if dictionary.is_empty() {
         return None;
