@@ -46,7 +46,7 @@
 pub use cachet_core::{adapter, clock, config, persistence, stats, store, values};
 pub use cachet_core::{
     cache_headers, never_cache, Cache, CacheBuilder, CacheHeaders, CacheKey, CacheSpec, CacheTags,
-    ConfigError, Identity, Rule, UserId, Validators, Visibility, CACHE_TAG,
+    ConfigError, Identity, Rule, SoftPurge, UserId, Validators, Visibility, CACHE_TAG,
 };
 
 #[cfg(feature = "macros")]

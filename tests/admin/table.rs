@@ -130,6 +130,11 @@ const TABLE: &[Step] = &[
             &["\"tags\":1", "\"uris\":0", "\"patterns\":0"],
         )
     },
+    // Soft: the tag's entries made stale (none left here), counted apart.
+    Step {
+        body: "{\"tags\":[\"items\"],\"soft\":true}",
+        ..step("POST", "/purge", 200, &["\"tags\":0"])
+    },
     Step {
         body: "{\"patterns\":[\"(\"]}",
         ..step("POST", "/purge", 400, &["invalid pattern"])
@@ -162,7 +167,9 @@ const TABLE: &[Step] = &[
         "/metrics",
         200,
         &[
-            "cachet_purges_total{kind=\"tag\"} 1",
+            "cachet_purges_total{kind=\"tag\"} 2",
+            "cachet_soft_purges_total{kind=\"tag\"} 1",
+            "cachet_soft_purges_total{kind=\"uri\"} 0",
             "cachet_purges_total{kind=\"clear\"} 2",
             "cachet_purges_total{kind=\"key\"} 2",
         ],

@@ -109,6 +109,32 @@ async fn a_miss_on_one_instance_fills_memcached_and_the_other_hits_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soft_purge_on_one_instance_makes_the_others_revalidate() {
+    let server = MemcachedServer::start();
+    let (a, b) = pair(&[&server], "soft:").await;
+    a.get("/api/cond").await;
+    assert_eq!(b.get("/api/cond").await.outcome(), "HIT");
+    assert_eq!(a.get("/api/cond").await.outcome(), "HIT");
+    assert_eq!(
+        b.cache.soft().purge_uri("/api/cond", None).await.unwrap(),
+        1
+    );
+    // A's memory drops its fresh copy; the stale one in Memcached is then
+    // revalidated with its ETag instead of fetched whole.
+    eventually("A revalidates the soft-purged entry", || async {
+        a.get("/api/cond").await.outcome() == "MISS"
+    })
+    .await;
+    assert!(
+        a.origin
+            .conditions()
+            .contains(&"inm=\"v1\" ims=-".to_owned()),
+        "{:?}",
+        a.origin.conditions()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_group_invalidation_on_one_instance_reaches_the_others_memory_rfc9875_3() {
     let server = MemcachedServer::start();
     let (a, b) = pair(&[&server], "groups:").await;

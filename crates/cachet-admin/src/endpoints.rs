@@ -276,11 +276,14 @@ impl Call<'_> {
             uris: Vec<String>,
             #[serde(default)]
             patterns: Vec<String>,
+            /// Make the entries stale instead of removing them.
+            #[serde(default)]
+            soft: bool,
         }
         let purge: Purge = serde_json::from_slice(self.body).map_err(|error| {
             Refusal(
                 StatusCode::BAD_REQUEST,
-                format!("the body must be {{\"tags\":[…],\"uris\":[…],\"patterns\":[…]}}: {error}"),
+                format!("the body must be {{\"tags\":[…],\"uris\":[…],\"patterns\":[…],\"soft\":false}}: {error}"),
             )
         })?;
         // Every pattern compiles, or nothing is purged.
@@ -296,19 +299,29 @@ impl Call<'_> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let soft = purge.soft.then(|| self.cache.soft());
         let mut counts = (0, 0, 0);
         for tag in &purge.tags {
-            counts.0 += self.cache.purge_tag(tag).await?;
+            counts.0 += match &soft {
+                Some(soft) => soft.purge_tag(tag).await?,
+                None => self.cache.purge_tag(tag).await?,
+            };
         }
         for uri in &purge.uris {
             let (path, query) = match uri.split_once('?') {
                 Some((path, query)) => (path, Some(query)),
                 None => (uri.as_str(), None),
             };
-            counts.1 += self.cache.purge_uri(path, query).await?;
+            counts.1 += match &soft {
+                Some(soft) => soft.purge_uri(path, query).await?,
+                None => self.cache.purge_uri(path, query).await?,
+            };
         }
         for pattern in &patterns {
-            counts.2 += self.cache.delete_matching(pattern).await?;
+            counts.2 += match &soft {
+                Some(soft) => soft.delete_matching(pattern).await?,
+                None => self.cache.delete_matching(pattern).await?,
+            };
         }
         Ok(json_response(
             &json!({"tags": counts.0, "uris": counts.1, "patterns": counts.2}),

@@ -203,6 +203,19 @@ impl Collector for CacheCollector {
             "Purge operations, by kind: tag, uri, pattern, key, clear, invalidation (after a mutation).",
             MetricType::Counter,
             purges,
+        )?;
+
+        let soft = self
+            .snapshot
+            .soft_purges
+            .iter()
+            .map(|(kind, count)| ([("kind", *kind)], Sample::Counter(*count)));
+        family(
+            &mut encoder,
+            "cachet_soft_purges",
+            "Soft purges (entries made stale to be revalidated, not removed) among cachet_purges, by kind.",
+            MetricType::Counter,
+            soft,
         )
     }
 }

@@ -80,7 +80,7 @@ mod units;
 pub mod values;
 mod weight;
 
-pub use crate::cache::{install, installed, Cache, CacheBuilder};
+pub use crate::cache::{install, installed, Cache, CacheBuilder, SoftPurge};
 pub use crate::config::rules::Rule;
 pub use crate::config::ConfigError;
 pub use crate::identity::Identity;

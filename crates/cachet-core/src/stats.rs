@@ -99,6 +99,8 @@ impl Histogram {
 pub(crate) struct Purges {
     /// By [`PURGE_KINDS`].
     pub(crate) kinds: [AtomicU64; 6],
+    /// The soft ones among them (entries made stale, not removed).
+    pub(crate) soft: [AtomicU64; 6],
 }
 
 /// The `kind` label of each purge counter.
@@ -127,6 +129,22 @@ impl Purges {
     pub(crate) fn count(&self, kind: PurgeKind) {
         Counters::bump(&self.kinds[kind as usize]);
     }
+
+    /// Counts a purge of `kind`, and it among the soft ones when `soft`.
+    pub(crate) fn count_as(&self, kind: PurgeKind, soft: bool) {
+        self.count(kind);
+        if soft {
+            Counters::bump(&self.soft[kind as usize]);
+        }
+    }
+
+    pub(crate) fn snapshot_soft(&self) -> BTreeMap<&'static str, u64> {
+        PURGE_KINDS
+            .iter()
+            .zip(&self.soft)
+            .map(|(kind, counter)| (*kind, counter.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 impl Counters {
@@ -151,6 +169,9 @@ pub struct StatsSnapshot {
     /// Purge operations run, cache-wide, by kind: `tag`, `uri`, `pattern`,
     /// `key`, `clear`, `invalidation` (after a mutation).
     pub purges: BTreeMap<&'static str, u64>,
+    /// The soft ones among `purges` (entries made stale, not removed), by
+    /// the same kinds.
+    pub soft_purges: BTreeMap<&'static str, u64>,
 }
 
 /// The figures of one named cache.

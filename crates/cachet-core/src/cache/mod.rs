@@ -7,12 +7,14 @@ mod builder;
 mod config;
 mod installed;
 mod operations;
+mod soft;
 
 pub use self::builder::CacheBuilder;
 pub(crate) use self::builder::Limits;
 #[cfg(test)]
 pub(crate) use self::builder::DEFAULT_MAX_KEY_BYTES;
 pub use self::installed::{install, installed};
+pub use self::soft::SoftPurge;
 
 use crate::clock::SharedClock;
 use crate::config::rules::{RuleSet, VALUES_CACHE};

@@ -85,19 +85,31 @@ impl Cache {
 
     /// Deletes `key` from whichever cache holds it; whether it was there.
     pub async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        self.inner.purges.count(PurgeKind::Key);
+        self.delete_as(key, false).await
+    }
+
+    pub(crate) async fn delete_as(&self, key: &str, soft: bool) -> Result<bool, StoreError> {
+        self.inner.purges.count_as(PurgeKind::Key, soft);
         let key = CacheKey::from_raw(key);
         let mut found = false;
         for cache in self.inner.caches.keys() {
-            found |= self.inner.store.remove(cache, &key).await?;
+            found |= self.drop_entry(cache, &key, soft).await?;
         }
         Ok(found)
     }
 
     /// Deletes every key `pattern` matches; how many were deleted.
     pub async fn delete_matching(&self, pattern: &Regex) -> Result<usize, StoreError> {
-        self.inner.purges.count(PurgeKind::Pattern);
-        self.remove_matching(pattern, None).await
+        self.delete_matching_as(pattern, false).await
+    }
+
+    pub(crate) async fn delete_matching_as(
+        &self,
+        pattern: &Regex,
+        soft: bool,
+    ) -> Result<usize, StoreError> {
+        self.inner.purges.count_as(PurgeKind::Pattern, soft);
+        self.remove_matching(pattern, None, soft).await
     }
 
     /// Makes `key` fresh for `ttl` from now (memcached's `touch`); whether
@@ -237,6 +249,7 @@ impl Cache {
                     .map(ValueCache::heap_bytes)
                     .sum::<u64>(),
             purges: self.inner.purges.snapshot(),
+            soft_purges: self.inner.purges.snapshot_soft(),
         }
     }
 }

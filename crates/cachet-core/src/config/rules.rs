@@ -102,6 +102,8 @@ pub struct Rule {
     pub(crate) normalize_query: bool,
     #[serde(default)]
     pub(crate) share_cookie_requests: bool,
+    #[serde(default)]
+    pub(crate) soft_invalidation: bool,
     #[serde(default, deserialize_with = "de_field::some_header_names")]
     pub(crate) bypass_headers: Option<Vec<HeaderName>>,
 }
@@ -171,6 +173,7 @@ impl Rule {
             heuristic_freshness: false,
             normalize_query: false,
             share_cookie_requests: false,
+            soft_invalidation: false,
             bypass_headers: None,
         }
     }
@@ -354,6 +357,16 @@ impl Rule {
         self
     }
 
+    /// Whether the invalidation after a mutation is soft (default `false`):
+    /// the entries it reaches become stale instead of being removed, so the
+    /// next request revalidates them with their validators while others
+    /// are served stale within `stale_while_revalidate`/`stale_if_error`
+    /// (Varnish's soft purge). See [`Cache::soft`](crate::Cache::soft).
+    pub fn soft_invalidation(mut self, on: bool) -> Self {
+        self.soft_invalidation = on;
+        self
+    }
+
     /// Request headers whose presence makes a request skip the cache (not
     /// answered from it, not stored), replacing the cache-wide list (see
     /// `CacheBuilder::bypass_headers`).
@@ -511,6 +524,10 @@ impl CompiledRule {
     /// `public` or `s-maxage`.
     pub(crate) fn share_cookie_requests(&self) -> bool {
         self.rule.share_cookie_requests
+    }
+    /// Whether its invalidations leave stale entries rather than none.
+    pub(crate) fn soft_invalidation(&self) -> bool {
+        self.rule.soft_invalidation
     }
     /// The rule's own bypass headers, when it replaces the cache-wide list.
     pub(crate) fn bypass_headers(&self) -> Option<&[HeaderName]> {

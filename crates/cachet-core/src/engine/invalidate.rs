@@ -10,12 +10,13 @@
 
 use crate::cache::Cache;
 use crate::config::rules::{CompiledRule, InvalidateScope};
-use crate::key::KeyBuilder;
+use crate::key::{CacheKey, KeyBuilder};
 use crate::protocol::host::normalize_host;
 use crate::protocol::tags::{uri_term, CACHE_GROUP_INVALIDATION};
 use crate::protocol::target::canonical_path;
 use crate::request::RequestHead;
 use crate::stats::PurgeKind;
+use crate::store::entry::Entry;
 use crate::store::StoreError;
 use http::header::{self, HeaderMap};
 use http::StatusCode;
@@ -109,7 +110,11 @@ impl Cache {
         if !(status.is_success() || status.is_redirection()) {
             return Ok(0);
         }
-        self.inner.purges.count(PurgeKind::Invalidation);
+        let soft = invalidation
+            .rule
+            .as_ref()
+            .is_some_and(|rule| rule.soft_invalidation());
+        self.inner.purges.count_as(PurgeKind::Invalidation, soft);
         let mut terms: Vec<Arc<str>> = vec![Arc::clone(&invalidation.target)];
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
             if let Some(term) = headers
@@ -128,11 +133,11 @@ impl Cache {
         let scope = invalidation.user.as_deref();
         let mut removed = 0;
         for term in &terms {
-            removed += self.remove_tagged(term, scope).await?;
+            removed += self.remove_tagged(term, scope, soft).await?;
         }
         if let Some(rule) = &invalidation.rule {
             for pattern in rule.invalidates() {
-                removed += self.remove_matching(pattern, scope).await?;
+                removed += self.remove_matching(pattern, scope, soft).await?;
             }
         }
         tracing::debug!(target = %invalidation.target, removed, "invalidated after a mutation");
@@ -142,8 +147,12 @@ impl Cache {
     /// Deletes every entry tagged `tag`, in every named cache; how many.
     /// Only the tagged entries are touched (the store keeps a tag index).
     pub async fn purge_tag(&self, tag: &str) -> Result<usize, StoreError> {
-        self.inner.purges.count(PurgeKind::Tag);
-        self.remove_tagged(tag, None).await
+        self.purge_tag_as(tag, false).await
+    }
+
+    pub(crate) async fn purge_tag_as(&self, tag: &str, soft: bool) -> Result<usize, StoreError> {
+        self.inner.purges.count_as(PurgeKind::Tag, soft);
+        self.remove_tagged(tag, None, soft).await
     }
 
     /// Deletes every entry of the URI `path` (with `query`): all methods,
@@ -152,10 +161,19 @@ impl Cache {
     /// A cache that keys by host (a reverse proxy) purges the URI on every
     /// host; see [`purge_uri_on`](Self::purge_uri_on) for one.
     pub async fn purge_uri(&self, path: &str, query: Option<&str>) -> Result<usize, StoreError> {
-        self.inner.purges.count(PurgeKind::Uri);
+        self.purge_uri_as(path, query, false).await
+    }
+
+    pub(crate) async fn purge_uri_as(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        soft: bool,
+    ) -> Result<usize, StoreError> {
+        self.inner.purges.count_as(PurgeKind::Uri, soft);
         if !self.inner.key_host {
             let term = self.uri_term_of(path, query, None);
-            return self.remove_tagged(&term, None).await;
+            return self.remove_tagged(&term, None, soft).await;
         }
         // Keys start with the target: scan for it on every host.
         let target = self.target_of(path, query);
@@ -163,7 +181,7 @@ impl Cache {
         for cache in self.inner.caches.keys() {
             for key in self.inner.store.keys(cache).await? {
                 if key.as_str().split(' ').next() == Some(target.as_str()) {
-                    removed += usize::from(self.inner.store.remove(cache, &key).await?);
+                    removed += usize::from(self.drop_entry(cache, &key, soft).await?);
                 }
             }
         }
@@ -179,10 +197,20 @@ impl Cache {
         path: &str,
         query: Option<&str>,
     ) -> Result<usize, StoreError> {
-        self.inner.purges.count(PurgeKind::Uri);
+        self.purge_uri_on_as(host, path, query, false).await
+    }
+
+    pub(crate) async fn purge_uri_on_as(
+        &self,
+        host: &str,
+        path: &str,
+        query: Option<&str>,
+        soft: bool,
+    ) -> Result<usize, StoreError> {
+        self.inner.purges.count_as(PurgeKind::Uri, soft);
         let host = normalize_host(host.as_bytes());
         let term = self.uri_term_of(path, query, host.as_deref());
-        self.remove_tagged(&term, None).await
+        self.remove_tagged(&term, None, soft).await
     }
 
     /// The index term entries of the URI `path` with `query` carry: the
@@ -233,16 +261,59 @@ impl Cache {
 
     /// Removes the entries indexed under `term`, keeping other users' when
     /// `scope` names one user's key token.
-    async fn remove_tagged(&self, term: &str, scope: Option<&str>) -> Result<usize, StoreError> {
+    async fn remove_tagged(
+        &self,
+        term: &str,
+        scope: Option<&str>,
+        soft: bool,
+    ) -> Result<usize, StoreError> {
         let mut removed = 0;
         for cache in self.inner.caches.keys() {
             for key in self.inner.store.tagged(cache, term).await? {
                 if in_scope(key.as_str(), scope) {
-                    removed += usize::from(self.inner.store.remove(cache, &key).await?);
+                    removed += usize::from(self.drop_entry(cache, &key, soft).await?);
                 }
             }
         }
         Ok(removed)
+    }
+
+    /// Removes `key` of `cache` or, when `soft`, makes its response stale
+    /// instead (Varnish's soft purge): the next request revalidates it with
+    /// its validators, and others may be served it stale within its
+    /// windows. A response that would not be kept stale, a variant index
+    /// and a value are removed. The stale copy replaces the entry through
+    /// a removal, so a shared tier drops every instance's copy too.
+    /// Whether there was an entry.
+    pub(crate) async fn drop_entry(
+        &self,
+        cache: &str,
+        key: &CacheKey,
+        soft: bool,
+    ) -> Result<bool, StoreError> {
+        let store = &self.inner.store;
+        if !soft {
+            return store.remove(cache, key).await;
+        }
+        let now = self.inner.clock.now();
+        let stale = match store.get(cache, key, now).await? {
+            None => return Ok(false),
+            Some(Entry::Response(entry)) => {
+                if !entry.is_fresh(now) {
+                    // Stale already: nothing to do.
+                    return Ok(true);
+                }
+                entry.made_stale(now)
+            }
+            // A variant index stays: its variants are purged themselves.
+            Some(Entry::Variants(_)) => return Ok(false),
+            Some(Entry::Value(_)) => None,
+        };
+        let found = store.remove(cache, key).await?;
+        if let Some(stale) = stale {
+            store.insert(cache, key, Entry::from(stale)).await?;
+        }
+        Ok(found)
     }
 
     /// Removes the keys `pattern` matches, keeping other users' when
@@ -251,11 +322,12 @@ impl Cache {
         &self,
         pattern: &Regex,
         scope: Option<&str>,
+        soft: bool,
     ) -> Result<usize, StoreError> {
         let mut removed = 0;
         for stored in self.keys_matching(pattern).await? {
             if in_scope(stored.key.as_str(), scope) {
-                removed += usize::from(self.inner.store.remove(&stored.cache, &stored.key).await?);
+                removed += usize::from(self.drop_entry(&stored.cache, &stored.key, soft).await?);
             }
         }
         Ok(removed)

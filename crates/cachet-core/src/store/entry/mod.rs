@@ -212,6 +212,25 @@ impl CachedResponse {
         now < self.fresh_until
     }
 
+    /// The entry made stale at `now` by a soft purge, kept as long after
+    /// `now` as it was to be kept after going stale (its stale windows and
+    /// `keep` then run from the purge); `None` when it is stale already, or
+    /// would be kept no longer than `now` (a soft purge then removes it).
+    pub(crate) fn made_stale(&self, now: SystemTime) -> Option<Self> {
+        if !self.is_fresh(now) {
+            return None;
+        }
+        let grace = self.keep_until.duration_since(self.fresh_until).ok()?;
+        if grace.is_zero() {
+            return None;
+        }
+        Some(Self {
+            fresh_until: now,
+            keep_until: later(now, grace),
+            ..self.clone()
+        })
+    }
+
     /// Whether the store still holds the entry at `now`, fresh or stale.
     pub fn is_kept(&self, now: SystemTime) -> bool {
         now < self.keep_until
