@@ -107,6 +107,14 @@ pub fn all() -> Vec<Scenario> {
                 send(lang("en"), expect(200).body("GET /api/lang #1 accept-language=en").cache("cachet; hit; ttl=300")),
                 send(lang("fr"), expect(200).body("GET /api/lang #2 accept-language=fr").cache("cachet; hit; ttl=300")),
                 Calls(2),
+                // Equivalent spellings share a variant, and the origin receives
+                // the canonical one the key holds.
+                send(lang("EN-us, fr;q=0.50"), expect(200).body("GET /api/lang #3 accept-language=en-us, fr;q=0.5").cache("cachet; fwd=vary-miss; fwd-status=200; stored")),
+                send(lang("en-US,fr;q=0.5"), expect(200).body("GET /api/lang #3 accept-language=en-us, fr;q=0.5").cache("cachet; hit; ttl=300")),
+                send(lang("fr;q=0.5, en-us"), expect(200).body("GET /api/lang #3 accept-language=en-us, fr;q=0.5")),
+                // Within one weight, order is a preference: another variant.
+                send(lang("fr, en"), expect(200).body("GET /api/lang #4 accept-language=fr, en")),
+                Calls(4),
             ],
         },
         Scenario {

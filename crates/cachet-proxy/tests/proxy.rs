@@ -458,6 +458,46 @@ async fn a_head_is_answered_from_the_stored_get_and_never_becomes_it_rfc9111_4()
 }
 
 #[tokio::test]
+async fn the_upstream_receives_accept_encoding_and_language_in_the_keyed_spelling_rfc9111_4_1() {
+    let (upstream_addr, _upstream, _upstream_task) = start_upstream().await;
+    let proxy = start_proxy(upstream_addr, NO_RULES).await;
+    let client = client();
+    let echoed = send(
+        &client,
+        proxy.addr,
+        "/echo",
+        &[
+            ("accept-encoding", "GZIP,br;q=1.0"),
+            ("accept-language", "fr;q=0.50, EN-us"),
+        ],
+    )
+    .await;
+    assert!(
+        echoed.body.contains("accept-encoding: br, gzip"),
+        "{}",
+        echoed.body
+    );
+    assert!(
+        echoed.body.contains("accept-language: en-us, fr;q=0.5"),
+        "{}",
+        echoed.body
+    );
+    // Anything it cannot spell canonically goes as it came.
+    let odd = send(
+        &client,
+        proxy.addr,
+        "/echo",
+        &[("accept-encoding", "gzip;level=9")],
+    )
+    .await;
+    assert!(
+        odd.body.contains("accept-encoding: gzip;level=9"),
+        "{}",
+        odd.body
+    );
+}
+
+#[tokio::test]
 async fn with_no_rules_nothing_gets_a_forced_ttl() {
     let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
     let proxy = start_proxy(upstream_addr, NO_RULES).await;

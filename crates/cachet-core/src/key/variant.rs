@@ -2,10 +2,14 @@
 //! index's generation and the request's values of the headers the stored
 //! response varies on — exactly as the origin received them, since an
 //! origin that reads `GZIP ,br` otherwise than `gzip, br` would otherwise
-//! have its answer to one spelling served to the other.
+//! have its answer to one spelling served to the other. `Accept-Encoding`
+//! and `Accept-Language` are the exception: the origin receives them in
+//! one canonical spelling (`protocol::negotiation`), which the key holds,
+//! so equivalent requests share a variant.
 
 use super::{CacheKey, HeaderPart, KeyBuilder};
 use crate::identity::Identity;
+use crate::protocol::negotiation::canonical;
 use crate::request::RequestHead;
 use http::header::{self, HeaderName};
 
@@ -33,7 +37,10 @@ pub(crate) fn variant_key(
     for name in names {
         let mut lines: Vec<&[u8]> = Vec::new();
         req.header_values(name, &mut |line| lines.push(line));
-        key = match as_received(&lines) {
+        let value = canonical(name, &lines)
+            .map(String::into_bytes)
+            .or_else(|| as_received(&lines));
+        key = match value {
             None => key.vary(name.as_str(), HeaderPart::Absent),
             Some(value) if READABLE.contains(name) => {
                 key.vary(name.as_str(), HeaderPart::Plain(&value))
@@ -77,24 +84,45 @@ mod tests {
 
     #[test]
     fn variant_values_are_keyed_as_the_origin_receives_them_rfc9111_4_1() {
-        let names = [header::ACCEPT_ENCODING];
-        let tidy = key_for(7, &names, &[("accept-encoding", "gzip, br")]);
-        assert_eq!(
-            tidy,
-            "/a GET g=0000000000000007 v:accept-encoding=8:gzip, br"
-        );
-        for other in ["GZIP, br", "gzip,br", "br, gzip"] {
-            assert_ne!(
-                key_for(7, &names, &[("accept-encoding", other)]),
-                tidy,
-                "{other}"
-            );
+        let names = [header::ACCEPT];
+        let tidy = key_for(7, &names, &[("accept", "text/html, */*")]);
+        assert_eq!(tidy, "/a GET g=0000000000000007 v:accept=14:text/html, */*");
+        for other in ["TEXT/html, */*", "text/html,*/*", "*/*, text/html"] {
+            assert_ne!(key_for(7, &names, &[("accept", other)]), tidy, "{other}");
         }
-        let split = [("accept-encoding", "gzip"), ("accept-encoding", "br")];
+        let split = [("accept", "text/html"), ("accept", "*/*")];
         assert_ne!(
             key_for(7, &names, &split),
             tidy,
             "a split request selects no one-line variant"
+        );
+    }
+
+    #[test]
+    fn equivalent_encodings_and_languages_share_a_variant_rfc9111_4_1() {
+        let names = [header::ACCEPT_ENCODING];
+        let tidy = key_for(7, &names, &[("accept-encoding", "br, gzip")]);
+        assert_eq!(
+            tidy,
+            "/a GET g=0000000000000007 v:accept-encoding=8:br, gzip"
+        );
+        for other in [
+            &[("accept-encoding", "GZIP, br")][..],
+            &[("accept-encoding", "gzip,br")],
+            &[("accept-encoding", "gzip"), ("accept-encoding", "br")],
+        ] {
+            assert_eq!(key_for(7, &names, other), tidy, "{other:?}");
+        }
+        assert_ne!(key_for(7, &names, &[("accept-encoding", "gzip")]), tidy);
+        let names = [header::ACCEPT_LANGUAGE];
+        assert_eq!(
+            key_for(7, &names, &[("accept-language", "EN-us, fr;q=0.50")]),
+            key_for(7, &names, &[("accept-language", "fr;q=0.5,en-US")])
+        );
+        assert_ne!(
+            key_for(7, &names, &[("accept-language", "en, fr")]),
+            key_for(7, &names, &[("accept-language", "fr, en")]),
+            "order within one weight is kept"
         );
     }
 

@@ -11,6 +11,7 @@ pub(crate) mod directives;
 pub(crate) mod freshness;
 pub(crate) mod hop_by_hop;
 pub(crate) mod host;
+pub(crate) mod negotiation;
 pub(crate) mod range;
 pub(crate) mod response_headers;
 pub(crate) mod storability;

@@ -11,6 +11,7 @@
 //! differently, never selects a one-line variant and is not stored at all
 //! ([`split_line`]).
 
+use crate::protocol::negotiation::canonical;
 use crate::protocol::storability::NotStorable;
 use crate::request::RequestHead;
 use http::header::{self, HeaderName};
@@ -46,15 +47,17 @@ pub(crate) fn response_vary(
 }
 
 /// The first of `names` that `req` sends in more than one field line: a
-/// response that varies on it is not stored (see the module docs).
+/// response that varies on it is not stored (see the module docs) —
+/// unless the lines have a canonical spelling, which the origin receives
+/// as one line (`protocol::negotiation`).
 pub(crate) fn split_line<'n>(
     req: &dyn RequestHead,
     names: &'n [HeaderName],
 ) -> Option<&'n HeaderName> {
     names.iter().find(|name| {
-        let mut lines = 0;
-        req.header_values(name, &mut |_| lines += 1);
-        lines > 1
+        let mut lines: Vec<&[u8]> = Vec::new();
+        req.header_values(name, &mut |line| lines.push(line));
+        lines.len() > 1 && canonical(name, &lines).is_none()
     })
 }
 
@@ -86,9 +89,23 @@ mod tests {
 
     #[test]
     fn a_value_split_over_lines_is_found_rfc9111_4_1() {
-        let split = [("accept-encoding", "gzip"), ("accept-encoding", "br")];
+        let split = [("accept", "text/html"), ("accept", "*/*")];
         assert_eq!(
             split_line(&request(&split), &[header::ACCEPT, header::ACCEPT_ENCODING]),
+            Some(&header::ACCEPT)
+        );
+        // Accept-Encoding's lines are sent upstream as one canonical line.
+        let split = [("accept-encoding", "gzip"), ("accept-encoding", "br")];
+        assert_eq!(
+            split_line(&request(&split), &[header::ACCEPT_ENCODING]),
+            None
+        );
+        let odd = [
+            ("accept-encoding", "gzip;level=1"),
+            ("accept-encoding", "br"),
+        ];
+        assert_eq!(
+            split_line(&request(&odd), &[header::ACCEPT_ENCODING]),
             Some(&header::ACCEPT_ENCODING)
         );
         assert_eq!(

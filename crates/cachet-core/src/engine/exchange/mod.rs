@@ -28,12 +28,13 @@ use crate::engine::{Answer, Hit, Lookup, Plan, Revalidation, StoreOutcome};
 use crate::protocol::cache_status::ForwardReason;
 use crate::protocol::conditional::not_modified_headers;
 use crate::protocol::conditional::{answers_not_modified, CLIENT_PRECONDITIONS};
+use crate::protocol::negotiation::{canonical, NORMALIZED};
 use crate::protocol::range::{answer_range, partial};
 use crate::protocol::storability::NotStorable;
 use crate::protocol::tags::{CacheTags, CACHE_GROUPS};
 use crate::protocol::vary::split_line;
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, IF_RANGE, RANGE, SET_COOKIE};
+use http::header::{HeaderValue, CONTENT_LENGTH, IF_RANGE, RANGE, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
@@ -305,6 +306,21 @@ where
     // only its own, so a changed resource comes back whole and is stored.
     for name in &CLIENT_PRECONDITIONS {
         parts.headers.remove(name);
+    }
+    // The origin receives the spelling variant keys hold.
+    for name in &NORMALIZED {
+        let lines: Vec<&[u8]> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        let respelled = canonical(name, &lines)
+            .filter(|canonical| lines != [canonical.as_bytes()])
+            .and_then(|canonical| HeaderValue::from_str(&canonical).ok());
+        if let Some(value) = respelled {
+            parts.headers.insert(name, value);
+        }
     }
     // A range is answered from the whole response once it is stored, so
     // the whole is asked for — unless the key's responses are known not to
