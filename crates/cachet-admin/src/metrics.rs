@@ -192,30 +192,23 @@ impl Collector for CacheCollector {
             evictions,
         )?;
 
-        let purges = self
-            .snapshot
-            .purges
-            .iter()
-            .map(|(kind, count)| ([("kind", *kind)], Sample::Counter(*count)));
-        family(
-            &mut encoder,
-            "cachet_purges",
-            "Purge operations, by kind: tag, uri, pattern, key, clear, invalidation (after a mutation).",
-            MetricType::Counter,
-            purges,
-        )?;
-
-        let soft = self
-            .snapshot
-            .soft_purges
-            .iter()
-            .map(|(kind, count)| ([("kind", *kind)], Sample::Counter(*count)));
-        family(
-            &mut encoder,
-            "cachet_soft_purges",
-            "Soft purges (entries made stale to be revalidated, not removed) among cachet_purges, by kind.",
-            MetricType::Counter,
-            soft,
-        )
+        for (name, help, counts) in [
+            (
+                "cachet_purges",
+                "Purge operations, by kind: tag, uri, pattern, key, clear, invalidation (after a mutation).",
+                &self.snapshot.purges,
+            ),
+            (
+                "cachet_soft_purges",
+                "Soft purges (entries made stale to be revalidated, not removed) among cachet_purges, by kind.",
+                &self.snapshot.soft_purges,
+            ),
+        ] {
+            let samples = counts
+                .iter()
+                .map(|(kind, count)| ([("kind", *kind)], Sample::Counter(*count)));
+            family(&mut encoder, name, help, MetricType::Counter, samples)?;
+        }
+        Ok(())
     }
 }

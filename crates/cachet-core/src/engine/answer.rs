@@ -8,7 +8,7 @@ use super::route::Plan;
 use crate::cache::Cache;
 use crate::protocol::cache_status::{Outcome, StatusHeaders};
 use crate::protocol::conditional::{answers_not_modified, not_modified_headers};
-use crate::protocol::range::{answer_range, partial, RangeAnswer};
+use crate::protocol::range::partial;
 use crate::request::RequestHead;
 use crate::store::entry::CachedResponse;
 use bytes::Bytes;
@@ -78,17 +78,14 @@ impl Cache {
             .status_headers
             .write(outcome, Some(plan.key.as_str()), &mut headers);
         let body = entry.body();
-        let range = if plan.head || entry.status() != StatusCode::OK {
-            RangeAnswer::Whole
-        } else {
-            answer_range(req, entry.headers(), body.len())
-        };
-        if let Some((status, part)) = partial(range, &mut headers, body) {
-            return Answer {
-                status,
-                headers,
-                body: part,
-            };
+        if !plan.head && entry.status() == StatusCode::OK {
+            if let Some((status, part)) = partial(req, &mut headers, body) {
+                return Answer {
+                    status,
+                    headers,
+                    body: part,
+                };
+            }
         }
         Answer {
             status: entry.status(),

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 /// What a range request gets from a stored response of `length` bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RangeAnswer {
+enum RangeAnswer {
     /// The whole response (no range, several, invalid, or `If-Range` not
     /// matching).
     Whole,
@@ -30,11 +30,7 @@ pub(crate) enum RangeAnswer {
 
 /// How `req` asks for a stored 200 with `headers` and a body of `length`
 /// bytes.
-pub(crate) fn answer_range(
-    req: &dyn RequestHead,
-    headers: &HeaderMap,
-    length: usize,
-) -> RangeAnswer {
+fn answer_range(req: &dyn RequestHead, headers: &HeaderMap, length: usize) -> RangeAnswer {
     let Some(range) = req.header(&header::RANGE) else {
         return RangeAnswer::Whole;
     };
@@ -44,16 +40,17 @@ pub(crate) fn answer_range(
     parse(range, length)
 }
 
-/// The partial answer `range` makes of `body` — 206 with the bytes, or 416
-/// — with `headers` given `Content-Range` and the part's `Content-Length`;
-/// `None` for the whole response.
+/// The answer `req`'s `Range` makes of a stored 200 with `headers` and
+/// `body` — 206 with the part, or 416 — with `headers` given
+/// `Content-Range` and the part's `Content-Length`; `None` for the whole
+/// response.
 pub(crate) fn partial(
-    range: RangeAnswer,
+    req: &dyn RequestHead,
     headers: &mut HeaderMap,
     body: &Bytes,
 ) -> Option<(StatusCode, Bytes)> {
     let length = body.len();
-    let (status, content_range, part) = match range {
+    let (status, content_range, part) = match answer_range(req, headers, length) {
         RangeAnswer::Whole => return None,
         RangeAnswer::Partial(bytes) => (
             StatusCode::PARTIAL_CONTENT,

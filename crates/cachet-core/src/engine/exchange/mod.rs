@@ -29,7 +29,7 @@ use crate::protocol::cache_status::ForwardReason;
 use crate::protocol::conditional::not_modified_headers;
 use crate::protocol::conditional::{answers_not_modified, CLIENT_PRECONDITIONS};
 use crate::protocol::negotiation::{canonical, NORMALIZED};
-use crate::protocol::range::{answer_range, partial};
+use crate::protocol::range::partial;
 use crate::protocol::storability::NotStorable;
 use crate::protocol::tags::{CacheTags, CACHE_GROUPS};
 use crate::protocol::vary::split_line;
@@ -414,16 +414,13 @@ where
     cache.forwarded(plan, reason, parts.status, &outcome, &mut parts.headers);
     let body = if ranged_here && outcome == StoreOutcome::Stored && parts.status == StatusCode::OK {
         match body.try_into_bytes() {
-            Ok(whole) => {
-                let range = answer_range(client, &parts.headers, whole.len());
-                match partial(range, &mut parts.headers, &whole) {
-                    Some((status, part)) => {
-                        parts.status = status;
-                        ResponseBody::full(part)
-                    }
-                    None => ResponseBody::full(whole),
+            Ok(whole) => match partial(client, &mut parts.headers, &whole) {
+                Some((status, part)) => {
+                    parts.status = status;
+                    ResponseBody::full(part)
                 }
-            }
+                None => ResponseBody::full(whole),
+            },
             Err(body) => body,
         }
     } else {
