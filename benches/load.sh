@@ -1,38 +1,184 @@
 #!/usr/bin/env bash
-# Load run over loopback: the same 1 KiB handler bare (:3001) and behind
-# the cache as a hit (:3002), alternating wrk runs, medians and their ratio.
+# Load runs over loopback, alternating wrk runs, medians and their ratios.
 #
-#   benches/load.sh [rounds] [seconds-per-run] [axum|actix]
+#   benches/load.sh [rounds] [seconds-per-run] [mode]
 #
-# axum (the default) runs examples/bench_server.rs (CacheLayer), actix runs
-# examples/actix_bench_server.rs (ResponseCache). Needs wrk (apt-get install
-# -y wrk). The server runs on CPU 0 (one worker per port) and wrk on CPU 1,
-# so the two do not compete for a core.
+# Modes:
+#   axum      the same 1 KiB handler bare (:3001), behind CacheLayer as a
+#             hit (:3002) and behind axum-response-cache as a hit (:3003)
+#             (examples/bench_server.rs)
+#   actix     bare actix-web (:3001) and ResponseCache hits (:3002)
+#             (examples/actix_bench_server.rs)
+#   proxy     hits through cachet-proxy (its defaults, access log on),
+#             Varnish and nginx proxy_cache (one worker, access log off), and
+#             the bare origin they all front; then cachet-proxy with the
+#             access log off (RUST_LOG=warn)
+#   miss      every request a new URL: stored misses against pass-through,
+#             through the Tower layer and through cachet-proxy
+#   identity  a per-user rule, 1,000 users' Authorization headers (each a
+#             hit), against a shared hit
+#
+# Needs wrk (apt-get install -y wrk); proxy mode also varnish and nginx.
+# Servers run on CPU 0 (one worker each), wrk on CPU 1, so the two do not
+# compete for a core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-7}
 secs=${2:-5}
-case ${3:-axum} in
-  axum) example=bench_server; features=tower ;;
-  actix) example=actix_bench_server; features=actix ;;
-  *) echo "usage: $0 [rounds] [seconds-per-run] [axum|actix]" >&2; exit 2 ;;
-esac
-
-cargo build --release --features "$features" --example "$example" >/dev/null 2>&1
-TOKIO_WORKER_THREADS=1 taskset -c 0 "./target/release/examples/$example" >/dev/null &
-server=$!
-trap 'kill $server 2>/dev/null' EXIT
-sleep 1
-curl -s -o /dev/null http://127.0.0.1:3002/api/items   # fill the cache
+mode=${3:-axum}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pidfile in "$work"/*.pid; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 . benches/wrk.sh
 
-bare=(); hit=()
-for ((i = 1; i <= rounds; i++)); do
-  bare+=("$(run 3001)")
-  hit+=("$(run 3002)")
-  echo "round $i: bare ${bare[-1]} req/s, hit ${hit[-1]} req/s"
-done
-b=$(printf '%s\n' "${bare[@]}" | median)
-h=$(printf '%s\n' "${hit[@]}" | median)
-echo "median: bare $b req/s, hit $h req/s, hit/bare = $(ratio "$h" "$b")"
+need() {
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || {
+      echo "$0 needs $tool: apt-get install -y $tool" >&2
+      exit 2
+    }
+  done
+}
+
+# start NAME COMMAND...: runs COMMAND on CPU 0 in the background.
+start() {
+  shift
+  TOKIO_WORKER_THREADS=1 taskset -c 0 "$@" >"$work/out.$RANDOM" 2>&1 &
+  pids+=($!)
+}
+
+bench_server() {
+  cargo build --release --features tower --example bench_server >/dev/null 2>&1
+  start origin ./target/release/examples/bench_server
+}
+
+proxy() { # proxy PORT RULE-PATH [RUST_LOG]
+  cat >"$work/proxy-$1.toml" <<TOML
+[proxy]
+listen = "127.0.0.1:$1"
+upstream = "http://127.0.0.1:3001"
+
+# Varnish's default: 120 s for a response that says nothing.
+[[rules]]
+path = '$2'
+ttl = "120s"
+TOML
+  RUST_LOG=${3:-info} start proxy ./target/release/cachet-proxy --config "$work/proxy-$1.toml"
+}
+
+# compare LABEL:PORT[:PATH[:ARGS]]...: rounds of one run per target, then
+# the medians and each one's ratio to the first.
+compare() {
+  local -A results=()
+  local labels=()
+  for target in "$@"; do labels+=("${target%%:*}"); done
+  for ((i = 1; i <= rounds; i++)); do
+    local line="round $i:"
+    for target in "$@"; do
+      IFS=: read -r label port path args <<<"$target"
+      # shellcheck disable=SC2086
+      local r
+      r=$(run "$port" "${path:-/api/items}" $args)
+      results[$label]+="$r "
+      line+=" $label $r"
+    done
+    echo "$line req/s"
+  done
+  local base=""
+  local summary="median req/s:"
+  for label in "${labels[@]}"; do
+    local m
+    m=$(printf '%s\n' ${results[$label]} | median)
+    [ -z "$base" ] && base=$m
+    summary+=" $label $m ($(ratio "$m" "$base"))"
+  done
+  echo "$summary"
+}
+
+case $mode in
+  axum)
+    bench_server
+    sleep 1
+    for port in 3002 3003; do curl -s -o /dev/null "http://127.0.0.1:$port/api/items"; done
+    compare bare:3001 cachet:3002 axum-response-cache:3003
+    ;;
+  actix)
+    cargo build --release --features actix --example actix_bench_server >/dev/null 2>&1
+    start server ./target/release/examples/actix_bench_server
+    sleep 1
+    curl -s -o /dev/null http://127.0.0.1:3002/api/items
+    compare bare:3001 cachet:3002
+    ;;
+  proxy)
+    need varnishd nginx
+    bench_server
+    cargo build --release -p cachet-proxy >/dev/null 2>&1
+    proxy 3010 '^/'
+    proxy 3013 '^/' warn
+    taskset -c 0 varnishd -a 127.0.0.1:3011 -b 127.0.0.1:3001 -s malloc,256m \
+      -n "$work/varnish" -P "$work/varnish.pid" -j none >/dev/null
+    mkdir -p "$work/nginx"
+    cat >"$work/nginx.conf" <<NGINX
+user root;
+worker_processes 1;
+worker_cpu_affinity 01;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  proxy_cache_path $work/nginx/cache keys_zone=bench:10m max_size=256m;
+  upstream origin { server 127.0.0.1:3001; keepalive 32; }
+  server {
+    listen 127.0.0.1:3012;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+      proxy_cache_valid 200 120s;
+    }
+  }
+}
+NGINX
+    nginx -c "$work/nginx.conf" -p "$work/nginx"
+    sleep 2
+    for port in 3010 3011 3012 3013; do curl -s -o /dev/null "http://127.0.0.1:$port/api/items"; done
+    compare cachet-proxy:3010 varnish:3011 nginx:3012 origin:3001 cachet-proxy-log-off:3013
+    curl -s -D - -o /dev/null http://127.0.0.1:3010/api/items | grep -i '^cache-status' || true
+    curl -s -D - -o /dev/null http://127.0.0.1:3011/api/items | grep -iE '^age:' || true
+    ;;
+  miss)
+    bench_server
+    cargo build --release -p cachet-proxy >/dev/null 2>&1
+    proxy 3010 '^/api/items'
+    sleep 1
+    # Each run's URLs are new: wrk's script numbers them under a fresh prefix.
+    compare \
+      "layer-pass:3002:/api/other:-s benches/distinct.lua" \
+      "layer-stored-miss:3002:/api/items:-s benches/distinct.lua" \
+      "bare:3001:/api/items:-s benches/distinct.lua"
+    compare \
+      "proxy-pass:3010:/api/other:-s benches/distinct.lua" \
+      "proxy-stored-miss:3010:/api/items:-s benches/distinct.lua"
+    ;;
+  identity)
+    bench_server
+    sleep 1
+    curl -s -o /dev/null http://127.0.0.1:3002/api/items
+    secs=2 run 3002 /api/me -s benches/users.lua >/dev/null # every user's entry
+    compare shared-hit:3002 "per-user-hit:3002:/api/me:-s benches/users.lua"
+    ;;
+  *)
+    echo "usage: $0 [rounds] [seconds-per-run] [axum|actix|proxy|miss|identity]" >&2
+    exit 2
+    ;;
+esac

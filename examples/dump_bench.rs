@@ -9,7 +9,7 @@
 
 use cachet::clock::{Clock, SystemClock};
 use cachet::persistence::{Persistence, PersistenceConfig};
-use cachet::store::{CachedResponse, Entry, MokaStore, Store};
+use cachet::store::{CachedResponse, Entry, MemoryStore, Store};
 use cachet::{Cache, CacheKey, CacheSpec};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,7 +55,7 @@ fn measured<T>(work: impl FnOnce() -> T) -> (T, Duration, u64) {
     )
 }
 
-fn cache(store: Arc<MokaStore>) -> Persistence {
+fn cache(store: Arc<MemoryStore>) -> Persistence {
     let cache = Cache::builder()
         .cache("default", CacheSpec::new(BUDGET, Duration::from_secs(3600)))
         .store(store)
@@ -64,7 +64,7 @@ fn cache(store: Arc<MokaStore>) -> Persistence {
     Persistence::new(&cache, PersistenceConfig::new())
 }
 
-fn store(clock: &Arc<dyn Clock>) -> Arc<MokaStore> {
+fn store(clock: &Arc<dyn Clock>) -> Arc<MemoryStore> {
     let caches = BTreeMap::from([
         (
             "default".to_owned(),
@@ -75,7 +75,7 @@ fn store(clock: &Arc<dyn Clock>) -> Arc<MokaStore> {
             CacheSpec::new(16 << 20, Duration::from_secs(300)),
         ),
     ]);
-    Arc::new(MokaStore::new(&caches, Arc::clone(clock)))
+    Arc::new(MemoryStore::new(&caches, Arc::clone(clock)))
 }
 
 fn run(name: &str, count: usize, body: usize, dir: &std::path::Path) {

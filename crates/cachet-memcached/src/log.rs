@@ -13,7 +13,7 @@
 
 use crate::tier::{read_anchor, Rotate, Tier, META_TTL_SECS};
 use cachet_core::store::tier::Purge;
-use cachet_core::store::{MokaStore, Store, StoreError};
+use cachet_core::store::{MemoryStore, Store, StoreError};
 use memcache::exp::{Arithmetic, Get, Set};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -53,7 +53,7 @@ pub(crate) async fn publish(tier: &Tier, instance: u64, purge: &Purge) -> Result
 pub(crate) struct Follower {
     pub(crate) tier: Arc<Tier>,
     /// This instance's memory (none in shared mode: only anchors to read).
-    pub(crate) local: Option<MokaStore>,
+    pub(crate) local: Option<MemoryStore>,
     pub(crate) caches: Arc<Vec<String>>,
     pub(crate) instance: u64,
     pub(crate) every: Duration,

@@ -9,7 +9,8 @@ use crate::tier::{Recorded, Rotate, Tier};
 use cachet_core::clock::Clock;
 use cachet_core::store::tier::{instance_id, unix_millis, Purge};
 use cachet_core::store::{
-    Entry, Health, Immediate, MokaStore, Shared, Store, StoreError, StoreUsage, Swap, Version, Walk,
+    Entry, Health, Immediate, MemoryStore, Shared, Store, StoreError, StoreUsage, Swap, Version,
+    Walk,
 };
 use cachet_core::{CacheKey, CacheSpec, ConfigError};
 use futures_util::future::join_all;
@@ -27,7 +28,7 @@ const LOCK_POLL: Duration = Duration::from_millis(20);
 const MAX_EXPTIME_SECS: u64 = 30 * 24 * 3600;
 
 /// A [`Store`] on Memcached: in [`Mode::Tiered`], each instance's memory (a
-/// [`MokaStore`]) in front of the Memcached servers all instances share; in
+/// [`MemoryStore`]) in front of the Memcached servers all instances share; in
 /// [`Mode::Shared`], Memcached alone.
 ///
 /// Memcached cannot list keys, find them by tag, or tell other instances of
@@ -44,7 +45,7 @@ const MAX_EXPTIME_SECS: u64 = 30 * 24 * 3600;
 /// `[memcached]` section) or [`MemcachedStore::maker`].
 #[derive(Debug)]
 pub struct MemcachedStore {
-    local: Option<MokaStore>,
+    local: Option<MemoryStore>,
     tier: Arc<Tier>,
     caches: Arc<Vec<String>>,
     clock: Arc<dyn Clock>,
@@ -86,7 +87,7 @@ impl MemcachedStore {
         ));
         let names: Arc<Vec<String>> = Arc::new(caches.keys().cloned().collect());
         let local = match config.mode {
-            Mode::Tiered => Some(MokaStore::new(caches, Arc::clone(&clock))),
+            Mode::Tiered => Some(MemoryStore::new(caches, Arc::clone(&clock))),
             Mode::Shared => None,
         };
         let instance = instance_id();

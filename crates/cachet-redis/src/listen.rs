@@ -3,7 +3,7 @@
 
 use crate::link::Link;
 use cachet_core::store::tier::Purge;
-use cachet_core::store::{MokaStore, Store};
+use cachet_core::store::{MemoryStore, Store};
 use futures_util::StreamExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub(crate) struct Listener {
     pub(crate) link: Arc<Link>,
-    pub(crate) local: MokaStore,
+    pub(crate) local: MemoryStore,
     pub(crate) caches: Arc<Vec<String>>,
     pub(crate) channel: String,
     pub(crate) instance: u64,

@@ -9,7 +9,7 @@ use cachet_core::clock::Clock;
 use cachet_core::store::tier::{instance_id, unix_millis as millis, Purge};
 use cachet_core::store::StoreError;
 use cachet_core::store::{
-    Entry, Health, Immediate, MokaStore, Shared, Store, StoreUsage, Swap, Version, Walk,
+    Entry, Health, Immediate, MemoryStore, Shared, Store, StoreUsage, Swap, Version, Walk,
 };
 use cachet_core::{CacheKey, CacheSpec, ConfigError};
 use redis::Value;
@@ -38,7 +38,7 @@ const SWAP: &str = "local current = redis.call('get', KEYS[1]) \
     return 1";
 
 /// A [`Store`] on Redis: in [`Mode::Tiered`], each instance's memory (a
-/// [`MokaStore`]) in front of one Redis all instances share; in
+/// [`MemoryStore`]) in front of one Redis all instances share; in
 /// [`Mode::Shared`], Redis alone.
 ///
 /// A failing Redis never fails a request: a lookup it cannot answer is a
@@ -54,7 +54,7 @@ const SWAP: &str = "local current = redis.call('get', KEYS[1]) \
 /// `[redis]` section) or [`RedisStore::maker`].
 #[derive(Debug)]
 pub struct RedisStore {
-    local: Option<MokaStore>,
+    local: Option<MemoryStore>,
     link: Arc<Link>,
     layout: Layout,
     caches: Arc<Vec<String>>,
@@ -98,7 +98,7 @@ impl RedisStore {
         let layout = Layout::new(&config.prefix);
         let names: Arc<Vec<String>> = Arc::new(caches.keys().cloned().collect());
         let local = match config.mode {
-            Mode::Tiered => Some(MokaStore::new(caches, Arc::clone(&clock))),
+            Mode::Tiered => Some(MemoryStore::new(caches, Arc::clone(&clock))),
             Mode::Shared => None,
         };
         let instance = instance_id();

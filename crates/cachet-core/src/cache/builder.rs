@@ -14,7 +14,7 @@ use crate::protocol::targeted::{Targets, CDN_CACHE_CONTROL};
 use crate::stats::{Counters, Purges};
 use crate::store::tier::Warnings;
 use crate::store::CacheSpec;
-use crate::store::{MokaStore, Store};
+use crate::store::{MemoryStore, Store};
 use crate::values::{Codec, ValueCache};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -155,7 +155,7 @@ impl CacheBuilder {
         self
     }
 
-    /// A store to use instead of the in-memory [`MokaStore`]. It must know
+    /// A store to use instead of the in-memory [`MemoryStore`]. It must know
     /// every named cache of this builder.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(StoreChoice::Built(store));
@@ -373,7 +373,7 @@ impl CacheBuilder {
         let store = match self.store {
             Some(StoreChoice::Built(store)) => store,
             Some(StoreChoice::Made(make)) => make(&caches, &self.clock)?,
-            None => Arc::new(MokaStore::new(&caches, Arc::clone(&self.clock))),
+            None => Arc::new(MemoryStore::new(&caches, Arc::clone(&self.clock))),
         };
         if store.shared().is_some() && self.identity.is_random() {
             if let Some(rule) = rules.rules().iter().find(|rule| rule.rule().vary_by_user) {

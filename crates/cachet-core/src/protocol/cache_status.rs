@@ -4,6 +4,7 @@
 
 use http::header::{HeaderName, HeaderValue, AGE};
 use http::{HeaderMap, StatusCode};
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -31,6 +32,29 @@ fn precomputed(table: &LazyLock<Vec<HeaderValue>>, secs: u64) -> Option<HeaderVa
         .ok()
         .and_then(|index| table.get(index))
         .cloned()
+}
+
+thread_local! {
+    /// The last `Cache-Status: …; ttl=N` this thread made past the table:
+    /// the hits of one long-lived entry within a second share it.
+    static LAST_HIT: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+}
+
+/// `cachet; hit; ttl={ttl}`: from the table, the thread's last value, or
+/// formatted (and remembered).
+fn hit_value(ttl: u64) -> HeaderValue {
+    if let Some(value) = precomputed(&HIT_VALUES, ttl) {
+        return value;
+    }
+    LAST_HIT.with_borrow_mut(|last| match last {
+        Some((secs, value)) if *secs == ttl => value.clone(),
+        _ => {
+            let value = HeaderValue::try_from(format!("cachet; hit; ttl={ttl}"))
+                .unwrap_or_else(|_| HeaderValue::from_static("cachet; hit"));
+            *last = Some((ttl, value.clone()));
+            value
+        }
+    })
 }
 
 /// Why a request went to the origin (RFC 9211 §2.2 `fwd`).
@@ -139,9 +163,10 @@ impl StatusHeaders {
         let (x_cache, status) = match outcome {
             Outcome::Hit { age, ttl } => {
                 write_age(*age, headers);
-                let status = match (self.debug, precomputed(&HIT_VALUES, ttl.as_secs())) {
-                    (false, Some(value)) => value,
-                    _ => self.value(format!("cachet; hit; ttl={}", ttl.as_secs()), key, None),
+                let status = if self.debug {
+                    self.value(format!("cachet; hit; ttl={}", ttl.as_secs()), key, None)
+                } else {
+                    hit_value(ttl.as_secs())
                 };
                 ("HIT", status)
             }
@@ -284,6 +309,10 @@ mod tests {
         let headers = written(&StatusHeaders::default(), &long);
         assert_eq!(headers[AGE], "86400");
         assert_eq!(headers[CACHE_STATUS], "cachet; hit; ttl=7200");
+        // Past the table, the thread's remembered value is the one asked for.
+        for ttl in [3_599, 3_599, 3_598, 3_599, 599, 3_599] {
+            assert_eq!(hit_value(ttl), format!("cachet; hit; ttl={ttl}").as_str());
+        }
     }
 
     #[test]

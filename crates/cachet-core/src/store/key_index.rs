@@ -1,7 +1,7 @@
 //! The in-memory store's index of its keys: key → the entry stored under
 //! it, and tag → keys. Purging a tag touches only the values that carry
-//! it, and a dump walks the index instead of moka's iterator (which looks
-//! every key up a second time).
+//! it, and a dump walks the index instead of the cache's iterator (which
+//! clones every key and value).
 
 use crate::store::entry::Entry;
 use crate::store::WalkPart;
@@ -16,13 +16,12 @@ const SHARDS: usize = 64;
 /// split into shards by key: everything about one key lives in one shard,
 /// so each operation on a key is atomic.
 ///
-/// The store calls [`add`](Self::add) before a value goes in and
-/// [`removed`](Self::removed) from moka's eviction listener when one goes
-/// out (evicted, expired, deleted, replaced). The index holds the entry it
+/// The store calls [`add`](Self::add) before a value goes in (which
+/// unindexes the value it replaces) and [`removed`](Self::removed) when one
+/// goes out (evicted, expired, deleted). The index holds the entry it
 /// indexed, so its address tells a replaced value from the one that
 /// replaced it (no other value can reuse the address meanwhile): the late
-/// notice of an old value never unindexes the new one. Never call the moka
-/// cache while holding a shard: its listener takes the shard too.
+/// notice of an old value never unindexes the new one.
 #[derive(Debug)]
 pub(crate) struct KeyIndex {
     shards: Box<[Mutex<Shard>]>,
@@ -63,28 +62,32 @@ impl KeyIndex {
         lock(&self.shards[index])
     }
 
-    /// Indexes `value` under `key`, replacing what `key` was indexed for.
-    pub(crate) fn add(&self, key: &Arc<str>, value: &Entry) {
+    /// Indexes `value` under `key`, replacing what `key` was indexed for;
+    /// whether it was indexed for a value.
+    pub(crate) fn add(&self, key: &Arc<str>, value: &Entry) -> bool {
         let mut shard = self.shard(key);
-        if let Some(replaced) = shard.entries.insert(Arc::clone(key), value.clone()) {
-            shard.unindex_tags(key, &replaced);
+        let replaced = shard.entries.insert(Arc::clone(key), value.clone());
+        if let Some(replaced) = &replaced {
+            shard.unindex_tags(key, replaced);
         }
         for tag in value.tags() {
             shard.index_tag(tag, key);
         }
         shard.pairs += value.tags().len() as u64;
+        replaced.is_some()
     }
 
-    /// Unindexes `key` if `value` is what it is indexed for.
-    pub(crate) fn removed(&self, key: &str, value: &Entry) {
+    /// Unindexes `key` if `value` is what it is indexed for; whether it was.
+    pub(crate) fn removed(&self, key: &str, value: &Entry) -> bool {
         let mut shard = self.shard(key);
-        if shard
+        let indexed = shard
             .entries
             .get(key)
-            .is_some_and(|indexed| indexed.address() == value.address())
-        {
+            .is_some_and(|indexed| indexed.address() == value.address());
+        if indexed {
             shard.unindex(key);
         }
+        indexed
     }
 
     /// The keys indexed under `tag`.
@@ -227,7 +230,7 @@ mod tests {
         index.add(&key, &new);
         assert!(index.keys("x").is_empty());
         assert_eq!(index.keys("z"), vec![Arc::clone(&key)]);
-        // moka reports the replaced value after the fact: nothing changes.
+        // A late notice for the replaced value changes nothing.
         index.removed(&key, &old);
         assert_eq!(index.keys("y"), vec![Arc::clone(&key)]);
         assert_eq!(index.pairs(), 2);

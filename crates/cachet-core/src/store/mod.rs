@@ -1,4 +1,4 @@
-//! Where entries live: the [`Store`] trait and the in-memory [`MokaStore`].
+//! Where entries live: the [`Store`] trait and the in-memory [`MemoryStore`].
 //!
 //! A store holds several named caches, each with its own byte budget. It
 //! drops entries once they expire by the cache's [`Clock`](crate::clock::Clock) and
@@ -24,7 +24,7 @@ mod capabilities;
 pub(crate) mod entry;
 mod error;
 mod key_index;
-mod moka;
+mod memory;
 mod spec;
 pub mod tier;
 pub(crate) mod wire;
@@ -32,7 +32,7 @@ pub(crate) mod wire;
 pub use self::capabilities::{Health, Immediate, Shared, Swap, Version, Walk, WalkPart};
 pub use self::entry::{CachedResponse, Entry, Tags, ValueEntry, VariantIndex};
 pub use self::error::StoreError;
-pub use self::moka::MokaStore;
+pub use self::memory::MemoryStore;
 pub use self::spec::CacheSpec;
 pub use crate::key::CacheKey;
 

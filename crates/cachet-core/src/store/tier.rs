@@ -2,7 +2,7 @@
 //! travel between instances, times as milliseconds since the epoch, and
 //! warnings at a bounded rate.
 
-use super::{CacheKey, MokaStore, Store};
+use super::{CacheKey, MemoryStore, Store};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,7 +45,7 @@ impl Purge {
     }
 
     /// Drops what the purge names from `memory` (an instance's local tier).
-    pub async fn apply(&self, memory: &MokaStore) {
+    pub async fn apply(&self, memory: &MemoryStore) {
         // A cache `memory` does not know is nothing to drop.
         let _ = match self {
             Self::Key { cache, key } => memory

@@ -1,4 +1,5 @@
-//! The default store: one moka cache per named cache, in process memory.
+//! The default store: one quick_cache cache per named cache, in process
+//! memory.
 
 use super::key_index::KeyIndex;
 use super::{unknown_cache, Immediate, Store, StoreUsage, Walk, WalkPart};
@@ -7,15 +8,14 @@ use crate::key::CacheKey;
 use crate::store::entry::Entry;
 use crate::store::CacheSpec;
 use crate::store::StoreError;
-use moka::notification::RemovalCause;
-use moka::sync::Cache as MokaCache;
-use moka::Expiry;
+use quick_cache::sync::Cache as QuickCache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
-type Entries = MokaCache<Arc<str>, Entry>;
+type Entries = QuickCache<Arc<str>, Entry, EntryWeight, DefaultHashBuilder, Evictions>;
 
 #[derive(Debug, Default)]
 struct Removals {
@@ -32,139 +32,154 @@ struct Named {
     index: Arc<KeyIndex>,
 }
 
-/// An in-memory [`Store`] on [moka](https://docs.rs/moka): entries are
-/// weighed in bytes (body, headers, key) against each named cache's
-/// `max_bytes`, expire after their own TTL, and are never serialised — a hit
-/// is a pointer clone.
+/// An in-memory [`Store`] on [quick_cache](https://docs.rs/quick_cache)
+/// (S3-FIFO eviction): entries are weighed in bytes (body, headers, key)
+/// against each named cache's `max_bytes` and are never serialised — a hit
+/// is a pointer clone. An entry past its `keep_until` by the store's clock
+/// is dropped when a lookup finds it, skipped by key listings, and swept
+/// when usage is read; until then it is the first to go when room is needed,
+/// since nothing reads it.
 ///
 /// ```
-/// use cachet_core::{CacheSpec, store::{MokaStore, Store}};
+/// use cachet_core::{CacheSpec, store::{MemoryStore, Store}};
 /// use cachet_core::clock::SystemClock;
 /// use std::{collections::BTreeMap, sync::Arc};
 ///
 /// let caches = BTreeMap::from([("url".to_owned(), CacheSpec::default())]);
-/// let store = MokaStore::new(&caches, Arc::new(SystemClock));
+/// let store = MemoryStore::new(&caches, Arc::new(SystemClock));
 /// assert_eq!(store.usage("url").unwrap().entries, 0);
 /// assert!(store.usage("nope").is_none());
 /// ```
 #[derive(Debug, Clone)]
-pub struct MokaStore {
+pub struct MemoryStore {
     caches: Arc<HashMap<String, Named>>,
     clock: SharedClock,
 }
 
-/// Moka's own expiry for a value: the time left until it may be dropped, so
-/// memory is reclaimed even for keys that are never read again.
-struct EntryExpiry {
-    clock: SharedClock,
-}
+/// An entry's weight: what it keeps alive on the heap (see `weight`).
+#[derive(Debug, Clone)]
+struct EntryWeight;
 
-impl Expiry<Arc<str>, Entry> for EntryExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &Arc<str>,
-        value: &Entry,
-        _at: Instant,
-    ) -> Option<Duration> {
-        Some(time_left(value, self.clock.now()))
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &Arc<str>,
-        value: &Entry,
-        _at: Instant,
-        _left: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(time_left(value, self.clock.now()))
+impl Weighter<Arc<str>, Entry> for EntryWeight {
+    fn weight(&self, key: &Arc<str>, value: &Entry) -> u64 {
+        // Never zero: quick_cache never evicts a weightless item.
+        (crate::weight::key(key.len()) + value.weight()).max(1)
     }
 }
 
-fn time_left(value: &Entry, now: SystemTime) -> Duration {
-    value.keep_until().duration_since(now).unwrap_or_default()
+/// Unindexes and counts what quick_cache evicts to make room (or refuses:
+/// an entry too large for its shard). quick_cache reports a replaced value
+/// here too; the store already unindexed it when it indexed its successor,
+/// and counted a replacement, so it is not counted again. The values are
+/// collected while the shard is locked and unindexed after, so the index's
+/// locks are never taken inside the cache's.
+#[derive(Debug, Clone)]
+struct Evictions {
+    removals: Arc<Removals>,
+    index: Arc<KeyIndex>,
+}
+
+impl Lifecycle<Arc<str>, Entry> for Evictions {
+    type RequestState = Vec<(Arc<str>, Entry)>;
+
+    fn begin_request(&self) -> Self::RequestState {
+        Vec::new()
+    }
+
+    fn on_evict(&self, evicted: &mut Self::RequestState, key: Arc<str>, value: Entry) {
+        evicted.push((key, value));
+    }
+
+    fn end_request(&self, evicted: Self::RequestState) {
+        for (key, value) in &evicted {
+            if self.index.removed(key, value) {
+                self.removals.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl Named {
-    fn run_pending_tasks(&self, now: SystemTime) {
-        let gone: Vec<Arc<Arc<str>>> = self
+    /// Drops every value past its `keep_until` at `now`.
+    fn sweep(&self, now: SystemTime) {
+        let gone: Vec<Arc<str>> = self
             .entries
             .iter()
             .filter(|(_, value)| !value.is_kept(now))
             .map(|(key, _)| key)
             .collect();
         for key in gone {
-            self.expire(&key);
+            self.expire(&key, now);
         }
-        self.entries.run_pending_tasks();
     }
 
-    /// Removes `key`, unindexes it and counts an expiration.
-    fn expire(&self, key: &str) {
-        if self.remove(key).is_some() {
+    /// Removes `key` if its value is still past its time at `now` (a fresh
+    /// one may have replaced it meanwhile), unindexes it and counts an
+    /// expiration.
+    fn expire(&self, key: &str, now: SystemTime) {
+        let removed = self.entries.remove_if(key, |value| !value.is_kept(now));
+        if let Some((key, value)) = removed {
+            self.index.removed(&key, &value);
             self.removals.expirations.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Removes `key` and unindexes it (the listener does too; whichever
-    /// comes second finds nothing to do).
+    /// Removes `key`, unindexes it and counts a removal.
     fn remove(&self, key: &str) -> Option<Entry> {
-        let value = self.entries.remove(key)?;
-        self.index.removed(key, &value);
+        let (key, value) = self.entries.remove(key)?;
+        self.index.removed(&key, &value);
+        self.removals.explicit.fetch_add(1, Ordering::Relaxed);
         Some(value)
     }
 }
 
-/// Budget per entry of the room moka's table gets up front. Growing the
-/// table rehashes every key it holds (a fifth of a million-entry restore).
-/// The table takes 1.4 times its room before it grows, so room for
-/// `max_bytes / 3 KiB` entries holds one per 2.2 KiB of budget without
-/// growing, at 8 bytes a bucket, two to four buckets per entry of room:
-/// 0.5 to 1 % of the budget, about what a table full of small responses
-/// (1.3 KiB each) takes anyway.
+/// Bytes of budget per entry of the room the table gets up front (an
+/// estimate quick_cache also sizes its record of recently evicted keys by).
 const BYTES_PER_ROOM: u64 = 3 * 1024;
 
-fn initial_capacity(max_bytes: u64) -> usize {
-    usize::try_from(max_bytes / BYTES_PER_ROOM).unwrap_or(usize::MAX)
+/// The least budget a shard gets. quick_cache splits a cache's budget
+/// evenly between its shards and refuses an entry larger than 97% of one
+/// (as moka would one larger than the whole cache), so a small cache is one
+/// shard and a large one has shards of at least this size: a body up to
+/// the default `max_body` (1 MiB) many times over always fits.
+const MIN_SHARD_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Shards for a cache of `max_bytes`: enough that threads rarely share one
+/// lock (four per core, quick_cache's default), no more than keep each at
+/// least [`MIN_SHARD_BYTES`].
+fn shards(max_bytes: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let by_size = usize::try_from(max_bytes / MIN_SHARD_BYTES).unwrap_or(usize::MAX);
+    by_size.clamp(1, cores * 4)
 }
 
-impl MokaStore {
-    /// A store with one moka cache per entry of `caches`, reading time from `clock`.
+impl MemoryStore {
+    /// A store with one cache per entry of `caches`, reading time from `clock`.
     pub fn new(caches: &BTreeMap<String, CacheSpec>, clock: SharedClock) -> Self {
         let caches = caches
             .iter()
             .map(|(name, spec)| {
                 let removals = Arc::new(Removals::default());
-                let counted = Arc::clone(&removals);
                 let index = Arc::new(KeyIndex::default());
-                let indexed = Arc::clone(&index);
-                let entries = MokaCache::builder()
-                    .max_capacity(spec.max_bytes)
-                    .initial_capacity(initial_capacity(spec.max_bytes))
-                    .weigher(|key: &Arc<str>, value: &Entry| {
-                        let weight = crate::weight::key(key.len()) + value.weight();
-                        u32::try_from(weight).unwrap_or(u32::MAX)
-                    })
-                    .expire_after(EntryExpiry {
-                        clock: Arc::clone(&clock),
-                    })
-                    .eviction_listener(move |key, value, cause| {
-                        indexed.removed(&key, &value);
-                        match cause {
-                            RemovalCause::Size => {
-                                counted.evictions.fetch_add(1, Ordering::Relaxed);
-                            }
-                            RemovalCause::Expired => {
-                                counted.expirations.fetch_add(1, Ordering::Relaxed);
-                            }
-                            RemovalCause::Explicit => {
-                                counted.explicit.fetch_add(1, Ordering::Relaxed);
-                            }
-                            RemovalCause::Replaced => {
-                                counted.replaced.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    })
-                    .build();
+                let room = usize::try_from(spec.max_bytes / BYTES_PER_ROOM)
+                    .unwrap_or(usize::MAX)
+                    .max(1);
+                let options = OptionsBuilder::new()
+                    .shards(shards(spec.max_bytes))
+                    .estimated_items_capacity(room)
+                    .weight_capacity(spec.max_bytes)
+                    .build()
+                    .expect("every option is set and in range");
+                let evictions = Evictions {
+                    removals: Arc::clone(&removals),
+                    index: Arc::clone(&index),
+                };
+                let entries = QuickCache::with_options(
+                    options,
+                    EntryWeight,
+                    DefaultHashBuilder::default(),
+                    evictions,
+                );
                 let named = Named {
                     entries,
                     removals,
@@ -188,40 +203,39 @@ impl MokaStore {
         let Some(entry) = named.entries.get(key) else {
             return Ok(None);
         };
-        // moka expires by its own clock; the cache's clock is the authority.
         if entry.is_kept(now) {
             return Ok(Some(entry));
         }
-        named.expire(key);
+        named.expire(key, now);
         Ok(None)
     }
 
-    /// Stores `value` under `key` in `cache` (moka's insert never waits).
+    /// Stores `value` under `key` in `cache` (an insert never waits on I/O).
     fn put(&self, cache: &str, key: &CacheKey, value: Entry) -> Result<(), StoreError> {
         let named = self.named(cache)?;
         let key: Arc<str> = Arc::from(key.as_str());
-        // Indexed first: the listener's notice for this value, however
-        // early, finds it indexed.
-        named.index.add(&key, &value);
+        // Indexed first: an eviction of this value, however early, finds
+        // it indexed. The index knows whether the key held a value.
+        if named.index.add(&key, &value) {
+            named.removals.replaced.fetch_add(1, Ordering::Relaxed);
+        }
         named.entries.insert(key, value);
         Ok(())
     }
 
-    /// Runs moka's pending maintenance (evictions, expirations) now, and
-    /// drops every value past its `keep_until` by the store's clock (moka's
-    /// own timer runs on real time, which a mock clock does not move), so
+    /// Drops every value past its `keep_until` by the store's clock, so
     /// that usage figures and the tag index are exact. Tests and stats call
     /// it; the request path does not.
     pub fn run_pending_tasks(&self) {
         let now = self.clock.now();
         for named in self.caches.values() {
-            named.run_pending_tasks(now);
+            named.sweep(now);
         }
     }
 }
 
 #[async_trait::async_trait]
-impl Store for MokaStore {
+impl Store for MemoryStore {
     async fn get(
         &self,
         cache: &str,
@@ -258,7 +272,7 @@ impl Store for MokaStore {
             .entries
             .iter()
             .filter(|(_, entry)| entry.is_kept(now))
-            .map(|(key, _)| CacheKey::from_raw(&**key))
+            .map(|(key, _)| CacheKey::from_raw(&*key))
             .collect();
         keys.sort();
         Ok(keys)
@@ -266,8 +280,7 @@ impl Store for MokaStore {
 
     async fn clear(&self, cache: &str) -> Result<(), StoreError> {
         let named = self.named(cache)?;
-        named.entries.invalidate_all();
-        named.entries.run_pending_tasks();
+        named.entries.clear();
         named.index.clear();
         Ok(())
     }
@@ -286,13 +299,12 @@ impl Store for MokaStore {
 
     fn usage(&self, cache: &str) -> Option<StoreUsage> {
         let named = self.caches.get(cache)?;
-        // Exact figures need moka's pending evictions applied and values
-        // past their time dropped; stats are off the request path, so the
-        // cost (a pass over the entries) is fine here.
-        named.run_pending_tasks(self.clock.now());
+        // Exact figures need values past their time dropped; stats are off
+        // the request path, so the cost (a pass over the entries) is fine.
+        named.sweep(self.clock.now());
         Some(StoreUsage {
-            entries: named.entries.entry_count(),
-            bytes: named.entries.weighted_size(),
+            entries: u64::try_from(named.entries.len()).unwrap_or(u64::MAX),
+            bytes: named.entries.weight(),
             evictions: named.removals.evictions.load(Ordering::Relaxed),
             expirations: named.removals.expirations.load(Ordering::Relaxed),
             removals: named.removals.explicit.load(Ordering::Relaxed),
@@ -302,7 +314,7 @@ impl Store for MokaStore {
     }
 }
 
-impl Immediate for MokaStore {
+impl Immediate for MemoryStore {
     fn get_now(
         &self,
         cache: &str,
@@ -322,7 +334,7 @@ impl Immediate for MokaStore {
     }
 }
 
-impl Walk for MokaStore {
+impl Walk for MemoryStore {
     fn walk(
         &self,
         cache: &str,
@@ -346,8 +358,9 @@ mod tests {
     use crate::store::entry::CachedResponse;
     use bytes::Bytes;
     use http::{HeaderMap, StatusCode};
+    use std::time::Duration;
 
-    fn store(max_bytes: u64, clock: &MockClock) -> MokaStore {
+    fn store(max_bytes: u64, clock: &MockClock) -> MemoryStore {
         let caches = BTreeMap::from([(
             "c".to_owned(),
             CacheSpec {
@@ -355,7 +368,7 @@ mod tests {
                 ttl: Duration::from_secs(60),
             },
         )]);
-        MokaStore::new(&caches, Arc::new(clock.clone()))
+        MemoryStore::new(&caches, Arc::new(clock.clone()))
     }
 
     fn entry(clock: &MockClock, body: usize, ttl: u64) -> Entry {
@@ -462,6 +475,40 @@ mod tests {
         assert!(usage.entries < 200, "{usage:?}");
         assert!(usage.evictions >= 200 - usage.entries, "{usage:?}");
         assert_eq!(usage.expirations, 0);
+    }
+
+    #[tokio::test]
+    async fn a_small_cache_is_one_shard_and_admits_an_entry_near_its_budget() {
+        assert_eq!(shards(1 << 20), 1);
+        assert_eq!(shards(MIN_SHARD_BYTES * 2), 2);
+        let clock = MockClock::new();
+        let store = store(1 << 20, &clock);
+        let large = entry(&clock, 900 * 1024, 60);
+        store.insert("c", &key("/large"), large).await.unwrap();
+        let now = crate::clock::Clock::now(&clock);
+        assert!(store.get("c", &key("/large"), now).await.unwrap().is_some());
+        // Larger than the budget: refused, and counted as an eviction.
+        let huge = entry(&clock, 2 << 20, 60);
+        store.insert("c", &key("/huge"), huge).await.unwrap();
+        assert!(store.get("c", &key("/huge"), now).await.unwrap().is_none());
+        let usage = store.usage("c").unwrap();
+        assert_eq!((usage.entries, usage.evictions), (1, 1), "{usage:?}");
+        assert!(store.keys("c").await.unwrap() == vec![key("/large")]);
+    }
+
+    #[tokio::test]
+    async fn entries_nobody_reads_are_swept_when_usage_is_read() {
+        let clock = MockClock::new();
+        let store = store(1 << 20, &clock);
+        for path in ["/a", "/b"] {
+            store
+                .insert("c", &key(path), entry(&clock, 10, 60))
+                .await
+                .unwrap();
+        }
+        clock.advance(Duration::from_secs(61));
+        let usage = store.usage("c").unwrap();
+        assert_eq!((usage.entries, usage.bytes, usage.expirations), (0, 0, 2));
     }
 
     #[tokio::test]
