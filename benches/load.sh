@@ -19,6 +19,7 @@
 #             hit), against a shared hit
 #
 # Needs wrk (apt-get install -y wrk); proxy mode also varnish and nginx.
+# CACHET_PROXY=path runs another build of cachet-proxy (a before/after).
 # Servers run on CPU 0 (one worker each), wrk on CPU 1, so the two do not
 # compete for a core.
 set -euo pipefail
@@ -66,12 +67,13 @@ proxy() { # proxy PORT RULE-PATH [RUST_LOG]
 listen = "127.0.0.1:$1"
 upstream = "http://127.0.0.1:3001"
 
-# Varnish's default: 120 s for a response that says nothing.
+# One hour, as Varnish (-t) and nginx (proxy_cache_valid) are told.
 [[rules]]
 path = '$2'
-ttl = "120s"
+ttl = "1h"
 TOML
-  RUST_LOG=${3:-info} start proxy ./target/release/cachet-proxy --config "$work/proxy-$1.toml"
+  RUST_LOG=${3:-info} start proxy "${CACHET_PROXY:-./target/release/cachet-proxy}" \
+    --config "$work/proxy-$1.toml"
 }
 
 # compare LABEL:PORT[:PATH[:ARGS]]...: rounds of one run per target, then
@@ -123,7 +125,7 @@ case $mode in
     cargo build --release -p cachet-proxy >/dev/null 2>&1
     proxy 3010 '^/'
     proxy 3013 '^/' warn
-    taskset -c 0 varnishd -a 127.0.0.1:3011 -b 127.0.0.1:3001 -s malloc,256m \
+    taskset -c 0 varnishd -a 127.0.0.1:3011 -b 127.0.0.1:3001 -s malloc,256m -t 3600 \
       -n "$work/varnish" -P "$work/varnish.pid" -j none >/dev/null
     mkdir -p "$work/nginx"
     cat >"$work/nginx.conf" <<NGINX
@@ -144,7 +146,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_cache bench;
-      proxy_cache_valid 200 120s;
+      proxy_cache_valid 200 1h;
     }
   }
 }

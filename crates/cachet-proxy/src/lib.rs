@@ -46,6 +46,7 @@
 //! # Ok::<(), cachet_proxy::ProxyConfigError>(())
 //! ```
 
+mod access_log;
 mod admin;
 mod config;
 mod connection;

@@ -39,9 +39,10 @@ fn main() -> ExitCode {
         upstream: cli.upstream,
         clock: None,
     };
-    // Logging first: what loading and restoring find is logged. Held to
-    // the end of `main`, so the last lines are written before exit.
-    let _log = (!cli.check).then(start_logging);
+    // Logging first: what loading and restoring find is logged.
+    if !cli.check {
+        start_logging();
+    }
     let path = cli
         .config
         .or_else(|| std::env::var_os("CACHET_CONFIG").map(PathBuf::from));
@@ -156,26 +157,18 @@ fn main() -> ExitCode {
     })
 }
 
-/// Logs to stdout from a thread of its own: a request formats its access
-/// line and hands it over, never waiting for a write. Lines are buffered
-/// and written in batches (one write each time the thread catches up). If
-/// 128,000 lines are ever waiting, requests wait for room rather than lose
-/// lines. `RUST_LOG` filters (`cachet_proxy::access=off` turns the access
-/// log off).
-fn start_logging() -> tracing_appender::non_blocking::WorkerGuard {
-    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("cachet-proxy-log")
-        .finish(stdout);
+/// Logs to stdout (the access log has a writer of its own, see
+/// `access_log.rs`). Colours only on a terminal: escape codes cost
+/// formatting time and clutter a log file.
+fn start_logging() {
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
-        .with_writer(writer)
+        .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    guard
 }
 
 /// Ctrl-C or SIGTERM.

@@ -2,6 +2,7 @@
 //! invalidation, the cache and the upstream, and logged, on connections
 //! bounded like every listener's ([`crate::connection`]).
 
+use crate::access_log::{AccessLog, Line};
 use crate::config::ProxyConfig;
 use crate::connection::{self, Policy};
 use crate::inbound::Inbound;
@@ -55,11 +56,12 @@ impl Proxy {
             .layer(CacheLayer::new(self.cache.clone()).rewrite_paths(true))
             .service(self.upstream);
         let inbound = Arc::new(self.inbound);
+        let log = Arc::new(AccessLog::stdout());
         let make = move |remote: SocketAddr| {
-            let (app, inbound) = (app.clone(), Arc::clone(&inbound));
+            let (app, inbound, log) = (app.clone(), Arc::clone(&inbound), Arc::clone(&log));
             tower::service_fn(move |req: Request<Incoming>| {
-                let (app, inbound) = (app.clone(), Arc::clone(&inbound));
-                async move { logged(app, &inbound, remote, req).await }
+                let (app, inbound, log) = (app.clone(), Arc::clone(&inbound), Arc::clone(&log));
+                async move { logged(app, &inbound, &log, remote, req).await }
             })
         };
         connection::serve(listener, self.policy, make, shutdown, "proxy").await;
@@ -83,15 +85,21 @@ fn bad_request() -> Response<ResponseBody<ProxyBody>> {
 async fn logged<S>(
     mut app: S,
     inbound: &Inbound,
+    log: &AccessLog,
     remote: SocketAddr,
     mut req: Request<Incoming>,
 ) -> Result<Response<ResponseBody<ProxyBody>>, Infallible>
 where
     S: Service<Request<Incoming>, Response = Response<ResponseBody<ProxyBody>>, Error = Infallible>,
 {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // Only what the line needs is kept, and only when lines are written.
+    let logging = AccessLog::enabled().then(|| {
+        (
+            Instant::now(),
+            req.method().clone(),
+            req.uri().path().to_owned(),
+        )
+    });
     let response = match inbound.prepare(&mut req) {
         Ok(()) => {
             req.extensions_mut().insert(ClientAddr(remote));
@@ -102,19 +110,20 @@ where
             bad_request()
         }
     };
-    let cache_status = response
-        .headers()
-        .get(cachet_core::adapter::CACHE_STATUS)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("-");
-    tracing::info!(
-        target: "cachet_proxy::access",
-        %remote,
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        cache = cache_status,
-        micros = started.elapsed().as_micros() as u64,
-    );
+    if let Some((started, method, path)) = logging {
+        let cache_status = response
+            .headers()
+            .get(cachet_core::adapter::CACHE_STATUS)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("-");
+        log.write(&Line {
+            remote,
+            method: &method,
+            path: &path,
+            status: response.status().as_u16(),
+            cache_status,
+            elapsed: started.elapsed(),
+        });
+    }
     Ok(response)
 }
