@@ -60,6 +60,32 @@ async fn half_sent_and_silent_connections_are_closed_while_others_are_served() {
 }
 
 #[tokio::test]
+async fn the_default_header_count_limit_is_100() {
+    let addr = proxy("").await;
+    // With `Host` and `Connection`: 92 fields (the origin, which allows
+    // 100 too, gets the proxy's own few more), then 101.
+    for (fields, refused) in [(90, false), (99, true)] {
+        let head: String = (0..fields).map(|n| format!("x-h{n}: v\r\n")).collect();
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request =
+            format!("GET /api/items/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{head}\r\n");
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        let ok = answer.starts_with("HTTP/1.1 200");
+        // Refused by the proxy itself: nothing went upstream (no `Via`).
+        let by_proxy =
+            answer.is_empty() || (answer.starts_with("HTTP/1.1 431") && !answer.contains("via:"));
+        assert_eq!(
+            (ok, by_proxy),
+            (!refused, refused),
+            "{fields} fields: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let addr = proxy("").await;
     let mut stream = TcpStream::connect(addr).await.unwrap();

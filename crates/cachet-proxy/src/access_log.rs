@@ -6,9 +6,9 @@
 //! Mon, 07 Dec 2026 10:00:00 GMT 127.0.0.1:50312 "GET /api/items" 200 "cachet; hit; ttl=3599" 41us
 //! ```
 //!
-//! It is on when `RUST_LOG` enables `cachet_proxy::access` at `info` (the
-//! binary's default; `RUST_LOG=info,cachet_proxy::access=off` turns it
-//! off). Lines are batched: one write each time the writer catches up.
+//! It is on when `RUST_LOG` enables `cachet_proxy::access` at `info` as
+//! the proxy starts (the binary's default;
+//! `RUST_LOG=info,cachet_proxy::access=off` turns it off). Lines are batched: one write each time the writer catches up.
 //! Should 128,000 lines ever be waiting, requests wait for room rather
 //! than lose lines.
 
@@ -59,7 +59,7 @@ impl AccessLog {
         }
     }
 
-    /// Whether lines are written (`RUST_LOG`), checked per request.
+    /// Whether lines are to be written (`RUST_LOG`).
     pub(crate) fn enabled() -> bool {
         tracing::enabled!(target: TARGET, tracing::Level::INFO)
     }

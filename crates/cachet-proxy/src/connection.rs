@@ -35,6 +35,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// How many header fields hyper parses when not told (its
+/// `DEFAULT_MAX_HEADERS`), the proxy's default too.
+const HYPER_MAX_HEADERS: usize = 100;
+
 /// What bounds each connection of a listener.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Policy {
@@ -81,8 +85,12 @@ impl Policy {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout)
-            .max_buf_size(self.max_header_bytes)
-            .max_headers(self.max_headers);
+            .max_buf_size(self.max_header_bytes);
+        // hyper's own limit is 100 on the stack; setting any limit makes it
+        // fill a vector of that many slots for every request head.
+        if self.max_headers != HYPER_MAX_HEADERS {
+            builder.http1().max_headers(self.max_headers);
+        }
         builder
             .http2()
             .timer(TokioTimer::new())

@@ -56,12 +56,13 @@ impl Proxy {
             .layer(CacheLayer::new(self.cache.clone()).rewrite_paths(true))
             .service(self.upstream);
         let inbound = Arc::new(self.inbound);
-        let log = Arc::new(AccessLog::stdout());
+        // `RUST_LOG` is read once: a request only checks an `Option`.
+        let log = AccessLog::enabled().then(|| Arc::new(AccessLog::stdout()));
         let make = move |remote: SocketAddr| {
-            let (app, inbound, log) = (app.clone(), Arc::clone(&inbound), Arc::clone(&log));
+            let (app, inbound, log) = (app.clone(), Arc::clone(&inbound), log.clone());
             tower::service_fn(move |req: Request<Incoming>| {
-                let (app, inbound, log) = (app.clone(), Arc::clone(&inbound), Arc::clone(&log));
-                async move { logged(app, &inbound, &log, remote, req).await }
+                let (app, inbound, log) = (app.clone(), Arc::clone(&inbound), log.clone());
+                async move { logged(app, &inbound, log.as_deref(), remote, req).await }
             })
         };
         connection::serve(listener, self.policy, make, shutdown, "proxy").await;
@@ -85,7 +86,7 @@ fn bad_request() -> Response<ResponseBody<ProxyBody>> {
 async fn logged<S>(
     mut app: S,
     inbound: &Inbound,
-    log: &AccessLog,
+    log: Option<&AccessLog>,
     remote: SocketAddr,
     mut req: Request<Incoming>,
 ) -> Result<Response<ResponseBody<ProxyBody>>, Infallible>
@@ -93,8 +94,9 @@ where
     S: Service<Request<Incoming>, Response = Response<ResponseBody<ProxyBody>>, Error = Infallible>,
 {
     // Only what the line needs is kept, and only when lines are written.
-    let logging = AccessLog::enabled().then(|| {
+    let logging = log.map(|log| {
         (
+            log,
             Instant::now(),
             req.method().clone(),
             req.uri().path().to_owned(),
@@ -110,7 +112,7 @@ where
             bad_request()
         }
     };
-    if let Some((started, method, path)) = logging {
+    if let Some((log, started, method, path)) = logging {
         let cache_status = response
             .headers()
             .get(cachet_core::adapter::CACHE_STATUS)
