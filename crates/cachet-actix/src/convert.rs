@@ -7,7 +7,7 @@ use crate::body::{CachedBody, FromActix};
 use actix_web::body::MessageBody;
 use actix_web::http::header as actix_header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use cachet_core::adapter::{Answer, ResponseBody};
+use cachet_core::adapter::{Answer, ResponseBody, STATUS_HEADERS};
 use cachet_core::{CacheTags, UserId};
 
 /// The request head in `http` 1.x types, for the steps past a hit: the
@@ -102,8 +102,43 @@ pub(crate) fn answer_to_actix<B: MessageBody>(
     answer: Answer,
     method: &actix_web::http::Method,
 ) -> HttpResponse<CachedBody<B>> {
-    let body = ResponseBody::full(answer.body);
-    to_actix(answer.status, &answer.headers, body, method)
+    let Some(stored) = answer.prepared(stored_to_actix) else {
+        let body = ResponseBody::full(answer.body);
+        return to_actix(answer.status, &answer.headers, body, method);
+    };
+    // The entry's headers were converted on its first hit: only what this
+    // hit sets is converted now.
+    let mut headers = actix_header::HeaderMap::clone(&stored);
+    for (name, converted) in STATUS_HEADERS.iter().zip(actix_status_headers()) {
+        for value in answer.headers.get_all(name) {
+            if let Ok(value) = actix_header::HeaderValue::from_bytes(value.as_bytes()) {
+                headers.append(converted.clone(), value);
+            }
+        }
+    }
+    let body = CachedBody::new(ResponseBody::full(answer.body), method, &answer.headers);
+    let mut converted = HttpResponse::with_body(status_to_actix(answer.status), body);
+    *converted.headers_mut() = headers;
+    converted
+}
+
+/// An entry's headers as a hit's answer carries them, in actix-web's
+/// types, without the ones each hit sets.
+fn stored_to_actix(headers: &http::HeaderMap) -> actix_header::HeaderMap {
+    let mut converted = headers_to_actix(headers);
+    for name in actix_status_headers() {
+        converted.remove(&name);
+    }
+    converted
+}
+
+/// [`STATUS_HEADERS`] in actix-web's type, in the same order.
+fn actix_status_headers() -> [actix_header::HeaderName; 3] {
+    [
+        actix_header::AGE,
+        actix_header::HeaderName::from_static("cache-status"),
+        actix_header::HeaderName::from_static("x-cache"),
+    ]
 }
 
 fn to_actix<B: MessageBody>(

@@ -48,6 +48,7 @@ impl HandlerCache {
     /// [`Rule::handler`]; its path is never matched). An error names the
     /// field of an invalid rule, or a cache that is unknown or holds values.
     pub fn new(cache: &Cache, rule: &Rule) -> Result<Self, ConfigError> {
+        cachet_core::adapter::prepare_answers(cache);
         Ok(Self {
             rule: HandlerRule::new(cache, rule)?,
             cache: cache.clone(),

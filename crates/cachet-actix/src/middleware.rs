@@ -29,8 +29,10 @@ pub struct ResponseCache {
 }
 
 impl ResponseCache {
-    /// Middleware caching in `cache`.
+    /// Middleware caching in `cache`. Hits convert each entry's headers to
+    /// actix-web's types once, on its first hit (counted in its weight).
     pub fn new(cache: Cache) -> Self {
+        cachet_core::adapter::prepare_answers(&cache);
         Self { cache }
     }
 }

@@ -375,3 +375,66 @@ async fn a_normalized_query_is_handed_over_and_odd_paths_bypass() {
     let (status, _) = get(&app, "/api/./items?a=1&b=2").await;
     assert!(status.contains("fwd=bypass"), "{status}");
 }
+
+/// Every header of a response, as `name: value` lines in order of name.
+fn header_lines(headers: &actix_web::http::header::HeaderMap) -> Vec<String> {
+    let mut lines: Vec<String> = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[actix_web::test]
+async fn hits_after_the_first_answer_from_the_converted_headers_alike() {
+    // The first hit converts the entry's headers to actix-web's types, the
+    // next ones clone them and add only what each hit sets: they must
+    // answer exactly as the first did, the stored headers and a stored
+    // `X-Cache` (the origin's: cachet writes none here) included.
+    let (clock, cache, _) = fixture("[[rules]]\npath = '^/'\nttl = 600\n");
+    let app = test::init_service(App::new().wrap(ResponseCache::new(cache.clone())).route(
+        "/page",
+        web::get().to(|| async {
+            HttpResponse::Ok()
+                .insert_header(("x-cache", "origin"))
+                .insert_header(("x-custom", "a"))
+                .append_header(("x-custom", "b"))
+                .body("page")
+        }),
+    ))
+    .await;
+    let request = || test::TestRequest::get().uri("/page").to_request();
+    let miss = test::call_service(&app, request()).await;
+    assert!(header_lines(miss.headers()).contains(&"x-cache: origin".to_owned()));
+    let mut hits = Vec::new();
+    for _ in 0..3 {
+        let hit = test::call_service(&app, request()).await;
+        hits.push(header_lines(hit.headers()));
+        assert_eq!(test::read_body(hit).await, "page");
+    }
+    assert_eq!(hits[0], hits[1]);
+    assert_eq!(hits[1], hits[2]);
+    for line in [
+        "age: 0",
+        "cache-status: cachet; hit; ttl=600",
+        "x-cache: origin",
+        "x-custom: a",
+        "x-custom: b",
+    ] {
+        assert!(
+            hits[0].contains(&line.to_owned()),
+            "{line} in {:?}",
+            hits[0]
+        );
+    }
+    clock.advance(Duration::from_secs(5));
+    let later = test::call_service(&app, request()).await;
+    let lines = header_lines(later.headers());
+    assert!(lines.contains(&"age: 5".to_owned()), "{lines:?}");
+    assert!(lines.contains(&"cache-status: cachet; hit; ttl=595".to_owned()));
+    assert_eq!(
+        lines.iter().filter(|line| line.starts_with("age:")).count(),
+        1
+    );
+}

@@ -70,6 +70,21 @@ use crate::store::StoreError;
 use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
 
+/// The headers a hit sets on top of its entry's (`Age`, `Cache-Status`,
+/// `X-Cache`): what an adapter adds to an [`Answer::prepared`] form.
+pub const STATUS_HEADERS: [http::HeaderName; 3] = [http::header::AGE, CACHE_STATUS, X_CACHE];
+
+/// Tells `cache` that this adapter uses [`Answer::prepared`]: each entry
+/// stored from now on has room (counted in its weight) for a form of its
+/// headers in the adapter's own types, made on its first hit. Call it
+/// once, when the adapter is built, before requests arrive.
+pub fn prepare_answers(cache: &Cache) {
+    cache
+        .inner
+        .prepares_answers
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// What `cache` does with `req`: pass it, bypass it (counted), or cache it
 /// under a [`Plan`].
 pub fn route(cache: &Cache, req: &dyn RequestHead) -> Route {

@@ -18,6 +18,7 @@ use crate::store::{MemoryStore, Store};
 use crate::values::{Codec, ValueCache};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 /// The longest key a request may make, unless configured otherwise: longer
@@ -451,6 +452,7 @@ impl CacheBuilder {
                 purges: Purges::default(),
                 limits: self.limits,
                 store_warnings: Warnings::default(),
+                prepares_answers: AtomicBool::new(false),
                 started,
             }),
         };

@@ -31,6 +31,7 @@ use crate::store::Store;
 use crate::values::ValueCache;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -100,6 +101,10 @@ pub(crate) struct Inner {
     /// Store failures on the request path, logged at a bounded rate (a
     /// shared tier that is down fails every lookup until it is back).
     pub(crate) store_warnings: Warnings,
+    /// Whether an adapter prepares hits' headers in its own form
+    /// (`adapter::prepare_answers`): entries stored from then on have room
+    /// for one.
+    pub(crate) prepares_answers: AtomicBool,
     started: SystemTime,
 }
 

@@ -15,6 +15,7 @@ use crate::store::StoreError;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
 use http::StatusCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -183,7 +184,8 @@ impl Cache {
         )
         .forbidding_stale(no_stale)
         .with_initial_age(storable.freshness.initial_age)
-        .with_tags(Arc::from(storable.tags.as_slice()));
+        .with_tags(Arc::from(storable.tags.as_slice()))
+        .with_prepared_room(self.inner.prepares_answers.load(Ordering::Relaxed));
         let entry = if generated_etag {
             entry.with_generated_etag()
         } else {

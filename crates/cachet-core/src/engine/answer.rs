@@ -14,6 +14,8 @@ use crate::store::entry::CachedResponse;
 use bytes::Bytes;
 use http::header::HeaderMap;
 use http::StatusCode;
+use std::any::Any;
+use std::sync::Arc;
 
 /// A response the cache makes itself: a hit (200 or 304) or a 504 for
 /// `only-if-cached`. `body` is empty for `HEAD`, 304 and 504.
@@ -25,6 +27,40 @@ pub struct Answer {
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
+    /// The entry whose whole response this is (not a 304, not a range),
+    /// for [`prepared`](Self::prepared).
+    whole: Option<Arc<CachedResponse>>,
+}
+
+impl Answer {
+    /// An answer made of these parts.
+    pub(crate) fn new(status: StatusCode, headers: HeaderMap, body: Bytes) -> Self {
+        Self {
+            status,
+            headers,
+            body,
+            whole: None,
+        }
+    }
+
+    /// For an adapter whose framework has its own header types: the
+    /// entry's headers as `make` converts them, made on the entry's first
+    /// hit and shared by the next ones — the answer's headers but for the
+    /// [`STATUS_HEADERS`] this hit sets, which the adapter adds from
+    /// [`headers`](Self::headers). `None` when there is nothing to share:
+    /// the answer is not the entry's whole response (a 304, a range, a
+    /// 504), the cache was not told with [`prepare_answers`] before the
+    /// entry was stored, or the entry holds another type's form. Then the
+    /// adapter converts `headers` as they are.
+    ///
+    /// [`STATUS_HEADERS`]: crate::adapter::STATUS_HEADERS
+    /// [`prepare_answers`]: crate::adapter::prepare_answers
+    pub fn prepared<T: Any + Send + Sync>(
+        &self,
+        make: impl FnOnce(&HeaderMap) -> T,
+    ) -> Option<Arc<T>> {
+        self.whole.as_ref()?.prepared(|| make(&self.headers))
+    }
 }
 
 impl Cache {
@@ -53,7 +89,7 @@ impl Cache {
     pub(super) fn respond(
         &self,
         plan: &Plan,
-        entry: &CachedResponse,
+        entry: &Arc<CachedResponse>,
         outcome: &Outcome,
         req: &dyn RequestHead,
     ) -> Answer {
@@ -62,11 +98,7 @@ impl Cache {
             self.inner
                 .status_headers
                 .write(outcome, Some(plan.key.as_str()), &mut headers);
-            return Answer {
-                status: StatusCode::NOT_MODIFIED,
-                headers,
-                body: Bytes::new(),
-            };
+            return Answer::new(StatusCode::NOT_MODIFIED, headers, Bytes::new());
         }
         // Sized for the status headers too, so adding them never regrows the map.
         let mut headers =
@@ -80,11 +112,7 @@ impl Cache {
         let body = entry.body();
         if !plan.head && entry.status() == StatusCode::OK {
             if let Some((status, part)) = partial(req, &mut headers, body) {
-                return Answer {
-                    status,
-                    headers,
-                    body: part,
-                };
+                return Answer::new(status, headers, part);
             }
         }
         Answer {
@@ -95,6 +123,7 @@ impl Cache {
             } else {
                 body.clone()
             },
+            whole: Some(Arc::clone(entry)),
         }
     }
 
@@ -107,10 +136,116 @@ impl Cache {
             Some(plan.key.as_str()),
             &mut headers,
         );
-        Answer {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            headers,
-            body: Bytes::new(),
+        Answer::new(StatusCode::GATEWAY_TIMEOUT, headers, Bytes::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::adapter::{self, Begun, Route};
+    use crate::clock::MockClock;
+    use crate::CacheBuilder;
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::Full;
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn cache(prepares: bool) -> crate::Cache {
+        let cache = CacheBuilder::from_toml("[[rules]]\npath = '^/'\nttl = 60")
+            .unwrap()
+            .clock(MockClock::new())
+            .build()
+            .unwrap();
+        if prepares {
+            adapter::prepare_answers(&cache);
         }
+        cache
+    }
+
+    async fn store(cache: &crate::Cache) {
+        let app = |_req: Request<()>| async {
+            let mut response = Response::new(Full::new(Bytes::from("hello")));
+            response
+                .headers_mut()
+                .insert("etag", "\"v1\"".parse().unwrap());
+            Ok::<_, Infallible>(response)
+        };
+        let req = Request::get("/page").body(()).unwrap();
+        let Route::Cache(plan) = adapter::route(cache, &req) else {
+            panic!("cached")
+        };
+        let Begun::Miss(miss) = adapter::begin(cache, plan, &req) else {
+            panic!("a miss")
+        };
+        adapter::serve(cache.clone(), miss, app, req).await.unwrap();
+    }
+
+    fn hit(cache: &crate::Cache, headers: &[(&str, &str)]) -> super::Answer {
+        let mut req = Request::get("/page");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req.body(()).unwrap();
+        let Route::Cache(plan) = adapter::route(cache, &req) else {
+            panic!("cached")
+        };
+        let Begun::Hit(answer, _) = adapter::begin(cache, plan, &req) else {
+            panic!("a hit")
+        };
+        answer
+    }
+
+    #[tokio::test]
+    async fn hits_share_one_prepared_form_of_their_entry() {
+        let cache = cache(true);
+        store(&cache).await;
+        let made = AtomicUsize::new(0);
+        let prepare = |headers: &http::HeaderMap| {
+            made.fetch_add(1, Ordering::Relaxed);
+            headers
+                .keys()
+                .filter(|name| !adapter::STATUS_HEADERS.contains(name))
+                .count()
+        };
+        for _ in 0..3 {
+            let answer = hit(&cache, &[]);
+            assert_eq!(answer.status, StatusCode::OK);
+            assert_eq!(
+                answer.prepared(prepare).as_deref(),
+                Some(&2),
+                "etag, content-length"
+            );
+        }
+        assert_eq!(
+            made.load(Ordering::Relaxed),
+            1,
+            "made once, on the first hit"
+        );
+        // Another type than the one made: none.
+        assert!(hit(&cache, &[]).prepared(|_| "text").is_none());
+        // Not the entry's whole response: none.
+        let not_modified = hit(&cache, &[("if-none-match", "\"v1\"")]);
+        assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+        assert!(not_modified.prepared(prepare).is_none());
+        let partial = hit(&cache, &[("range", "bytes=0-1")]);
+        assert_eq!(partial.status, StatusCode::PARTIAL_CONTENT);
+        assert!(partial.prepared(prepare).is_none());
+        assert_eq!(made.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn entries_have_room_for_a_prepared_form_only_when_asked_and_count_it() {
+        let plain = cache(false);
+        store(&plain).await;
+        assert!(hit(&plain, &[]).prepared(|_| 1).is_none());
+        let prepared = cache(true);
+        store(&prepared).await;
+        assert!(hit(&prepared, &[]).prepared(|_| 1).is_some());
+        let bytes = |cache: &crate::Cache| cache.stats().caches["default"].bytes;
+        assert!(
+            bytes(&prepared) > bytes(&plain),
+            "the second copy of the headers is counted"
+        );
     }
 }

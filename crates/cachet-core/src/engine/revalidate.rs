@@ -215,10 +215,10 @@ impl Cache {
         self.inner
             .status_headers
             .write(&outcome, Some(plan.key.as_str()), &mut headers);
-        Some(Answer {
-            status: StatusCode::GATEWAY_TIMEOUT,
+        Some(Answer::new(
+            StatusCode::GATEWAY_TIMEOUT,
             headers,
-            body: Bytes::new(),
-        })
+            Bytes::new(),
+        ))
     }
 }

@@ -65,6 +65,13 @@ pub enum Begun {
 /// lookup — cannot be got wrong.
 #[derive(Debug)]
 pub struct Miss {
+    /// Boxed: a miss goes to the origin, which dwarfs an allocation, and a
+    /// small [`Begun`] is cheap to move on every hit.
+    inner: Box<Missed>,
+}
+
+#[derive(Debug)]
+struct Missed {
     plan: Plan,
     looked_up: Option<LookedUp>,
 }
@@ -73,8 +80,10 @@ impl From<Plan> for Miss {
     /// A request whose lookup [`serve`] makes itself (in the store, awaited).
     fn from(plan: Plan) -> Self {
         Self {
-            plan,
-            looked_up: None,
+            inner: Box::new(Missed {
+                plan,
+                looked_up: None,
+            }),
         }
     }
 }
@@ -83,8 +92,22 @@ impl From<Plan> for Miss {
 /// refresh), to start with [`refresh`].
 #[derive(Debug)]
 pub struct Refresh {
+    /// Boxed, as [`Miss`] is: rare, and kept out of every hit's moves.
+    inner: Box<Refreshing>,
+}
+
+#[derive(Debug)]
+struct Refreshing {
     plan: Plan,
     revalidation: Revalidation,
+}
+
+impl Refresh {
+    fn new(plan: Plan, revalidation: Revalidation) -> Self {
+        Self {
+            inner: Box::new(Refreshing { plan, revalidation }),
+        }
+    }
 }
 
 /// Begins `req`, which `plan` routes to the cache: looks it up in memory
@@ -97,12 +120,14 @@ pub fn begin(cache: &Cache, plan: Plan, req: &dyn crate::request::RequestHead) -
             let answer = cache.answer(&plan, &hit, req);
             let refresh = hit
                 .into_refresh()
-                .map(|revalidation| Refresh { plan, revalidation });
+                .map(|revalidation| Refresh::new(plan, revalidation));
             Begun::Hit(answer, refresh)
         }
         looked_up => Begun::Miss(Miss {
-            plan,
-            looked_up: looked_up.map(|found| (found, landmark)),
+            inner: Box::new(Missed {
+                plan,
+                looked_up: looked_up.map(|found| (found, landmark)),
+            }),
         }),
     }
 }
@@ -135,7 +160,7 @@ where
     Fut: Future<Output = Result<Response<ResBody>, E>>,
     ResBody: Body<Data = Bytes>,
 {
-    let Miss { plan, looked_up } = miss;
+    let Missed { plan, looked_up } = *miss.inner;
     let (parts, body) = req.into_parts();
     let client = client_head(&parts);
     let (mut looked_up, mut landmark) = match looked_up {
@@ -154,7 +179,7 @@ where
                 let response = answer(cache.answer(&plan, &hit, &client));
                 let refresh = hit.into_refresh().and_then(|revalidation| {
                     let req = Request::from_parts(parts, body);
-                    let refreshing = Refresh { plan, revalidation };
+                    let refreshing = Refresh::new(plan, revalidation);
                     refresh(cache.clone(), refreshing, origin, req)
                 });
                 return Ok((response, refresh));
@@ -254,7 +279,7 @@ where
     Fut: Future<Output = Result<Response<ResBody>, E>>,
     ResBody: Body<Data = Bytes>,
 {
-    let Refresh { plan, revalidation } = refresh;
+    let Refreshing { plan, revalidation } = *refresh.inner;
     let fetch = cache.refresh_fetch(&plan)?;
     Some(async move {
         let (parts, body) = req.into_parts();

@@ -6,7 +6,8 @@ use crate::weight;
 use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, StatusCode};
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 // The serialized form (`store::wire`), in a child module so that it reads
@@ -24,6 +25,7 @@ mod wire_form;
 /// (`stale-if-error`, RFC 5861).
 #[derive(Debug, Clone)]
 pub struct CachedResponse {
+    prepared: Prepared,
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
@@ -37,6 +39,35 @@ pub struct CachedResponse {
     if_error: Duration,
     fetch_time: Duration,
     tags: Tags,
+}
+
+/// The entry's headers in a framework's own representation, made by its
+/// adapter on the first hit and shared by the hits after it (see
+/// `Answer::prepared`). Only an entry stored with room for one (its weight
+/// counts a second copy of its headers) gets one. A copy of the entry
+/// starts without one: its headers may differ.
+#[derive(Default)]
+struct Prepared {
+    room: bool,
+    form: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Clone for Prepared {
+    fn clone(&self) -> Self {
+        Self {
+            room: self.room,
+            form: OnceLock::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("room", &self.room)
+            .field("made", &self.form.get().is_some())
+            .finish()
+    }
 }
 
 /// `headers` with every value in one right-sized allocation. Header values
@@ -95,6 +126,7 @@ impl CachedResponse {
         ttl: Duration,
     ) -> Self {
         Self {
+            prepared: Prepared::default(),
             status,
             headers: compact_headers(headers),
             body: compact_body(body),
@@ -125,6 +157,27 @@ impl CachedResponse {
     pub fn with_tags(mut self, tags: Tags) -> Self {
         self.tags = tags;
         self
+    }
+
+    /// Gives the entry room for a prepared form of its headers, counted in
+    /// its weight, when `on`.
+    #[must_use]
+    pub(crate) fn with_prepared_room(mut self, on: bool) -> Self {
+        self.prepared.room = on;
+        self
+    }
+
+    /// The prepared form of type `T`, made by `make` on first use; `None`
+    /// when the entry has no room for one or holds one of another type.
+    pub(crate) fn prepared<T: Any + Send + Sync>(
+        &self,
+        make: impl FnOnce() -> T,
+    ) -> Option<Arc<T>> {
+        if !self.prepared.room {
+            return None;
+        }
+        let form = self.prepared.form.get_or_init(|| Arc::new(make()));
+        Arc::clone(form).downcast().ok()
     }
 
     /// The tags the entry is indexed under.
@@ -321,9 +374,11 @@ impl CachedResponse {
     /// entry itself and its tags (see the `weight` module). The store adds
     /// the key's own cost.
     pub fn weight(&self) -> u64 {
+        // A prepared form is about as large as the headers it is made from.
+        let copies = if self.prepared.room { 2 } else { 1 };
         weight::shared::<Self>()
             + weight::body(self.body.len())
-            + weight::headers(&self.headers)
+            + copies * weight::headers(&self.headers)
             + weight::tags(&self.tags)
     }
 }

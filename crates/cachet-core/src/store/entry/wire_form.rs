@@ -67,6 +67,7 @@ impl CachedResponse {
             Ok(())
         })?;
         Ok(Self {
+            prepared: super::Prepared::default(),
             status,
             headers: map,
             body: Bytes::copy_from_slice(body),
