@@ -48,6 +48,11 @@ impl RequestHead for ActixRequest<'_> {
         self.0.extensions().get::<UserId>().cloned()
     }
 
+    fn header_names(&self, each: &mut dyn FnMut(&str)) -> bool {
+        self.0.headers().keys().for_each(|name| each(name.as_str()));
+        true
+    }
+
     fn authority(&self) -> Option<&[u8]> {
         self.0
             .uri()
@@ -83,5 +88,9 @@ mod tests {
         assert_eq!(many, [b"one", b"two"]);
         assert_eq!(head.user_id(), Some(UserId::new("alice")));
         assert_eq!(head.header(&http::header::AUTHORIZATION), None);
+        let mut names = Vec::new();
+        assert!(head.header_names(&mut |name| names.push(name.to_owned())));
+        names.sort();
+        assert_eq!(names, ["accept-language", "x-many"], "each name once");
     }
 }

@@ -25,6 +25,15 @@ pub trait RequestHead {
     fn header_values<'a>(&'a self, name: &HeaderName, each: &mut dyn FnMut(&'a [u8]));
     /// The identity set by the application, if any (see [`UserId`]).
     fn user_id(&self) -> Option<UserId>;
+    /// Calls `each` with the name of every header the request has (once
+    /// per name, in any order) and returns `true`; or returns `false`
+    /// without calling it (the default) when the request cannot list them.
+    /// The cache reads a request's names once, then answers its lookups of
+    /// headers the request does not have without asking it.
+    fn header_names(&self, each: &mut dyn FnMut(&str)) -> bool {
+        let _ = each;
+        false
+    }
     /// The request target's authority (host and port) when the URI is in
     /// absolute form, as HTTP/2 requests carry it; `None` by default.
     fn authority(&self) -> Option<&[u8]> {
@@ -86,6 +95,10 @@ impl<B> RequestHead for http::Request<B> {
     fn user_id(&self) -> Option<UserId> {
         self.extensions().get::<UserId>().cloned()
     }
+    fn header_names(&self, each: &mut dyn FnMut(&str)) -> bool {
+        self.headers().keys().for_each(|name| each(name.as_str()));
+        true
+    }
     fn authority(&self) -> Option<&[u8]> {
         self.uri()
             .authority()
@@ -113,6 +126,10 @@ impl RequestHead for http::request::Parts {
     }
     fn user_id(&self) -> Option<UserId> {
         self.extensions.get::<UserId>().cloned()
+    }
+    fn header_names(&self, each: &mut dyn FnMut(&str)) -> bool {
+        self.headers.keys().for_each(|name| each(name.as_str()));
+        true
     }
     fn authority(&self) -> Option<&[u8]> {
         self.uri

@@ -18,7 +18,7 @@ const ENTRY_OVERHEAD: u64 = 64;
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Mode {
-    /// Memory (moka) first, then Memcached shared by every instance: a miss
+    /// Memory (the in-memory store) first, then Memcached shared by every instance: a miss
     /// in memory checks Memcached before the origin, and a stored response
     /// goes to both. Purges reach every instance's memory through the
     /// invalidation log, within `poll_interval`.

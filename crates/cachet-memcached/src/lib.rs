@@ -2,7 +2,7 @@
 //! server is not enough and your platform runs Memcached, every instance of
 //! an application shares it.
 //!
-//! - **Tiered** (the default): each instance keeps its memory (moka) in
+//! - **Tiered** (the default): each instance keeps its memory (the in-memory store) in
 //!   front of Memcached. A miss in memory checks Memcached before the
 //!   origin; a stored response goes to both (bodies over
 //!   `max_shared_body` stay in memory, and Memcached holds a marker so

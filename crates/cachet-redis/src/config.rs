@@ -12,7 +12,7 @@ use std::time::Duration;
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Mode {
-    /// Memory (moka) first, then Redis shared by every instance: a miss in
+    /// Memory (the in-memory store) first, then Redis shared by every instance: a miss in
     /// memory checks Redis before the origin, and a stored response goes to
     /// both. Purges reach every instance's memory through a Redis channel.
     #[default]

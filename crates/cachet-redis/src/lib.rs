@@ -1,7 +1,7 @@
 //! A shared Redis tier for [cachet](https://docs.rs/cachet): when one
 //! server is not enough, every instance of an application shares one Redis.
 //!
-//! - **Tiered** (the default): each instance keeps its memory (moka) in
+//! - **Tiered** (the default): each instance keeps its memory (the in-memory store) in
 //!   front of Redis. A miss in memory checks Redis before the origin; a
 //!   stored response goes to both (bodies over `max_shared_body` stay in
 //!   memory, and Redis holds a marker so purges still find them).

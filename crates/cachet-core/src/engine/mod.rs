@@ -29,6 +29,7 @@ pub(crate) mod lookup;
 pub(crate) mod record;
 pub(crate) mod revalidate;
 pub(crate) mod route;
+pub(crate) mod scanned;
 
 pub(crate) use self::admit::{Admission, StoreOutcome};
 pub use self::answer::Answer;

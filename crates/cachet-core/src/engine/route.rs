@@ -1,6 +1,7 @@
 //! Step 1, route: the rule that matches a request and the key of its
 //! entry — or a pass-through, or a bypass of the cache.
 
+use super::scanned::Scanned;
 use crate::cache::{Cache, CacheUse};
 use crate::config::rules::{CompiledRule, Rule, DEFAULT_CACHE};
 use crate::config::ConfigError;
@@ -224,6 +225,7 @@ impl Cache {
     /// `vary_by_user` rule) a credential without a clear identity.
     pub(crate) fn route(&self, req: &dyn RequestHead) -> Route {
         let raw_path = req.path();
+        let req = &Scanned::new(req);
         let path = match canonical_path(raw_path) {
             Ok(path) => path,
             Err(_) => {
@@ -243,6 +245,7 @@ impl Cache {
     /// [`route`](Self::route) for a request a handler's router sent to
     /// `rule` ([`Cache::handler_rule`]): the same steps, without matching.
     pub(crate) fn route_handler(&self, rule: &Arc<CompiledRule>, req: &dyn RequestHead) -> Route {
+        let req = &Scanned::new(req);
         match canonical_path(req.path()) {
             Ok(path) => self.route_under(req, rule, &path),
             Err(_) => self.bypass(rule, ForwardReason::Bypass),

@@ -21,6 +21,7 @@ mod recorder;
 pub use self::body::ResponseBody;
 
 use self::recorder::{join, Recorder};
+use super::scanned::Scanned;
 use crate::cache::Cache;
 use crate::engine::coalesce::{Fetch, Landing, Landmark, Turn};
 use crate::engine::invalidate::request_origin;
@@ -114,6 +115,7 @@ impl Refresh {
 /// and answers a hit at once, allocating nothing; anything else is a
 /// [`Miss`] for [`serve`].
 pub fn begin(cache: &Cache, plan: Plan, req: &dyn crate::request::RequestHead) -> Begun {
+    let req = &Scanned::new(req);
     let landmark = cache.landmark();
     match cache.lookup_now(&plan, req) {
         Some(Lookup::Hit(hit)) => {

@@ -1,0 +1,211 @@
+//! A request whose header names were read once: the cache looks up a dozen
+//! headers on every request it routes (bypass conditions, directives,
+//! credentials, preconditions, ranges), and most requests carry none of
+//! them. [`Scanned`] answers those lookups from one pass over the names
+//! instead of a map lookup each (in actix-web's map, a name parse each).
+
+use crate::request::{RequestHead, UserId};
+use http::header::{self, HeaderName};
+
+/// The headers read on every routed request, one bit each.
+const ASKED: [HeaderName; 13] = [
+    header::HOST,              // 0: 4 bytes
+    header::RANGE,             // 1: 5
+    header::COOKIE,            // 2: 6
+    header::PRAGMA,            // 3: 6
+    header::UPGRADE,           // 4: 7
+    header::IF_RANGE,          // 5: 8
+    header::CONNECTION,        // 6: 10
+    header::AUTHORIZATION,     // 7: 13
+    header::CACHE_CONTROL,     // 8: 13
+    header::IF_NONE_MATCH,     // 9: 13
+    header::CONTENT_LENGTH,    // 10: 14
+    header::IF_MODIFIED_SINCE, // 11: 17
+    header::TRANSFER_ENCODING, // 12: 17
+];
+
+/// The index in [`ASKED`] of the header named `name` (lower case, as both
+/// `http` versions spell names), by its length first.
+fn asked(name: &str) -> Option<usize> {
+    let candidates: &[usize] = match name.len() {
+        4 => &[0],
+        5 => &[1],
+        6 => &[2, 3],
+        7 => &[4],
+        8 => &[5],
+        10 => &[6],
+        13 => &[7, 8, 9],
+        14 => &[10],
+        17 => &[11, 12],
+        _ => return None,
+    };
+    candidates
+        .iter()
+        .copied()
+        .find(|&index| ASKED[index].as_str() == name)
+}
+
+/// `req`, with what its header names say: which of [`ASKED`] it has, and
+/// whether it has any other header. A lookup of a header it lacks is
+/// answered here; any other goes to `req`.
+pub(crate) struct Scanned<'a> {
+    req: &'a dyn RequestHead,
+    /// Bit `i`: the request has `ASKED[i]`.
+    present: u16,
+    /// Whether it has a header not in `ASKED`.
+    others: bool,
+    /// Whether the names could be listed (else every lookup goes to `req`).
+    listed: bool,
+}
+
+impl<'a> Scanned<'a> {
+    pub(crate) fn new(req: &'a dyn RequestHead) -> Self {
+        let mut present = 0u16;
+        let mut others = false;
+        let listed = req.header_names(&mut |name| match asked(name) {
+            Some(index) => present |= 1 << index,
+            None => others = true,
+        });
+        Self {
+            req,
+            present,
+            others,
+            listed,
+        }
+    }
+
+    /// Whether the request surely has no header `name`.
+    fn lacks(&self, name: &HeaderName) -> bool {
+        self.listed
+            && match asked(name.as_str()) {
+                Some(index) => self.present & (1 << index) == 0,
+                None => !self.others,
+            }
+    }
+}
+
+impl RequestHead for Scanned<'_> {
+    fn method(&self) -> &str {
+        self.req.method()
+    }
+    fn path(&self) -> &str {
+        self.req.path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.req.query()
+    }
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        if self.lacks(name) {
+            return None;
+        }
+        self.req.header(name)
+    }
+    fn header_values<'b>(&'b self, name: &HeaderName, each: &mut dyn FnMut(&'b [u8])) {
+        if !self.lacks(name) {
+            self.req.header_values(name, each);
+        }
+    }
+    fn user_id(&self) -> Option<UserId> {
+        self.req.user_id()
+    }
+    fn header_names(&self, each: &mut dyn FnMut(&str)) -> bool {
+        self.req.header_names(each)
+    }
+    fn authority(&self) -> Option<&[u8]> {
+        self.req.authority()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `req` says about `name`, asked directly and through a scan.
+    fn both(req: &http::Request<()>, name: &HeaderName) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let read = |head: &dyn RequestHead| {
+            let mut values = Vec::new();
+            head.header_values(name, &mut |value| values.push(value.to_vec()));
+            assert_eq!(head.header(name), values.first().map(Vec::as_slice));
+            values
+        };
+        (read(req), read(&Scanned::new(req)))
+    }
+
+    #[test]
+    fn every_name_of_the_table_is_found_by_its_length() {
+        for (index, name) in ASKED.iter().enumerate() {
+            assert_eq!(asked(name.as_str()), Some(index), "{name}");
+        }
+        assert_eq!(asked("accept"), None);
+        assert_eq!(asked("x-forwarded-for"), None);
+    }
+
+    #[test]
+    fn a_scan_answers_every_lookup_as_the_request_does() {
+        let names: Vec<HeaderName> = ASKED
+            .iter()
+            .cloned()
+            .chain(["x-http-method-override", "accept", "x-other"].map(HeaderName::from_static))
+            .collect();
+        let requests = [
+            http::Request::get("/").body(()).unwrap(),
+            http::Request::get("/")
+                .header("host", "a")
+                .body(())
+                .unwrap(),
+            http::Request::get("/")
+                .header("cache-control", "no-cache")
+                .header("cache-control", "max-age=0")
+                .header("x-http-method-override", "PUT")
+                .header("range", "bytes=0-1")
+                .body(())
+                .unwrap(),
+            http::Request::get("/")
+                .header("accept", "*/*")
+                .body(())
+                .unwrap(),
+        ];
+        for req in &requests {
+            for name in &names {
+                let (direct, scanned) = both(req, name);
+                assert_eq!(direct, scanned, "{name} in {:?}", req.headers());
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_that_cannot_list_its_names_is_always_asked() {
+        struct Unlisted(http::Request<()>);
+        impl RequestHead for Unlisted {
+            fn method(&self) -> &str {
+                "GET"
+            }
+            fn path(&self) -> &str {
+                "/"
+            }
+            fn query(&self) -> Option<&str> {
+                None
+            }
+            fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+                self.0.header(name)
+            }
+            fn header_values<'a>(&'a self, name: &HeaderName, each: &mut dyn FnMut(&'a [u8])) {
+                self.0.header_values(name, each);
+            }
+            fn user_id(&self) -> Option<UserId> {
+                None
+            }
+        }
+        let req = Unlisted(
+            http::Request::get("/")
+                .header("x-other", "1")
+                .body(())
+                .unwrap(),
+        );
+        let scanned = Scanned::new(&req);
+        assert_eq!(
+            scanned.header(&HeaderName::from_static("x-other")),
+            Some(&b"1"[..])
+        );
+    }
+}
