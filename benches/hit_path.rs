@@ -35,13 +35,44 @@ fn request(uri: &str) -> Request {
     http::Request::get(uri).body(Full::default()).unwrap()
 }
 
+/// What a browser sends with a request for a page's data.
+const BROWSER: [(&str, &str); 7] = [
+    ("host", "shop.example.com"),
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    ),
+    ("accept", "application/json, text/plain, */*"),
+    ("accept-language", "en-GB,en;q=0.5"),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("referer", "https://shop.example.com/basket"),
+    ("sec-fetch-mode", "cors"),
+];
+
+fn browser_request(uri: &str) -> Request {
+    let mut builder = http::Request::get(uri);
+    for (name, value) in BROWSER {
+        builder = builder.header(name, value);
+    }
+    builder.body(Full::default()).unwrap()
+}
+
 async fn drive<S, B>(service: &S, uri: &str) -> usize
 where
     S: Service<Request, Response = http::Response<B>, Error = Infallible> + Clone,
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Debug,
 {
-    let response = service.clone().oneshot(request(uri)).await.unwrap();
+    send(service, request(uri)).await
+}
+
+async fn send<S, B>(service: &S, request: Request) -> usize
+where
+    S: Service<Request, Response = http::Response<B>, Error = Infallible> + Clone,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let response = service.clone().oneshot(request).await.unwrap();
     response
         .into_body()
         .collect()
@@ -76,6 +107,14 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("cache hit", |b| {
         b.to_async(&rt).iter(|| drive(&cached, "/api/items"))
+    });
+    group.bench_function("bare, a browser's headers", |b| {
+        b.to_async(&rt)
+            .iter(|| send(&bare, browser_request("/api/items")))
+    });
+    group.bench_function("cache hit, a browser's headers", |b| {
+        b.to_async(&rt)
+            .iter(|| send(&cached, browser_request("/api/items")))
     });
     group.bench_function("no rule (pass-through)", |b| {
         b.to_async(&rt).iter(|| drive(&cached, "/static/app.css"))
