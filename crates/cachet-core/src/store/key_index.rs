@@ -6,12 +6,6 @@
 use crate::store::entry::Entry;
 use crate::store::WalkPart;
 use std::collections::{HashMap, HashSet};
-
-/// The index's maps: keyed by client-chosen strings, so hashed with a
-/// random key; aHash, because the index is written on every store and
-/// eviction (SipHash was a tenth of a stored miss).
-type Map<K, V> = HashMap<K, V, ahash::RandomState>;
-type Set<T> = HashSet<T, ahash::RandomState>;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Shards, so that concurrent stores (a restore's workers, the request
@@ -35,8 +29,8 @@ pub(crate) struct KeyIndex {
 
 #[derive(Debug, Default)]
 struct Shard {
-    entries: Map<Arc<str>, Entry>,
-    keys_by_tag: Map<Arc<str>, Keys>,
+    entries: HashMap<Arc<str>, Entry>,
+    keys_by_tag: HashMap<Arc<str>, Keys>,
     pairs: u64,
 }
 
@@ -45,7 +39,7 @@ struct Shard {
 #[derive(Debug)]
 enum Keys {
     One(Arc<str>),
-    Many(Set<Arc<str>>),
+    Many(HashSet<Arc<str>>),
 }
 
 impl Default for KeyIndex {
@@ -159,7 +153,7 @@ impl Shard {
             }
             Some(Keys::One(only)) if *only == *key => {}
             Some(keys @ Keys::One(_)) => {
-                let Keys::One(only) = std::mem::replace(keys, Keys::Many(Set::default())) else {
+                let Keys::One(only) = std::mem::replace(keys, Keys::Many(HashSet::new())) else {
                     unreachable!("matched as one key just above");
                 };
                 if let Keys::Many(set) = keys {
