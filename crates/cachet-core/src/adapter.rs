@@ -58,7 +58,7 @@ pub use crate::engine::exchange::{
 };
 pub use crate::engine::invalidate::Invalidation;
 pub use crate::engine::{Answer, Plan, Route};
-pub use crate::protocol::cache_status::{ForwardReason, CACHE_STATUS, X_CACHE};
+pub use crate::protocol::cache_status::{ForwardReason, CACHE_STATUS, STATUS_HEADERS, X_CACHE};
 pub use crate::protocol::hop_by_hop::{is_hop_by_hop, strip_hop_by_hop, HOP_BY_HOP};
 pub use crate::protocol::host::{request_host, BadHost};
 pub use crate::request::RequestHead;
@@ -69,10 +69,6 @@ use crate::protocol::tags::CacheTags;
 use crate::store::StoreError;
 use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
-
-/// The headers a hit sets on top of its entry's (`Age`, `Cache-Status`,
-/// `X-Cache`): what an adapter adds to an [`Answer::prepared`] form.
-pub const STATUS_HEADERS: [http::HeaderName; 3] = [http::header::AGE, CACHE_STATUS, X_CACHE];
 
 /// Tells `cache` that this adapter uses [`Answer::prepared`]: each entry
 /// stored from now on has room (counted in its weight) for a form of its

@@ -46,15 +46,12 @@ impl Answer {
     /// For an adapter whose framework has its own header types: the
     /// entry's headers as `make` converts them, made on the entry's first
     /// hit and shared by the next ones — the answer's headers but for the
-    /// [`STATUS_HEADERS`] this hit sets, which the adapter adds from
+    /// `adapter::STATUS_HEADERS` this hit sets, which the adapter adds from
     /// [`headers`](Self::headers). `None` when there is nothing to share:
     /// the answer is not the entry's whole response (a 304, a range, a
-    /// 504), the cache was not told with [`prepare_answers`] before the
-    /// entry was stored, or the entry holds another type's form. Then the
-    /// adapter converts `headers` as they are.
-    ///
-    /// [`STATUS_HEADERS`]: crate::adapter::STATUS_HEADERS
-    /// [`prepare_answers`]: crate::adapter::prepare_answers
+    /// 504), the cache was not told with `adapter::prepare_answers` before
+    /// the entry was stored, or the entry holds another type's form. Then
+    /// the adapter converts `headers` as they are.
     pub fn prepared<T: Any + Send + Sync>(
         &self,
         make: impl FnOnce(&HeaderMap) -> T,
@@ -142,8 +139,10 @@ impl Cache {
 
 #[cfg(test)]
 mod tests {
-    use crate::adapter::{self, Begun, Route};
     use crate::clock::MockClock;
+    use crate::engine::exchange::{begin, serve, Begun};
+    use crate::engine::Route;
+    use crate::protocol::cache_status::STATUS_HEADERS;
     use crate::CacheBuilder;
     use bytes::Bytes;
     use http::{Request, Response, StatusCode};
@@ -157,9 +156,10 @@ mod tests {
             .clock(MockClock::new())
             .build()
             .unwrap();
-        if prepares {
-            adapter::prepare_answers(&cache);
-        }
+        cache
+            .inner
+            .prepares_answers
+            .store(prepares, Ordering::Relaxed);
         cache
     }
 
@@ -172,13 +172,13 @@ mod tests {
             Ok::<_, Infallible>(response)
         };
         let req = Request::get("/page").body(()).unwrap();
-        let Route::Cache(plan) = adapter::route(cache, &req) else {
+        let Route::Cache(plan) = cache.route(&req) else {
             panic!("cached")
         };
-        let Begun::Miss(miss) = adapter::begin(cache, plan, &req) else {
+        let Begun::Miss(miss) = begin(cache, plan, &req) else {
             panic!("a miss")
         };
-        adapter::serve(cache.clone(), miss, app, req).await.unwrap();
+        serve(cache.clone(), miss, app, req).await.unwrap();
     }
 
     fn hit(cache: &crate::Cache, headers: &[(&str, &str)]) -> super::Answer {
@@ -187,10 +187,10 @@ mod tests {
             req = req.header(*name, *value);
         }
         let req = req.body(()).unwrap();
-        let Route::Cache(plan) = adapter::route(cache, &req) else {
+        let Route::Cache(plan) = cache.route(&req) else {
             panic!("cached")
         };
-        let Begun::Hit(answer, _) = adapter::begin(cache, plan, &req) else {
+        let Begun::Hit(answer, _) = begin(cache, plan, &req) else {
             panic!("a hit")
         };
         answer
@@ -205,7 +205,7 @@ mod tests {
             made.fetch_add(1, Ordering::Relaxed);
             headers
                 .keys()
-                .filter(|name| !adapter::STATUS_HEADERS.contains(name))
+                .filter(|name| !STATUS_HEADERS.contains(name))
                 .count()
         };
         for _ in 0..3 {

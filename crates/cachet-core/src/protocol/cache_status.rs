@@ -13,6 +13,10 @@ use std::time::Duration;
 pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 /// The `X-Cache` header, for those who grep for it.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+/// The headers a hit sets on top of its entry's (`Age`, `Cache-Status`,
+/// `X-Cache`): what an adapter adds to a prepared form of the entry's
+/// headers (`Answer::prepared`).
+pub const STATUS_HEADERS: [HeaderName; 3] = [AGE, CACHE_STATUS, X_CACHE];
 
 /// How many seconds have a precomputed `Age` and `Cache-Status: …; ttl=N`
 /// value: a hit clones one (a reference count) instead of formatting.
