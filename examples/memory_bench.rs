@@ -195,7 +195,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut counted = String::new();
     for line in stdout.lines() {
         let line = line?;
-        if line.starts_with("cachet-proxy stopped:") {
+        // The responses' cache (the proxy also reports its empty `values`).
+        if line.starts_with("cachet-proxy stopped: cache `default`") {
             counted = line;
         }
     }
