@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::header::HeaderMap;
 use http::StatusCode;
 use std::any::Any;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// A response the cache makes itself: a hit (200 or 304) or a 504 for
@@ -120,7 +121,13 @@ impl Cache {
             } else {
                 body.clone()
             },
-            whole: Some(Arc::clone(entry)),
+            // Only an adapter that prepares answers reads it: the others
+            // skip a reference count per hit.
+            whole: self
+                .inner
+                .prepares_answers
+                .load(Ordering::Relaxed)
+                .then(|| Arc::clone(entry)),
         }
     }
 
