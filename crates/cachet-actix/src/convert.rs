@@ -109,7 +109,7 @@ pub(crate) fn answer_to_actix<B: MessageBody>(
     // The entry's headers were converted on its first hit: only what this
     // hit sets is converted now.
     let mut headers = actix_header::HeaderMap::clone(&stored);
-    for (name, converted) in STATUS_HEADERS.iter().zip(actix_status_headers()) {
+    for (name, converted) in STATUS_HEADERS.iter().zip(&ACTIX_STATUS_HEADERS) {
         for value in answer.headers.get_all(name) {
             if let Ok(value) = actix_header::HeaderValue::from_bytes(value.as_bytes()) {
                 headers.append(converted.clone(), value);
@@ -126,20 +126,19 @@ pub(crate) fn answer_to_actix<B: MessageBody>(
 /// types, without the ones each hit sets.
 fn stored_to_actix(headers: &http::HeaderMap) -> actix_header::HeaderMap {
     let mut converted = headers_to_actix(headers);
-    for name in actix_status_headers() {
-        converted.remove(&name);
+    for name in &ACTIX_STATUS_HEADERS {
+        converted.remove(name);
     }
     converted
 }
 
-/// [`STATUS_HEADERS`] in actix-web's type, in the same order.
-fn actix_status_headers() -> [actix_header::HeaderName; 3] {
-    [
-        actix_header::AGE,
-        actix_header::HeaderName::from_static("cache-status"),
-        actix_header::HeaderName::from_static("x-cache"),
-    ]
-}
+/// [`STATUS_HEADERS`] in actix-web's type, in the same order (a `static`:
+/// built once, not on every hit).
+static ACTIX_STATUS_HEADERS: [actix_header::HeaderName; 3] = [
+    actix_header::AGE,
+    actix_header::HeaderName::from_static("cache-status"),
+    actix_header::HeaderName::from_static("x-cache"),
+];
 
 fn to_actix<B: MessageBody>(
     status: http::StatusCode,
