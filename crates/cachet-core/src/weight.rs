@@ -35,10 +35,10 @@ pub(crate) const STORE_PER_KEY: u64 = 64;
 const INDEXED_KEY: u64 = 50;
 /// The index's cost per tag of a key, as if only that key carried it (its
 /// URI term, a surrogate key naming one item such as `item-42`): a map
-/// slot of its own, holding the key inline. A tag many keys share costs
-/// each of them less (a slot in its key set, about 40 bytes); counting the
-/// larger figure errs on the side of the budget.
-const TAG: u64 = 100;
+/// slot of its own (the tag and the key inline, 32 bytes) at the map's
+/// average load. A tag many keys share costs each of them about as much: a
+/// slot in its key set.
+const TAG: u64 = 80;
 
 /// Header names `http` knows (they cost nothing beyond their slot); any
 /// other name is a shared allocation of its own.

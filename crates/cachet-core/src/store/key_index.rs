@@ -35,11 +35,12 @@ struct Shard {
 }
 
 /// The keys under one tag. Most tags are a URI's term, carried by one key:
-/// those keep it inline rather than in a set of their own.
+/// those keep it inline rather than in a set of their own. The set is boxed
+/// so that the map's slots, most of which hold one key, stay small.
 #[derive(Debug)]
 enum Keys {
     One(Arc<str>),
-    Many(HashSet<Arc<str>>),
+    Many(Box<HashSet<Arc<str>>>),
 }
 
 impl Default for KeyIndex {
@@ -153,7 +154,7 @@ impl Shard {
             }
             Some(Keys::One(only)) if *only == *key => {}
             Some(keys @ Keys::One(_)) => {
-                let Keys::One(only) = std::mem::replace(keys, Keys::Many(HashSet::new())) else {
+                let Keys::One(only) = std::mem::replace(keys, Keys::Many(Box::default())) else {
                     unreachable!("matched as one key just above");
                 };
                 if let Keys::Many(set) = keys {
@@ -171,6 +172,9 @@ impl Shard {
         if let Some(indexed) = self.entries.remove(key) {
             self.unindex_tags(key, &indexed);
         }
+        if sparse(self.entries.len(), self.entries.capacity()) {
+            self.entries.shrink_to(2 * self.entries.len());
+        }
     }
 
     /// Takes `key` out of the key sets of the tags `indexed` carries.
@@ -178,19 +182,53 @@ impl Shard {
         let tags = indexed.tags();
         self.pairs -= tags.len() as u64;
         for tag in tags {
-            let emptied = match self.keys_by_tag.get_mut(tag) {
-                Some(Keys::One(only)) => &**only == key,
-                Some(Keys::Many(set)) => {
-                    set.remove(key);
-                    set.is_empty()
-                }
-                None => false,
-            };
-            if emptied {
+            if self
+                .keys_by_tag
+                .get_mut(tag)
+                .is_some_and(|keys| keys.remove(key))
+            {
                 self.keys_by_tag.remove(tag);
             }
         }
+        // Evictions churn through the maps: once they have shrunk, give
+        // back what they no longer need.
+        if sparse(self.keys_by_tag.len(), self.keys_by_tag.capacity()) {
+            self.keys_by_tag.shrink_to(2 * self.keys_by_tag.len());
+        }
     }
+}
+
+impl Keys {
+    /// Takes `key` out; whether no key is left. A set left with one key is
+    /// that key again, and a sparse one gives back its room.
+    fn remove(&mut self, key: &str) -> bool {
+        match self {
+            Self::One(only) => &**only == key,
+            Self::Many(set) => {
+                set.remove(key);
+                if sparse(set.len(), set.capacity()) {
+                    set.shrink_to(2 * set.len());
+                }
+                let only = match set.len() {
+                    0 => return true,
+                    1 => set.drain().next(),
+                    _ => None,
+                };
+                if let Some(only) = only {
+                    *self = Self::One(only);
+                }
+                false
+            }
+        }
+    }
+}
+
+/// Whether a hash table of `len` keys in room for `capacity` should give
+/// room back: once it holds a quarter of it. Halving it then leaves it at
+/// most four times its live slots (its weight counts them at the usual
+/// load), and a key coming and going cannot make it resize back and forth.
+fn sparse(len: usize, capacity: usize) -> bool {
+    capacity > 16 && len <= capacity / 4
 }
 
 #[cfg(test)]
@@ -256,6 +294,61 @@ mod tests {
         index.removed(&keys[0], &entries[0]);
         assert!(index.keys("shared").is_empty());
         assert_eq!(index.pairs(), 0);
+    }
+
+    #[test]
+    fn tables_give_back_room_as_keys_go() {
+        let index = KeyIndex::default();
+        let keys: Vec<Arc<str>> = (0..64 * 200)
+            .map(|n| Arc::from(format!("/k{n} GET")))
+            .collect();
+        let entries: Vec<Entry> = keys.iter().map(|_| tagged(&["shared"])).collect();
+        for (key, entry) in keys.iter().zip(&entries) {
+            index.add(key, entry);
+        }
+        let room = |index: &KeyIndex| -> (usize, usize) {
+            let shards = index.shards.iter().map(|shard| lock(shard));
+            shards.fold((0, 0), |(entries, set), shard| {
+                let set_room = match shard.keys_by_tag.get("shared") {
+                    Some(Keys::Many(keys)) => keys.capacity(),
+                    _ => 0,
+                };
+                (entries + shard.entries.capacity(), set + set_room)
+            })
+        };
+        let (full_entries, full_set) = room(&index);
+        // Leave one key in a hundred.
+        for (n, (key, entry)) in keys.iter().zip(&entries).enumerate() {
+            if n % 100 != 0 {
+                index.removed(key, entry);
+            }
+        }
+        let (entries_room, set_room) = room(&index);
+        assert!(
+            entries_room * 8 < full_entries,
+            "{entries_room} of {full_entries}"
+        );
+        assert!(set_room * 8 < full_set, "{set_room} of {full_set}");
+        assert_eq!(index.keys("shared").len(), keys.len() / 100);
+        // A set down to one key holds it inline again.
+        for (n, (key, entry)) in keys.iter().zip(&entries).enumerate() {
+            if n % 100 == 0 && n > 0 {
+                index.removed(key, entry);
+            }
+        }
+        let held: Vec<bool> = index
+            .shards
+            .iter()
+            .filter_map(|shard| {
+                let shard = lock(shard);
+                shard
+                    .keys_by_tag
+                    .get("shared")
+                    .map(|keys| matches!(keys, Keys::One(_)))
+            })
+            .collect();
+        assert_eq!(held, vec![true], "one shard holds the last key, inline");
+        assert_eq!(index.keys("shared"), vec![Arc::clone(&keys[0])]);
     }
 
     #[test]
