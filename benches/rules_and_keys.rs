@@ -53,6 +53,15 @@ fn bench(c: &mut Criterion) {
         });
     }
 
+    // The default identity: the `Authorization` header, hashed per request.
+    let bearer = http::Request::get("/api/v1/resource50/12345/items")
+        .header("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.dXNlci00Mg.c2lnbmF0dXJl")
+        .body(())
+        .unwrap();
+    group.bench_function("plan: per-user rule, Authorization", |b| {
+        b.iter(|| key_len(adapter::route(&cache, black_box(&bearer))))
+    });
+
     let unmatched = http::Request::get("/static/app.css").body(()).unwrap();
     group.bench_function("plan: no rule", |b| {
         b.iter(|| matches!(adapter::route(&cache, black_box(&unmatched)), Route::Pass))

@@ -156,28 +156,26 @@ impl Identity {
     pub(crate) fn resolve(&self, req: &dyn RequestHead) -> Resolved {
         let mut credential = req.header(&http::header::AUTHORIZATION).is_some();
         for source in &self.sources {
-            let mut hasher = blake3::Hasher::new_keyed(&self.key);
             // The source is hashed with the value, so a header that happens to
             // equal another user's id (from the extension) gives another hash.
-            match source {
+            let hash = match source {
                 Source::Extension => {
                     let Some(id) = req.user_id() else { continue };
-                    hasher.update(b"ext\0").update(id.as_str().as_bytes());
+                    self.hash(&[b"ext\0", id.as_str().as_bytes()])
                 }
                 Source::Header(name) => {
-                    let mut values: Vec<&[u8]> = Vec::new();
-                    req.header_values(name, &mut |value| values.push(value));
-                    match values.as_slice() {
-                        [] => continue,
-                        [value] if !value.trim_ascii().is_empty() => {
-                            hasher
-                                .update(b"hdr\0")
-                                .update(name.as_str().as_bytes())
-                                .update(b"\0")
-                                .update(value);
+                    let (mut first, mut more) = (None, false);
+                    req.header_values(name, &mut |value| {
+                        more |= first.is_some();
+                        first = first.or(Some(value));
+                    });
+                    match first {
+                        None => continue,
+                        Some(value) if !more && !value.trim_ascii().is_empty() => {
+                            self.hash(&[b"hdr\0", name.as_str().as_bytes(), b"\0", value])
                         }
                         // Empty or repeated: origins pick different ones.
-                        _ => {
+                        Some(_) => {
                             credential = true;
                             continue;
                         }
@@ -190,21 +188,15 @@ impl Identity {
                         continue;
                     }
                     Cookie::Value(value) => {
-                        hasher
-                            .update(b"cookie\0")
-                            .update(name.as_bytes())
-                            .update(b"\0")
-                            .update(&value);
+                        self.hash(&[b"cookie\0", name.as_bytes(), b"\0", &value])
                     }
                 },
                 Source::Custom(read) => {
                     let Some(id) = read(req) else { continue };
-                    hasher.update(b"custom\0").update(id.as_bytes());
+                    self.hash(&[b"custom\0", id.as_bytes()])
                 }
-            }
-            let mut hash = [0u8; 16];
-            hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-            return Resolved::User(IdentityHash(hash));
+            };
+            return Resolved::User(hash);
         }
         if credential {
             Resolved::Unresolved
@@ -241,17 +233,35 @@ impl Identity {
     /// A keyed hash of a request header's value, for keys that must not
     /// hold the value itself (a `Vary: Cookie` variant, for one).
     pub(crate) fn hash_header(&self, name: &HeaderName, value: &[u8]) -> IdentityHash {
-        let mut hasher = blake3::Hasher::new_keyed(&self.key);
-        hasher
-            .update(b"vary\0")
-            .update(name.as_str().as_bytes())
-            .update(b"\0")
-            .update(value);
-        let mut hash = [0u8; 16];
-        hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-        IdentityHash(hash)
+        self.hash(&[b"vary\0", name.as_str().as_bytes(), b"\0", value])
     }
-}
+
+    /// The keyed hash of `parts` one after the other, cut to 128 bits.
+    /// Parts that fit one BLAKE3 chunk are joined on the stack and hashed
+    /// in one call, which skips the streaming hasher's setup; the hash is
+    /// the same either way, so keys never change with a value's length.
+    fn hash(&self, parts: &[&[u8]]) -> IdentityHash {
+        const CHUNK: usize = 1024;
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        let hash = if len <= CHUNK {
+            let mut joined = [0u8; CHUNK];
+            let mut end = 0;
+            for part in parts {
+                joined[end..end + part.len()].copy_from_slice(part);
+                end += part.len();
+            }
+            blake3::keyed_hash(&self.key, &joined[..end])
+        } else {
+            let mut hasher = blake3::Hasher::new_keyed(&self.key);
+            for part in parts {
+                hasher.update(part);
+            }
+            hasher.finalize()
+        };
+        let mut short = [0u8; 16];
+        short.copy_from_slice(&hash.as_bytes()[..16]);
+        IdentityHash(short)
+    }}
 
 /// What the `Cookie` headers hold for one cookie name.
 #[derive(Debug, PartialEq, Eq)]
@@ -422,6 +432,25 @@ mod tests {
         let twice = request(&[("authorization", "a"), ("authorization", "b")], None);
         assert_eq!(by_header.resolve(&twice), Resolved::Unresolved);
         assert_eq!(by_header.resolve(&request(&[], None)), Resolved::Anonymous);
+    }
+
+    #[test]
+    fn a_hash_is_the_streamed_hash_of_its_parts_at_any_length() {
+        let identity = Identity::default().secret("s");
+        for len in [0, 1, 1000, 1012, 1013, 1014, 5000] {
+            let value = vec![b'v'; len];
+            let parts: [&[u8]; 4] = [b"hdr\0", b"authorization", b"\0", &value];
+            let mut hasher = blake3::Hasher::new_keyed(&identity.key);
+            for part in parts {
+                hasher.update(part);
+            }
+            let streamed = hasher.finalize();
+            assert_eq!(
+                identity.hash(&parts).0,
+                streamed.as_bytes()[..16],
+                "{len}-byte value"
+            );
+        }
     }
 
     #[test]
