@@ -55,7 +55,10 @@ fn bench(c: &mut Criterion) {
 
     // The default identity: the `Authorization` header, hashed per request.
     let bearer = http::Request::get("/api/v1/resource50/12345/items")
-        .header("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.dXNlci00Mg.c2lnbmF0dXJl")
+        .header(
+            "authorization",
+            "Bearer eyJhbGciOiJIUzI1NiJ9.dXNlci00Mg.c2lnbmF0dXJl",
+        )
         .body(())
         .unwrap();
     group.bench_function("plan: per-user rule, Authorization", |b| {

@@ -261,7 +261,8 @@ impl Identity {
         let mut short = [0u8; 16];
         short.copy_from_slice(&hash.as_bytes()[..16]);
         IdentityHash(short)
-    }}
+    }
+}
 
 /// What the `Cookie` headers hold for one cookie name.
 #[derive(Debug, PartialEq, Eq)]

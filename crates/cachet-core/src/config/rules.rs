@@ -535,6 +535,9 @@ impl CompiledRule {
     }
 }
 
+/// Up to how many rules [`RuleSet::find`] tries one by one.
+const FEW_RULES: usize = 8;
+
 /// Compiled rules: one `RegexSet`, first match wins.
 #[derive(Debug, Clone)]
 pub(crate) struct RuleSet {
@@ -567,10 +570,13 @@ impl RuleSet {
         })
     }
 
-    /// The first rule whose regex matches `path`.
+    /// The first rule whose regex matches `path`. A few rules are tried in
+    /// turn, each regex stopping at its first match (its literal prefix
+    /// usually decides at once); the set's search, which looks for every
+    /// rule's match and allocates their list, pays off with many.
     pub(crate) fn find(&self, path: &str) -> Option<&Arc<CompiledRule>> {
-        if self.rules.is_empty() {
-            return None;
+        if self.rules.len() <= FEW_RULES {
+            return self.rules.iter().find(|rule| rule.pattern.is_match(path));
         }
         let index = self.set.matches(path).iter().next()?;
         self.rules.get(index)
@@ -714,6 +720,42 @@ mod tests {
         assert_eq!(set.find("/api/urls/").unwrap().index(), 1);
         assert!(set.find("/health").is_none());
         assert_eq!(set.find("/api/x").unwrap().ttl(), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn few_rules_tried_in_turn_find_what_the_set_finds() {
+        let patterns = [
+            r"^/api/v1/items/\d+$",
+            r"/static/",
+            r"^/api/",
+            r"\.json$",
+            r"^/$",
+            r"(?i)^/Search",
+            r"^/api/v1/",
+            r"users/(me|\d+)",
+            r"^/",
+        ];
+        let paths = [
+            "/",
+            "/api/v1/items/12",
+            "/api/v1/items/x",
+            "/x/static/a.css",
+            "/data.json",
+            "/SEARCH?q=1",
+            "/api/users/me",
+            "/other/users/7",
+            "/api",
+            "",
+        ];
+        for count in 1..=patterns.len() {
+            let rules: Vec<Rule> = patterns[..count].iter().map(|p| Rule::new(*p)).collect();
+            let set = RuleSet::compile(&rules, &caches()).unwrap();
+            for path in paths {
+                let by_set = set.set.matches(path).iter().next();
+                let found = set.find(path).map(|rule| rule.index());
+                assert_eq!(found, by_set, "{count} rules, path {path:?}");
+            }
+        }
     }
 
     #[test]
