@@ -10,7 +10,7 @@ use crate::store::CacheSpec;
 use crate::store::StoreError;
 use quick_cache::sync::Cache as QuickCache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -52,7 +52,9 @@ struct Named {
 /// ```
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
-    caches: Arc<HashMap<String, Named>>,
+    /// By name: a few names, found by comparing them (every lookup finds
+    /// its cache first; hashing the name cost more than the comparisons).
+    caches: Arc<BTreeMap<String, Named>>,
     clock: SharedClock,
 }
 
