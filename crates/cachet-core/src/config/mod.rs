@@ -9,6 +9,7 @@
 //! and its default.
 
 mod error;
+mod path_pattern;
 pub(crate) mod rules;
 
 pub use self::error::ConfigError;

@@ -4,6 +4,7 @@
 //! rules of a cache compile into one [`RuleSet`]: a single `RegexSet` over
 //! the request path, where the first matching rule wins.
 
+use crate::config::path_pattern::PathPattern;
 use crate::config::ConfigError;
 use crate::store::CacheSpec;
 use crate::units::de_field;
@@ -386,7 +387,7 @@ pub(crate) struct CompiledRule {
     configured: bool,
     /// The rule as declared, its header names sorted and deduplicated.
     rule: Rule,
-    pattern: Regex,
+    pattern: PathPattern,
     cache: Arc<str>,
     /// The rule's TTL, or its cache's.
     ttl: Duration,
@@ -689,7 +690,7 @@ fn compile_rule(
     Ok(CompiledRule {
         index,
         configured: false,
-        pattern,
+        pattern: PathPattern::new(pattern),
         cache: cache_name.into(),
         ttl,
         cache_get,
