@@ -38,6 +38,7 @@ struct Shard {
 /// those keep it inline rather than in a set of their own. The set is boxed
 /// so that the map's slots, most of which hold one key, stay small.
 #[derive(Debug)]
+#[allow(clippy::box_collection)] // 8 bytes where the set is 48: the map's slots stay 32.
 enum Keys {
     One(Arc<str>),
     Many(Box<HashSet<Arc<str>>>),
