@@ -51,8 +51,10 @@ pub struct Plan {
     pub(super) key: CacheKey,
     /// How long the target (canonical path and query) at the key's start is.
     pub(super) target_len: usize,
-    /// The canonical target, when it differs from the request's own.
-    pub(super) rewrite: Option<PathAndQuery>,
+    /// The canonical target, when it differs from the request's own;
+    /// boxed, since most requests are canonical (and a plan is moved
+    /// between the steps of every hit).
+    pub(super) rewrite: Option<Box<PathAndQuery>>,
     /// Whether the canonical path differs from the request's own.
     pub(super) changes_path: bool,
     /// The host and headers the origin must receive in another form than
@@ -89,7 +91,7 @@ impl Plan {
     /// application answers exactly what was keyed. `None` when the request
     /// is already canonical.
     pub fn target(&self) -> Option<&PathAndQuery> {
-        self.rewrite.as_ref()
+        self.rewrite.as_deref()
     }
     /// Whether [`target`](Self::target) changes the path, not only the
     /// query. An adapter that cannot make the application route on the
@@ -133,7 +135,7 @@ impl Plan {
         }
         let mut parts = req.uri().clone().into_parts();
         if let Some(target) = &self.rewrite {
-            parts.path_and_query = Some(target.clone());
+            parts.path_and_query = Some(PathAndQuery::clone(target));
         }
         if let (Some(host), Some(_)) = (host, &parts.authority) {
             match http::uri::Authority::try_from(host.as_bytes()) {
@@ -321,7 +323,7 @@ impl Cache {
         let changes_path = path != raw_path;
         let rewrite = if differs(target.as_str(), raw_path, query) {
             match PathAndQuery::try_from(target.as_str()) {
-                Ok(target) => Some(target),
+                Ok(target) => Some(Box::new(target)),
                 Err(_) => return Err(ForwardReason::Bypass),
             }
         } else {
