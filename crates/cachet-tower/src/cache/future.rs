@@ -28,8 +28,9 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B: Body, E> {
         Passthrough { #[pin] future: F },
-        // Passed through, with cache headers added to the response.
-        Labelled { #[pin] future: F, labels: Option<HeaderMap> },
+        // Passed through, with cache headers added to the response (boxed:
+        // the future is moved whole on every request, and few are labelled).
+        Labelled { #[pin] future: F, labels: Option<Box<HeaderMap>> },
         Ready { response: Option<Response<ResponseBody<B>>> },
         Cached { future: BoxResponseFuture<B, E> },
     }
@@ -46,7 +47,7 @@ impl<F, B: Body, E> ResponseFuture<F, B, E> {
         Self {
             kind: Kind::Labelled {
                 future,
-                labels: Some(labels),
+                labels: Some(Box::new(labels)),
             },
         }
     }
@@ -83,7 +84,7 @@ where
                 let mut response = ready!(future.poll(cx))?;
                 response
                     .headers_mut()
-                    .extend(labels.take().unwrap_or_default());
+                    .extend(labels.take().map(|labels| *labels).unwrap_or_default());
                 Poll::Ready(Ok(response.map(ResponseBody::passthrough)))
             }
             KindProj::Ready { response } => {
