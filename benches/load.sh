@@ -19,7 +19,9 @@
 #             hit), against a shared hit
 #
 # Needs wrk (apt-get install -y wrk); proxy mode also varnish and nginx.
-# CACHET_PROXY=path runs another build of cachet-proxy (a before/after).
+# CACHET_PROXY=path runs another build of cachet-proxy, BENCH_SERVER=path
+# and ACTIX_BENCH_SERVER=path other builds of the bench servers (a
+# before/after: build them from the earlier commit and copy them aside).
 # Servers run on CPU 0 (one worker each), wrk on CPU 1, so the two do not
 # compete for a core.
 set -euo pipefail
@@ -57,8 +59,9 @@ start() {
 }
 
 bench_server() {
-  cargo build --release --features tower --example bench_server >/dev/null 2>&1
-  start origin ./target/release/examples/bench_server
+  [ -n "${BENCH_SERVER:-}" ] ||
+    cargo build --release --features tower --example bench_server >/dev/null 2>&1
+  start origin "${BENCH_SERVER:-./target/release/examples/bench_server}"
 }
 
 proxy() { # proxy PORT RULE-PATH [RUST_LOG]
@@ -113,8 +116,9 @@ case $mode in
     compare bare:3001 cachet:3002 axum-response-cache:3003
     ;;
   actix)
-    cargo build --release --features actix --example actix_bench_server >/dev/null 2>&1
-    start server ./target/release/examples/actix_bench_server
+    [ -n "${ACTIX_BENCH_SERVER:-}" ] ||
+      cargo build --release --features actix --example actix_bench_server >/dev/null 2>&1
+    start server "${ACTIX_BENCH_SERVER:-./target/release/examples/actix_bench_server}"
     sleep 1
     curl -s -o /dev/null http://127.0.0.1:3002/api/items
     compare bare:3001 cachet:3002
