@@ -3,7 +3,7 @@
 //! byte comparison decides without running the regex.
 
 use regex::Regex;
-use regex_syntax::hir::{HirKind, Look};
+use regex_syntax::hir::{Hir, HirKind, Look};
 
 /// A compiled path regex and, when it is a literal prefix or path, that
 /// literal.
@@ -52,16 +52,22 @@ fn literal(pattern: &str) -> Option<Literal> {
     let HirKind::Concat(parts) = hir.kind() else {
         return None;
     };
-    let text = |hir: &regex_syntax::hir::Hir| match hir.kind() {
-        HirKind::Literal(literal) => Some(literal.0.clone()),
-        _ => None,
-    };
-    let is = |hir: &regex_syntax::hir::Hir, look: Look| matches!(hir.kind(), HirKind::Look(l) if *l == look);
     match parts.as_slice() {
-        [start, body] if is(start, Look::Start) => Some(Literal::Prefix(text(body)?)),
-        [start, body, end] if is(start, Look::Start) && is(end, Look::End) => {
+        [start, body] if is_look(start, Look::Start) => Some(Literal::Prefix(text(body)?)),
+        [start, body, end] if is_look(start, Look::Start) && is_look(end, Look::End) => {
             Some(Literal::Whole(text(body)?))
         }
+        _ => None,
+    }
+}
+
+fn is_look(hir: &Hir, look: Look) -> bool {
+    matches!(hir.kind(), HirKind::Look(found) if *found == look)
+}
+
+fn text(hir: &Hir) -> Option<Box<[u8]>> {
+    match hir.kind() {
+        HirKind::Literal(literal) => Some(literal.0.clone()),
         _ => None,
     }
 }

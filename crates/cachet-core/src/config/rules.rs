@@ -1,8 +1,8 @@
 //! URL rules: which requests are cached, where, for how long, and keyed by what.
 //!
 //! A [`Rule`] is the declarative form, written in code or read from TOML. The
-//! rules of a cache compile into one [`RuleSet`]: a single `RegexSet` over
-//! the request path, where the first matching rule wins.
+//! rules of a cache compile into one [`RuleSet`] over the request path,
+//! where the first matching rule wins.
 
 use crate::config::path_pattern::PathPattern;
 use crate::config::ConfigError;
@@ -539,7 +539,8 @@ impl CompiledRule {
 /// Up to how many rules [`RuleSet::find`] tries one by one.
 const FEW_RULES: usize = 8;
 
-/// Compiled rules: one `RegexSet`, first match wins.
+/// Compiled rules, first match wins: a few are tried in turn, more go
+/// through one `RegexSet`.
 #[derive(Debug, Clone)]
 pub(crate) struct RuleSet {
     set: RegexSet,
