@@ -9,6 +9,7 @@ use actix_web::http::header as actix_header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use cachet_core::adapter::{Answer, ResponseBody, STATUS_HEADERS};
 use cachet_core::{CacheTags, UserId};
+use std::cell::RefCell;
 
 /// The request head in `http` 1.x types, for the steps past a hit: the
 /// method, URI, version, headers and the [`UserId`]. `None` if the URI or
@@ -109,9 +110,9 @@ pub(crate) fn answer_to_actix<B: MessageBody>(
     // The entry's headers were converted on its first hit: only what this
     // hit sets is converted now.
     let mut headers = actix_header::HeaderMap::clone(&stored);
-    for (name, converted) in STATUS_HEADERS.iter().zip(&ACTIX_STATUS_HEADERS) {
+    for (slot, (name, converted)) in STATUS_HEADERS.iter().zip(&ACTIX_STATUS_HEADERS).enumerate() {
         for value in answer.headers.get_all(name) {
-            if let Ok(value) = actix_header::HeaderValue::from_bytes(value.as_bytes()) {
+            if let Some(value) = status_value(slot, value) {
                 headers.append(converted.clone(), value);
             }
         }
@@ -130,6 +131,32 @@ fn stored_to_actix(headers: &http::HeaderMap) -> actix_header::HeaderMap {
         converted.remove(name);
     }
     converted
+}
+
+thread_local! {
+    /// The status header values this thread converted last, by their
+    /// position in [`STATUS_HEADERS`]. Hits in a row mostly carry the same
+    /// `Age` and `Cache-Status` (an entry's change once a second), and a
+    /// clone of a converted value counts a reference where converting
+    /// copies it into a new allocation.
+    static CONVERTED: RefCell<[Option<(http::HeaderValue, actix_header::HeaderValue)>; 3]> =
+        const { RefCell::new([None, None, None]) };
+}
+
+/// `value` of the status header at `slot`, in actix-web's type.
+fn status_value(slot: usize, value: &http::HeaderValue) -> Option<actix_header::HeaderValue> {
+    CONVERTED.with(|converted| {
+        let mut converted = converted.borrow_mut();
+        let last = converted.get_mut(slot)?;
+        if let Some((seen, actix)) = last.as_ref() {
+            if seen == value {
+                return Some(actix.clone());
+            }
+        }
+        let actix = actix_header::HeaderValue::from_bytes(value.as_bytes()).ok()?;
+        *last = Some((value.clone(), actix.clone()));
+        Some(actix)
+    })
 }
 
 /// [`STATUS_HEADERS`] in actix-web's type, in the same order (a `static`:

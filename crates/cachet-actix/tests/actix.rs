@@ -391,7 +391,9 @@ async fn hits_after_the_first_answer_from_the_converted_headers_alike() {
     // The first hit converts the entry's headers to actix-web's types, the
     // next ones clone them and add only what each hit sets: they must
     // answer exactly as the first did, the stored headers and a stored
-    // `X-Cache` (the origin's: cachet writes none here) included.
+    // `X-Cache` (the origin's: cachet writes none here) included. The
+    // status values are remembered per thread once converted: a later hit
+    // with another `Age` must not get the remembered one.
     let (clock, cache, _) = fixture("[[rules]]\npath = '^/'\nttl = 600\n");
     let app = test::init_service(App::new().wrap(ResponseCache::new(cache.clone())).route(
         "/page",
