@@ -42,6 +42,38 @@ thread_local! {
     /// The last `Cache-Status: …; ttl=N` this thread made past the table:
     /// the hits of one long-lived entry within a second share it.
     static LAST_HIT: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    /// The last `Cache-Status` of a forwarded request this thread made,
+    /// with what it said: the misses of one route mostly say the same.
+    static LAST_FORWARD: RefCell<Option<(Forwarded, HeaderValue)>> = const { RefCell::new(None) };
+}
+
+/// What the `Cache-Status` of a forwarded request says (without debug
+/// parts): why, the origin's status, whether the response was stored.
+type Forwarded = (ForwardReason, Option<StatusCode>, bool);
+
+/// `cachet; fwd=…[; fwd-status=…][; stored]`: the thread's last value when
+/// it says the same, else formatted (and remembered).
+fn forward_value(forwarded: Forwarded) -> HeaderValue {
+    LAST_FORWARD.with_borrow_mut(|last| match last {
+        Some((seen, value)) if *seen == forwarded => value.clone(),
+        _ => {
+            let value = HeaderValue::try_from(forward_text(forwarded))
+                .unwrap_or_else(|_| HeaderValue::from_static("cachet"));
+            *last = Some((forwarded, value.clone()));
+            value
+        }
+    })
+}
+
+fn forward_text((reason, status, stored): Forwarded) -> String {
+    let mut text = format!("cachet; fwd={}", reason.token());
+    if let Some(status) = status {
+        let _ = write!(text, "; fwd-status={}", status.as_u16());
+    }
+    if stored {
+        text.push_str("; stored");
+    }
+    text
 }
 
 /// `cachet; hit; ttl={ttl}`: from the table, the thread's last value, or
@@ -219,19 +251,18 @@ impl StatusHeaders {
                 stored,
                 detail,
             } => {
-                let mut text = format!("cachet; fwd={}", reason.token());
-                if let Some(status) = status {
-                    let _ = write!(text, "; fwd-status={}", status.as_u16());
-                }
-                if *stored {
-                    text.push_str("; stored");
-                }
                 let x_cache = if matches!(reason, ForwardReason::Bypass | ForwardReason::Method) {
                     "BYPASS"
                 } else {
                     "MISS"
                 };
-                (x_cache, self.value(text, key, detail.as_deref()))
+                let forwarded = (*reason, *status, *stored);
+                let status = if self.debug {
+                    self.value(forward_text(forwarded), key, detail.as_deref())
+                } else {
+                    forward_value(forwarded)
+                };
+                (x_cache, status)
             }
             Outcome::OnlyIfCached => (
                 "MISS",
@@ -356,6 +387,51 @@ mod tests {
         );
         assert_eq!(headers[CACHE_STATUS], "cachet; fwd=bypass");
         assert_eq!(headers[X_CACHE], "BYPASS");
+    }
+
+    #[test]
+    fn a_remembered_forward_value_follows_every_part_of_the_outcome() {
+        let options = StatusHeaders::default();
+        let forward = |reason, status: Option<u16>, stored| Outcome::Forward {
+            reason,
+            status: status.map(|code| StatusCode::from_u16(code).unwrap()),
+            stored,
+            detail: Some("not shown without debug".into()),
+        };
+        // In a row on one thread: each differs from the last in one part.
+        let cases = [
+            (
+                forward(ForwardReason::UriMiss, Some(200), true),
+                "cachet; fwd=uri-miss; fwd-status=200; stored",
+            ),
+            (
+                forward(ForwardReason::UriMiss, Some(200), true),
+                "cachet; fwd=uri-miss; fwd-status=200; stored",
+            ),
+            (
+                forward(ForwardReason::UriMiss, Some(200), false),
+                "cachet; fwd=uri-miss; fwd-status=200",
+            ),
+            (
+                forward(ForwardReason::UriMiss, Some(500), false),
+                "cachet; fwd=uri-miss; fwd-status=500",
+            ),
+            (
+                forward(ForwardReason::Stale, Some(500), false),
+                "cachet; fwd=stale; fwd-status=500",
+            ),
+            (
+                forward(ForwardReason::Stale, None, false),
+                "cachet; fwd=stale",
+            ),
+            (
+                forward(ForwardReason::UriMiss, Some(200), true),
+                "cachet; fwd=uri-miss; fwd-status=200; stored",
+            ),
+        ];
+        for (outcome, expected) in cases {
+            assert_eq!(written(&options, &outcome)[CACHE_STATUS], expected);
+        }
     }
 
     #[test]
