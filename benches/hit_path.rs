@@ -4,36 +4,17 @@
 
 #![allow(missing_docs)]
 
+#[path = "support/tower_origin.rs"]
+mod tower_origin;
+
 use bytes::Bytes;
 use cachet::{Cache, CacheLayer};
 use criterion::{criterion_group, criterion_main, Criterion};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tower::{Layer, Service, ServiceExt};
-
-const BODY: &[u8] = &[b'x'; 1024];
-
-type Request = http::Request<Full<Bytes>>;
-
-fn origin(
-) -> impl Service<Request, Response = http::Response<Full<Bytes>>, Error = Infallible, Future: Send>
-       + Clone
-       + Send
-       + 'static {
-    tower::service_fn(|_req: Request| async {
-        let mut response = http::Response::new(Full::new(Bytes::from_static(BODY)));
-        response.headers_mut().insert(
-            "content-type",
-            http::HeaderValue::from_static("application/json"),
-        );
-        Ok::<_, Infallible>(response)
-    })
-}
-
-fn request(uri: &str) -> Request {
-    http::Request::get(uri).body(Full::default()).unwrap()
-}
+use tower::{Layer, Service};
+use tower_origin::{origin, request, send, Request};
 
 /// What a browser sends with a request for a page's data.
 const BROWSER: [(&str, &str); 7] = [
@@ -64,22 +45,6 @@ where
     B::Error: std::fmt::Debug,
 {
     send(service, request(uri)).await
-}
-
-async fn send<S, B>(service: &S, request: Request) -> usize
-where
-    S: Service<Request, Response = http::Response<B>, Error = Infallible> + Clone,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let response = service.clone().oneshot(request).await.unwrap();
-    response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .len()
 }
 
 fn bench(c: &mut Criterion) {

@@ -16,47 +16,12 @@
 //! then says where they go. (A `memcpy` counts as one instruction whatever
 //! its length: moves of large values cost more time than this shows.)
 
-use bytes::Bytes;
+#[path = "../benches/support/tower_origin.rs"]
+mod tower_origin;
+
 use cachet::{Cache, CacheLayer};
-use http_body_util::{BodyExt, Full};
-use std::convert::Infallible;
-use tower::{Layer, Service, ServiceExt};
-
-const BODY: &[u8] = &[b'x'; 1024];
-
-type Request = http::Request<Full<Bytes>>;
-
-/// The same handler as `benches/hit_path.rs`: 1 KiB of JSON.
-fn origin(
-) -> impl Service<Request, Response = http::Response<Full<Bytes>>, Error = Infallible, Future: Send>
-       + Clone
-       + Send
-       + 'static {
-    tower::service_fn(|_req: Request| async {
-        let mut response = http::Response::new(Full::new(Bytes::from_static(BODY)));
-        response.headers_mut().insert(
-            "content-type",
-            http::HeaderValue::from_static("application/json"),
-        );
-        Ok::<_, Infallible>(response)
-    })
-}
-
-async fn send<S, B>(service: &S, request: Request) -> usize
-where
-    S: Service<Request, Response = http::Response<B>, Error = Infallible> + Clone,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let response = service.clone().oneshot(request).await.unwrap();
-    response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .len()
-}
+use tower::Layer;
+use tower_origin::{origin, request, send};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -71,18 +36,13 @@ fn main() {
     .unwrap();
     let bare = origin();
     let cached = CacheLayer::new(cache).layer(origin());
-    let request = || {
-        http::Request::get("/api/items")
-            .body(Full::default())
-            .unwrap()
-    };
     let bytes = runtime.block_on(async {
-        send(&cached, request()).await;
+        send(&cached, request("/api/items")).await;
         let mut bytes = 0;
         for _ in 0..requests {
             bytes += match mode.as_str() {
-                "bare" => send(&bare, request()).await,
-                _ => send(&cached, request()).await,
+                "bare" => send(&bare, request("/api/items")).await,
+                _ => send(&cached, request("/api/items")).await,
             };
         }
         bytes

@@ -218,17 +218,37 @@ async fn the_weigher_counts_what_entries_keep_alive() {
     }
 }
 
+/// The number that ends a request's path (`/item/42`: 42), else 0.
+fn path_number<B>(req: &http::Request<B>) -> usize {
+    let last = req.uri().path().rsplit('/').next();
+    last.and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// Sends requests `0..warm` with `get`, takes the heap's baseline, then
+/// sends as many more (numbered on) as ten budgets of such entries hold,
+/// sized by what the warm ones cost each. Returns the baseline.
+async fn fill_ten_budgets<F, Fut>(cache: &Cache, warm: usize, get: F) -> i64
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for n in 0..warm {
+        get(n).await;
+    }
+    let baseline = live_bytes();
+    let stats = cache.stats().caches["default"].clone();
+    let count = (10 * BUDGET / (stats.bytes / stats.entries)) as usize;
+    for n in warm..warm + count {
+        get(n).await;
+    }
+    baseline
+}
+
 /// The origin for the fill tests: a 300-byte body, `max-age=3600`, and the
 /// tags `group-N` (N = the path's number mod 10).
 fn fill_origin() -> axum::Router {
     axum::Router::new().fallback(|req: http::Request<axum::body::Body>| async move {
-        let n: usize = req
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let n = path_number(&req);
         http::Response::builder()
             .header("cache-control", "max-age=3600")
             .header("content-type", "text/plain")
@@ -307,13 +327,7 @@ async fn ten_budgets_through_the_tower_layer_stay_within_the_budget() {
                 .unwrap();
         }
     };
-    get(0).await;
-    let baseline = live_bytes();
-    let per_entry = cache.stats().caches["default"].bytes;
-    let count = (10 * BUDGET / per_entry) as usize;
-    for n in 1..=count {
-        get(n).await;
-    }
+    let baseline = fill_ten_budgets(&cache, 1, get).await;
     check_filled(&cache, baseline).await;
 }
 
@@ -352,16 +366,8 @@ async fn ten_budgets_through_the_proxy_stay_within_the_budget() {
                 .unwrap();
         }
     };
-    // Warm the connections both ways before the baseline.
-    for n in 0..4 {
-        get(n).await;
-    }
-    let baseline = live_bytes();
-    let per_entry = cache.stats().caches["default"].bytes / 4;
-    let count = (10 * BUDGET / per_entry) as usize;
-    for n in 4..count + 4 {
-        get(n).await;
-    }
+    // Four warm the connections both ways before the baseline.
+    let baseline = fill_ten_budgets(&cache, 4, &get).await;
     check_filled(&cache, baseline).await;
     // The proxy's task holds the cache: stop it while the lock is held, so
     // that its memory is not freed while the next test measures.
@@ -381,13 +387,7 @@ async fn ten_budgets_of_tagged_variants_stay_within_the_budget() {
     use tower::{Layer, ServiceExt};
     let _serial = SERIAL.lock().await;
     let origin = axum::Router::new().fallback(|req: http::Request<axum::body::Body>| async move {
-        let n: usize = req
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let n = path_number(&req);
         http::Response::builder()
             .header("cache-control", "max-age=3600")
             .header("content-type", "application/octet-stream")
@@ -414,15 +414,8 @@ async fn ten_budgets_of_tagged_variants_stay_within_the_budget() {
                 .unwrap();
         }
     };
-    for n in 0..4 {
-        get(n).await;
-    }
-    let baseline = live_bytes();
-    let per_entry = cache.stats().caches["default"].bytes / 5;
-    let count = (10 * BUDGET / per_entry) as usize;
-    for n in 4..count + 4 {
-        get(n).await;
-    }
+    // One URL's four variants and its variant index.
+    let baseline = fill_ten_budgets(&cache, 4, get).await;
     let live = live_bytes() - baseline;
     let stats = cache.stats().caches["default"].clone();
     println!(

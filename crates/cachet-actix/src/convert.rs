@@ -133,14 +133,18 @@ fn stored_to_actix(headers: &http::HeaderMap) -> actix_header::HeaderMap {
     converted
 }
 
+/// How many [`STATUS_HEADERS`] there are (their `const` cannot be measured
+/// at compile time: its names have a destructor).
+const STATUS_SLOTS: usize = 3;
+
 thread_local! {
     /// The status header values this thread converted last, by their
     /// position in [`STATUS_HEADERS`]. Hits in a row mostly carry the same
     /// `Age` and `Cache-Status` (an entry's change once a second), and a
     /// clone of a converted value counts a reference where converting
     /// copies it into a new allocation.
-    static CONVERTED: RefCell<[Option<(http::HeaderValue, actix_header::HeaderValue)>; 3]> =
-        const { RefCell::new([None, None, None]) };
+    static CONVERTED: RefCell<[Option<(http::HeaderValue, actix_header::HeaderValue)>; STATUS_SLOTS]> =
+        const { RefCell::new([const { None }; STATUS_SLOTS]) };
 }
 
 /// `value` of the status header at `slot`, in actix-web's type.
@@ -161,7 +165,7 @@ fn status_value(slot: usize, value: &http::HeaderValue) -> Option<actix_header::
 
 /// [`STATUS_HEADERS`] in actix-web's type, in the same order (a `static`:
 /// built once, not on every hit).
-static ACTIX_STATUS_HEADERS: [actix_header::HeaderName; 3] = [
+static ACTIX_STATUS_HEADERS: [actix_header::HeaderName; STATUS_SLOTS] = [
     actix_header::AGE,
     actix_header::HeaderName::from_static("cache-status"),
     actix_header::HeaderName::from_static("x-cache"),
@@ -177,4 +181,17 @@ fn to_actix<B: MessageBody>(
     let mut converted = HttpResponse::with_body(status_to_actix(status), body);
     *converted.headers_mut() = headers_to_actix(headers);
     converted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_header_has_its_actix_name_and_slot() {
+        assert_eq!(STATUS_HEADERS.len(), STATUS_SLOTS);
+        for (name, actix) in STATUS_HEADERS.iter().zip(&ACTIX_STATUS_HEADERS) {
+            assert_eq!(name.as_str(), actix.as_str());
+        }
+    }
 }
