@@ -6,20 +6,22 @@ use crate::access_log::{AccessLog, Line};
 use crate::config::ProxyConfig;
 use crate::connection::{self, Policy};
 use crate::inbound::Inbound;
-use crate::upstream::{ClientAddr, ProxyBody, Upstream};
+use crate::upstream::{ProxyBody, Upstream};
 use cachet_core::Cache;
 use cachet_tower::{CacheLayer, InvalidationLayer, ResponseBody};
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::net::TcpListener;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder};
 
 /// A caching reverse proxy, ready to serve.
 #[derive(Debug)]
@@ -51,19 +53,18 @@ impl Proxy {
     /// in-flight requests finish (for at most the configured
     /// `shutdown_timeout`).
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let app = ServiceBuilder::new()
-            .layer(InvalidationLayer::new(self.cache.clone()))
-            .layer(CacheLayer::new(self.cache.clone()).rewrite_paths(true))
-            .service(self.upstream);
         let inbound = Arc::new(self.inbound);
         // `RUST_LOG` is read once: a request only checks an `Option`.
         let log = AccessLog::enabled().then(|| Arc::new(AccessLog::stdout()));
-        let make = move |remote: SocketAddr| {
-            let (app, inbound, log) = (app.clone(), Arc::clone(&inbound), log.clone());
-            tower::service_fn(move |req: Request<Incoming>| {
-                let (app, inbound, log) = (app.clone(), Arc::clone(&inbound), log.clone());
-                async move { logged(app, &inbound, log.as_deref(), remote, req).await }
-            })
+        let (cache, upstream) = (self.cache, self.upstream);
+        let make = move |remote: SocketAddr| Proxied {
+            app: ServiceBuilder::new()
+                .layer(InvalidationLayer::new(cache.clone()))
+                .layer(CacheLayer::new(cache.clone()).rewrite_paths(true))
+                .service(upstream.for_client(remote)),
+            inbound: Arc::clone(&inbound),
+            log: log.clone(),
+            remote,
         };
         connection::serve(listener, self.policy, make, shutdown, "proxy").await;
     }
@@ -82,50 +83,98 @@ fn bad_request() -> Response<ResponseBody<ProxyBody>> {
     response
 }
 
-/// One request, prepared, through the stack, and one access-log line.
-async fn logged<S>(
-    mut app: S,
-    inbound: &Inbound,
-    log: Option<&AccessLog>,
+/// The proxied port's service for one client's connection: each request
+/// prepared, through the stack, and one access-log line when its response
+/// head is ready. It calls the stack in place: hyper-util's glue already
+/// clones it once per request, and the future it returns owns nothing of
+/// it, so the per-request future stays small to move.
+#[derive(Clone)]
+struct Proxied<S> {
+    app: S,
+    inbound: Arc<Inbound>,
+    log: Option<Arc<AccessLog>>,
     remote: SocketAddr,
-    mut req: Request<Incoming>,
-) -> Result<Response<ResponseBody<ProxyBody>>, Infallible>
+}
+
+type Answer = Response<ResponseBody<ProxyBody>>;
+
+impl<S> Service<Request<Incoming>> for Proxied<S>
 where
-    S: Service<Request<Incoming>, Response = Response<ResponseBody<ProxyBody>>, Error = Infallible>,
+    S: Service<Request<Incoming>, Response = Answer, Error = Infallible>,
 {
-    // Only what the line needs is kept, and only when lines are written.
-    let logging = log.map(|log| {
-        (
-            log,
-            Instant::now(),
-            req.method().clone(),
-            req.uri().path().to_owned(),
-        )
-    });
-    let response = match inbound.prepare(&mut req) {
-        Ok(()) => {
-            req.extensions_mut().insert(ClientAddr(remote));
-            app.ready().await?.call(req).await?
-        }
-        Err(bad) => {
-            tracing::debug!(%remote, %bad, "a malformed request: 400");
-            bad_request()
-        }
-    };
-    if let Some((log, started, method, path)) = logging {
-        let cache_status = response
-            .headers()
-            .get(cachet_core::adapter::CACHE_STATUS)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("-");
-        log.write(&Line {
-            remote,
-            method: &method,
-            path: &path,
-            status: response.status().as_u16(),
-            cache_status,
-            elapsed: started.elapsed(),
-        });
+    type Response = Answer;
+    type Error = Infallible;
+    type Future = Logged<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.app.poll_ready(cx)
     }
-    Ok(response)
+
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        // Only what the line needs is kept, and only when lines are written.
+        let line = self.log.as_ref().map(|log| PendingLine {
+            log: Arc::clone(log),
+            started: Instant::now(),
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            remote: self.remote,
+        });
+        let inner = match self.inbound.prepare(&mut req) {
+            Ok(()) => Some(self.app.call(req)),
+            Err(bad) => {
+                tracing::debug!(remote = %self.remote, %bad, "a malformed request: 400");
+                None
+            }
+        };
+        Logged { inner, line }
+    }
+}
+
+/// What a request's access-log line needs from the request.
+struct PendingLine {
+    log: Arc<AccessLog>,
+    started: Instant,
+    method: Method,
+    path: String,
+    remote: SocketAddr,
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answer on its way (or `None`: a 400), logged once ready.
+    struct Logged<F> {
+        #[pin]
+        inner: Option<F>,
+        line: Option<PendingLine>,
+    }
+}
+
+impl<F> Future for Logged<F>
+where
+    F: Future<Output = Result<Answer, Infallible>>,
+{
+    type Output = Result<Answer, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match this.inner.as_pin_mut() {
+            Some(inner) => std::task::ready!(inner.poll(cx))?,
+            None => bad_request(),
+        };
+        if let Some(line) = this.line.take() {
+            let cache_status = response
+                .headers()
+                .get(cachet_core::adapter::CACHE_STATUS)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("-");
+            line.log.write(&Line {
+                remote: line.remote,
+                method: &line.method,
+                path: &line.path,
+                status: response.status().as_u16(),
+                cache_status,
+                elapsed: line.started.elapsed(),
+            });
+        }
+        Poll::Ready(Ok(response))
+    }
 }

@@ -31,8 +31,10 @@ use std::time::Duration;
 /// A response body from the upstream, or one the proxy made.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
-/// The client's address, put in the request's extensions by the server for
-/// `X-Forwarded-For`.
+/// The client's address for `X-Forwarded-For`, when a server puts it in
+/// the request's extensions. The proxy's own server tells each
+/// connection's [`Upstream`] instead ([`Upstream::for_client`]), sparing
+/// every request an extension map.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
@@ -41,6 +43,7 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 struct Settings {
+    client: Client<HttpConnector, ClientBody>,
     scheme: Scheme,
     authority: Authority,
     timeout: Duration,
@@ -55,10 +58,14 @@ struct Settings {
 /// Forwards requests to one upstream. Never fails: an unreachable upstream
 /// is a 502, a slow one a 504 — which the cache in front may answer from a
 /// stale entry (`stale_if_error`).
+///
+/// A clone shares the client and its settings: the stack it is in is
+/// cloned for every request, so this is one pointer.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, ClientBody>,
     settings: Arc<Settings>,
+    /// The connection's client, when this serves one connection.
+    client: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -82,8 +89,8 @@ impl Upstream {
         let via_http10 = HeaderValue::try_from(format!("1.0 {}", config.via))
             .unwrap_or_else(|_| HeaderValue::from_static("1.0 cachet"));
         Self {
-            client,
             settings: Arc::new(Settings {
+                client,
                 scheme: parts.scheme.unwrap_or(Scheme::HTTP),
                 authority: parts.authority.expect("validated: the upstream has a host"),
                 timeout: config.timeout,
@@ -92,6 +99,16 @@ impl Upstream {
                 via,
                 via_http10,
             }),
+            client: None,
+        }
+    }
+
+    /// This upstream for one client's connection: `X-Forwarded-For` names
+    /// `client` unless a request's [`ClientAddr`] says otherwise.
+    pub fn for_client(&self, client: SocketAddr) -> Self {
+        Self {
+            settings: Arc::clone(&self.settings),
+            client: Some(client),
         }
     }
 }
@@ -106,19 +123,24 @@ impl tower::Service<Request<Incoming>> for Upstream {
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let client = self.client.clone();
         let settings = Arc::clone(&self.settings);
+        let client = self.client;
         Box::pin(async move {
             let broken = Arc::new(AtomicBool::new(false));
             let req = req.map(|body| ClientBody {
                 body,
                 broken: Arc::clone(&broken),
             });
-            let req = match outbound(req, &settings) {
+            let req = match outbound(req, client, &settings) {
                 Ok(req) => req,
                 Err(status) => return Ok(synthesized(status, &settings)),
             };
-            let response = match tokio::time::timeout(settings.timeout, client.request(req)).await {
+            let response = match tokio::time::timeout(
+                settings.timeout,
+                settings.client.request(req),
+            )
+            .await
+            {
                 Ok(Ok(response)) => response,
                 Ok(Err(error)) if broken.load(Ordering::Relaxed) => {
                     tracing::info!(%error, "the client's request body is malformed: 400, upstream request aborted");
@@ -160,6 +182,7 @@ impl tower::Service<Request<Incoming>> for Upstream {
 /// cache saw the request (`strip_headers`).
 fn outbound(
     req: Request<ClientBody>,
+    client: Option<SocketAddr>,
     settings: &Settings,
 ) -> Result<Request<ClientBody>, StatusCode> {
     let (mut parts, body) = req.into_parts();
@@ -180,7 +203,8 @@ fn outbound(
         .map_err(|_| StatusCode::BAD_REQUEST)?;
     parts.headers.append(header::VIA, settings.via.clone());
     if settings.forwarded_headers {
-        if let Some(ClientAddr(addr)) = parts.extensions.get::<ClientAddr>().copied() {
+        let told = parts.extensions.get::<ClientAddr>().map(|told| told.0);
+        if let Some(addr) = told.or(client) {
             append_forwarded_for(&mut parts.headers, addr);
         }
         parts

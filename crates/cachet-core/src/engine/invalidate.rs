@@ -47,7 +47,7 @@ impl Invalidation {
 pub(crate) fn request_origin(req: &dyn RequestHead) -> Option<String> {
     req.header(&header::HOST)
         .or_else(|| req.authority())
-        .and_then(normalize_host)
+        .and_then(|host| normalize_host(host).map(std::borrow::Cow::into_owned))
 }
 
 fn is_safe(method: &str) -> bool {

@@ -5,6 +5,7 @@
 
 use crate::request::RequestHead;
 use http::header;
+use std::borrow::Cow;
 
 /// Why a request names no single host: a server answers it 400
 /// (RFC 9112 §3.2); a cache never stores or answers it.
@@ -68,17 +69,26 @@ fn same_host(a: &[u8], b: &[u8]) -> bool {
 /// (§6.2.3) — never longer than the value itself. A trailing dot stays:
 /// `example.com.` is another origin to browsers (the WHATWG URL
 /// standard), so it is another host to the cache too. `None` when the
-/// value holds a byte no host name, IP literal or port has.
-pub(crate) fn normalize_host(host: &[u8]) -> Option<String> {
+/// value holds a byte no host name, IP literal or port has. Borrowed when
+/// the value is already so spelled, as nearly every client spells it.
+pub(crate) fn normalize_host(host: &[u8]) -> Option<Cow<'_, str>> {
     let host = host.trim_ascii();
-    let valid = |byte: &u8| byte.is_ascii_alphanumeric() || b".-_:[]".contains(byte);
-    if !host.iter().all(valid) {
-        return None;
+    let mut upper = false;
+    for byte in host {
+        match byte {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b':' | b'[' | b']' => {}
+            b'A'..=b'Z' => upper = true,
+            _ => return None,
+        }
     }
-    let host = host.to_ascii_lowercase();
-    let host = host.strip_suffix(b":80").unwrap_or(&host);
-    // Only ASCII went in.
-    String::from_utf8(host.to_vec()).ok()
+    let host = host.strip_suffix(b":80").unwrap_or(host);
+    // Only ASCII is left.
+    let host = std::str::from_utf8(host).ok()?;
+    Some(if upper {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
 
 #[cfg(test)]
@@ -133,5 +143,40 @@ mod tests {
         assert_eq!(normalize_host(b"[::1]:8080").as_deref(), Some("[::1]:8080"));
         assert_eq!(normalize_host(b"a b"), None);
         assert_eq!(normalize_host(b"").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn a_host_already_normal_is_borrowed() {
+        assert!(matches!(
+            normalize_host(b"shop.example:8080"),
+            Some(Cow::Borrowed("shop.example:8080"))
+        ));
+        assert!(matches!(
+            normalize_host(b" shop.example:80 "),
+            Some(Cow::Borrowed("shop.example"))
+        ));
+        assert!(matches!(
+            normalize_host(b"Shop.example"),
+            Some(Cow::Owned(_))
+        ));
+    }
+
+    proptest::proptest! {
+        /// The one-pass form against the plain statement of the rule.
+        #[test]
+        fn normalizing_is_trim_check_lowercase_and_strip(host in proptest::collection::vec(
+            proptest::sample::select(b" \t.-_:[]08aAzZ@/%\x80".to_vec()), 0..12,
+        )) {
+            let plain = {
+                let trimmed = host.trim_ascii();
+                let valid = |byte: &u8| byte.is_ascii_alphanumeric() || b".-_:[]".contains(byte);
+                trimmed.iter().all(valid).then(|| {
+                    let lower = trimmed.to_ascii_lowercase();
+                    let lower = lower.strip_suffix(b":80").unwrap_or(&lower);
+                    String::from_utf8(lower.to_vec()).unwrap()
+                })
+            };
+            proptest::prop_assert_eq!(normalize_host(&host).map(Cow::into_owned), plain);
+        }
     }
 }
