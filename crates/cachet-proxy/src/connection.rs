@@ -211,7 +211,13 @@ impl Activity {
     pub(crate) fn request(self: &Arc<Self>) -> InFlight {
         self.touch();
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(Arc::clone(self))
+        InFlight(Some(Arc::clone(self)))
+    }
+
+    /// A request's response head is ready (or it was dropped).
+    fn answered(&self) {
+        self.touch();
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Resolves once the connection has made no progress, with no request
@@ -321,12 +327,22 @@ fn now() -> Instant {
 
 /// A request in flight on a connection; see [`Activity::request`].
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<Activity>);
+pub(crate) struct InFlight(Option<Arc<Activity>>);
+
+impl InFlight {
+    /// The request answered: its connection's activity, for the body.
+    fn answered(mut self) -> Arc<Activity> {
+        let activity = self.0.take().expect("taken once, here");
+        activity.answered();
+        activity
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(activity) = &self.0 {
+            activity.answered();
+        }
     }
 }
 
@@ -357,7 +373,6 @@ where
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         TrackedFuture {
             in_flight: Some(self.activity.request()),
-            activity: Arc::clone(&self.activity),
             inner: self.inner.call(req),
         }
     }
@@ -370,7 +385,6 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         in_flight: Option<InFlight>,
-        activity: Arc<Activity>,
     }
 }
 
@@ -383,8 +397,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = std::task::ready!(this.inner.poll(cx))?;
-        this.in_flight.take();
-        let activity = Arc::clone(this.activity);
+        let activity = this
+            .in_flight
+            .take()
+            .expect("polled after it was ready")
+            .answered();
         Poll::Ready(Ok(response.map(|body| TrackedBody { body, activity })))
     }
 }

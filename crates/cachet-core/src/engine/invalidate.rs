@@ -58,6 +58,10 @@ impl Cache {
     /// The invalidation a request will cause if the origin accepts it:
     /// `None` for safe methods (GET, HEAD, OPTIONS, TRACE).
     pub(crate) fn invalidation(&self, req: &dyn RequestHead) -> Option<Invalidation> {
+        // Before matching a rule: nearly every request is a GET.
+        if is_safe(req.method()) {
+            return None;
+        }
         let rule = canonical_path(req.path())
             .ok()
             .and_then(|path| self.inner.rules.find(&path).cloned());
