@@ -5,7 +5,7 @@
 use actix_web::body::{BodySize, EitherBody, MessageBody};
 use actix_web::http::Method;
 use bytes::Bytes;
-use cachet_core::adapter::{self, ResponseBody as CoreBody};
+use cachet_core::adapter::ResponseBody as CoreBody;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::error::Error as StdError;
@@ -76,14 +76,14 @@ pin_project! {
 }
 
 impl<B: MessageBody> CachedBody<B> {
+    /// `body` for a request of `method`; `length` says what a `HEAD`
+    /// answer announces (read only for one).
     pub(crate) fn new(
         body: CoreBody<FromActix<B>>,
         method: &Method,
-        headers: &http::HeaderMap,
+        length: impl FnOnce() -> Option<u64>,
     ) -> Self {
-        let head_length = (method == Method::HEAD)
-            .then(|| adapter::content_length(headers))
-            .flatten();
+        let head_length = (method == Method::HEAD).then(length).flatten();
         Self {
             body,
             head_length,

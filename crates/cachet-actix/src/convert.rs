@@ -50,7 +50,14 @@ pub(crate) fn headers_from_actix(from: &actix_header::HeaderMap) -> http::Header
 }
 
 pub(crate) fn headers_to_actix(from: &http::HeaderMap) -> actix_header::HeaderMap {
-    let mut headers = actix_header::HeaderMap::with_capacity(from.len());
+    headers_to_actix_with_room(from, 0)
+}
+
+/// `from` in actix-web's types, with room for `room` more names: a clone
+/// keeps it, so the status headers a hit adds to a clone of an entry's
+/// prepared headers never regrow the map.
+fn headers_to_actix_with_room(from: &http::HeaderMap, room: usize) -> actix_header::HeaderMap {
+    let mut headers = actix_header::HeaderMap::with_capacity(from.keys_len() + room);
     for (name, value) in from {
         let name = actix_header::HeaderName::from_bytes(name.as_str().as_bytes());
         let value = actix_header::HeaderValue::from_bytes(value.as_bytes());
@@ -103,12 +110,14 @@ pub(crate) fn answer_to_actix<B: MessageBody>(
     answer: Answer,
     method: &actix_web::http::Method,
 ) -> HttpResponse<CachedBody<B>> {
-    let Some(stored) = answer.prepared(stored_to_actix) else {
+    let prepare = |headers: &http::HeaderMap| headers_to_actix_with_room(headers, STATUS_SLOTS);
+    let Some(stored) = answer.prepared(prepare) else {
+        let answer = answer.complete();
         let body = ResponseBody::full(answer.body);
         return to_actix(answer.status, &answer.headers, body, method);
     };
     // The entry's headers were converted on its first hit: only what this
-    // hit sets is converted now.
+    // hit sets, all the answer's headers hold, is converted now.
     let mut headers = actix_header::HeaderMap::clone(&stored);
     for (slot, (name, converted)) in STATUS_HEADERS.iter().zip(&ACTIX_STATUS_HEADERS).enumerate() {
         for value in answer.headers.get_all(name) {
@@ -117,19 +126,12 @@ pub(crate) fn answer_to_actix<B: MessageBody>(
             }
         }
     }
-    let body = CachedBody::new(ResponseBody::full(answer.body), method, &answer.headers);
+    let length = (method == actix_web::http::Method::HEAD)
+        .then(|| answer.content_length())
+        .flatten();
+    let body = CachedBody::new(ResponseBody::full(answer.body), method, || length);
     let mut converted = HttpResponse::with_body(status_to_actix(answer.status), body);
     *converted.headers_mut() = headers;
-    converted
-}
-
-/// An entry's headers as a hit's answer carries them, in actix-web's
-/// types, without the ones each hit sets.
-fn stored_to_actix(headers: &http::HeaderMap) -> actix_header::HeaderMap {
-    let mut converted = headers_to_actix(headers);
-    for name in &ACTIX_STATUS_HEADERS {
-        converted.remove(name);
-    }
     converted
 }
 
@@ -177,7 +179,9 @@ fn to_actix<B: MessageBody>(
     body: ResponseBody<FromActix<B>>,
     method: &actix_web::http::Method,
 ) -> HttpResponse<CachedBody<B>> {
-    let body = CachedBody::new(body, method, headers);
+    let body = CachedBody::new(body, method, || {
+        cachet_core::adapter::content_length(headers)
+    });
     let mut converted = HttpResponse::with_body(status_to_actix(status), body);
     *converted.headers_mut() = headers_to_actix(headers);
     converted

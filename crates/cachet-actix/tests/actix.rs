@@ -440,3 +440,36 @@ async fn hits_after_the_first_answer_from_the_converted_headers_alike() {
         1
     );
 }
+
+#[actix_web::test]
+async fn head_hits_announce_the_stored_length_from_the_prepared_headers_too() {
+    // A GET stores the entry; HEADs are answered from it, the first
+    // converting its headers and the later ones from the converted form:
+    // each announces the GET body's length and sends no body.
+    let (_clock, cache, _) = fixture("[[rules]]\npath = '^/'\nttl = 600\n");
+    let app = test::init_service(App::new().wrap(ResponseCache::new(cache.clone())).route(
+        "/page",
+        web::get().to(|| async { HttpResponse::Ok().body("page") }),
+    ))
+    .await;
+    let get = test::TestRequest::get().uri("/page").to_request();
+    assert_eq!(
+        test::read_body(test::call_service(&app, get).await).await,
+        "page"
+    );
+    for _ in 0..3 {
+        let head = test::TestRequest::default()
+            .method(actix_web::http::Method::HEAD)
+            .uri("/page")
+            .to_request();
+        let hit = test::call_service(&app, head).await;
+        let lines = header_lines(hit.headers());
+        assert!(lines.contains(&"content-length: 4".to_owned()), "{lines:?}");
+        assert!(lines
+            .iter()
+            .any(|line| line.starts_with("cache-status: cachet; hit")));
+        let body = hit.into_body();
+        assert_eq!(body.size(), actix_web::body::BodySize::Sized(4));
+        assert!(actix_web::body::to_bytes(body).await.unwrap().is_empty());
+    }
+}

@@ -441,7 +441,7 @@ impl CacheBuilder {
                 clock: self.clock,
                 identity: self.identity,
                 status_headers: StatusHeaders {
-                    strip: self.targets.stripped(),
+                    strip: self.targets.stripped().into(),
                     ..self.status_headers
                 },
                 targets: self.targets,

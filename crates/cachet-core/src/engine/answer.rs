@@ -12,7 +12,7 @@ use crate::protocol::range::partial;
 use crate::request::RequestHead;
 use crate::store::entry::CachedResponse;
 use bytes::Bytes;
-use http::header::HeaderMap;
+use http::header::{HeaderMap, HeaderName};
 use http::StatusCode;
 use std::any::Any;
 use std::sync::atomic::Ordering;
@@ -24,13 +24,39 @@ use std::sync::Arc;
 pub struct Answer {
     /// The status.
     pub status: StatusCode,
-    /// The headers, `Cache-Status` and `Age` included.
+    /// The headers, `Cache-Status` and `Age` included. When the cache
+    /// prepares answers (`adapter::prepare_answers`) and this is an
+    /// entry's whole response, only those this hit sets: the entry's own
+    /// are in the [`prepared`](Self::prepared) form, and
+    /// [`complete`](Self::complete) puts them back.
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
     /// The entry whose whole response this is (not a 304, not a range),
-    /// for [`prepared`](Self::prepared).
-    whole: Option<Arc<CachedResponse>>,
+    /// when the cache prepares answers.
+    whole: Option<Whole>,
+}
+
+/// The entry an answer leaves its headers to, and the fields no answer
+/// carries (`StatusHeaders::strip`).
+#[derive(Debug, Clone)]
+struct Whole {
+    entry: Arc<CachedResponse>,
+    strip: Arc<[HeaderName]>,
+}
+
+impl Whole {
+    /// The entry's headers as the answer carries them, but for those the
+    /// hit `set` (and the stripped ones).
+    fn headers_less(&self, set: &HeaderMap) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(self.entry.headers().len() + set.len());
+        for (name, value) in self.entry.headers() {
+            if !self.strip.contains(name) && !set.contains_key(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        headers
+    }
 }
 
 impl Answer {
@@ -46,18 +72,51 @@ impl Answer {
 
     /// For an adapter whose framework has its own header types: the
     /// entry's headers as `make` converts them, made on the entry's first
-    /// hit and shared by the next ones — the answer's headers but for the
-    /// `adapter::STATUS_HEADERS` this hit sets, which the adapter adds from
-    /// [`headers`](Self::headers). `None` when there is nothing to share:
-    /// the answer is not the entry's whole response (a 304, a range, a
-    /// 504), the cache was not told with `adapter::prepare_answers` before
-    /// the entry was stored, or the entry holds another type's form. Then
-    /// the adapter converts `headers` as they are.
+    /// hit and shared by the next ones — the answer's headers but for those
+    /// this hit sets, which the adapter adds from
+    /// [`headers`](Self::headers) (they are all it holds). `None` when
+    /// there is nothing to share: the answer is not the entry's whole
+    /// response (a 304, a range, a 504), the cache was not told with
+    /// `adapter::prepare_answers` before the entry was stored, or the
+    /// entry holds another type's form. Then the adapter converts the
+    /// headers of the [`complete`](Self::complete) answer.
     pub fn prepared<T: Any + Send + Sync>(
         &self,
         make: impl FnOnce(&HeaderMap) -> T,
     ) -> Option<Arc<T>> {
-        self.whole.as_ref()?.prepared(|| make(&self.headers))
+        let whole = self.whole.as_ref()?;
+        whole
+            .entry
+            .prepared(|| make(&whole.headers_less(&self.headers)))
+    }
+
+    /// This answer with all its headers in [`headers`](Self::headers): the
+    /// entry's put back when they were left to a prepared form.
+    #[must_use]
+    pub fn complete(mut self) -> Self {
+        self.put_back();
+        self
+    }
+
+    /// [`complete`](Self::complete) in place.
+    pub(crate) fn put_back(&mut self) {
+        if let Some(whole) = self.whole.take() {
+            let mut headers = whole.headers_less(&self.headers);
+            for (name, value) in &self.headers {
+                headers.append(name.clone(), value.clone());
+            }
+            self.headers = headers;
+        }
+    }
+
+    /// The body's length as the whole response declares it
+    /// (`Content-Length`): what a `HEAD` answer announces.
+    pub fn content_length(&self) -> Option<u64> {
+        let headers = match &self.whole {
+            Some(whole) => whole.entry.headers(),
+            None => &self.headers,
+        };
+        super::exchange::content_length(headers)
     }
 }
 
@@ -98,6 +157,33 @@ impl Cache {
                 .write(outcome, Some(plan.key.as_str()), &mut headers);
             return Answer::new(StatusCode::NOT_MODIFIED, headers, Bytes::new());
         }
+        let body = entry.body();
+        let ranged = || {
+            !plan.head
+                && entry.status() == StatusCode::OK
+                && req.header(&http::header::RANGE).is_some()
+        };
+        if self.inner.prepares_answers.load(Ordering::Relaxed) && !ranged() {
+            // The adapter answers from the entry's prepared headers: only
+            // this hit's status headers are made here.
+            let mut headers = HeaderMap::with_capacity(StatusHeaders::MAX_HEADERS);
+            self.inner
+                .status_headers
+                .write(outcome, Some(plan.key.as_str()), &mut headers);
+            return Answer {
+                status: entry.status(),
+                headers,
+                body: if plan.head {
+                    Bytes::new()
+                } else {
+                    body.clone()
+                },
+                whole: Some(Whole {
+                    entry: Arc::clone(entry),
+                    strip: Arc::clone(&self.inner.status_headers.strip),
+                }),
+            };
+        }
         // Sized for the status headers too, so adding them never regrows the map.
         let mut headers =
             HeaderMap::with_capacity(entry.headers().len() + StatusHeaders::MAX_HEADERS);
@@ -107,7 +193,6 @@ impl Cache {
         self.inner
             .status_headers
             .write(outcome, Some(plan.key.as_str()), &mut headers);
-        let body = entry.body();
         if !plan.head && entry.status() == StatusCode::OK {
             if let Some((status, part)) = partial(req, &mut headers, body) {
                 return Answer::new(status, headers, part);
@@ -121,13 +206,7 @@ impl Cache {
             } else {
                 body.clone()
             },
-            // Only an adapter that prepares answers reads it: the others
-            // skip a reference count per hit.
-            whole: self
-                .inner
-                .prepares_answers
-                .load(Ordering::Relaxed)
-                .then(|| Arc::clone(entry)),
+            whole: None,
         }
     }
 
@@ -158,7 +237,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn cache(prepares: bool) -> crate::Cache {
-        let cache = CacheBuilder::from_toml("[[rules]]\npath = '^/'\nttl = 60")
+        cache_from("", prepares)
+    }
+
+    fn cache_from(toml: &str, prepares: bool) -> crate::Cache {
+        let cache = CacheBuilder::from_toml(&format!("{toml}\n[[rules]]\npath = '^/'\nttl = 60"))
             .unwrap()
             .clock(MockClock::new())
             .build()
@@ -171,11 +254,18 @@ mod tests {
     }
 
     async fn store(cache: &crate::Cache) {
-        let app = |_req: Request<()>| async {
+        store_with(cache, &[]).await;
+    }
+
+    async fn store_with(cache: &crate::Cache, extra: &'static [(&'static str, &'static str)]) {
+        let app = move |_req: Request<()>| async move {
             let mut response = Response::new(Full::new(Bytes::from("hello")));
             response
                 .headers_mut()
                 .insert("etag", "\"v1\"".parse().unwrap());
+            for (name, value) in extra {
+                response.headers_mut().append(*name, value.parse().unwrap());
+            }
             Ok::<_, Infallible>(response)
         };
         let req = Request::get("/page").body(()).unwrap();
@@ -239,6 +329,65 @@ mod tests {
         assert_eq!(partial.status, StatusCode::PARTIAL_CONTENT);
         assert!(partial.prepared(prepare).is_none());
         assert_eq!(made.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn later_hits_leave_the_entrys_headers_to_the_prepared_form_and_complete_as_before() {
+        // Fields the answer replaces or removes: another cache's status and
+        // age, the targeted field meant for this cache alone (RFC 9213).
+        let extra: &[(&str, &str)] = &[
+            ("cache-status", "upstream; hit"),
+            ("age", "3"),
+            ("cachet-cache-control", "max-age=60"),
+            ("x-cache", "origin"),
+            ("x-two", "a"),
+            ("x-two", "b"),
+        ];
+        let own = "[headers]\ntarget = \"cachet-cache-control\"";
+        let plain = cache_from(own, false);
+        let prepared = cache_from(own, true);
+        store_with(&plain, extra).await;
+        store_with(&prepared, extra).await;
+        let first = hit(&prepared, &[]);
+        let made = first.prepared(|headers| {
+            (
+                headers.contains_key("x-cache"),
+                headers.contains_key("cache-status"),
+            )
+        });
+        assert_eq!(
+            made.as_deref(),
+            Some(&(true, false)),
+            "the origin's own X-Cache is the entry's (cachet writes none here); its Cache-Status is replaced"
+        );
+        assert_eq!(first.complete().headers, hit(&plain, &[]).headers);
+        let later = hit(&prepared, &[]);
+        assert!(
+            later
+                .headers
+                .keys()
+                .all(|name| STATUS_HEADERS.contains(name)),
+            "{:?}",
+            later.headers
+        );
+        assert_eq!(later.content_length(), Some(5));
+        assert!(later.prepared(|_| (true, true)).is_some());
+        let expected = hit(&plain, &[]).headers;
+        assert!(!expected.contains_key("cachet-cache-control"));
+        assert_eq!(expected.get_all("x-two").iter().count(), 2);
+        assert_eq!(later.clone().complete().headers, expected);
+        // An adapter finding another type's form converts the completed
+        // answer; Tower's answer completes it too.
+        assert!(later.prepared(|_| "text").is_none());
+        let response = crate::adapter::answer::<Full<Bytes>>(later);
+        assert_eq!(response.headers(), &expected);
+        // A range on the entry is answered whole, from its headers.
+        let partial = hit(
+            &prepared,
+            &[("accept-encoding", "gzip"), ("range", "bytes=0-1")],
+        );
+        assert_eq!(partial.status, StatusCode::PARTIAL_CONTENT);
+        assert!(partial.headers.contains_key("etag"));
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use http::header::{HeaderName, HeaderValue, AGE};
 use http::{HeaderMap, StatusCode};
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// The `Cache-Status` header (RFC 9211).
@@ -185,16 +185,19 @@ pub(crate) struct StatusHeaders {
     /// Add `key` and `detail` to `Cache-Status` (exposes keys: for debugging).
     pub debug: bool,
     /// Fields meant for cachet alone, removed before the client sees them
-    /// (its own targeted cache-control field, RFC 9213).
-    pub strip: Vec<HeaderName>,
+    /// (its own targeted cache-control field, RFC 9213). Shared with the
+    /// answers that leave the entry's headers out ([`Answer::complete`](crate::engine::Answer::complete)).
+    pub strip: Arc<[HeaderName]>,
 }
 
 impl StatusHeaders {
     /// Writes `Cache-Status`, `Age` on hits and, if enabled, `X-Cache` into
     /// `headers`. `key` is shown only in debug mode.
     pub(crate) fn write(&self, outcome: &Outcome, key: Option<&str>, headers: &mut HeaderMap) {
-        for name in &self.strip {
-            headers.remove(name);
+        if !headers.is_empty() {
+            for name in self.strip.iter() {
+                headers.remove(name);
+            }
         }
         let (x_cache, status) = match outcome {
             Outcome::Hit { age, ttl } => {

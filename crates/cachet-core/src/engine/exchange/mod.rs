@@ -580,7 +580,8 @@ pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 }
 
 /// A response the cache made itself, such as a hit.
-pub fn answer<B: Body>(answer: Answer) -> Response<ResponseBody<B>> {
+pub fn answer<B: Body>(mut answer: Answer) -> Response<ResponseBody<B>> {
+    answer.put_back();
     let mut response = Response::new(ResponseBody::full(answer.body));
     *response.status_mut() = answer.status;
     *response.headers_mut() = answer.headers;
