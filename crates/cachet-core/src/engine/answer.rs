@@ -150,7 +150,7 @@ impl Cache {
         outcome: &Outcome,
         req: &dyn RequestHead,
     ) -> Answer {
-        if answers_not_modified(req, entry.status(), entry.headers()) {
+        if plan.asks.preconditions && answers_not_modified(req, entry.status(), entry.headers()) {
             let mut headers = not_modified_headers(entry.headers());
             self.inner
                 .status_headers
@@ -158,12 +158,8 @@ impl Cache {
             return Answer::new(StatusCode::NOT_MODIFIED, headers, Bytes::new());
         }
         let body = entry.body();
-        let ranged = || {
-            !plan.head
-                && entry.status() == StatusCode::OK
-                && req.header(&http::header::RANGE).is_some()
-        };
-        if self.inner.prepares_answers.load(Ordering::Relaxed) && !ranged() {
+        let ranged = plan.asks.range && !plan.head && entry.status() == StatusCode::OK;
+        if !ranged && self.inner.prepares_answers.load(Ordering::Relaxed) {
             // The adapter answers from the entry's prepared headers: only
             // this hit's status headers are made here.
             let mut headers = HeaderMap::with_capacity(StatusHeaders::MAX_HEADERS);
@@ -193,7 +189,7 @@ impl Cache {
         self.inner
             .status_headers
             .write(outcome, Some(plan.key.as_str()), &mut headers);
-        if !plan.head && entry.status() == StatusCode::OK {
+        if ranged {
             if let Some((status, part)) = partial(req, &mut headers, body) {
                 return Answer::new(status, headers, part);
             }

@@ -1,7 +1,7 @@
 //! Step 1, route: the rule that matches a request and the key of its
 //! entry — or a pass-through, or a bypass of the cache.
 
-use super::scanned::Scanned;
+use super::scanned::{self, Scanned};
 use crate::cache::{Cache, CacheUse};
 use crate::config::rules::{CompiledRule, Rule, DEFAULT_CACHE};
 use crate::config::ConfigError;
@@ -61,6 +61,10 @@ pub struct Plan {
     /// the request's own; boxed, since most requests need none.
     pub(super) respelled: Option<Box<Respelled>>,
     pub(super) head: bool,
+    /// Whether the request may carry preconditions the cache evaluates
+    /// (`If-None-Match`, `If-Modified-Since`) and a `Range`: false when its
+    /// scanned names show none, so a hit skips looking for them.
+    pub(super) asks: Asks,
     pub(super) facts: RequestFacts,
     pub(super) directives: RequestDirectives,
     /// When the request arrived, for rules that refresh early (which need
@@ -68,6 +72,13 @@ pub struct Plan {
     /// revalidate (`no-cache`: a response received after they arrived
     /// answers them).
     pub(super) started: Option<SystemTime>,
+}
+
+/// What a request may ask of a hit beyond the entry; see [`Plan::asks`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Asks {
+    pub(crate) preconditions: bool,
+    pub(crate) range: bool,
 }
 
 impl Plan {
@@ -256,7 +267,7 @@ impl Cache {
 
     /// A request under `rule` on its canonical `path`: cached under a plan,
     /// or a counted bypass.
-    fn route_under(&self, req: &dyn RequestHead, rule: &Arc<CompiledRule>, path: &str) -> Route {
+    fn route_under(&self, req: &Scanned<'_>, rule: &Arc<CompiledRule>, path: &str) -> Route {
         match self.plan(req, rule, path) {
             Ok(plan) => Route::Cache(plan),
             Err(reason) => self.bypass(rule, reason),
@@ -295,7 +306,7 @@ impl Cache {
     /// why the request bypasses the cache.
     fn plan(
         &self,
-        req: &dyn RequestHead,
+        req: &Scanned<'_>,
         rule: &Arc<CompiledRule>,
         path: &str,
     ) -> Result<Plan, ForwardReason> {
@@ -409,6 +420,10 @@ impl Cache {
                 })
             }),
             head,
+            asks: Asks {
+                preconditions: req.may_have(scanned::PRECONDITIONS),
+                range: req.may_have(scanned::RANGE),
+            },
             facts: RequestFacts {
                 shared,
                 authorized: req.header(&header::AUTHORIZATION).is_some(),

@@ -25,6 +25,12 @@ static ASKED: [HeaderName; 13] = [
     header::TRANSFER_ENCODING, // 12: 17
 ];
 
+/// Bits of [`ASKED`]: a request's preconditions the cache evaluates
+/// itself (`If-None-Match`, `If-Modified-Since`).
+pub(crate) const PRECONDITIONS: u16 = 1 << 9 | 1 << 11;
+/// Bit of [`ASKED`]: `Range`.
+pub(crate) const RANGE: u16 = 1 << 1;
+
 /// The index in [`ASKED`] of the header a request names `name` (lower
 /// case, as both `http` versions spell names): its length and first byte
 /// pick the one candidate, which is then compared whole.
@@ -79,6 +85,13 @@ impl<'a> Scanned<'a> {
             others,
             listed,
         }
+    }
+
+    /// Whether the request may have one of the [`ASKED`] headers whose
+    /// `bits` are set: false only when its names were listed and none is
+    /// among them.
+    pub(crate) fn may_have(&self, bits: u16) -> bool {
+        !self.listed || self.present & bits != 0
     }
 
     /// Whether the request surely has no header `name`.
@@ -159,6 +172,27 @@ mod tests {
             assert_eq!(asked(other), None, "{other}");
         }
         assert_eq!(asked(HeaderName::from_static("x-host").as_str()), None);
+    }
+
+    #[test]
+    fn the_named_bits_are_their_headers() {
+        let bit = |name: &HeaderName| 1u16 << asked(name.as_str()).unwrap();
+        assert_eq!(
+            PRECONDITIONS,
+            bit(&header::IF_NONE_MATCH) | bit(&header::IF_MODIFIED_SINCE)
+        );
+        assert_eq!(RANGE, bit(&header::RANGE));
+        let plain = http::Request::get("/")
+            .header("accept", "*/*")
+            .body(())
+            .unwrap();
+        assert!(!Scanned::new(&plain).may_have(PRECONDITIONS | RANGE));
+        let ranged = http::Request::get("/")
+            .header("range", "bytes=0-1")
+            .body(())
+            .unwrap();
+        assert!(Scanned::new(&ranged).may_have(RANGE));
+        assert!(!Scanned::new(&ranged).may_have(PRECONDITIONS));
     }
 
     #[test]
