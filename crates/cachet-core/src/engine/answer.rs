@@ -375,7 +375,7 @@ mod tests {
         // An adapter finding another type's form converts the completed
         // answer; Tower's answer completes it too.
         assert!(later.prepared(|_| "text").is_none());
-        let response = crate::adapter::answer::<Full<Bytes>>(later);
+        let response = crate::engine::exchange::answer::<Full<Bytes>>(later);
         assert_eq!(response.headers(), &expected);
         // A range on the entry is answered whole, from its headers.
         let partial = hit(
