@@ -96,13 +96,14 @@ struct Proxied<S> {
     remote: SocketAddr,
 }
 
-type Answer = Response<ResponseBody<ProxyBody>>;
+/// What the proxied port answers.
+type ProxyResponse = Response<ResponseBody<ProxyBody>>;
 
 impl<S> Service<Request<Incoming>> for Proxied<S>
 where
-    S: Service<Request<Incoming>, Response = Answer, Error = Infallible>,
+    S: Service<Request<Incoming>, Response = ProxyResponse, Error = Infallible>,
 {
-    type Response = Answer;
+    type Response = ProxyResponse;
     type Error = Infallible;
     type Future = Logged<S::Future>;
 
@@ -150,9 +151,9 @@ pin_project_lite::pin_project! {
 
 impl<F> Future for Logged<F>
 where
-    F: Future<Output = Result<Answer, Infallible>>,
+    F: Future<Output = Result<ProxyResponse, Infallible>>,
 {
-    type Output = Result<Answer, Infallible>;
+    type Output = Result<ProxyResponse, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();

@@ -59,13 +59,14 @@ struct Settings {
 /// is a 502, a slow one a 504 — which the cache in front may answer from a
 /// stale entry (`stale_if_error`).
 ///
-/// A clone shares the client and its settings: the stack it is in is
-/// cloned for every request, so this is one pointer.
+/// A clone shares the hyper client and the settings: the stack it is in
+/// is cloned for every request, so it holds one pointer (and the address
+/// of its connection's client).
 #[derive(Clone)]
 pub struct Upstream {
     settings: Arc<Settings>,
-    /// The connection's client, when this serves one connection.
-    client: Option<SocketAddr>,
+    /// The address of the client whose connection this serves, if one.
+    client_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -99,16 +100,16 @@ impl Upstream {
                 via,
                 via_http10,
             }),
-            client: None,
+            client_addr: None,
         }
     }
 
     /// This upstream for one client's connection: `X-Forwarded-For` names
     /// `client` unless a request's [`ClientAddr`] says otherwise.
-    pub fn for_client(&self, client: SocketAddr) -> Self {
+    pub fn for_client(&self, client_addr: SocketAddr) -> Self {
         Self {
             settings: Arc::clone(&self.settings),
-            client: Some(client),
+            client_addr: Some(client_addr),
         }
     }
 }
@@ -124,14 +125,14 @@ impl tower::Service<Request<Incoming>> for Upstream {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let settings = Arc::clone(&self.settings);
-        let client = self.client;
+        let client_addr = self.client_addr;
         Box::pin(async move {
             let broken = Arc::new(AtomicBool::new(false));
             let req = req.map(|body| ClientBody {
                 body,
                 broken: Arc::clone(&broken),
             });
-            let req = match outbound(req, client, &settings) {
+            let req = match outbound(req, client_addr, &settings) {
                 Ok(req) => req,
                 Err(status) => return Ok(synthesized(status, &settings)),
             };
@@ -182,7 +183,7 @@ impl tower::Service<Request<Incoming>> for Upstream {
 /// cache saw the request (`strip_headers`).
 fn outbound(
     req: Request<ClientBody>,
-    client: Option<SocketAddr>,
+    client_addr: Option<SocketAddr>,
     settings: &Settings,
 ) -> Result<Request<ClientBody>, StatusCode> {
     let (mut parts, body) = req.into_parts();
@@ -204,7 +205,7 @@ fn outbound(
     parts.headers.append(header::VIA, settings.via.clone());
     if settings.forwarded_headers {
         let told = parts.extensions.get::<ClientAddr>().map(|told| told.0);
-        if let Some(addr) = told.or(client) {
+        if let Some(addr) = told.or(client_addr) {
             append_forwarded_for(&mut parts.headers, addr);
         }
         parts
