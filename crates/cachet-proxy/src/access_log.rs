@@ -59,14 +59,27 @@ pub(crate) struct Line<'a> {
     pub path: &'a str,
     pub status: u16,
     pub cache_status: &'a str,
-    pub elapsed: Duration,
+    /// When the request arrived: the line says how long its answer took.
+    pub started: Instant,
+}
+
+/// A thread's line buffer, and the date it last wrote with the moment
+/// that date ends (it changes once a second; formatting it is most of a
+/// line's cost).
+struct Stamp {
+    buffer: Vec<u8>,
+    date: String,
+    until: Option<Instant>,
 }
 
 thread_local! {
-    /// This thread's line buffer, and the date it last wrote (the date
-    /// changes once a second; formatting it is most of a line's cost).
-    static BUFFER: RefCell<(Vec<u8>, u64, String)> =
-        const { RefCell::new((Vec::new(), u64::MAX, String::new())) };
+    static BUFFER: RefCell<Stamp> = const {
+        RefCell::new(Stamp {
+            buffer: Vec::new(),
+            date: String::new(),
+            until: None,
+        })
+    };
 }
 
 impl AccessLog {
@@ -118,19 +131,25 @@ impl AccessLog {
         tracing::enabled!(target: TARGET, tracing::Level::INFO)
     }
 
-    /// Writes `line`, stamped with the current second.
+    /// Writes `line`, stamped with the current second. One monotonic
+    /// clock reading gives the time taken and whether the second changed;
+    /// the wall clock is read once a second.
     pub(crate) fn write(&self, line: &Line<'_>) {
-        BUFFER.with_borrow_mut(|(buffer, second, date)| {
-            let now = SystemTime::now();
-            let secs = now
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| since.as_secs());
-            if secs != *second {
-                *second = secs;
-                *date = httpdate::fmt_http_date(now);
+        BUFFER.with_borrow_mut(|stamp| {
+            let now = Instant::now();
+            if stamp.until.is_none_or(|until| now >= until) {
+                let wall = SystemTime::now();
+                let into_second = wall
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(Duration::ZERO, |since| {
+                        Duration::from_nanos(u64::from(since.subsec_nanos()))
+                    });
+                stamp.date = httpdate::fmt_http_date(wall);
+                stamp.until = Some(now + (Duration::from_secs(1) - into_second));
             }
-            render(buffer, date, line);
-            self.shared.push(buffer);
+            let elapsed = now.saturating_duration_since(line.started);
+            render(&mut stamp.buffer, &stamp.date, line, elapsed);
+            self.shared.push(&stamp.buffer);
         });
     }
 }
@@ -229,10 +248,11 @@ impl Shared {
     }
 }
 
-/// `line` stamped with `date`, in place of what `buffer` held. Written
+/// `line` stamped with `date`, its answer `elapsed` after it arrived, in
+/// place of what `buffer` held. Written
 /// by hand: `fmt` machinery (an IPv4 address alone pads four integers)
 /// was most of a line's cost.
-fn render(buffer: &mut Vec<u8>, date: &str, line: &Line<'_>) {
+fn render(buffer: &mut Vec<u8>, date: &str, line: &Line<'_>, elapsed: Duration) {
     let mut number = itoa::Buffer::new();
     buffer.clear();
     buffer.extend_from_slice(date.as_bytes());
@@ -261,7 +281,7 @@ fn render(buffer: &mut Vec<u8>, date: &str, line: &Line<'_>) {
     buffer.extend_from_slice(b" \"");
     buffer.extend_from_slice(line.cache_status.as_bytes());
     buffer.extend_from_slice(b"\" ");
-    let micros = u64::try_from(line.elapsed.as_micros()).unwrap_or(u64::MAX);
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     buffer.extend_from_slice(number.format(micros).as_bytes());
     buffer.extend_from_slice(b"us\n");
 }
@@ -278,13 +298,18 @@ mod tests {
             path: "/api/items",
             status: 200,
             cache_status: "cachet; hit; ttl=3599",
-            elapsed: Duration::from_micros(41),
+            started: Instant::now(),
         }
     }
 
     fn rendered(line: &Line<'_>) -> String {
         let mut buffer = b"the last line".to_vec();
-        render(&mut buffer, "Mon, 07 Dec 2026 10:00:00 GMT", line);
+        render(
+            &mut buffer,
+            "Mon, 07 Dec 2026 10:00:00 GMT",
+            line,
+            Duration::from_micros(41),
+        );
         String::from_utf8(buffer).unwrap()
     }
 
@@ -337,6 +362,43 @@ mod tests {
         let written: Vec<Vec<u8>> = batches.iter().collect();
         assert!(written.len() < lines.len(), "{} writes", written.len());
         assert_eq!(written.concat(), lines.concat().into_bytes());
+    }
+
+    #[test]
+    fn lines_are_stamped_with_the_current_second_and_their_time() {
+        let (write, batches) = sink();
+        let limits = Limits {
+            batch: 1 << 20,
+            delay: Duration::from_secs(3600),
+            max_waiting: 1 << 20,
+        };
+        let log = AccessLog::to(|| write, limits);
+        let before = SystemTime::now();
+        let mut line = line_from("127.0.0.1:1");
+        line.started = Instant::now() - Duration::from_millis(1500);
+        log.write(&line);
+        log.write(&line);
+        drop(log);
+        let after = SystemTime::now();
+        let text = String::from_utf8(batches.iter().collect::<Vec<_>>().concat()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in lines {
+            let date = httpdate::parse_http_date(&line[..29]).unwrap();
+            let second = |time: SystemTime| time.duration_since(UNIX_EPOCH).unwrap().as_secs();
+            assert!(
+                second(before) <= second(date) && second(date) <= second(after),
+                "{line}"
+            );
+            let micros: u64 = line
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .trim_end_matches("us")
+                .parse()
+                .unwrap();
+            assert!((1_500_000..60_000_000).contains(&micros), "{line}");
+        }
     }
 
     #[test]

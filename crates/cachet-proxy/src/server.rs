@@ -173,7 +173,7 @@ where
                 path: &line.path,
                 status: response.status().as_u16(),
                 cache_status,
-                elapsed: line.started.elapsed(),
+                started: line.started,
             });
         }
         Poll::Ready(Ok(response))
