@@ -159,33 +159,21 @@ impl Cache {
         }
         let body = entry.body();
         let ranged = plan.asks.range && !plan.head && entry.status() == StatusCode::OK;
-        if !ranged && self.inner.prepares_answers.load(Ordering::Relaxed) {
-            // The adapter answers from the entry's prepared headers: only
-            // this hit's status headers are made here.
-            let mut headers = HeaderMap::with_capacity(StatusHeaders::MAX_HEADERS);
-            self.inner
-                .status_headers
-                .write(outcome, Some(plan.key.as_str()), &mut headers);
-            return Answer {
-                status: entry.status(),
-                headers,
-                body: if plan.head {
-                    Bytes::new()
-                } else {
-                    body.clone()
-                },
-                whole: Some(Whole {
-                    entry: Arc::clone(entry),
-                    strip: Arc::clone(&self.inner.status_headers.strip),
-                }),
-            };
-        }
-        // Sized for the status headers too, so adding them never regrows the map.
-        let mut headers =
-            HeaderMap::with_capacity(entry.headers().len() + StatusHeaders::MAX_HEADERS);
-        for (name, value) in entry.headers() {
-            headers.append(name.clone(), value.clone());
-        }
+        // An adapter that prepares answers takes the entry's own headers
+        // from their prepared form: only this hit's status headers are made.
+        let apart = !ranged && self.inner.prepares_answers.load(Ordering::Relaxed);
+        let mut headers = if apart {
+            HeaderMap::with_capacity(StatusHeaders::MAX_HEADERS)
+        } else {
+            // Sized for the status headers too, so adding them never
+            // regrows the map.
+            let mut headers =
+                HeaderMap::with_capacity(entry.headers().len() + StatusHeaders::MAX_HEADERS);
+            for (name, value) in entry.headers() {
+                headers.append(name.clone(), value.clone());
+            }
+            headers
+        };
         self.inner
             .status_headers
             .write(outcome, Some(plan.key.as_str()), &mut headers);
@@ -202,7 +190,10 @@ impl Cache {
             } else {
                 body.clone()
             },
-            whole: None,
+            whole: apart.then(|| Whole {
+                entry: Arc::clone(entry),
+                strip: Arc::clone(&self.inner.status_headers.strip),
+            }),
         }
     }
 
