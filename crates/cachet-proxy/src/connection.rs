@@ -7,8 +7,8 @@
 //!
 //! One watcher per connection ([`Activity::idle`]) keeps all three. hyper
 //! arms its header-read timer for every request head; a Tokio timer would
-//! put an entry in the timer wheel and take it out again for each request,
-//! a fifth of what a cache hit costs the proxy in its own code. So the
+//! put an entry in the timer wheel and take it out again for each request
+//! (7% of the proxy's instructions for a hit, `docs/benchmarks.md`). So the
 //! timer hyper is given ([`HeadTimer`]) only notes its deadline, and the
 //! watcher, on rounds every half of `header_read_timeout`, wakes the
 //! connection once it has passed: a head that never ends is cut off
