@@ -260,6 +260,18 @@ fn fill_origin() -> axum::Router {
 
 const BUDGET: u64 = 2 * 1024 * 1024;
 
+/// `req` through `service`, its whole answer read as a client reads it.
+async fn fetch(
+    service: cachet::tower::CacheService<axum::Router>,
+    req: http::Request<axum::body::Body>,
+) {
+    use tower::ServiceExt;
+    let response = service.oneshot(req).await.unwrap();
+    http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap();
+}
+
 fn budget_rules() -> String {
     format!("[caches.default]\nmax_bytes = {BUDGET}\nttl = \"1h\"\n\n[[rules]]\npath = '^/'\n")
 }
@@ -311,21 +323,15 @@ async fn check_filled(cache: &Cache, baseline: i64) {
 
 #[tokio::test]
 async fn ten_budgets_through_the_tower_layer_stay_within_the_budget() {
-    use tower::{Layer, ServiceExt};
+    use tower::Layer;
     let _serial = SERIAL.lock().await;
     let cache = Cache::from_toml(&budget_rules()).unwrap();
     let service = cachet::CacheLayer::new(cache.clone()).layer(fill_origin());
     let get = |n: usize| {
-        let service = service.clone();
-        async move {
-            let req = http::Request::get(format!("/item/{n}"))
-                .body(axum::body::Body::empty())
-                .unwrap();
-            let response = service.oneshot(req).await.unwrap();
-            http_body_util::BodyExt::collect(response.into_body())
-                .await
-                .unwrap();
-        }
+        let req = http::Request::get(format!("/item/{n}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        fetch(service.clone(), req)
     };
     let baseline = fill_ten_budgets(&cache, 1, get).await;
     check_filled(&cache, baseline).await;
@@ -384,7 +390,7 @@ async fn ten_budgets_through_the_proxy_stay_within_the_budget() {
 /// (which give back room as they shrink: this was 1.21 before they did).
 #[tokio::test]
 async fn ten_budgets_of_tagged_variants_stay_within_the_budget() {
-    use tower::{Layer, ServiceExt};
+    use tower::Layer;
     let _serial = SERIAL.lock().await;
     let origin = axum::Router::new().fallback(|req: http::Request<axum::body::Body>| async move {
         let n = path_number(&req);
@@ -402,17 +408,11 @@ async fn ten_budgets_of_tagged_variants_stay_within_the_budget() {
     let cache = Cache::from_toml(&budget_rules()).unwrap();
     let service = cachet::CacheLayer::new(cache.clone()).layer(origin);
     let get = |n: usize| {
-        let service = service.clone();
-        async move {
-            let req = http::Request::get(format!("/i/{}", n / 4))
-                .header("accept-language", format!("l{}", n % 4))
-                .body(axum::body::Body::empty())
-                .unwrap();
-            let response = service.oneshot(req).await.unwrap();
-            http_body_util::BodyExt::collect(response.into_body())
-                .await
-                .unwrap();
-        }
+        let req = http::Request::get(format!("/i/{}", n / 4))
+            .header("accept-language", format!("l{}", n % 4))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        fetch(service.clone(), req)
     };
     // One URL's four variants and its variant index.
     let baseline = fill_ten_budgets(&cache, 4, get).await;
