@@ -7,7 +7,7 @@ use crate::body::{CachedBody, FromActix};
 use actix_web::body::MessageBody;
 use actix_web::http::header as actix_header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use cachet_core::adapter::{Answer, ResponseBody, STATUS_HEADERS};
+use cachet_core::adapter::{Answer, ResponseBody};
 use cachet_core::{CacheTags, UserId};
 use std::cell::RefCell;
 
@@ -116,14 +116,12 @@ pub(crate) fn answer_to_actix<B: MessageBody>(
         let body = ResponseBody::full(answer.body);
         return to_actix(answer.status, &answer.headers, body, method);
     };
-    // The entry's headers were converted on its first hit: only what this
-    // hit sets, all the answer's headers hold, is converted now.
+    // The entry's headers were converted on its first hit: only the status
+    // headers this hit sets are converted now.
     let mut headers = actix_header::HeaderMap::clone(&stored);
-    for (slot, (name, converted)) in STATUS_HEADERS.iter().zip(&ACTIX_STATUS_HEADERS).enumerate() {
-        for value in answer.headers.get_all(name) {
-            if let Some(value) = status_value(slot, value) {
-                headers.append(converted.clone(), value);
-            }
+    for (slot, value) in answer.status_headers() {
+        if let Some(value) = status_value(slot, &value) {
+            headers.append(ACTIX_STATUS_HEADERS[slot].clone(), value);
         }
     }
     let length = (method == actix_web::http::Method::HEAD)
@@ -135,13 +133,13 @@ pub(crate) fn answer_to_actix<B: MessageBody>(
     converted
 }
 
-/// How many [`STATUS_HEADERS`] there are (their `const` cannot be measured
+/// How many [`STATUS_HEADERS`](cachet_core::adapter::STATUS_HEADERS) there are (their `const` cannot be measured
 /// at compile time: its names have a destructor).
 const STATUS_SLOTS: usize = 3;
 
 thread_local! {
     /// The status header values this thread converted last, by their
-    /// position in [`STATUS_HEADERS`]. Hits in a row mostly carry the same
+    /// position in [`STATUS_HEADERS`](cachet_core::adapter::STATUS_HEADERS). Hits in a row mostly carry the same
     /// `Age` and `Cache-Status` (an entry's change once a second), and a
     /// clone of a converted value counts a reference where converting
     /// copies it into a new allocation.
@@ -165,7 +163,7 @@ fn status_value(slot: usize, value: &http::HeaderValue) -> Option<actix_header::
     })
 }
 
-/// [`STATUS_HEADERS`] in actix-web's type, in the same order (a `static`:
+/// [`STATUS_HEADERS`](cachet_core::adapter::STATUS_HEADERS) in actix-web's type, in the same order (a `static`:
 /// built once, not on every hit).
 static ACTIX_STATUS_HEADERS: [actix_header::HeaderName; STATUS_SLOTS] = [
     actix_header::AGE,
@@ -190,6 +188,7 @@ fn to_actix<B: MessageBody>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cachet_core::adapter::STATUS_HEADERS;
 
     #[test]
     fn every_status_header_has_its_actix_name_and_slot() {

@@ -72,7 +72,9 @@ use std::sync::Arc;
 
 /// Tells `cache` that this adapter uses [`Answer::prepared`]: each entry
 /// stored from now on has room (counted in its weight) for a form of its
-/// headers in the adapter's own types, made on its first hit. Call it
+/// headers in the adapter's own types, made on its first hit, and a hit's
+/// answer carries only the values of the status headers it sets
+/// ([`Answer::status_headers`]), without a header map of its own. Call it
 /// once, when the adapter is built, before requests arrive.
 pub fn prepare_answers(cache: &Cache) {
     cache

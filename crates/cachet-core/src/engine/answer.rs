@@ -6,13 +6,13 @@
 use super::lookup::Hit;
 use super::route::Plan;
 use crate::cache::Cache;
-use crate::protocol::cache_status::{Outcome, StatusHeaders};
+use crate::protocol::cache_status::{Outcome, StatusHeaders, StatusValues};
 use crate::protocol::conditional::{answers_not_modified, not_modified_headers};
 use crate::protocol::range::partial;
 use crate::request::RequestHead;
 use crate::store::entry::CachedResponse;
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 use std::any::Any;
 use std::sync::atomic::Ordering;
@@ -24,11 +24,13 @@ use std::sync::Arc;
 pub struct Answer {
     /// The status.
     pub status: StatusCode,
-    /// The headers, `Cache-Status` and `Age` included. When the cache
-    /// prepares answers (`adapter::prepare_answers`) and this is an
-    /// entry's whole response, only those this hit sets: the entry's own
-    /// are in the [`prepared`](Self::prepared) form, and
-    /// [`complete`](Self::complete) puts them back.
+    /// The headers, `Cache-Status` and `Age` included — except when the
+    /// cache prepares answers (`adapter::prepare_answers`) and this is an
+    /// entry's whole response: then only those another step added (none on
+    /// a hit), the status headers are in
+    /// [`status_headers`](Self::status_headers), the entry's own in the
+    /// [`prepared`](Self::prepared) form, and
+    /// [`complete`](Self::complete) puts them all here.
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
@@ -37,21 +39,25 @@ pub struct Answer {
     whole: Option<Whole>,
 }
 
-/// The entry an answer leaves its headers to, and the fields no answer
-/// carries (`StatusHeaders::strip`).
+/// The entry an answer leaves its headers to, the fields no answer
+/// carries (`StatusHeaders::strip`) and the status headers this one sets.
 #[derive(Debug, Clone)]
 struct Whole {
     entry: Arc<CachedResponse>,
     strip: Arc<[HeaderName]>,
+    set: StatusValues,
 }
 
 impl Whole {
     /// The entry's headers as the answer carries them, but for those the
-    /// hit `set` (and the stripped ones).
-    fn headers_less(&self, set: &HeaderMap) -> HeaderMap {
-        let mut headers = HeaderMap::with_capacity(self.entry.headers().len() + set.len());
-        for (name, value) in self.entry.headers() {
-            if !self.strip.contains(name) && !set.contains_key(name) {
+    /// hit sets, those in `added` (and the stripped ones), with room for
+    /// all of them.
+    fn headers_less(&self, added: &HeaderMap) -> HeaderMap {
+        let entry = self.entry.headers();
+        let mut headers =
+            HeaderMap::with_capacity(entry.len() + StatusHeaders::MAX_HEADERS + added.len());
+        for (name, value) in entry {
+            if !self.strip.contains(name) && !self.set.sets(name) && !added.contains_key(name) {
                 headers.append(name.clone(), value.clone());
             }
         }
@@ -72,22 +78,31 @@ impl Answer {
 
     /// For an adapter whose framework has its own header types: the
     /// entry's headers as `make` converts them, made on the entry's first
-    /// hit and shared by the next ones — the answer's headers but for those
-    /// this hit sets, which the adapter adds from
-    /// [`headers`](Self::headers) (they are all it holds). `None` when
-    /// there is nothing to share: the answer is not the entry's whole
-    /// response (a 304, a range, a 504), the cache was not told with
-    /// `adapter::prepare_answers` before the entry was stored, or the
-    /// entry holds another type's form. Then the adapter converts the
-    /// headers of the [`complete`](Self::complete) answer.
+    /// hit and shared by the next ones — the answer's headers but for the
+    /// [`status_headers`](Self::status_headers), which the adapter adds.
+    /// `None` when there is nothing to share: the answer is not the
+    /// entry's whole response (a 304, a range, a 504), it carries headers
+    /// of its own, the cache was not told with `adapter::prepare_answers`
+    /// before the entry was stored, or the entry holds another type's form.
+    /// Then the adapter converts the headers of the
+    /// [`complete`](Self::complete) answer.
     pub fn prepared<T: Any + Send + Sync>(
         &self,
         make: impl FnOnce(&HeaderMap) -> T,
     ) -> Option<Arc<T>> {
-        let whole = self.whole.as_ref()?;
+        let whole = self.whole.as_ref().filter(|_| self.headers.is_empty())?;
         whole
             .entry
             .prepared(|| make(&whole.headers_less(&self.headers)))
+    }
+
+    /// The status headers (`Age`, `Cache-Status`, `X-Cache`) of an answer
+    /// whose entry's headers are left to a [`prepared`](Self::prepared)
+    /// form: each as its position in `adapter::STATUS_HEADERS` and its
+    /// value. Empty for any other answer: its [`headers`](Self::headers)
+    /// hold them.
+    pub fn status_headers(&self) -> impl Iterator<Item = (usize, HeaderValue)> + '_ {
+        self.whole.iter().flat_map(|whole| whole.set.iter())
     }
 
     /// This answer with all its headers in [`headers`](Self::headers): the
@@ -100,13 +115,14 @@ impl Answer {
 
     /// [`complete`](Self::complete) in place.
     pub(crate) fn put_back(&mut self) {
-        if let Some(whole) = self.whole.take() {
-            let mut headers = whole.headers_less(&self.headers);
-            for (name, value) in &self.headers {
-                headers.append(name.clone(), value.clone());
-            }
-            self.headers = headers;
-        }
+        let Some(whole) = self.whole.take() else {
+            return;
+        };
+        let added = std::mem::take(&mut self.headers);
+        let mut headers = whole.headers_less(&added);
+        whole.set.insert_into(&mut headers);
+        headers.extend(added);
+        self.headers = headers;
     }
 
     /// The body's length as the whole response declares it
@@ -159,21 +175,36 @@ impl Cache {
         }
         let body = entry.body();
         let ranged = plan.asks.range && !plan.head && entry.status() == StatusCode::OK;
+        let sent = if plan.head {
+            Bytes::new()
+        } else {
+            body.clone()
+        };
         // An adapter that prepares answers takes the entry's own headers
         // from their prepared form: only this hit's status headers are made.
-        let apart = !ranged && self.inner.prepares_answers.load(Ordering::Relaxed);
-        let mut headers = if apart {
-            HeaderMap::with_capacity(StatusHeaders::MAX_HEADERS)
-        } else {
-            // Sized for the status headers too, so adding them never
-            // regrows the map.
-            let mut headers =
-                HeaderMap::with_capacity(entry.headers().len() + StatusHeaders::MAX_HEADERS);
-            for (name, value) in entry.headers() {
-                headers.append(name.clone(), value.clone());
-            }
-            headers
-        };
+        if !ranged && self.inner.prepares_answers.load(Ordering::Relaxed) {
+            let set = self
+                .inner
+                .status_headers
+                .values(outcome, Some(plan.key.as_str()));
+            return Answer {
+                status: entry.status(),
+                headers: HeaderMap::new(),
+                body: sent,
+                whole: Some(Whole {
+                    entry: Arc::clone(entry),
+                    strip: Arc::clone(&self.inner.status_headers.strip),
+                    set,
+                }),
+            };
+        }
+        // Sized for the status headers too, so adding them never regrows
+        // the map.
+        let mut headers =
+            HeaderMap::with_capacity(entry.headers().len() + StatusHeaders::MAX_HEADERS);
+        for (name, value) in entry.headers() {
+            headers.append(name.clone(), value.clone());
+        }
         self.inner
             .status_headers
             .write(outcome, Some(plan.key.as_str()), &mut headers);
@@ -182,19 +213,7 @@ impl Cache {
                 return Answer::new(status, headers, part);
             }
         }
-        Answer {
-            status: entry.status(),
-            headers,
-            body: if plan.head {
-                Bytes::new()
-            } else {
-                body.clone()
-            },
-            whole: apart.then(|| Whole {
-                entry: Arc::clone(entry),
-                strip: Arc::clone(&self.inner.status_headers.strip),
-            }),
-        }
+        Answer::new(entry.status(), headers, sent)
     }
 
     /// The answer to an `only-if-cached` request that missed: 504 Gateway
@@ -349,14 +368,17 @@ mod tests {
         );
         assert_eq!(first.complete().headers, hit(&plain, &[]).headers);
         let later = hit(&prepared, &[]);
-        assert!(
-            later
-                .headers
-                .keys()
-                .all(|name| STATUS_HEADERS.contains(name)),
-            "{:?}",
-            later.headers
-        );
+        assert!(later.headers.is_empty(), "{:?}", later.headers);
+        let set: Vec<_> = later
+            .status_headers()
+            .map(|(slot, value)| (STATUS_HEADERS[slot].clone(), value))
+            .collect();
+        let plain_hit = hit(&plain, &[]);
+        assert_eq!(set.len(), 2, "{set:?}");
+        for (name, value) in &set {
+            assert_eq!(plain_hit.headers.get(name), Some(value), "{name}");
+        }
+        assert_eq!(plain_hit.status_headers().count(), 0);
         assert_eq!(later.content_length(), Some(5));
         assert!(later.prepared(|_| (true, true)).is_some());
         let expected = hit(&plain, &[]).headers;
@@ -375,6 +397,36 @@ mod tests {
         );
         assert_eq!(partial.status, StatusCode::PARTIAL_CONTENT);
         assert!(partial.headers.contains_key("etag"));
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_headers_of_its_own_is_completed_not_prepared() {
+        // Every status header, the debug key among them.
+        let own = "[headers]\nx_cache = true\ndebug = true";
+        let plain = cache_from(own, false);
+        let prepared = cache_from(own, true);
+        store(&plain).await;
+        store(&prepared).await;
+        let expected = hit(&plain, &[]).headers;
+        let answer = hit(&prepared, &[]);
+        let slots: Vec<usize> = answer.status_headers().map(|(slot, _)| slot).collect();
+        assert_eq!(slots, [0, 1, 2], "Age, Cache-Status, X-Cache");
+        assert_eq!(answer.clone().complete().headers, expected);
+        // As a revalidation adds the origin's cookie to its answer.
+        let mut answer = answer;
+        answer
+            .headers
+            .append(http::header::SET_COOKIE, "id=1".parse().unwrap());
+        assert!(
+            answer.prepared(|_| ()).is_none(),
+            "its cookie would be lost"
+        );
+        let completed = answer.complete().headers;
+        assert_eq!(completed["set-cookie"], "id=1");
+        assert_eq!(completed.len(), expected.len() + 1);
+        for (name, value) in &expected {
+            assert_eq!(completed.get(name), Some(value), "{name}");
+        }
     }
 
     #[tokio::test]

@@ -192,43 +192,46 @@ pub(crate) struct StatusHeaders {
 
 impl StatusHeaders {
     /// Writes `Cache-Status`, `Age` on hits and, if enabled, `X-Cache` into
-    /// `headers`. `key` is shown only in debug mode.
+    /// `headers`, and removes the fields meant for cachet alone. `key` is
+    /// shown only in debug mode.
     pub(crate) fn write(&self, outcome: &Outcome, key: Option<&str>, headers: &mut HeaderMap) {
         if !headers.is_empty() {
             for name in self.strip.iter() {
                 headers.remove(name);
             }
         }
-        let (x_cache, status) = match outcome {
+        self.values(outcome, key).insert_into(headers);
+    }
+
+    /// The values [`write`](Self::write) would write, without a header map.
+    pub(crate) fn values(&self, outcome: &Outcome, key: Option<&str>) -> StatusValues {
+        let (age, x_cache, status) = match outcome {
             Outcome::Hit { age, ttl } => {
-                write_age(*age, headers);
                 let status = if self.debug {
                     self.value(format!("cachet; hit; ttl={}", ttl.as_secs()), key, None)
                 } else {
                     hit_value(ttl.as_secs())
                 };
-                ("HIT", status)
+                (Some(*age), "HIT", status)
             }
             Outcome::StaleHit {
                 age,
                 staleness,
                 refreshing: false,
             } => {
-                write_age(*age, headers);
                 let text = format!("cachet; hit; ttl=-{}", staleness.as_secs());
-                ("HIT", self.value(text, key, Some("max-stale")))
+                (Some(*age), "HIT", self.value(text, key, Some("max-stale")))
             }
             Outcome::StaleHit {
                 age,
                 staleness,
                 refreshing: true,
             } => {
-                write_age(*age, headers);
                 let text = format!(
                     "cachet; hit; fwd=stale; ttl=-{}; detail=stale-while-revalidate",
                     staleness.as_secs()
                 );
-                ("HIT", self.value(text, key, None))
+                (Some(*age), "HIT", self.value(text, key, None))
             }
             Outcome::StaleIfError {
                 age,
@@ -236,7 +239,6 @@ impl StatusHeaders {
                 reason,
                 status,
             } => {
-                write_age(*age, headers);
                 let mut text = format!("cachet; fwd={}", reason.token());
                 if let Some(status) = status {
                     let _ = write!(text, "; fwd-status={}", status.as_u16());
@@ -246,7 +248,7 @@ impl StatusHeaders {
                     "; ttl=-{}; detail=stale-if-error",
                     staleness.as_secs()
                 );
-                ("STALE", self.value(text, key, None))
+                (Some(*age), "STALE", self.value(text, key, None))
             }
             Outcome::Forward {
                 reason,
@@ -265,16 +267,18 @@ impl StatusHeaders {
                 } else {
                     forward_value(forwarded)
                 };
-                (x_cache, status)
+                (None, x_cache, status)
             }
             Outcome::OnlyIfCached => (
+                None,
                 "MISS",
                 HeaderValue::from_static("cachet; detail=\"only-if-cached\""),
             ),
         };
-        headers.insert(CACHE_STATUS, status);
-        if self.x_cache {
-            headers.insert(X_CACHE, HeaderValue::from_static(x_cache));
+        StatusValues {
+            age,
+            status,
+            x_cache: self.x_cache.then_some(x_cache),
         }
     }
 
@@ -297,12 +301,52 @@ impl StatusHeaders {
     pub(crate) const MAX_HEADERS: usize = 3;
 }
 
-fn write_age(age: Duration, headers: &mut HeaderMap) {
+fn age_value(age: Duration) -> HeaderValue {
     let secs = age.as_secs();
-    headers.insert(
-        AGE,
-        precomputed(&AGE_VALUES, secs).unwrap_or_else(|| secs.into()),
-    );
+    precomputed(&AGE_VALUES, secs).unwrap_or_else(|| secs.into())
+}
+
+/// The status headers one outcome sets: what an answer that leaves its
+/// entry's headers to a prepared form carries instead of a header map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StatusValues {
+    /// `Age`, on hits.
+    age: Option<Duration>,
+    /// `Cache-Status`.
+    status: HeaderValue,
+    /// `X-Cache`, when the cache writes it.
+    x_cache: Option<&'static str>,
+}
+
+impl StatusValues {
+    /// The values, each with the position of its name in
+    /// [`STATUS_HEADERS`].
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, HeaderValue)> + '_ {
+        let age = self.age.map(|age| (0, age_value(age)));
+        let x_cache = self.x_cache.map(|x| (2, HeaderValue::from_static(x)));
+        age.into_iter()
+            .chain(std::iter::once((1, self.status.clone())))
+            .chain(x_cache)
+    }
+
+    /// Whether `name` is one of the fields set.
+    pub(crate) fn sets(&self, name: &HeaderName) -> bool {
+        name == AGE && self.age.is_some()
+            || name == CACHE_STATUS
+            || name == X_CACHE && self.x_cache.is_some()
+    }
+
+    /// Inserts the values into `headers`, each replacing any value of its
+    /// name where it stands.
+    pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
+        if let Some(age) = self.age {
+            headers.insert(AGE, age_value(age));
+        }
+        headers.insert(CACHE_STATUS, self.status);
+        if let Some(x_cache) = self.x_cache {
+            headers.insert(X_CACHE, HeaderValue::from_static(x_cache));
+        }
+    }
 }
 
 /// A Structured Field string (RFC 8941 §3.3.3): quoted, `\` and `"` escaped.

@@ -50,6 +50,10 @@ pub(crate) type LookedUp = (Lookup, Landmark);
 /// How a request that a [`Plan`] routes to the cache begins: answered from
 /// memory at once, or a [`Miss`] to [`serve`].
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a hit is the common case: boxing its answer would allocate on every hit, where moving it costs a few copies"
+)]
 pub enum Begun {
     /// Answered from memory without awaiting: the response (send it with
     /// [`answer`] or the framework's own type), and the background
