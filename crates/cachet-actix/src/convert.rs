@@ -50,22 +50,35 @@ pub(crate) fn headers_from_actix(from: &actix_header::HeaderMap) -> http::Header
 }
 
 pub(crate) fn headers_to_actix(from: &http::HeaderMap) -> actix_header::HeaderMap {
-    headers_to_actix_with_room(from, 0)
-}
-
-/// `from` in actix-web's types, with room for `room` more names: a clone
-/// keeps it, so the status headers a hit adds to a clone of an entry's
-/// prepared headers never regrow the map.
-fn headers_to_actix_with_room(from: &http::HeaderMap, room: usize) -> actix_header::HeaderMap {
-    let mut headers = actix_header::HeaderMap::with_capacity(from.keys_len() + room);
-    for (name, value) in from {
-        let name = actix_header::HeaderName::from_bytes(name.as_str().as_bytes());
-        let value = actix_header::HeaderValue::from_bytes(value.as_bytes());
-        if let (Ok(name), Ok(value)) = (name, value) {
-            headers.append(name, value);
-        }
+    let mut headers = actix_header::HeaderMap::with_capacity(from.keys_len());
+    for (name, value) in header_pairs(from) {
+        headers.append(name, value);
     }
     headers
+}
+
+/// `from`'s fields in actix-web's types, in order.
+fn header_pairs(
+    from: &http::HeaderMap,
+) -> impl Iterator<Item = (actix_header::HeaderName, actix_header::HeaderValue)> + '_ {
+    from.iter().filter_map(|(name, value)| {
+        let name = actix_header::HeaderName::from_bytes(name.as_str().as_bytes());
+        let value = actix_header::HeaderValue::from_bytes(value.as_bytes());
+        name.ok().zip(value.ok())
+    })
+}
+
+/// An entry's headers in actix-web's types: its prepared form. A list, not
+/// a map: a hit appends them to the map of the response head actix-web
+/// takes from its pool, which keeps its room from one response to the
+/// next, where a map of the entry's own would be cloned into a new
+/// allocation and the pooled one freed.
+pub(crate) struct ActixHeaders(Vec<(actix_header::HeaderName, actix_header::HeaderValue)>);
+
+impl ActixHeaders {
+    fn of(headers: &http::HeaderMap) -> Self {
+        Self(header_pairs(headers).collect())
+    }
 }
 
 pub(crate) fn status_from_actix(status: actix_web::http::StatusCode) -> http::StatusCode {
@@ -107,29 +120,32 @@ pub(crate) fn response_to_actix<B: MessageBody>(
 /// of `method`: built from the answer directly, without an `http` 1.x
 /// response in between.
 pub(crate) fn answer_to_actix<B: MessageBody>(
-    answer: Answer,
+    mut answer: Answer,
     method: &actix_web::http::Method,
 ) -> HttpResponse<CachedBody<B>> {
-    let prepare = |headers: &http::HeaderMap| headers_to_actix_with_room(headers, STATUS_SLOTS);
-    let Some(stored) = answer.prepared(prepare) else {
+    let Some(stored) = answer.prepared(ActixHeaders::of) else {
         let answer = answer.complete();
         let body = ResponseBody::full(answer.body);
         return to_actix(answer.status, &answer.headers, body, method);
     };
+    let length = (method == actix_web::http::Method::HEAD)
+        .then(|| answer.content_length())
+        .flatten();
+    let body = ResponseBody::full(std::mem::take(&mut answer.body));
+    let body = CachedBody::new(body, method, || length);
+    let mut converted = HttpResponse::with_body(status_to_actix(answer.status), body);
+    let headers = converted.headers_mut();
+    headers.reserve(stored.0.len() + STATUS_SLOTS);
     // The entry's headers were converted on its first hit: only the status
     // headers this hit sets are converted now.
-    let mut headers = actix_header::HeaderMap::clone(&stored);
+    for (name, value) in &stored.0 {
+        headers.append(name.clone(), value.clone());
+    }
     for (slot, value) in answer.status_headers() {
         if let Some(value) = status_value(slot, &value) {
             headers.append(ACTIX_STATUS_HEADERS[slot].clone(), value);
         }
     }
-    let length = (method == actix_web::http::Method::HEAD)
-        .then(|| answer.content_length())
-        .flatten();
-    let body = CachedBody::new(ResponseBody::full(answer.body), method, || length);
-    let mut converted = HttpResponse::with_body(status_to_actix(answer.status), body);
-    *converted.headers_mut() = headers;
     converted
 }
 
