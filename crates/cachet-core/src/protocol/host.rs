@@ -64,6 +64,27 @@ fn same_host(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// [`HOST_BYTES`]' flag of an upper-case letter.
+const UPPER: u8 = 1;
+/// [`HOST_BYTES`]' flag of a byte no host name, IP literal or port has.
+const NOT_HOST: u8 = 2;
+
+/// Each byte's flags (a table: one load a byte, where a `match` on
+/// ranges branched on each).
+static HOST_BYTES: [u8; 256] = {
+    let mut table = [NOT_HOST; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = match byte as u8 {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b':' | b'[' | b']' => 0,
+            b'A'..=b'Z' => UPPER,
+            _ => NOT_HOST,
+        };
+        byte += 1;
+    }
+    table
+};
+
 /// A `Host` value as keys hold it and origins receive it: ASCII lower
 /// case (RFC 3986 §6.2.2.1) and without the default port `:80`
 /// (§6.2.3) — never longer than the value itself. A trailing dot stays:
@@ -73,14 +94,14 @@ fn same_host(a: &[u8], b: &[u8]) -> bool {
 /// the value is already so spelled, as nearly every client spells it.
 pub(crate) fn normalize_host(host: &[u8]) -> Option<Cow<'_, str>> {
     let host = host.trim_ascii();
-    let mut upper = false;
-    for byte in host {
-        match byte {
-            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b':' | b'[' | b']' => {}
-            b'A'..=b'Z' => upper = true,
-            _ => return None,
-        }
+    let mut class = 0;
+    for &byte in host {
+        class |= HOST_BYTES[usize::from(byte)];
     }
+    if class & NOT_HOST != 0 {
+        return None;
+    }
+    let upper = class & UPPER != 0;
     let host = host.strip_suffix(b":80").unwrap_or(host);
     // Only ASCII is left.
     let host = std::str::from_utf8(host).ok()?;
