@@ -199,9 +199,12 @@ const CONNECTION_OPTIONS: [&str; 3] = ["close", "keep-alive", "te"];
 /// from it, and an origin that reads it would be keyed on less than it
 /// sees); it upgrades the protocol; or `Connection`
 /// names a header, which a proxy would drop after the key was made from it.
-fn bypasses(req: &dyn RequestHead, bypass_headers: &[HeaderName]) -> bool {
+fn bypasses(req: &Scanned<'_>, bypass_headers: &[HeaderName]) -> bool {
     if bypass_headers.iter().any(|name| req.header(name).is_some()) {
         return true;
+    }
+    if !req.may_have(scanned::SKIPS) {
+        return false;
     }
     let has_body = req.header(&header::TRANSFER_ENCODING).is_some()
         || req
@@ -399,7 +402,11 @@ impl Cache {
         if key.as_str().len() > limits.max_key_bytes {
             return Err(ForwardReason::Bypass);
         }
-        let mut directives = RequestDirectives::of(req);
+        let mut directives = if req.may_have(scanned::DIRECTIVES) {
+            RequestDirectives::of(req)
+        } else {
+            RequestDirectives::default()
+        };
         if limits.client_no_cache == ClientNoCache::Ignore {
             directives = directives.ignoring_no_cache();
         }

@@ -30,6 +30,12 @@ static ASKED: [HeaderName; 13] = [
 pub(crate) const PRECONDITIONS: u16 = 1 << 9 | 1 << 11;
 /// Bit of [`ASKED`]: `Range`.
 pub(crate) const RANGE: u16 = 1 << 1;
+/// Bits of [`ASKED`]: the request's cache directives (`Cache-Control`,
+/// `Pragma`).
+pub(crate) const DIRECTIVES: u16 = 1 << 3 | 1 << 8;
+/// Bits of [`ASKED`]: what may make a request skip the cache whatever its
+/// rule (`Upgrade`, `Connection`, `Content-Length`, `Transfer-Encoding`).
+pub(crate) const SKIPS: u16 = 1 << 4 | 1 << 6 | 1 << 10 | 1 << 12;
 
 /// The index in [`ASKED`] of the header a request names `name` (lower
 /// case, as both `http` versions spell names): its length and first byte
@@ -182,6 +188,17 @@ mod tests {
             bit(&header::IF_NONE_MATCH) | bit(&header::IF_MODIFIED_SINCE)
         );
         assert_eq!(RANGE, bit(&header::RANGE));
+        assert_eq!(
+            DIRECTIVES,
+            bit(&header::CACHE_CONTROL) | bit(&header::PRAGMA)
+        );
+        assert_eq!(
+            SKIPS,
+            bit(&header::UPGRADE)
+                | bit(&header::CONNECTION)
+                | bit(&header::CONTENT_LENGTH)
+                | bit(&header::TRANSFER_ENCODING)
+        );
         let plain = http::Request::get("/")
             .header("accept", "*/*")
             .body(())
