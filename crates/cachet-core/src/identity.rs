@@ -317,10 +317,14 @@ impl IdentityHash {
     /// builder's hot path; `Display` formatting is several times slower).
     pub(crate) fn push_hex(&self, out: &mut String) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for byte in self.0 {
-            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-            out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        // Written on the stack and appended once: a `push` a digit checked
+        // the string's room 32 times.
+        let mut hex = [0u8; 32];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
         }
+        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
     }
 }
 
@@ -463,6 +467,19 @@ mod tests {
         assert_eq!(one.to_string().len(), 32);
         assert!(!one.to_string().contains("alice"));
         assert_eq!(format!("{:?}", UserId::new("alice")), "UserId(..)");
+    }
+
+    #[test]
+    fn a_hash_renders_as_its_bytes_in_lowercase_hex() {
+        let mut bytes = [0u8; 16];
+        bytes[0] = 0x01;
+        bytes[1] = 0xab;
+        bytes[15] = 0xf0;
+        let hash = IdentityHash(bytes);
+        assert_eq!(hash.to_string(), format!("01ab{}f0", "0".repeat(26)));
+        let mut out = String::from("k u=");
+        hash.push_hex(&mut out);
+        assert_eq!(out, format!("k u={hash}"));
     }
 
     #[test]
