@@ -149,13 +149,15 @@ pub(crate) fn answer_to_actix<B: MessageBody>(
     converted
 }
 
-/// How many [`STATUS_HEADERS`](cachet_core::adapter::STATUS_HEADERS) there are (their `const` cannot be measured
-/// at compile time: its names have a destructor).
+/// How many [`STATUS_HEADERS`] there are (their `const` cannot be
+/// measured at compile time: its names have a destructor).
+///
+/// [`STATUS_HEADERS`]: cachet_core::adapter::STATUS_HEADERS
 const STATUS_SLOTS: usize = 3;
 
 thread_local! {
     /// The status header values this thread converted last, by their
-    /// position in [`STATUS_HEADERS`](cachet_core::adapter::STATUS_HEADERS). Hits in a row mostly carry the same
+    /// position in `STATUS_HEADERS`. Hits in a row mostly carry the same
     /// `Age` and `Cache-Status` (an entry's change once a second), and a
     /// clone of a converted value counts a reference where converting
     /// copies it into a new allocation.
@@ -179,8 +181,10 @@ fn status_value(slot: usize, value: &http::HeaderValue) -> Option<actix_header::
     })
 }
 
-/// [`STATUS_HEADERS`](cachet_core::adapter::STATUS_HEADERS) in actix-web's type, in the same order (a `static`:
+/// [`STATUS_HEADERS`] in actix-web's type, in the same order (a `static`:
 /// built once, not on every hit).
+///
+/// [`STATUS_HEADERS`]: cachet_core::adapter::STATUS_HEADERS
 static ACTIX_STATUS_HEADERS: [actix_header::HeaderName; STATUS_SLOTS] = [
     actix_header::AGE,
     actix_header::HeaderName::from_static("cache-status"),
