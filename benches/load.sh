@@ -81,21 +81,27 @@ TOML
 }
 
 # compare LABEL:PORT[:PATH[:ARGS]]...: rounds of one run per target, then
-# the medians and each one's ratio to the first.
+# the medians and each one's ratio to the first. Each round starts one
+# target later than the one before, so no target always runs first (on a
+# shared VM the first run of a round was seen to lose up to 15%).
 compare() {
   local -A results=()
   local labels=()
+  local targets=("$@")
+  local n=${#targets[@]}
   for target in "$@"; do labels+=("${target%%:*}"); done
   for ((i = 1; i <= rounds; i++)); do
-    local line="round $i:"
-    for target in "$@"; do
-      IFS=: read -r label port path args <<<"$target"
+    local -A round=()
+    for ((k = 0; k < n; k++)); do
+      IFS=: read -r label port path args <<<"${targets[$(((i - 1 + k) % n))]}"
       # shellcheck disable=SC2086
       local r
       r=$(run "$port" "${path:-/api/items}" $args)
       results[$label]+="$r "
-      line+=" $label $r"
+      round[$label]=$r
     done
+    local line="round $i:"
+    for label in "${labels[@]}"; do line+=" $label ${round[$label]}"; done
     echo "$line req/s"
   done
   local base=""
