@@ -154,7 +154,9 @@ impl Identity {
     /// unresolved, and then it must neither be stored nor answered from a
     /// shared entry: the origin may still see a user in it.
     pub(crate) fn resolve(&self, req: &dyn RequestHead) -> Resolved {
-        let mut credential = req.header(&http::header::AUTHORIZATION).is_some();
+        // Whether the request carries a credential no source resolved; an
+        // `Authorization` is looked for only once none has.
+        let mut credential = false;
         for source in &self.sources {
             // The source is hashed with the value, so a header that happens to
             // equal another user's id (from the extension) gives another hash.
@@ -198,7 +200,7 @@ impl Identity {
             };
             return Resolved::User(hash);
         }
-        if credential {
+        if credential || req.header(&http::header::AUTHORIZATION).is_some() {
             Resolved::Unresolved
         } else {
             Resolved::Anonymous
