@@ -326,7 +326,8 @@ impl IdentityHash {
             pair[0] = DIGITS[usize::from(byte >> 4)];
             pair[1] = DIGITS[usize::from(byte & 0x0f)];
         }
-        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+        // Never a silent fallback: an empty hash would key every user alike.
+        out.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
     }
 }
 
