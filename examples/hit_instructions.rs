@@ -30,18 +30,23 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let cache = Cache::from_toml(
-        "[caches.default]\nmax_bytes = \"256MiB\"\nttl = \"1h\"\n\n[[rules]]\npath = '^/api/'\n",
-    )
+    // A budget of a few thousand entries: the stored misses evict from the
+    // first few thousand on, as in a cache that has been running a while.
+    let budget = if mode == "miss" { "4MiB" } else { "256MiB" };
+    let cache = Cache::from_toml(&format!(
+        "[caches.default]\nmax_bytes = \"{budget}\"\nttl = \"1h\"\n\n[[rules]]\npath = '^/api/'\n",
+    ))
     .unwrap();
     let bare = origin();
     let cached = CacheLayer::new(cache).layer(origin());
     let bytes = runtime.block_on(async {
         send(&cached, request("/api/items")).await;
         let mut bytes = 0;
-        for _ in 0..requests {
+        for n in 0..requests {
             bytes += match mode.as_str() {
                 "bare" => send(&bare, request("/api/items")).await,
+                "pass" => send(&cached, request("/static/app.css")).await,
+                "miss" => send(&cached, request(&format!("/api/items?n={n}"))).await,
                 _ => send(&cached, request("/api/items")).await,
             };
         }
