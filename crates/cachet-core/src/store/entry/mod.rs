@@ -28,6 +28,9 @@ pub struct CachedResponse {
     prepared: Prepared,
     status: StatusCode,
     headers: HeaderMap,
+    /// `weight::headers` of `headers`, which never change once stored: the
+    /// store weighs an entry more than once (admission, insert, eviction).
+    headers_weight: u64,
     body: Bytes,
     stored_at: SystemTime,
     fresh_until: SystemTime,
@@ -125,10 +128,12 @@ impl CachedResponse {
         stored_at: SystemTime,
         ttl: Duration,
     ) -> Self {
+        let headers = compact_headers(headers);
         Self {
             prepared: Prepared::default(),
             status,
-            headers: compact_headers(headers),
+            headers_weight: weight::headers(&headers),
+            headers,
             body: compact_body(body),
             stored_at,
             fresh_until: later(stored_at, ttl),
@@ -378,7 +383,7 @@ impl CachedResponse {
         let copies = if self.prepared.room { 2 } else { 1 };
         weight::shared::<Self>()
             + weight::body(self.body.len())
-            + copies * weight::headers(&self.headers)
+            + copies * self.headers_weight
             + weight::tags(&self.tags)
     }
 }

@@ -69,6 +69,7 @@ impl CachedResponse {
         Ok(Self {
             prepared: super::Prepared::default(),
             status,
+            headers_weight: crate::weight::headers(&map),
             headers: map,
             body: Bytes::copy_from_slice(body),
             stored_at: time(stored_at),
