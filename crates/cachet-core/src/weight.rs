@@ -41,9 +41,8 @@ const INDEXED_KEY: u64 = 50;
 const TAG: u64 = 80;
 
 /// Header names `http` knows (they cost nothing beyond their slot); any
-/// other name is a shared allocation of its own. A `static`: a `const`
-/// array of names was built and dropped again on every call.
-static STANDARD_NAMES: [HeaderName; 24] = [
+/// other name is a shared allocation of its own.
+const STANDARD_NAMES: [HeaderName; 24] = [
     header::ACCEPT_RANGES,
     header::AGE,
     header::CACHE_CONTROL,
