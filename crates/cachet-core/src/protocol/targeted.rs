@@ -98,6 +98,9 @@ pub(crate) fn joined_lines<'a>(lines: impl Iterator<Item = &'a HeaderValue>) -> 
 /// A targeted field's lines as directives; `None` when absent, empty or
 /// not a structured-field dictionary.
 fn parse<'a>(lines: impl Iterator<Item = &'a HeaderValue>) -> Option<CacheControl> {
+    // Most responses carry no targeted field: no parser for nothing.
+    let mut lines = lines.peekable();
+    lines.peek()?;
     let joined = joined_lines(lines);
     let dictionary: Dictionary = Parser::new(&joined).parse_dictionary().ok()?;
     if dictionary.is_empty() {
