@@ -641,7 +641,6 @@ async fn buffer<B: Body<Data = Bytes>>(body: B, limit: u64) -> Buffered<B> {
     }
     let data = chunks
         .into_iter()
-        .filter_map(|frame| frame.into_data().ok())
-        .collect();
+        .filter_map(|frame| frame.into_data().ok());
     Buffered::Complete(join(data, total))
 }

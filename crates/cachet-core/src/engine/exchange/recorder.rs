@@ -99,7 +99,7 @@ impl Recorder {
 }
 
 /// `chunks` as one `Bytes`, `total` long; a single chunk is not copied.
-pub(crate) fn join(chunks: Vec<Bytes>, total: u64) -> Bytes {
+pub(crate) fn join(chunks: impl IntoIterator<Item = Bytes>, total: u64) -> Bytes {
     let mut chunks = chunks.into_iter();
     match (chunks.next(), chunks.next()) {
         (None, _) => Bytes::new(),
