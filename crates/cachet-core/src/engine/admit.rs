@@ -6,7 +6,7 @@ use crate::cache::Cache;
 use crate::protocol::cache_control::CacheControl;
 use crate::protocol::conditional::etag_for_body;
 use crate::protocol::freshness::{forbids_stale, freshness, heuristic_lifetime, Freshness};
-use crate::protocol::hop_by_hop::strip_hop_by_hop;
+use crate::protocol::hop_by_hop::{is_hop_by_hop, strip_hop_by_hop};
 use crate::protocol::storability::{may_store, NotStorable, RequestFacts, RuleFacts};
 use crate::protocol::targeted::Policy;
 use crate::request::RequestHead;
@@ -15,6 +15,7 @@ use crate::store::StoreError;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
 use http::StatusCode;
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -70,6 +71,18 @@ fn new_generation() -> u64 {
 pub(super) fn strip_unstored(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
     headers.remove(header::AGE);
+}
+
+/// `headers` as stored: borrowed when [`strip_unstored`] would remove
+/// nothing (most responses), else a stripped copy.
+fn unstripped_or_copy(headers: &HeaderMap) -> Cow<'_, HeaderMap> {
+    if headers.contains_key(header::AGE) || headers.keys().any(is_hop_by_hop) {
+        let mut stored = headers.clone();
+        strip_unstored(&mut stored);
+        Cow::Owned(stored)
+    } else {
+        Cow::Borrowed(headers)
+    }
 }
 
 impl Cache {
@@ -155,9 +168,8 @@ impl Cache {
         if generated_etag {
             headers.insert(header::ETAG, etag_for_body(&body));
         }
-        let mut stored = headers.clone();
-        strip_unstored(&mut stored);
-        let entry = self.entry(plan, &storable, status, stored, body, generated_etag);
+        let stored = unstripped_or_copy(headers);
+        let entry = self.entry(plan, &storable, status, &stored, body, generated_etag);
         let result = self.insert_variant(plan, &storable.vary, req, entry).await;
         self.record_insert(plan, result)
     }
@@ -170,12 +182,12 @@ impl Cache {
         plan: &Plan,
         storable: &Admission,
         status: StatusCode,
-        headers: HeaderMap,
+        headers: &HeaderMap,
         body: Bytes,
         generated_etag: bool,
     ) -> CachedResponse {
         let no_stale = forbids_stale(&storable.policy.cc);
-        let entry = CachedResponse::new(
+        let entry = CachedResponse::copying(
             status,
             headers,
             body,
@@ -259,5 +271,36 @@ impl Cache {
             .insert(cache, &plan.key, Entry::Variants(Arc::new(index)))
             .await?;
         store.insert(cache, &key, Entry::from(entry)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::header_map;
+
+    #[test]
+    fn headers_are_stored_as_stripping_them_would_leave_them() {
+        let plain = [("content-type", "text/plain"), ("etag", "\"v1\"")];
+        let cases: [&[(&str, &str)]; 5] = [
+            &plain,
+            &[("content-type", "text/plain"), ("age", "30")],
+            &[("connection", "x-hop"), ("x-hop", "1"), ("etag", "\"v1\"")],
+            &[("keep-alive", "timeout=5"), ("x-kept", "1")],
+            &[
+                ("transfer-encoding", "chunked"),
+                ("vary", "accept"),
+                ("vary", "cookie"),
+            ],
+        ];
+        for case in cases {
+            let headers = header_map(case);
+            let mut stripped = headers.clone();
+            strip_unstored(&mut stripped);
+            assert_eq!(*unstripped_or_copy(&headers), stripped, "{case:?}");
+        }
+        // Nothing to strip: the response's own map, not a copy.
+        let headers = header_map(&plain);
+        assert!(matches!(unstripped_or_copy(&headers), Cow::Borrowed(_)));
     }
 }

@@ -124,7 +124,7 @@ impl Cache {
                     plan,
                     &storable,
                     stored.status(),
-                    headers,
+                    &headers,
                     stored.body().clone(),
                     generated_etag,
                 ));
@@ -147,9 +147,9 @@ impl Cache {
                 // Used once, for this answer.
                 let now = self.inner.clock.now();
                 let no_stale = forbids_stale(&self.inner.targets.policy(&headers).cc);
-                let entry = CachedResponse::new(
+                let entry = CachedResponse::copying(
                     stored.status(),
-                    headers,
+                    &headers,
                     stored.body().clone(),
                     now,
                     Duration::ZERO,

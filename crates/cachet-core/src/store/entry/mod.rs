@@ -77,7 +77,7 @@ impl std::fmt::Debug for Prepared {
 /// and bodies arrive as views into a connection's read buffer (hyper parses
 /// them in place), and an entry that kept such a view would keep the whole
 /// buffer alive — kilobytes for an 11-byte value.
-fn compact_headers(headers: HeaderMap) -> HeaderMap {
+fn compact_headers(headers: &HeaderMap) -> HeaderMap {
     let total = headers.values().map(header::HeaderValue::len).sum();
     let mut block = Vec::with_capacity(total);
     for value in headers.values() {
@@ -86,13 +86,7 @@ fn compact_headers(headers: HeaderMap) -> HeaderMap {
     let block = Bytes::from(block);
     let mut compact = HeaderMap::with_capacity(headers.len());
     let mut start = 0;
-    let mut current: Option<HeaderName> = None;
-    // `into_iter` names a header at its first value only.
     for (name, value) in headers {
-        if let Some(name) = name {
-            current = Some(name);
-        }
-        let Some(name) = &current else { continue };
         let end = start + value.len();
         let mut copied = header::HeaderValue::from_maybe_shared(block.slice(start..end))
             .unwrap_or_else(|_| value.clone());
@@ -124,6 +118,19 @@ impl CachedResponse {
     pub fn new(
         status: StatusCode,
         headers: HeaderMap,
+        body: Bytes,
+        stored_at: SystemTime,
+        ttl: Duration,
+    ) -> Self {
+        Self::copying(status, &headers, body, stored_at, ttl)
+    }
+
+    /// [`new`](Self::new) from borrowed headers: the entry copies them
+    /// into its own compact map either way, so a caller that keeps its
+    /// map (the response going on to the client) need not clone it first.
+    pub(crate) fn copying(
+        status: StatusCode,
+        headers: &HeaderMap,
         body: Bytes,
         stored_at: SystemTime,
         ttl: Duration,
