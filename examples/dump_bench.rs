@@ -99,7 +99,7 @@ fn run(name: &str, count: usize, body: usize, dir: &std::path::Path) {
             );
             let entry = CachedResponse::new(
                 http::StatusCode::OK,
-                headers,
+                &headers,
                 bytes::Bytes::from(vec![b'x'; body]),
                 now,
                 Duration::from_secs(3600),

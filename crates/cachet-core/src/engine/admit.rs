@@ -187,7 +187,7 @@ impl Cache {
         generated_etag: bool,
     ) -> CachedResponse {
         let no_stale = forbids_stale(&storable.policy.cc);
-        let entry = CachedResponse::copying(
+        let entry = CachedResponse::new(
             status,
             headers,
             body,

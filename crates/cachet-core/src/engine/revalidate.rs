@@ -147,7 +147,7 @@ impl Cache {
                 // Used once, for this answer.
                 let now = self.inner.clock.now();
                 let no_stale = forbids_stale(&self.inner.targets.policy(&headers).cc);
-                let entry = CachedResponse::copying(
+                let entry = CachedResponse::new(
                     stored.status(),
                     &headers,
                     stored.body().clone(),

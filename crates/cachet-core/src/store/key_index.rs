@@ -250,7 +250,7 @@ mod tests {
         Entry::from(
             CachedResponse::new(
                 StatusCode::OK,
-                HeaderMap::new(),
+                &HeaderMap::new(),
                 Bytes::new(),
                 SystemTime::UNIX_EPOCH,
                 Duration::from_secs(1),

@@ -376,7 +376,7 @@ mod tests {
     fn entry(clock: &MockClock, body: usize, ttl: u64) -> Entry {
         Entry::from(CachedResponse::new(
             StatusCode::OK,
-            HeaderMap::new(),
+            &HeaderMap::new(),
             Bytes::from(vec![b'x'; body]),
             crate::clock::Clock::now(clock),
             Duration::from_secs(ttl),
@@ -440,7 +440,7 @@ mod tests {
         let store = store(1 << 20, &clock);
         let kept = CachedResponse::new(
             StatusCode::OK,
-            HeaderMap::new(),
+            &HeaderMap::new(),
             Bytes::new(),
             crate::clock::Clock::now(&clock),
             Duration::from_secs(10),

@@ -236,7 +236,7 @@ impl Entry {
     ///
     /// let response = CachedResponse::new(
     ///     http::StatusCode::OK,
-    ///     http::HeaderMap::new(),
+    ///     &http::HeaderMap::new(),
     ///     bytes::Bytes::from_static(b"hello"),
     ///     SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     ///     Duration::from_secs(60),

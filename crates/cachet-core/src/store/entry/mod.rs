@@ -115,20 +115,9 @@ fn no_tags() -> Tags {
 
 impl CachedResponse {
     /// A response stored at `stored_at`, fresh for `ttl` and dropped then.
+    /// Its header values are copied into one block of its own (the caller
+    /// keeps its map: a stored miss's goes on to the client).
     pub fn new(
-        status: StatusCode,
-        headers: HeaderMap,
-        body: Bytes,
-        stored_at: SystemTime,
-        ttl: Duration,
-    ) -> Self {
-        Self::copying(status, &headers, body, stored_at, ttl)
-    }
-
-    /// [`new`](Self::new) from borrowed headers: the entry copies them
-    /// into its own compact map either way, so a caller that keeps its
-    /// map (the response going on to the client) need not clone it first.
-    pub(crate) fn copying(
         status: StatusCode,
         headers: &HeaderMap,
         body: Bytes,
@@ -599,7 +588,7 @@ mod tests {
         headers.insert("content-type", "text/plain".parse().unwrap());
         let entry = CachedResponse::new(
             StatusCode::OK,
-            headers,
+            &headers,
             Bytes::from_static(b"hello"),
             t0,
             Duration::from_secs(60),
@@ -638,7 +627,7 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let entry = CachedResponse::new(
             StatusCode::OK,
-            HeaderMap::new(),
+            &HeaderMap::new(),
             Bytes::new(),
             t0,
             Duration::from_secs(10),
@@ -657,7 +646,7 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let secs = Duration::from_secs;
         let entry = |status: StatusCode, forbidding: bool| {
-            CachedResponse::new(status, HeaderMap::new(), Bytes::new(), t0, secs(10))
+            CachedResponse::new(status, &HeaderMap::new(), Bytes::new(), t0, secs(10))
                 .forbidding_stale(forbidding)
                 .with_keep(secs(5))
                 .with_stale_windows(secs(30), secs(60))
@@ -687,7 +676,7 @@ mod tests {
             ("cache-control", "max-age=5, Must-Revalidate"),
         ]);
         let t0 = SystemTime::UNIX_EPOCH;
-        let entry = CachedResponse::new(StatusCode::OK, headers, Bytes::new(), t0, Duration::ZERO)
+        let entry = CachedResponse::new(StatusCode::OK, &headers, Bytes::new(), t0, Duration::ZERO)
             .forbidding_stale(true);
         let conditions = entry.validators();
         assert_eq!(conditions["if-none-match"], "\"v1\"");
