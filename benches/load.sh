@@ -16,7 +16,10 @@
 #   miss      every request a new URL: stored misses against pass-through,
 #             through the Tower layer and through cachet-proxy
 #   identity  a per-user rule, 1,000 users' Authorization headers (each a
-#             hit), against a shared hit
+#             hit), against a shared hit sent the same headers (wrk and
+#             hyper do the same work for both), 1,000 shared entries sent
+#             them (as many entries as the users': what is left is the
+#             identity's hashing), and a shared hit without them
 #
 # Needs wrk (apt-get install -y wrk); proxy mode also varnish and nginx.
 # CACHET_PROXY=path runs another build of cachet-proxy (BEFORE_PROXY=path
@@ -193,7 +196,14 @@ NGINX
     sleep 1
     curl -s -o /dev/null http://127.0.0.1:3002/api/items
     secs=2 run 3002 /api/me -s benches/users.lua >/dev/null # every user's entry
-    compare shared-hit:3002 "per-user-hit:3002:/api/me:-s benches/users.lua"
+    # The 1,000 shared URLs, stored from requests without Authorization.
+    for n in $(seq 1000); do
+      printf 'url = "http://127.0.0.1:3002/api/items?u=%s"\noutput = /dev/null\n' "$n"
+    done >"$work/urls.curl"
+    curl -s -K "$work/urls.curl"
+    compare "shared-hit:3002:/api/items:-s benches/users.lua" \
+      "shared-1000-entries:3002:/:-s benches/users_urls.lua" \
+      "per-user-hit:3002:/api/me:-s benches/users.lua" shared-hit-no-authorization:3002
     ;;
   *)
     echo "usage: $0 [rounds] [seconds-per-run] [axum|actix|proxy|miss|identity]" >&2
