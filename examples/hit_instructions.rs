@@ -1,11 +1,13 @@
-//! Instructions per Tower hit, for `docs/benchmarks.md`: a loop of
-//! requests through `CacheLayer` (each a hit on one entry) or to the bare
-//! inner service, run under callgrind. Instruction counts repeat exactly
-//! run to run, where timings on a shared VM move by ±10%.
+//! Instructions per Tower request, for `docs/benchmarks.md`: a loop of
+//! requests to the bare inner service (`bare`) or through `CacheLayer`:
+//! each a hit on one entry (`hit`), a path no rule matches (`pass`), or a
+//! new URL stored (`miss`, in a 4 MiB cache that evicts), run under
+//! callgrind. Instruction counts repeat to within about 50 run to run
+//! (hash seeds), where timings on a shared VM move by ±10%.
 //!
 //! ```sh
 //! cargo build --release --features tower --example hit_instructions
-//! for mode in bare hit; do for n in 10000 20000; do
+//! for mode in bare hit pass miss; do for n in 10000 20000; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$mode.$n \
 //!     target/release/examples/hit_instructions $mode $n 2>&1 | grep Collected
 //! done; done
