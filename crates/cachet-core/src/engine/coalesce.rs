@@ -150,6 +150,20 @@ struct Flight {
     landed: Event,
 }
 
+impl Flight {
+    /// Wakes the waiters listening for the landing, once `landing` is set.
+    /// Most fetches have none, and a notification would allocate the
+    /// event's list only to find it empty. None is missed: a waiter
+    /// listens before it reads `landing` again, and when that read (under
+    /// `landing`'s lock) still found it unset, the lock orders its listener
+    /// before this count.
+    fn wake_listeners(&self) {
+        if self.landed.total_listeners() > 0 {
+            self.landed.notify(usize::MAX);
+        }
+    }
+}
+
 impl Coalescer {
     pub(crate) fn new(clock: SharedClock) -> Self {
         Self {
@@ -315,7 +329,7 @@ impl Fetch {
                 keys.running.remove(&self.key);
             }
         }
-        flight.landed.notify(usize::MAX);
+        flight.wake_listeners();
     }
 
     fn land(&mut self, landing: Landing, hit_for_miss: bool) {
@@ -356,7 +370,7 @@ impl Fetch {
             }
         }
         if let Some(flight) = flight {
-            flight.landed.notify(usize::MAX);
+            flight.wake_listeners();
         }
     }
 }
@@ -531,6 +545,35 @@ mod tests {
         drop(other);
         assert_eq!(coalescer.running(), 0);
         assert!(fetch(coalescer.join("k", WINDOW)).is_shared());
+    }
+
+    #[test]
+    fn a_listening_waiter_is_woken_and_a_later_one_reads_the_landing() {
+        use std::future::Future;
+        struct Wakes(AtomicU64);
+        impl std::task::Wake for Wakes {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let (coalescer, _) = coalescer();
+        let leader = fetch(coalescer.join("k", WINDOW));
+        let listening = wait(coalescer.join("k", WINDOW));
+        let late = wait(coalescer.join("k", WINDOW));
+        let wakes = Arc::new(Wakes(AtomicU64::new(0)));
+        let waker = std::task::Waker::from(Arc::clone(&wakes));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut listening = std::pin::pin!(listening.landed());
+        assert!(listening.as_mut().poll(&mut cx).is_pending());
+        leader.stored();
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "the listener is woken");
+        let landed = listening.as_mut().poll(&mut cx);
+        assert_eq!(landed, std::task::Poll::Ready(Landing::Stored));
+        // Never listened before the landing: reads it at once.
+        let mut late = std::pin::pin!(late.landed());
+        let landed = late.as_mut().poll(&mut cx);
+        assert_eq!(landed, std::task::Poll::Ready(Landing::Stored));
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
