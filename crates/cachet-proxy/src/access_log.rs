@@ -17,6 +17,7 @@
 //! wake-up of its own. Should 8 MiB ever wait unwritten (stdout blocked),
 //! requests wait for room rather than lose lines.
 
+use crate::ip_text::push_ip;
 use http::Method;
 use std::cell::RefCell;
 use std::io::Write;
@@ -259,12 +260,7 @@ fn render(buffer: &mut Vec<u8>, date: &str, line: &Line<'_>, elapsed: Duration) 
     buffer.push(b' ');
     match line.remote {
         SocketAddr::V4(remote) => {
-            for (i, octet) in remote.ip().octets().into_iter().enumerate() {
-                if i > 0 {
-                    buffer.push(b'.');
-                }
-                buffer.extend_from_slice(number.format(octet).as_bytes());
-            }
+            push_ip(buffer, (*remote.ip()).into());
             buffer.push(b':');
             buffer.extend_from_slice(number.format(remote.port()).as_bytes());
         }

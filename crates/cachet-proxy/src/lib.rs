@@ -51,6 +51,7 @@ mod admin;
 mod config;
 mod connection;
 mod inbound;
+mod ip_text;
 mod server;
 mod upstream;
 

@@ -7,6 +7,7 @@
 //! ([`crate::inbound`]).
 
 use crate::config::ProxyConfig;
+use crate::ip_text::push_ip;
 use bytes::Bytes;
 use cachet_core::adapter::strip_hop_by_hop;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -229,12 +230,13 @@ fn outbound(
 /// Adds the client to `X-Forwarded-For`, after the proxies before this one
 /// when `strip_headers` lets the header through.
 fn append_forwarded_for(headers: &mut HeaderMap, addr: SocketAddr) {
-    let ip = addr.ip().to_string();
-    let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {ip}"),
-        None => ip,
-    };
-    if let Ok(value) = HeaderValue::try_from(value) {
+    let mut value = Vec::with_capacity(48);
+    if let Some(earlier) = headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        value.extend_from_slice(earlier.as_bytes());
+        value.extend_from_slice(b", ");
+    }
+    push_ip(&mut value, addr.ip());
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
         headers.insert(X_FORWARDED_FOR, value);
     }
 }
@@ -289,4 +291,27 @@ fn synthesized(status: StatusCode, settings: &Settings) -> Response<ProxyBody> {
         .headers_mut()
         .insert(header::VIA, settings.via.clone());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_appended_to_x_forwarded_for() {
+        let forwarded = |earlier: Option<&str>, client: &str| {
+            let mut headers = HeaderMap::new();
+            if let Some(earlier) = earlier {
+                headers.insert(X_FORWARDED_FOR, HeaderValue::from_str(earlier).unwrap());
+            }
+            append_forwarded_for(&mut headers, client.parse().unwrap());
+            headers[X_FORWARDED_FOR].to_str().unwrap().to_owned()
+        };
+        assert_eq!(forwarded(None, "127.0.0.1:4000"), "127.0.0.1");
+        assert_eq!(
+            forwarded(Some("203.0.113.9"), "10.0.0.7:4000"),
+            "203.0.113.9, 10.0.0.7"
+        );
+        assert_eq!(forwarded(None, "[2001:db8::1]:4000"), "2001:db8::1");
+    }
 }
