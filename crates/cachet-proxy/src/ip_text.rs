@@ -1,7 +1,7 @@
 //! An IP address written as text without `fmt`: the access log writes one
 //! per request and `X-Forwarded-For` one per forwarded request, and
-//! `Display` for an IPv4 address (which supports padding) cost more than
-//! the rest of either.
+//! `Display` for an IPv4 address (which supports padding) took about
+//! 1,500 instructions a time.
 
 use std::io::Write;
 use std::net::IpAddr;
