@@ -3,7 +3,7 @@
 //! each a hit on one entry (`hit`), a path no rule matches (`pass`), or a
 //! new URL stored (`miss`, in a 4 MiB cache that evicts), run under
 //! callgrind. Instruction counts repeat to within about 50 run to run
-//! (hash seeds), where timings on a shared VM move by ±10%.
+//! (random hash keys), where timings on a shared VM move by ±10%.
 //!
 //! ```sh
 //! cargo build --release --features tower --example hit_instructions
