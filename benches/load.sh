@@ -84,11 +84,14 @@ TOML
 }
 
 # compare LABEL:PORT[:PATH[:ARGS]]...: rounds of one run per target, then
-# the medians and each one's ratio to the first. Each round starts one
-# target later than the one before, so no target always runs first (on a
-# shared VM the first run of a round was seen to lose up to 15%).
+# the medians and each one's ratio to the first; and the median of each
+# round's own ratio to the first, which a slow stretch of a shared VM
+# moves less (the runs of a round are seconds apart, the rounds minutes).
+# Each round starts one target later than the one before, so no target
+# always runs first (the first run of a round was seen to lose up to 15%).
 compare() {
   local -A results=()
+  local -A ratios=()
   local labels=()
   local targets=("$@")
   local n=${#targets[@]}
@@ -104,7 +107,10 @@ compare() {
       round[$label]=$r
     done
     local line="round $i:"
-    for label in "${labels[@]}"; do line+=" $label ${round[$label]}"; done
+    for label in "${labels[@]}"; do
+      line+=" $label ${round[$label]}"
+      ratios[$label]+="$(ratio "${round[$label]}" "${round[${labels[0]}]}") "
+    done
     echo "$line req/s"
   done
   local base=""
@@ -116,6 +122,12 @@ compare() {
     summary+=" $label $m ($(ratio "$m" "$base"))"
   done
   echo "$summary"
+  local paired="median of the rounds' ratios to ${labels[0]}:"
+  for label in "${labels[@]:1}"; do
+    # shellcheck disable=SC2086
+    paired+=" $label $(printf '%s\n' ${ratios[$label]} | median)"
+  done
+  echo "$paired"
 }
 
 case $mode in
