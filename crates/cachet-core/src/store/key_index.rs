@@ -34,11 +34,13 @@ struct Shard {
     pairs: u64,
 }
 
-/// The shards' maps hash with aHash under random keys, as the store's own
-/// table does for the same keys: as hard for a client to aim collisions
-/// at, and cheaper than SipHash (a stored miss under eviction hashes seven
-/// keys here).
-type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+/// The shards' maps and sets hash with aHash under random keys, as the
+/// store's own table does for the same keys: as hard for a client to aim
+/// collisions at, and cheaper than SipHash (a stored miss under eviction
+/// hashes seven keys here).
+type Hasher = ahash::RandomState;
+type Map<K, V> = HashMap<K, V, Hasher>;
+type Set<K> = HashSet<K, Hasher>;
 
 /// The keys under one tag. Most tags are a URI's term, carried by one key:
 /// those keep it inline rather than in a set of their own. The set is boxed
@@ -47,7 +49,7 @@ type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 #[allow(clippy::box_collection)] // 8 bytes where the set is 64: the map's slots stay 32.
 enum Keys {
     One(Arc<str>),
-    Many(Box<HashSet<Arc<str>, ahash::RandomState>>),
+    Many(Box<Set<Arc<str>>>),
 }
 
 impl Default for KeyIndex {
