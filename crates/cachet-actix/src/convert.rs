@@ -76,8 +76,16 @@ fn header_pairs(
 pub(crate) struct ActixHeaders(Vec<(actix_header::HeaderName, actix_header::HeaderValue)>);
 
 impl ActixHeaders {
+    /// Without `Content-Length`: actix-web writes the body's length (a
+    /// `HEAD`'s from [`CachedBody`]) and skips the field of a sized body.
+    ///
+    /// [`CachedBody`]: crate::body::CachedBody
     fn of(headers: &http::HeaderMap) -> Self {
-        Self(header_pairs(headers).collect())
+        Self(
+            header_pairs(headers)
+                .filter(|(name, _)| name != actix_header::CONTENT_LENGTH)
+                .collect(),
+        )
     }
 }
 

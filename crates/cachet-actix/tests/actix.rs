@@ -319,6 +319,13 @@ async fn a_real_server_refreshes_in_the_background_and_answers_head_from_get() {
     clock.advance(Duration::from_secs(15));
     let (head, body) = wire(addr, "GET", "/api/news").await;
     assert_eq!(body, "GET /api/news #1");
+    assert_eq!(header(&head, "content-length"), Some("16"));
+    assert_eq!(
+        head.iter()
+            .filter(|line| line.starts_with("content-length"))
+            .count(),
+        1
+    );
     assert_eq!(
         header(&head, "cache-status"),
         Some("cachet; hit; fwd=stale; ttl=-5; detail=stale-while-revalidate")
@@ -445,7 +452,9 @@ async fn hits_after_the_first_answer_from_the_converted_headers_alike() {
 async fn head_hits_announce_the_stored_length_from_the_prepared_headers_too() {
     // A GET stores the entry; HEADs are answered from it, the first
     // converting its headers and the later ones from the converted form:
-    // each announces the GET body's length and sends no body.
+    // each announces the GET body's length and sends no body. actix-web
+    // writes a sized body's length as `Content-Length` (the real server's
+    // test above reads it off the wire), so the map holds none.
     let (_clock, cache, _) = fixture("[[rules]]\npath = '^/'\nttl = 600\n");
     let app = test::init_service(App::new().wrap(ResponseCache::new(cache.clone())).route(
         "/page",
@@ -464,7 +473,10 @@ async fn head_hits_announce_the_stored_length_from_the_prepared_headers_too() {
             .to_request();
         let hit = test::call_service(&app, head).await;
         let lines = header_lines(hit.headers());
-        assert!(lines.contains(&"content-length: 4".to_owned()), "{lines:?}");
+        assert!(
+            !lines.iter().any(|line| line.starts_with("content-length")),
+            "{lines:?}"
+        );
         assert!(lines
             .iter()
             .any(|line| line.starts_with("cache-status: cachet; hit")));

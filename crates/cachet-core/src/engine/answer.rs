@@ -6,13 +6,13 @@
 use super::lookup::Hit;
 use super::route::Plan;
 use crate::cache::Cache;
-use crate::protocol::cache_status::{Outcome, StatusHeaders, StatusValues};
+use crate::protocol::cache_status::{Outcome, StatusHeaders, StatusValues, STATUS_HEADERS};
 use crate::protocol::conditional::{answers_not_modified, not_modified_headers};
 use crate::protocol::range::partial;
 use crate::request::RequestHead;
 use crate::store::entry::CachedResponse;
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH};
 use http::StatusCode;
 use std::any::Any;
 use std::sync::atomic::Ordering;
@@ -46,6 +46,9 @@ struct Whole {
     entry: Arc<CachedResponse>,
     strip: Arc<[HeaderName]>,
     set: StatusValues,
+    /// Whether this answers a `HEAD`: its `Content-Length` is the only
+    /// length the server can send.
+    head: bool,
 }
 
 impl Whole {
@@ -134,6 +137,65 @@ impl Answer {
         };
         super::exchange::content_length(headers)
     }
+
+    /// The headers of a whole `GET` answer made from its entry's prepared
+    /// [`HttpHead`], with this hit's status values in its placeholders;
+    /// `None` when [`prepared`](Self::prepared) has no form to share, the
+    /// answer is a `HEAD`'s, or the form holds other status headers than
+    /// this hit sets.
+    pub(crate) fn prepared_http(&self) -> Option<HeaderMap> {
+        let whole = self.whole.as_ref().filter(|whole| !whole.head)?;
+        let slots = whole.set.slots();
+        let form = self.prepared(|headers| HttpHead::of(headers, slots))?;
+        if form.slots != slots {
+            return None;
+        }
+        let mut headers = form.headers.clone();
+        let first = headers.len() - form.placeholders;
+        for ((name, placeholder), (slot, value)) in
+            headers.iter_mut().skip(first).zip(whole.set.iter())
+        {
+            debug_assert_eq!(name, STATUS_HEADERS[slot]);
+            *placeholder = value;
+        }
+        Some(headers)
+    }
+}
+
+/// An entry's headers as a hit answers them through an `http` server (the
+/// prepared form `adapter::answer` uses): its own fields but
+/// `Content-Length`, which the server writes from the body's length as
+/// it does for the origin's own responses, then one placeholder for each
+/// status header, in [`STATUS_HEADERS`] order, that every hit's copy
+/// overwrites in place. Cloning a map copies its table; building one, as
+/// a hit did before, hashes each field into it.
+struct HttpHead {
+    headers: HeaderMap,
+    /// The [`StatusValues::slots`] it has placeholders for.
+    slots: u8,
+    placeholders: usize,
+}
+
+impl HttpHead {
+    fn of(entry: &HeaderMap, slots: u8) -> Self {
+        let placeholders = slots.count_ones() as usize;
+        let mut headers = HeaderMap::with_capacity(entry.len() + placeholders);
+        for (name, value) in entry {
+            if name != CONTENT_LENGTH {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        for (slot, name) in STATUS_HEADERS.iter().enumerate() {
+            if slots & (1 << slot) != 0 {
+                headers.append(name.clone(), HeaderValue::from_static(""));
+            }
+        }
+        Self {
+            headers,
+            slots,
+            placeholders,
+        }
+    }
 }
 
 impl Cache {
@@ -195,6 +257,7 @@ impl Cache {
                     entry: Arc::clone(entry),
                     strip: Arc::clone(&self.inner.status_headers.strip),
                     set,
+                    head: plan.head,
                 }),
             };
         }
@@ -237,6 +300,7 @@ mod tests {
     use crate::protocol::cache_status::STATUS_HEADERS;
     use crate::CacheBuilder;
     use bytes::Bytes;
+    use http::header::CONTENT_LENGTH;
     use http::{Request, Response, StatusCode};
     use http_body_util::Full;
     use std::convert::Infallible;
@@ -397,6 +461,53 @@ mod tests {
         );
         assert_eq!(partial.status, StatusCode::PARTIAL_CONTENT);
         assert!(partial.headers.contains_key("etag"));
+    }
+
+    #[tokio::test]
+    async fn http_hits_copy_a_prepared_map_that_reads_as_the_completed_answer_but_its_length() {
+        let extra: &[(&str, &str)] = &[
+            ("cache-status", "upstream; hit"),
+            ("x-two", "a"),
+            ("x-two", "b"),
+        ];
+        for own in ["", "[headers]\nx_cache = true"] {
+            let plain = cache_from(own, false);
+            let prepared = cache_from(own, true);
+            store_with(&plain, extra).await;
+            store_with(&prepared, extra).await;
+            let fields = |headers: &http::HeaderMap| -> Vec<(String, String)> {
+                headers
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+                    .collect()
+            };
+            let completed = hit(&prepared, &[]).complete().headers;
+            assert_eq!(completed, hit(&plain, &[]).headers);
+            assert_eq!(completed[CONTENT_LENGTH], "5");
+            let mut expected = fields(&completed);
+            expected.retain(|(name, _)| name != "content-length");
+            // The first hit makes the map, the next ones copy it: each the
+            // completed answer's fields in its order, less the length the
+            // server writes from the body.
+            for _ in 0..3 {
+                let answer = hit(&prepared, &[]);
+                let headers = answer.prepared_http().expect("a whole GET answer");
+                assert_eq!(fields(&headers), expected, "{own}");
+                assert_eq!(answer.content_length(), Some(5));
+            }
+            // Not for a HEAD (its length is its field) nor a 304.
+            let head = Request::head("/page").body(()).unwrap();
+            let Route::Cache(plan) = prepared.route(&head) else {
+                panic!("cached")
+            };
+            let Begun::Hit(answer, _) = begin(&prepared, plan, &head) else {
+                panic!("a hit")
+            };
+            assert!(answer.prepared_http().is_none());
+            assert_eq!(answer.complete().headers[CONTENT_LENGTH], "5");
+            let not_modified = hit(&prepared, &[("if-none-match", "\"v1\"")]);
+            assert!(not_modified.prepared_http().is_none());
+        }
     }
 
     #[tokio::test]

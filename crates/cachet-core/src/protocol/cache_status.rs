@@ -329,6 +329,12 @@ impl StatusValues {
             .chain(x_cache)
     }
 
+    /// Which fields are set: bit `n` for the one at position `n` in
+    /// [`STATUS_HEADERS`].
+    pub(crate) fn slots(&self) -> u8 {
+        u8::from(self.age.is_some()) | 2 | u8::from(self.x_cache.is_some()) << 2
+    }
+
     /// Whether `name` is one of the fields set.
     pub(crate) fn sets(&self, name: &HeaderName) -> bool {
         name == AGE && self.age.is_some()

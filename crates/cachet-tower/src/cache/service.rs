@@ -28,6 +28,9 @@ pub struct CacheService<S> {
 impl<S> CacheService<S> {
     /// Wraps `inner` with `cache`.
     pub fn new(inner: S, cache: Cache) -> Self {
+        // Hits copy a prepared map of their entry's headers
+        // (`adapter::answer`) instead of building one.
+        adapter::prepare_answers(&cache);
         Self {
             inner,
             cache,

@@ -585,7 +585,10 @@ pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 
 /// A response the cache made itself, such as a hit.
 pub fn answer<B: Body>(mut answer: Answer) -> Response<ResponseBody<B>> {
-    answer.put_back();
+    match answer.prepared_http() {
+        Some(headers) => answer.headers = headers,
+        None => answer.put_back(),
+    }
     let mut response = Response::new(ResponseBody::full(answer.body));
     *response.status_mut() = answer.status;
     *response.headers_mut() = answer.headers;
