@@ -291,7 +291,7 @@ async fn a_miss_then_a_hit_without_reaching_the_upstream() {
         let hit = send(&client, proxy.addr, "/cached", &[]).await;
         assert_eq!(hit.body, "cached #1");
         assert!(hit.header("cache-status").starts_with("cachet; hit"));
-        // The length as the miss had it, once: hyper writes the body's.
+        // The length as the miss had it, once.
         assert_eq!(hit.headers.get_all("content-length").iter().count(), 1);
         assert_eq!(hit.header("content-length"), "9");
         assert_eq!(hit.header("etag"), first.header("etag"));

@@ -12,7 +12,7 @@ use crate::protocol::range::partial;
 use crate::request::RequestHead;
 use crate::store::entry::CachedResponse;
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 use std::any::Any;
 use std::sync::atomic::Ordering;
@@ -46,9 +46,6 @@ struct Whole {
     entry: Arc<CachedResponse>,
     strip: Arc<[HeaderName]>,
     set: StatusValues,
-    /// Whether this answers a `HEAD`: its `Content-Length` is the only
-    /// length the server can send.
-    head: bool,
 }
 
 impl Whole {
@@ -138,13 +135,12 @@ impl Answer {
         super::exchange::content_length(headers)
     }
 
-    /// The headers of a whole `GET` answer made from its entry's prepared
+    /// The headers of a whole answer made from its entry's prepared
     /// [`HttpHead`], with this hit's status values in its placeholders;
-    /// `None` when [`prepared`](Self::prepared) has no form to share, the
-    /// answer is a `HEAD`'s, or the form holds other status headers than
-    /// this hit sets.
+    /// `None` when [`prepared`](Self::prepared) has no form to share or
+    /// the form holds other status headers than this hit sets.
     pub(crate) fn prepared_http(&self) -> Option<HeaderMap> {
-        let whole = self.whole.as_ref().filter(|whole| !whole.head)?;
+        let whole = self.whole.as_ref()?;
         let slots = whole.set.slots();
         let form = self.prepared(|headers| HttpHead::of(headers, slots))?;
         if form.slots != slots {
@@ -163,12 +159,12 @@ impl Answer {
 }
 
 /// An entry's headers as a hit answers them through an `http` server (the
-/// prepared form `adapter::answer` uses): its own fields but
-/// `Content-Length`, which the server writes from the body's length as
-/// it does for the origin's own responses, then one placeholder for each
-/// status header, in [`STATUS_HEADERS`] order, that every hit's copy
-/// overwrites in place. Cloning a map copies its table; building one, as
-/// a hit did before, hashes each field into it.
+/// prepared form `adapter::answer` uses): its own fields, then one
+/// placeholder for each status header, in [`STATUS_HEADERS`] order, that
+/// every hit's copy overwrites in place. Cloning a map copies its table;
+/// building one, as a hit did before, hashes each field into it. A copy
+/// has no room to spare, so it keeps `Content-Length`: axum inserts one
+/// into a response without it, which would grow the copy.
 struct HttpHead {
     headers: HeaderMap,
     /// The [`StatusValues::slots`] it has placeholders for.
@@ -181,9 +177,7 @@ impl HttpHead {
         let placeholders = slots.count_ones() as usize;
         let mut headers = HeaderMap::with_capacity(entry.len() + placeholders);
         for (name, value) in entry {
-            if name != CONTENT_LENGTH {
-                headers.append(name.clone(), value.clone());
-            }
+            headers.append(name.clone(), value.clone());
         }
         for (slot, name) in STATUS_HEADERS.iter().enumerate() {
             if slots & (1 << slot) != 0 {
@@ -257,7 +251,6 @@ impl Cache {
                     entry: Arc::clone(entry),
                     strip: Arc::clone(&self.inner.status_headers.strip),
                     set,
-                    head: plan.head,
                 }),
             };
         }
@@ -464,7 +457,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn http_hits_copy_a_prepared_map_that_reads_as_the_completed_answer_but_its_length() {
+    async fn http_hits_copy_a_prepared_map_that_reads_as_the_completed_answer() {
         let extra: &[(&str, &str)] = &[
             ("cache-status", "upstream; hit"),
             ("x-two", "a"),
@@ -483,19 +476,14 @@ mod tests {
             };
             let completed = hit(&prepared, &[]).complete().headers;
             assert_eq!(completed, hit(&plain, &[]).headers);
-            assert_eq!(completed[CONTENT_LENGTH], "5");
-            let mut expected = fields(&completed);
-            expected.retain(|(name, _)| name != "content-length");
             // The first hit makes the map, the next ones copy it: each the
-            // completed answer's fields in its order, less the length the
-            // server writes from the body.
+            // completed answer's fields, in its order.
             for _ in 0..3 {
                 let answer = hit(&prepared, &[]);
-                let headers = answer.prepared_http().expect("a whole GET answer");
-                assert_eq!(fields(&headers), expected, "{own}");
-                assert_eq!(answer.content_length(), Some(5));
+                let headers = answer.prepared_http().expect("a whole answer");
+                assert_eq!(fields(&headers), fields(&completed), "{own}");
             }
-            // Not for a HEAD (its length is its field) nor a 304.
+            // A HEAD's too, with the GET body's length.
             let head = Request::head("/page").body(()).unwrap();
             let Route::Cache(plan) = prepared.route(&head) else {
                 panic!("cached")
@@ -503,8 +491,9 @@ mod tests {
             let Begun::Hit(answer, _) = begin(&prepared, plan, &head) else {
                 panic!("a hit")
             };
-            assert!(answer.prepared_http().is_none());
-            assert_eq!(answer.complete().headers[CONTENT_LENGTH], "5");
+            assert!(answer.body.is_empty());
+            assert_eq!(answer.prepared_http().unwrap()[CONTENT_LENGTH], "5");
+            // Not a 304's.
             let not_modified = hit(&prepared, &[("if-none-match", "\"v1\"")]);
             assert!(not_modified.prepared_http().is_none());
         }

@@ -583,7 +583,9 @@ pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// A response the cache made itself, such as a hit.
+/// A response the cache made itself, such as a hit. When the cache
+/// prepares answers ([`prepare_answers`](crate::adapter::prepare_answers)),
+/// a hit's headers are a copy of its entry's prepared map.
 pub fn answer<B: Body>(mut answer: Answer) -> Response<ResponseBody<B>> {
     match answer.prepared_http() {
         Some(headers) => answer.headers = headers,
