@@ -64,7 +64,7 @@ impl Proxy {
                 .service(upstream.for_client(remote)),
             inbound: Arc::clone(&inbound),
             log: log.clone(),
-            remote,
+            remote: Arc::from(remote.to_string()),
         };
         connection::serve(listener, self.policy, make, shutdown, "proxy").await;
     }
@@ -93,7 +93,9 @@ struct Proxied<S> {
     app: S,
     inbound: Arc<Inbound>,
     log: Option<Arc<AccessLog>>,
-    remote: SocketAddr,
+    /// The client's address as the access log writes it, written once
+    /// for the connection rather than for each of its requests.
+    remote: Arc<str>,
 }
 
 /// What the proxied port answers.
@@ -118,7 +120,7 @@ where
             started: Instant::now(),
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
-            remote: self.remote,
+            remote: Arc::clone(&self.remote),
         });
         let inner = match self.inbound.prepare(&mut req) {
             Ok(()) => Some(self.app.call(req)),
@@ -137,7 +139,7 @@ struct PendingLine {
     started: Instant,
     method: Method,
     path: String,
-    remote: SocketAddr,
+    remote: Arc<str>,
 }
 
 pin_project_lite::pin_project! {
@@ -168,7 +170,7 @@ where
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or("-");
             line.log.write(&Line {
-                remote: line.remote,
+                remote: &line.remote,
                 method: &line.method,
                 path: &line.path,
                 status: response.status().as_u16(),

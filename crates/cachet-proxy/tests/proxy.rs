@@ -742,6 +742,62 @@ fn check_validates_a_config_and_names_what_is_wrong() {
 }
 
 #[tokio::test]
+async fn the_access_log_names_each_requests_client_and_cache_status() {
+    use tokio::io::AsyncBufReadExt;
+    let (upstream_addr, _upstream, _upstream_task) = start_upstream().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cachet-proxy"))
+        .args(["--listen", "127.0.0.1:0", "--upstream"])
+        .arg(format!("http://{upstream_addr}"))
+        .env("RUST_LOG", "warn,cachet_proxy::access=info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(BOUND, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    };
+    let banner = next_line().await;
+    let addr: SocketAddr = banner
+        .strip_prefix("cachet-proxy listening on http://")
+        .and_then(|rest| rest.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    // One connection, its local address known, for a miss and a hit.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let client = stream.local_addr().unwrap();
+    for _ in 0..2 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET /cached HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"cached #1") {
+            let mut byte = [0; 1];
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1);
+            head.push(byte[0]);
+        }
+    }
+    for expected in [
+        "\"cachet; fwd=uri-miss; fwd-status=200; stored\"",
+        "\"cachet; hit; ttl=",
+    ] {
+        let line = next_line().await;
+        // `<date> <client> "GET /cached" 200 "<cache-status>" <n>us`
+        let (_, rest) = line.split_once(" GMT ").unwrap();
+        let prefix = format!("{client} \"GET /cached\" 200 {expected}");
+        assert!(rest.starts_with(&prefix), "{line}");
+        assert!(rest.ends_with("us"), "{line}");
+    }
+}
+
+#[tokio::test]
 async fn the_binary_serves_and_stops_on_sigterm() {
     use tokio::io::AsyncBufReadExt;
     let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
