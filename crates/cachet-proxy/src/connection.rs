@@ -148,17 +148,27 @@ pub(crate) async fn serve<M, S, B>(
             .serve_connection(io, TowerToHyperService::new(service))
             .into_owned();
         let connection = graceful.watch(connection);
+        // The connection runs in a task of its own, and its watcher in
+        // another that cancels it: the connection's task is woken for
+        // every read and write, and a watcher polled with it would be
+        // polled each time.
+        let serving = tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %remote, listener = name, "connection ended with an error");
+            }
+            drop(slot);
+        });
+        let cancel = serving.abort_handle();
         tokio::spawn(async move {
             let idle = activity.idle(policy.header_read_timeout, policy.idle_timeout);
             tokio::select! {
-                result = connection => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, %remote, listener = name, "connection ended with an error");
-                    }
+                biased;
+                _ = serving => {}
+                () = idle => {
+                    tracing::debug!(%remote, listener = name, "closed a silent connection");
+                    cancel.abort();
                 }
-                () = idle => tracing::debug!(%remote, listener = name, "closed a silent connection"),
             }
-            drop(slot);
         });
     }
     drop(listener);
