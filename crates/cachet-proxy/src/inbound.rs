@@ -9,21 +9,26 @@
 //! to the origin only (a hit never needs them).
 
 use crate::config::ProxyConfig;
-use cachet_core::adapter::{is_hop_by_hop, request_host, strip_hop_by_hop, BadHost};
+use cachet_core::adapter::{request_host, strip_hop_by_hop, BadHost, HOP_BY_HOP};
 use http::header::HeaderName;
 use http::Request;
+use std::collections::HashSet;
 
 /// How requests are prepared.
 #[derive(Debug, Clone)]
 pub(crate) struct Inbound {
     strip: Vec<HeaderName>,
+    /// `strip` and the hop-by-hop fields: one hash lookup tells whether a
+    /// request's field goes, where comparing it with each name took a few
+    /// hundred instructions for every field of a browser's request.
+    doomed: HashSet<HeaderName, ahash::RandomState>,
 }
 
 impl Inbound {
     pub(crate) fn new(config: &ProxyConfig) -> Self {
-        Self {
-            strip: config.strip_headers.clone(),
-        }
+        let strip = config.strip_headers.clone();
+        let doomed = strip.iter().cloned().chain(HOP_BY_HOP).collect();
+        Self { strip, doomed }
     }
 
     /// Prepares `req`, or says why it must be answered 400: two `Host`
@@ -34,8 +39,7 @@ impl Inbound {
     pub(crate) fn prepare<B>(&self, req: &mut Request<B>) -> Result<(), BadHost> {
         request_host(req)?;
         let headers = req.headers_mut();
-        let doomed = |name: &HeaderName| is_hop_by_hop(name) || self.strip.contains(name);
-        if headers.keys().any(doomed) {
+        if headers.keys().any(|name| self.doomed.contains(name)) {
             strip_hop_by_hop(headers);
             for name in &self.strip {
                 headers.remove(name);
