@@ -1,7 +1,7 @@
 //! Step 1, route: the rule that matches a request and the key of its
 //! entry — or a pass-through, or a bypass of the cache.
 
-use super::scanned::{self, Scanned};
+use super::scanned::{self, Scan, Scanned};
 use crate::cache::{Cache, CacheUse};
 use crate::config::rules::{CompiledRule, Rule, DEFAULT_CACHE};
 use crate::config::ConfigError;
@@ -67,6 +67,10 @@ pub struct Plan {
     pub(super) asks: Asks,
     pub(super) facts: RequestFacts,
     pub(super) directives: RequestDirectives,
+    /// The scan of the request's names routing made, for the lookup after
+    /// it; `None` when [`retarget`](Self::retarget) adds a `Host` the
+    /// request did not have, which the scan would deny.
+    pub(super) scan: Option<Scan>,
     /// When the request arrived, for rules that refresh early (which need
     /// to know how long a fetch takes) and for requests that must
     /// revalidate (`no-cache`: a response received after they arrived
@@ -414,6 +418,9 @@ impl Cache {
         // take a response received after it arrived.
         let started =
             (rule.early_refresh().is_some() || directives.no_cache).then(|| self.inner.clock.now());
+        // Retargeting respells a `Host` the request has, or adds one.
+        let adds_host = rehost.is_some() && !req.may_have(scanned::HOST);
+        let scan = (!adds_host).then(|| req.scan());
         Ok(Plan {
             rule: Arc::clone(rule),
             key,
@@ -439,6 +446,7 @@ impl Cache {
                 cookie: req.header(&header::COOKIE).is_some(),
             },
             directives,
+            scan,
             started,
         })
     }
@@ -473,6 +481,35 @@ mod tests {
             Route::Cache(plan) => Some(plan.rule().index()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn the_lookup_reuses_the_scan_of_names_unless_retargeting_adds_a_host() {
+        let cache = Cache::builder()
+            .key_host(true)
+            .rule(Rule::new("^/"))
+            .build()
+            .unwrap();
+        let plan = |req: http::Request<()>| match cache.route(&req) {
+            Route::Cache(plan) => plan,
+            other => panic!("{other:?}"),
+        };
+        let hosted = http::Request::get("/page")
+            .header("host", "Shop.Example")
+            .body(())
+            .unwrap();
+        let hosted = plan(hosted);
+        assert_eq!(hosted.host().unwrap(), "shop.example");
+        assert!(hosted.scan.is_some(), "Host is respelled, not added");
+        // Absolute form without Host: retargeting adds one, so the names
+        // the scan saw are not the request's any more.
+        let mut absolute = http::Request::get("http://Shop.Example/page")
+            .body(())
+            .unwrap();
+        let plan = plan(absolute.clone());
+        assert!(plan.scan.is_none());
+        assert!(plan.retarget(&mut absolute));
+        assert_eq!(absolute.headers()["host"], "shop.example");
     }
 
     #[test]

@@ -28,6 +28,8 @@ static ASKED: [HeaderName; 13] = [
 /// Bits of [`ASKED`]: a request's preconditions the cache evaluates
 /// itself (`If-None-Match`, `If-Modified-Since`).
 pub(crate) const PRECONDITIONS: u16 = 1 << 9 | 1 << 11;
+/// Bit of [`ASKED`]: `Host`.
+pub(crate) const HOST: u16 = 1 << 0;
 /// Bit of [`ASKED`]: `Range`.
 pub(crate) const RANGE: u16 = 1 << 1;
 /// Bits of [`ASKED`]: the request's cache directives (`Cache-Control`,
@@ -79,11 +81,11 @@ fn signature(name: &str) -> u64 {
     1 << (mixed % 64)
 }
 
-/// `req`, with what its header names say: which of [`ASKED`] it has, and
-/// the [`signature`]s of its others. A lookup of a header it lacks is
-/// answered here; any other goes to `req`.
-pub(crate) struct Scanned<'a> {
-    req: &'a dyn RequestHead,
+/// What one pass over a request's header names found: which of [`ASKED`]
+/// it has, and the [`signature`]s of its others. A plan keeps it, so that
+/// the lookup after routing reads the request without a second pass.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scan {
     /// Bit `i`: the request has `ASKED[i]`.
     present: u16,
     /// The [`signature`]s of its headers not in `ASKED`, or-ed: zero when
@@ -93,8 +95,8 @@ pub(crate) struct Scanned<'a> {
     listed: bool,
 }
 
-impl<'a> Scanned<'a> {
-    pub(crate) fn new(req: &'a dyn RequestHead) -> Self {
+impl Scan {
+    fn of(req: &dyn RequestHead) -> Self {
         let mut present = 0u16;
         let mut others = 0u64;
         let listed = req.header_names(&mut |name| match asked(name) {
@@ -102,31 +104,62 @@ impl<'a> Scanned<'a> {
             None => others |= signature(name),
         });
         Self {
-            req,
             present,
             others,
             listed,
         }
+    }
+}
+
+/// `req`, with its [`Scan`]. A lookup of a header it lacks is answered
+/// here; any other goes to `req`.
+pub(crate) struct Scanned<'a> {
+    req: &'a dyn RequestHead,
+    scan: Scan,
+}
+
+impl<'a> Scanned<'a> {
+    pub(crate) fn new(req: &'a dyn RequestHead) -> Self {
+        Self {
+            req,
+            scan: Scan::of(req),
+        }
+    }
+
+    /// `req` with the scan routing made of it, when it still holds: no
+    /// step since has added a header name. Else scanned afresh.
+    pub(crate) fn again(req: &'a dyn RequestHead, scan: Option<Scan>) -> Self {
+        match scan {
+            Some(scan) => Self { req, scan },
+            None => Self::new(req),
+        }
+    }
+
+    /// What the scan found.
+    pub(crate) fn scan(&self) -> Scan {
+        self.scan
     }
 
     /// Whether the request may have one of the [`ASKED`] headers whose
     /// `bits` are set: false only when its names were listed and none is
     /// among them.
     pub(crate) fn may_have(&self, bits: u16) -> bool {
-        !self.listed || self.present & bits != 0
+        let scan = &self.scan;
+        !scan.listed || scan.present & bits != 0
     }
 
     /// Whether the request surely has no header `name`.
     fn lacks(&self, name: &HeaderName) -> bool {
-        if !self.listed {
+        let scan = &self.scan;
+        if !scan.listed {
             return false;
         }
-        if self.present == 0 && self.others == 0 {
+        if scan.present == 0 && scan.others == 0 {
             return true; // no header at all
         }
         match asked(name.as_str()) {
-            Some(index) => self.present & (1 << index) == 0,
-            None => self.others == 0 || self.others & signature(name.as_str()) == 0,
+            Some(index) => scan.present & (1 << index) == 0,
+            None => scan.others == 0 || scan.others & signature(name.as_str()) == 0,
         }
     }
 }
@@ -203,6 +236,7 @@ mod tests {
             PRECONDITIONS,
             bit(&header::IF_NONE_MATCH) | bit(&header::IF_MODIFIED_SINCE)
         );
+        assert_eq!(HOST, bit(&header::HOST));
         assert_eq!(RANGE, bit(&header::RANGE));
         assert_eq!(
             DIRECTIVES,

@@ -115,11 +115,12 @@ impl Refresh {
     }
 }
 
-/// Begins `req`, which `plan` routes to the cache: looks it up in memory
-/// and answers a hit at once, allocating nothing; anything else is a
-/// [`Miss`] for [`serve`].
+/// Begins `req`, which `plan` routes to the cache (as
+/// [`Plan::retarget`] left it: the plan keeps what routing read of its
+/// header names): looks it up in memory and answers a hit at once,
+/// allocating nothing; anything else is a [`Miss`] for [`serve`].
 pub fn begin(cache: &Cache, plan: Plan, req: &dyn crate::request::RequestHead) -> Begun {
-    let req = &Scanned::new(req);
+    let req = &Scanned::again(req, plan.scan);
     let landmark = cache.landmark();
     match cache.lookup_now(&plan, req) {
         Some(Lookup::Hit(hit)) => {
