@@ -149,6 +149,7 @@ impl<'a> Scanned<'a> {
     }
 
     /// Whether the request surely has no header `name`.
+    #[inline]
     fn lacks(&self, name: &HeaderName) -> bool {
         let scan = &self.scan;
         if !scan.listed {
@@ -174,6 +175,7 @@ impl RequestHead for Scanned<'_> {
     fn query(&self) -> Option<&str> {
         self.req.query()
     }
+    #[inline]
     fn header(&self, name: &HeaderName) -> Option<&[u8]> {
         if self.lacks(name) {
             return None;
