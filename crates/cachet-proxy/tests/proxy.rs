@@ -741,33 +741,48 @@ fn check_validates_a_config_and_names_what_is_wrong() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test]
-async fn the_access_log_names_each_requests_client_and_cache_status() {
+/// The cachet-proxy binary in front of `upstream` with `RUST_LOG` set to
+/// `log`: the process, its stdout's lines after the banner, and the
+/// address the banner names.
+async fn spawn_binary(
+    upstream: SocketAddr,
+    log: &str,
+) -> (tokio::process::Child, StdoutLines, SocketAddr) {
     use tokio::io::AsyncBufReadExt;
-    let (upstream_addr, _upstream, _upstream_task) = start_upstream().await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cachet-proxy"))
         .args(["--listen", "127.0.0.1:0", "--upstream"])
-        .arg(format!("http://{upstream_addr}"))
-        .env("RUST_LOG", "warn,cachet_proxy::access=info")
+        .arg(format!("http://{upstream}"))
+        .env("RUST_LOG", log)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next_line = async || {
-        tokio::time::timeout(BOUND, lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-    };
-    let banner = next_line().await;
+    let banner = next_line(&mut lines).await;
     let addr: SocketAddr = banner
         .strip_prefix("cachet-proxy listening on http://")
         .and_then(|rest| rest.split(',').next())
         .unwrap()
         .parse()
         .unwrap();
+    (child, lines, addr)
+}
+
+type StdoutLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+async fn next_line(lines: &mut StdoutLines) -> String {
+    tokio::time::timeout(BOUND, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_access_log_names_each_requests_client_and_cache_status() {
+    let (upstream_addr, _upstream, _upstream_task) = start_upstream().await;
+    let (_child, mut lines, addr) =
+        spawn_binary(upstream_addr, "warn,cachet_proxy::access=info").await;
     // One connection, its local address known, for a miss and a hit.
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let client = stream.local_addr().unwrap();
@@ -788,7 +803,7 @@ async fn the_access_log_names_each_requests_client_and_cache_status() {
         "\"cachet; fwd=uri-miss; fwd-status=200; stored\"",
         "\"cachet; hit; ttl=",
     ] {
-        let line = next_line().await;
+        let line = next_line(&mut lines).await;
         // `<date> <client> "GET /cached" 200 "<cache-status>" <n>us`
         let (_, rest) = line.split_once(" GMT ").unwrap();
         let prefix = format!("{client} \"GET /cached\" 200 {expected}");
@@ -799,28 +814,8 @@ async fn the_access_log_names_each_requests_client_and_cache_status() {
 
 #[tokio::test]
 async fn the_binary_serves_and_stops_on_sigterm() {
-    use tokio::io::AsyncBufReadExt;
     let (upstream_addr, upstream, _upstream_task) = start_upstream().await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cachet-proxy"))
-        .args(["--listen", "127.0.0.1:0", "--upstream"])
-        .arg(format!("http://{upstream_addr}"))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner = tokio::time::timeout(BOUND, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let addr: SocketAddr = banner
-        .strip_prefix("cachet-proxy listening on http://")
-        .and_then(|rest| rest.split(',').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (mut child, _lines, addr) = spawn_binary(upstream_addr, "warn").await;
     let client = client();
     for _ in 0..2 {
         assert_eq!(send(&client, addr, "/cached", &[]).await.body, "cached #1");

@@ -70,7 +70,7 @@ fn asked(name: &str) -> Option<usize> {
 /// its bytes: the names a request has set theirs, so a name whose bit is
 /// clear is surely not among them (a set one may be: then the request is
 /// asked). A browser's request carries a dozen names the cache never asks
-/// for; the factors are chosen so that none of fifty common request
+/// for; the factors are chosen so that none of 51 common request
 /// headers shares a bit with a default bypass header (`X-Original-URL`,
 /// …), which a test checks.
 fn signature(name: &str) -> u64 {
