@@ -147,7 +147,7 @@ impl Answer {
             return None;
         }
         let mut headers = form.headers.clone();
-        let first = headers.len() - form.placeholders;
+        let first = headers.len() - slots.count_ones() as usize;
         for ((name, placeholder), (slot, value)) in
             headers.iter_mut().skip(first).zip(whole.set.iter())
         {
@@ -167,9 +167,9 @@ impl Answer {
 /// into a response without it, which would grow the copy.
 struct HttpHead {
     headers: HeaderMap,
-    /// The [`StatusValues::slots`] it has placeholders for.
+    /// The [`StatusValues::slots`] it has placeholders for, the map's
+    /// last values.
     slots: u8,
-    placeholders: usize,
 }
 
 impl HttpHead {
@@ -184,11 +184,7 @@ impl HttpHead {
                 headers.append(name.clone(), HeaderValue::from_static(""));
             }
         }
-        Self {
-            headers,
-            slots,
-            placeholders,
-        }
+        Self { headers, slots }
     }
 }
 
