@@ -337,6 +337,31 @@ async fn ten_budgets_through_the_tower_layer_stay_within_the_budget() {
     check_filled(&cache, baseline).await;
 }
 
+/// Each entry hit once after it is stored: the hit makes the entry's
+/// prepared header map, which the store counts from then on.
+#[tokio::test]
+async fn ten_budgets_of_hit_entries_through_the_tower_layer_stay_within_the_budget() {
+    use tower::Layer;
+    let _serial = SERIAL.lock().await;
+    let cache = Cache::from_toml(&budget_rules()).unwrap();
+    let service = cachet::CacheLayer::new(cache.clone()).layer(fill_origin());
+    let get = |n: usize| {
+        let service = service.clone();
+        async move {
+            for _ in 0..2 {
+                let req = http::Request::get(format!("/item/{n}"))
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                fetch(service.clone(), req).await;
+            }
+        }
+    };
+    let baseline = fill_ten_budgets(&cache, 1, get).await;
+    let stats = cache.stats().caches["default"].clone();
+    assert_eq!(stats.hits, stats.misses, "each entry stored, then hit");
+    check_filled(&cache, baseline).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_budgets_through_the_proxy_stay_within_the_budget() {
     let _serial = SERIAL.lock().await;

@@ -9,8 +9,8 @@ use crate::tier::{Recorded, Rotate, Tier};
 use cachet_core::clock::Clock;
 use cachet_core::store::tier::{instance_id, unix_millis, Purge};
 use cachet_core::store::{
-    Entry, Health, Immediate, MemoryStore, Shared, Store, StoreError, StoreUsage, Swap, Version,
-    Walk,
+    CachedResponse, Entry, Health, Immediate, MemoryStore, Shared, Store, StoreError, StoreUsage,
+    Swap, Version, Walk,
 };
 use cachet_core::{CacheKey, CacheSpec, ConfigError};
 use futures_util::future::join_all;
@@ -642,6 +642,13 @@ impl Immediate for MemcachedStore {
     ) -> Option<Result<(), StoreError>> {
         // A restored dump fills this instance's memory only.
         self.local.as_ref()?.insert_now(cache, key, value)
+    }
+
+    fn count_prepared(&self, cache: &str, key: &CacheKey, entry: &Arc<CachedResponse>) {
+        // Hits are answered from memory, which holds the weights.
+        if let Some(local) = &self.local {
+            local.count_prepared(cache, key, entry);
+        }
     }
 }
 

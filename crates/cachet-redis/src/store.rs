@@ -9,7 +9,8 @@ use cachet_core::clock::Clock;
 use cachet_core::store::tier::{instance_id, unix_millis as millis, Purge};
 use cachet_core::store::StoreError;
 use cachet_core::store::{
-    Entry, Health, Immediate, MemoryStore, Shared, Store, StoreUsage, Swap, Version, Walk,
+    CachedResponse, Entry, Health, Immediate, MemoryStore, Shared, Store, StoreUsage, Swap,
+    Version, Walk,
 };
 use cachet_core::{CacheKey, CacheSpec, ConfigError};
 use redis::Value;
@@ -577,6 +578,13 @@ impl Immediate for RedisStore {
     ) -> Option<Result<(), StoreError>> {
         // A restored dump fills this instance's memory only.
         self.local.as_ref()?.insert_now(cache, key, value)
+    }
+
+    fn count_prepared(&self, cache: &str, key: &CacheKey, entry: &Arc<CachedResponse>) {
+        // Hits are answered from memory, which holds the weights.
+        if let Some(local) = &self.local {
+            local.count_prepared(cache, key, entry);
+        }
     }
 }
 

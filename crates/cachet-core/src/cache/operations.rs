@@ -210,7 +210,9 @@ impl Cache {
                 }
                 if let Some(entry) = self.inner.store.get(name, &key, now).await? {
                     figures.count += 1;
-                    figures.bytes += crate::weight::key(key.as_str().len()) + entry.weight();
+                    // As the in-memory store weighs it, prepared form included.
+                    let form = entry.response().map_or(0, |r| r.prepared_weight());
+                    figures.bytes += crate::weight::key(key.as_str().len()) + entry.weight() + form;
                 }
             }
             per_cache.insert(name.clone(), figures);

@@ -6,11 +6,13 @@
 use super::lookup::Hit;
 use super::route::Plan;
 use crate::cache::Cache;
+use crate::key::CacheKey;
 use crate::protocol::cache_status::{Outcome, StatusHeaders, StatusValues, STATUS_HEADERS};
 use crate::protocol::conditional::{answers_not_modified, not_modified_headers};
 use crate::protocol::range::partial;
 use crate::request::RequestHead;
 use crate::store::entry::CachedResponse;
+use crate::store::Store;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
@@ -46,6 +48,17 @@ struct Whole {
     entry: Arc<CachedResponse>,
     strip: Arc<[HeaderName]>,
     set: StatusValues,
+    /// Where the entry lives, on a hit before its store counted the room
+    /// its prepared form takes.
+    uncounted: Option<Box<Home>>,
+}
+
+/// The store, cache and key a hit found its entry under.
+#[derive(Debug, Clone)]
+struct Home {
+    store: Arc<dyn Store>,
+    cache: String,
+    key: CacheKey,
 }
 
 impl Whole {
@@ -91,9 +104,15 @@ impl Answer {
         make: impl FnOnce(&HeaderMap) -> T,
     ) -> Option<Arc<T>> {
         let whole = self.whole.as_ref().filter(|_| self.headers.is_empty())?;
-        whole
+        let form = whole
             .entry
-            .prepared(|| make(&whole.headers_less(&self.headers)))
+            .prepared(|| make(&whole.headers_less(&self.headers)));
+        if let Some(home) = &whole.uncounted {
+            if let Some(store) = home.store.immediate() {
+                store.count_prepared(&home.cache, &home.key, &whole.entry);
+            }
+        }
+        form
     }
 
     /// The status headers (`Age`, `Cache-Status`, `X-Cache`) of an answer
@@ -206,7 +225,8 @@ impl Cache {
                 refreshing: hit.refresh.is_some(),
             },
         };
-        self.respond(plan, &hit.entry, &outcome, req)
+        let home = hit.uncounted.as_deref();
+        self.respond_from(plan, &hit.entry, home, &outcome, req)
     }
 
     /// A stored response for `req`, labelled with `outcome`: 304 when the
@@ -215,6 +235,19 @@ impl Cache {
         &self,
         plan: &Plan,
         entry: &Arc<CachedResponse>,
+        outcome: &Outcome,
+        req: &dyn RequestHead,
+    ) -> Answer {
+        self.respond_from(plan, entry, None, outcome, req)
+    }
+
+    /// [`respond`](Self::respond) for an entry a hit found under `home`
+    /// (`Hit::uncounted`), whose store counts its prepared form once made.
+    fn respond_from(
+        &self,
+        plan: &Plan,
+        entry: &Arc<CachedResponse>,
+        home: Option<&CacheKey>,
         outcome: &Outcome,
         req: &dyn RequestHead,
     ) -> Answer {
@@ -247,6 +280,13 @@ impl Cache {
                     entry: Arc::clone(entry),
                     strip: Arc::clone(&self.inner.status_headers.strip),
                     set,
+                    uncounted: home.map(|key| {
+                        Box::new(Home {
+                            store: Arc::clone(&self.inner.store),
+                            cache: plan.rule.cache().to_owned(),
+                            key: key.clone(),
+                        })
+                    }),
                 }),
             };
         }
@@ -388,6 +428,40 @@ mod tests {
         assert_eq!(partial.status, StatusCode::PARTIAL_CONTENT);
         assert!(partial.prepared(prepare).is_none());
         assert_eq!(made.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn the_store_counts_a_prepared_form_from_the_hit_that_makes_it() {
+        let cache = cache(true);
+        let bytes = |cache: &crate::Cache| cache.stats().caches["default"].bytes;
+        store(&cache).await;
+        let stored = bytes(&cache);
+        // A hit that makes no form (a 304) counts none.
+        let not_modified = hit(&cache, &[("if-none-match", "\"v1\"")]);
+        assert!(not_modified.prepared(|_| ()).is_none());
+        assert_eq!(bytes(&cache), stored, "stored without the form's room");
+        let first = hit(&cache, &[]);
+        assert!(first.prepared(|_| ()).is_some());
+        let counted = bytes(&cache);
+        let key = cache.keys().await.unwrap().remove(0).key;
+        let entry = cache
+            .inner
+            .store
+            .get("default", &key, cache.inner.clock.now());
+        let entry = entry.await.unwrap().unwrap();
+        let form = entry.response().unwrap().prepared_weight();
+        assert!(form > 0);
+        assert_eq!(counted, stored + form, "counted once made");
+        let listed = cache.key_stats(None).await.unwrap()["default"].bytes;
+        assert_eq!(listed, counted, "the per-key figures agree");
+        // Later hits find it counted and tell the store nothing.
+        let later = hit(&cache, &[]);
+        assert!(later.whole.as_ref().unwrap().uncounted.is_none());
+        assert!(later.prepared(|_| ()).is_some());
+        assert_eq!(bytes(&cache), counted);
+        // The store takes away what it added.
+        assert!(cache.delete(key.as_str()).await.unwrap());
+        assert_eq!(bytes(&cache), 0);
     }
 
     #[tokio::test]
@@ -536,7 +610,7 @@ mod tests {
         let bytes = |cache: &crate::Cache| cache.stats().caches["default"].bytes;
         assert!(
             bytes(&prepared) > bytes(&plain),
-            "the second copy of the headers is counted"
+            "the form the hit made is counted"
         );
     }
 }

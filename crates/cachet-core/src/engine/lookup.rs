@@ -36,6 +36,10 @@ pub(crate) struct Hit {
     pub(super) staleness: Option<Duration>,
     /// Boxed: rare, and kept out of the way of every hit's moves.
     pub(super) refresh: Option<Box<Revalidation>>,
+    /// The key the entry lives under, while its store has not counted the
+    /// room its prepared form takes: the answer tells the store once the
+    /// form is made. Boxed, as `refresh`: an entry's first hits only.
+    pub(super) uncounted: Option<Box<CacheKey>>,
 }
 
 impl Hit {
@@ -218,11 +222,14 @@ impl Cache {
                 return miss(ForwardReason::UriMiss);
             }
         };
+        let home = || variant.clone().unwrap_or_else(|| plan.key.clone());
         let revalidation = |entry: &Arc<CachedResponse>, reason| Revalidation {
             entry: Arc::clone(entry),
-            key: variant.clone().unwrap_or_else(|| plan.key.clone()),
+            key: home(),
             reason,
         };
+        let uncounted =
+            |entry: &CachedResponse| entry.prepared_uncounted().then(|| Box::new(home()));
         let age = entry.age(now);
         let directives = &plan.directives;
         let reason = if entry.is_fresh(now) {
@@ -233,6 +240,7 @@ impl Cache {
                     .refreshes_early(plan, &entry, ttl)
                     .then(|| Box::new(revalidation(&entry, ForwardReason::Stale)));
                 return Lookup::Hit(Hit {
+                    uncounted: uncounted(&entry),
                     entry,
                     age,
                     ttl,
@@ -254,6 +262,7 @@ impl Cache {
                 let refresh = while_revalidating
                     .then(|| Box::new(revalidation(&entry, ForwardReason::Stale)));
                 return Lookup::Hit(Hit {
+                    uncounted: uncounted(&entry),
                     entry,
                     age,
                     ttl: Duration::ZERO,

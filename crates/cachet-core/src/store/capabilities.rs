@@ -2,7 +2,9 @@
 //! each a trait of its own, returned by the store's `immediate()`,
 //! `walker()`, `health()`, `shared()` or `swap()` when it has it.
 
+use super::entry::CachedResponse;
 use super::{CacheKey, Entry, StoreError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// A store that can answer without waiting (an in-memory one, or the
@@ -26,6 +28,14 @@ pub trait Immediate: Send + Sync {
         key: &CacheKey,
         value: Entry,
     ) -> Option<Result<(), StoreError>>;
+    /// `entry`, which a hit found under `key` in `cache` (in this store's
+    /// memory), has made its prepared form (see `Answer::prepared`): a
+    /// store that weighs what it holds counts the form from now on, if the
+    /// key still holds `entry`. The default counts nothing, for a store
+    /// that keeps no weights of its own.
+    fn count_prepared(&self, cache: &str, key: &CacheKey, entry: &Arc<CachedResponse>) {
+        let _ = (cache, key, entry);
+    }
 }
 
 /// A store that can walk its values in place, without collecting them:

@@ -5,17 +5,37 @@ use super::key_index::KeyIndex;
 use super::{unknown_cache, Immediate, Store, StoreUsage, Walk, WalkPart};
 use crate::clock::SharedClock;
 use crate::key::CacheKey;
-use crate::store::entry::Entry;
+use crate::store::entry::{CachedResponse, Entry};
 use crate::store::CacheSpec;
 use crate::store::StoreError;
-use quick_cache::sync::Cache as QuickCache;
+use quick_cache::sync::{Cache as QuickCache, EntryAction};
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-type Entries = QuickCache<Arc<str>, Entry, EntryWeight, DefaultHashBuilder, Evictions>;
+type Entries = QuickCache<Arc<str>, Slot, EntryWeight, DefaultHashBuilder, Evictions>;
+
+/// A value as quick_cache holds it: the entry, and whether its weight
+/// counts the entry's prepared form. The flag is the slot's, not the
+/// entry's, and changes only under the shard's lock
+/// ([`MemoryStore::count_prepared`]), which weighs the slot again: the
+/// weight quick_cache takes away when the slot goes is the one it added.
+#[derive(Debug, Clone)]
+struct Slot {
+    entry: Entry,
+    counts_prepared: bool,
+}
+
+impl Slot {
+    fn new(entry: Entry) -> Self {
+        Self {
+            entry,
+            counts_prepared: false,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Removals {
@@ -62,10 +82,16 @@ pub struct MemoryStore {
 #[derive(Debug, Clone)]
 struct EntryWeight;
 
-impl Weighter<Arc<str>, Entry> for EntryWeight {
-    fn weight(&self, key: &Arc<str>, value: &Entry) -> u64 {
+impl Weighter<Arc<str>, Slot> for EntryWeight {
+    fn weight(&self, key: &Arc<str>, slot: &Slot) -> u64 {
+        // Stable while the slot is held: a form is never unmade, and the
+        // slot counts one only once it is made.
+        let prepared = match &slot.entry {
+            Entry::Response(response) if slot.counts_prepared => response.prepared_weight(),
+            _ => 0,
+        };
         // Never zero: quick_cache never evicts a weightless item.
-        (crate::weight::key(key.len()) + value.weight()).max(1)
+        (crate::weight::key(key.len()) + slot.entry.weight() + prepared).max(1)
     }
 }
 
@@ -81,15 +107,15 @@ struct Evictions {
     index: Arc<KeyIndex>,
 }
 
-impl Lifecycle<Arc<str>, Entry> for Evictions {
+impl Lifecycle<Arc<str>, Slot> for Evictions {
     type RequestState = Vec<(Arc<str>, Entry)>;
 
     fn begin_request(&self) -> Self::RequestState {
         Vec::new()
     }
 
-    fn on_evict(&self, evicted: &mut Self::RequestState, key: Arc<str>, value: Entry) {
-        evicted.push((key, value));
+    fn on_evict(&self, evicted: &mut Self::RequestState, key: Arc<str>, slot: Slot) {
+        evicted.push((key, slot.entry));
     }
 
     fn end_request(&self, evicted: Self::RequestState) {
@@ -107,7 +133,7 @@ impl Named {
         let gone: Vec<Arc<str>> = self
             .entries
             .iter()
-            .filter(|(_, value)| !value.is_kept(now))
+            .filter(|(_, slot)| !slot.entry.is_kept(now))
             .map(|(key, _)| key)
             .collect();
         for key in gone {
@@ -119,19 +145,19 @@ impl Named {
     /// one may have replaced it meanwhile), unindexes it and counts an
     /// expiration.
     fn expire(&self, key: &str, now: SystemTime) {
-        let removed = self.entries.remove_if(key, |value| !value.is_kept(now));
-        if let Some((key, value)) = removed {
-            self.index.removed(&key, &value);
+        let removed = self.entries.remove_if(key, |slot| !slot.entry.is_kept(now));
+        if let Some((key, slot)) = removed {
+            self.index.removed(&key, &slot.entry);
             self.removals.expirations.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Removes `key`, unindexes it and counts a removal.
     fn remove(&self, key: &str) -> Option<Entry> {
-        let (key, value) = self.entries.remove(key)?;
-        self.index.removed(&key, &value);
+        let (key, slot) = self.entries.remove(key)?;
+        self.index.removed(&key, &slot.entry);
         self.removals.explicit.fetch_add(1, Ordering::Relaxed);
-        Some(value)
+        Some(slot.entry)
     }
 }
 
@@ -202,7 +228,7 @@ impl MemoryStore {
 
     fn lookup(&self, cache: &str, key: &str, now: SystemTime) -> Result<Option<Entry>, StoreError> {
         let named = self.named(cache)?;
-        let Some(entry) = named.entries.get(key) else {
+        let Some(Slot { entry, .. }) = named.entries.get(key) else {
             return Ok(None);
         };
         if entry.is_kept(now) {
@@ -221,8 +247,30 @@ impl MemoryStore {
         if named.index.add(&key, &value) {
             named.removals.replaced.fetch_add(1, Ordering::Relaxed);
         }
-        named.entries.insert(key, value);
+        named.entries.insert(key, Slot::new(value));
         Ok(())
+    }
+
+    /// Counts `response`'s prepared form in the weight of `key`'s slot, if
+    /// the slot still holds `response` and the form is made; the shard
+    /// weighs the slot again. A slot replaced or removed meanwhile is left
+    /// as it is.
+    fn count_form(&self, cache: &str, key: &str, response: &Arc<CachedResponse>) {
+        let Ok(named) = self.named(cache) else {
+            return;
+        };
+        // quick_cache asks for the key in its owned form (once per entry).
+        let key: Arc<str> = Arc::from(key);
+        // Never waits: a key being loaded holds no entry to count.
+        let _ = named.entries.entry(&key, Some(Duration::ZERO), |_, slot| {
+            if let Entry::Response(held) = &slot.entry {
+                if Arc::ptr_eq(held, response) && response.prepared_weight() > 0 {
+                    slot.counts_prepared = true;
+                    response.mark_prepared_counted();
+                }
+            }
+            EntryAction::Retain(())
+        });
     }
 
     /// Drops every value past its `keep_until` by the store's clock, so
@@ -273,7 +321,7 @@ impl Store for MemoryStore {
             .named(cache)?
             .entries
             .iter()
-            .filter(|(_, entry)| entry.is_kept(now))
+            .filter(|(_, slot)| slot.entry.is_kept(now))
             .map(|(key, _)| CacheKey::from_raw(&*key))
             .collect();
         keys.sort();
@@ -333,6 +381,10 @@ impl Immediate for MemoryStore {
         value: Entry,
     ) -> Option<Result<(), StoreError>> {
         Some(self.put(cache, key, value))
+    }
+
+    fn count_prepared(&self, cache: &str, key: &CacheKey, entry: &Arc<CachedResponse>) {
+        self.count_form(cache, key.as_str(), entry);
     }
 }
 
@@ -408,6 +460,65 @@ mod tests {
         );
         let weight = crate::weight::key(key("/a").as_str().len()) + entry(&clock, 20, 60).weight();
         assert_eq!(usage.bytes, weight, "the key's cost and the entry's");
+    }
+
+    #[tokio::test]
+    async fn a_prepared_form_counts_from_when_it_is_made_while_its_entry_is_held() {
+        let clock = MockClock::new();
+        let store = store(1 << 20, &clock);
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "text/plain".parse().unwrap());
+        let response = |body: &'static [u8]| {
+            Arc::new(
+                CachedResponse::new(
+                    StatusCode::OK,
+                    &headers,
+                    Bytes::from_static(body),
+                    crate::clock::Clock::now(&clock),
+                    Duration::from_secs(60),
+                )
+                .with_prepared_room(true),
+            )
+        };
+        let held = response(b"one");
+        let bare = crate::weight::key(key("/a").as_str().len()) + held.weight();
+        store
+            .insert("c", &key("/a"), Entry::Response(Arc::clone(&held)))
+            .await
+            .unwrap();
+        let bytes = || store.usage("c").unwrap().bytes;
+        store.count_prepared("c", &key("/a"), &held);
+        assert_eq!(bytes(), bare, "no form made yet: nothing to count");
+        assert!(held.prepared_uncounted());
+        assert!(held.prepared(|| 7_u8).is_some());
+        store.count_prepared("c", &key("/a"), &held);
+        assert!(!held.prepared_uncounted());
+        let form = held.prepared_weight();
+        assert!(form > 0);
+        assert_eq!(bytes(), bare + form);
+        store.count_prepared("c", &key("/a"), &held);
+        assert_eq!(bytes(), bare + form, "counted once");
+        // A form made on an entry the key no longer holds is not counted
+        // against its successor; the successor's weight is its own.
+        let successor = response(b"two");
+        store
+            .insert("c", &key("/a"), Entry::Response(Arc::clone(&successor)))
+            .await
+            .unwrap();
+        assert_eq!(bytes(), bare);
+        store.count_prepared("c", &key("/a"), &held);
+        assert_eq!(bytes(), bare);
+        // Nor against a key that holds nothing.
+        let stray = response(b"three");
+        assert!(stray.prepared(|| 7_u8).is_some());
+        store.count_prepared("c", &key("/b"), &stray);
+        assert_eq!(store.usage("c").unwrap().entries, 1);
+        // What the store added for a form, it takes away with the entry.
+        assert!(successor.prepared(|| 7_u8).is_some());
+        store.count_prepared("c", &key("/a"), &successor);
+        assert_eq!(bytes(), bare + form);
+        assert!(store.remove("c", &key("/a")).await.unwrap());
+        assert_eq!(bytes(), 0);
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, StatusCode};
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -46,13 +47,22 @@ pub struct CachedResponse {
 
 /// The entry's headers in a framework's own representation, made by its
 /// adapter on the first hit and shared by the hits after it (see
-/// `Answer::prepared`). Only an entry stored with room for one (its weight
-/// counts a second copy of its headers) gets one. A copy of the entry
-/// starts without one: its headers may differ.
+/// `Answer::prepared`). Only an entry stored with room for one (stored by
+/// a cache whose adapter prepares answers, in a store that keeps it in
+/// memory) gets one. A copy of the entry starts without one: its headers
+/// may differ.
+///
+/// The form is counted in the entry's weight from when it is made, not
+/// from when the entry is stored: most entries of a large cache are never
+/// hit. The store that holds the entry counts it
+/// ([`Immediate::count_prepared`](crate::store::Immediate::count_prepared)),
+/// under its own lock, so that the weight it added is the weight it takes
+/// away; `counted` only says that no hit needs to ask it again.
 #[derive(Default)]
 struct Prepared {
     room: bool,
     form: OnceLock<Arc<dyn Any + Send + Sync>>,
+    counted: AtomicBool,
 }
 
 impl Clone for Prepared {
@@ -60,6 +70,7 @@ impl Clone for Prepared {
         Self {
             room: self.room,
             form: OnceLock::new(),
+            counted: AtomicBool::new(false),
         }
     }
 }
@@ -69,6 +80,7 @@ impl std::fmt::Debug for Prepared {
         f.debug_struct("Prepared")
             .field("room", &self.room)
             .field("made", &self.form.get().is_some())
+            .field("counted", &self.counted.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -160,8 +172,8 @@ impl CachedResponse {
         self
     }
 
-    /// Gives the entry room for a prepared form of its headers, counted in
-    /// its weight, when `on`.
+    /// Gives the entry room for a prepared form of its headers when `on`
+    /// (counted in its weight once it is made: see `Prepared`).
     #[must_use]
     pub(crate) fn with_prepared_room(mut self, on: bool) -> Self {
         self.prepared.room = on;
@@ -179,6 +191,29 @@ impl CachedResponse {
         }
         let form = self.prepared.form.get_or_init(|| Arc::new(make()));
         Arc::clone(form).downcast().ok()
+    }
+
+    /// Whether the entry has room for a prepared form that its store has
+    /// not counted yet (made or not): a hit then tells the store where the
+    /// entry lives, once the form is made.
+    #[inline]
+    pub(crate) fn prepared_uncounted(&self) -> bool {
+        self.prepared.room && !self.prepared.counted.load(Ordering::Relaxed)
+    }
+
+    /// What the prepared form adds to the entry's weight: about as much as
+    /// the headers it is made from, once it is made; nothing before.
+    pub fn prepared_weight(&self) -> u64 {
+        if self.prepared.form.get().is_some() {
+            self.headers_weight
+        } else {
+            0
+        }
+    }
+
+    /// Notes that the store holding the entry counts its prepared form.
+    pub(crate) fn mark_prepared_counted(&self) {
+        self.prepared.counted.store(true, Ordering::Relaxed);
     }
 
     /// The tags the entry is indexed under.
@@ -373,13 +408,12 @@ impl CachedResponse {
     /// What the entry costs against a cache's `max_bytes`: what it keeps
     /// alive on the heap — the body, the header map with its values, the
     /// entry itself and its tags (see the `weight` module). The store adds
-    /// the key's own cost.
+    /// the key's own cost, and the [`prepared_weight`](Self::prepared_weight)
+    /// once it counts the form.
     pub fn weight(&self) -> u64 {
-        // A prepared form is about as large as the headers it is made from.
-        let copies = if self.prepared.room { 2 } else { 1 };
         weight::shared::<Self>()
             + weight::body(self.body.len())
-            + copies * self.headers_weight
+            + self.headers_weight
             + weight::tags(&self.tags)
     }
 }
