@@ -16,7 +16,9 @@
 //!
 //! Cases: `small` (11-byte bodies), `kib` (1 KiB bodies), `tagged` (1 KiB
 //! bodies with three `Cache-Tag`s and `Vary: Accept-Language`, four
-//! variants per URL).
+//! variants per URL). A case name ending in `-hit` (`small-hit`) sends
+//! each request twice, the second a hit, which makes the entry's prepared
+//! header map (counted in its weight from then on).
 
 use axum::body::Body;
 use axum::http::{Request, Response};
@@ -97,7 +99,11 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let case_name = args.next().unwrap_or_else(|| "small".to_owned());
-    let case = Case::parse(&case_name).ok_or("cases: small, kib, tagged")?;
+    let (base, hits) = match case_name.strip_suffix("-hit") {
+        Some(base) => (base, true),
+        None => (case_name.as_str(), false),
+    };
+    let case = Case::parse(base).ok_or("cases: small, kib, tagged, each with or without -hit")?;
     let requests: usize = args.next().map_or(Ok(1_000_000), |n| n.parse())?;
     let budget_mib: u64 = args.next().map_or(Ok(64), |n| n.parse())?;
 
@@ -173,8 +179,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         Case::Tagged => (format!("/i/{}", n / 4), Some(n % 4)),
                         Case::Small | Case::Kib => (format!("/i/{n}"), None),
                     };
-                    if let Err(error) = get(path, lang).await {
-                        eprintln!("request {n} failed: {error}");
+                    for _ in 0..if hits { 2 } else { 1 } {
+                        if let Err(error) = get(path.clone(), lang).await {
+                            eprintln!("request {n} failed: {error}");
+                        }
                     }
                 }
             })

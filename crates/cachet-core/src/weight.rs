@@ -20,6 +20,10 @@ const ALLOCATION: u64 = 8;
 /// Heap bytes per slot of a `HeaderMap`'s capacity: its entry (name, value,
 /// links and hash) and its share of the index table.
 const HEADER_SLOT: u64 = 110;
+/// Heap bytes of one entry of a `HeaderMap` (`Bucket`: hash, links, name
+/// and value), without its share of the index table: a copy of a map of
+/// seven fields and twelve slots allocates 7 × 104 + 16 × 4 bytes.
+const HEADER_ENTRY: u64 = 104;
 /// A `Bytes` shared between owners: the control block it allocates.
 const SHARED_BYTES: u64 = 24;
 /// An `Arc`'s counts, in front of the value.
@@ -85,6 +89,14 @@ pub(crate) fn headers(headers: &HeaderMap) -> u64 {
     }
     // The values' block and its control block.
     slots + bytes + SHARED_BYTES + 2 * ALLOCATION
+}
+
+/// A copy (`Clone`) of a header map whose names and values it shares: an
+/// entry per field and the original's index table (four bytes a slot, a
+/// third more slots than its capacity).
+pub(crate) fn copied_headers(headers: &HeaderMap) -> u64 {
+    let index = headers.capacity() as u64 * 4 / 3 * 4;
+    headers.len() as u64 * HEADER_ENTRY + index + 2 * ALLOCATION
 }
 
 /// A body of `len` bytes: its own allocation, shared on the first hit.

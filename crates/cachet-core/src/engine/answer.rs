@@ -69,12 +69,20 @@ impl Whole {
         let entry = self.entry.headers();
         let mut headers =
             HeaderMap::with_capacity(entry.len() + StatusHeaders::MAX_HEADERS + added.len());
-        for (name, value) in entry {
-            if !self.strip.contains(name) && !self.set.sets(name) && !added.contains_key(name) {
+        for (name, value) in self.own_headers() {
+            if !added.contains_key(name) {
                 headers.append(name.clone(), value.clone());
             }
         }
         headers
+    }
+
+    /// The entry's fields the answer carries: not stripped, not set by it.
+    fn own_headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.entry
+            .headers()
+            .iter()
+            .filter(|(name, _)| !self.strip.contains(name) && !self.set.sets(name))
     }
 }
 
@@ -103,10 +111,19 @@ impl Answer {
         &self,
         make: impl FnOnce(&HeaderMap) -> T,
     ) -> Option<Arc<T>> {
+        self.shared_form(|whole| {
+            whole
+                .entry
+                .prepared(|| make(&whole.headers_less(&self.headers)))
+        })
+    }
+
+    /// The form `get` finds or makes for the entry whose whole response
+    /// this is, when the answer leaves its headers to one; the store is
+    /// told once the entry holds one, if it has not counted it yet.
+    fn shared_form<T>(&self, get: impl FnOnce(&Whole) -> Option<Arc<T>>) -> Option<Arc<T>> {
         let whole = self.whole.as_ref().filter(|_| self.headers.is_empty())?;
-        let form = whole
-            .entry
-            .prepared(|| make(&whole.headers_less(&self.headers)));
+        let form = get(whole);
         if let Some(home) = &whole.uncounted {
             if let Some(store) = home.store.immediate() {
                 store.count_prepared(&home.cache, &home.key, &whole.entry);
@@ -161,7 +178,8 @@ impl Answer {
     pub(crate) fn prepared_http(&self) -> Option<HeaderMap> {
         let whole = self.whole.as_ref()?;
         let slots = whole.set.slots();
-        let form = self.prepared(|headers| HttpHead::of(headers, slots))?;
+        let form =
+            self.shared_form(|whole| whole.entry.prepared_weighed(|| HttpHead::of(whole, slots)))?;
         if form.slots != slots {
             return None;
         }
@@ -192,10 +210,12 @@ struct HttpHead {
 }
 
 impl HttpHead {
-    fn of(entry: &HeaderMap, slots: u8) -> Self {
+    /// The form of `whole`'s entry with placeholders for `slots`, and what
+    /// it keeps alive on the heap.
+    fn of(whole: &Whole, slots: u8) -> (Self, u64) {
         let placeholders = slots.count_ones() as usize;
-        let mut headers = HeaderMap::with_capacity(entry.len() + placeholders);
-        for (name, value) in entry {
+        let mut headers = HeaderMap::with_capacity(whole.entry.headers().len() + placeholders);
+        for (name, value) in whole.own_headers() {
             headers.append(name.clone(), value.clone());
         }
         for (slot, name) in STATUS_HEADERS.iter().enumerate() {
@@ -203,7 +223,12 @@ impl HttpHead {
                 headers.append(name.clone(), HeaderValue::from_static(""));
             }
         }
-        Self { headers, slots }
+        // A map's room is rounded up to a power of two; a copy of it holds
+        // its fields alone, as each hit's copy does. Names and values are
+        // the entry's, shared.
+        let headers = headers.clone();
+        let heap = crate::weight::copied_headers(&headers);
+        (Self { headers, slots }, heap)
     }
 }
 

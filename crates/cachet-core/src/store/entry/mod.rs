@@ -61,7 +61,8 @@ pub struct CachedResponse {
 #[derive(Default)]
 struct Prepared {
     room: bool,
-    form: OnceLock<Arc<dyn Any + Send + Sync>>,
+    /// The form, and what it keeps alive on the heap.
+    form: OnceLock<(Arc<dyn Any + Send + Sync>, u64)>,
     counted: AtomicBool,
 }
 
@@ -182,14 +183,28 @@ impl CachedResponse {
 
     /// The prepared form of type `T`, made by `make` on first use; `None`
     /// when the entry has no room for one or holds one of another type.
+    /// Its weight is taken to be its headers' (a framework's own header
+    /// list holds about as much).
     pub(crate) fn prepared<T: Any + Send + Sync>(
         &self,
         make: impl FnOnce() -> T,
     ) -> Option<Arc<T>> {
+        self.prepared_weighed(|| (make(), self.headers_weight))
+    }
+
+    /// [`prepared`](Self::prepared) for a form that `make` also weighs.
+    pub(crate) fn prepared_weighed<T: Any + Send + Sync>(
+        &self,
+        make: impl FnOnce() -> (T, u64),
+    ) -> Option<Arc<T>> {
         if !self.prepared.room {
             return None;
         }
-        let form = self.prepared.form.get_or_init(|| Arc::new(make()));
+        let (form, _) = self.prepared.form.get_or_init(|| {
+            let (form, heap) = make();
+            let form: Arc<dyn Any + Send + Sync> = Arc::new(form);
+            (form, weight::shared::<T>() + heap)
+        });
         Arc::clone(form).downcast().ok()
     }
 
@@ -201,14 +216,10 @@ impl CachedResponse {
         self.prepared.room && !self.prepared.counted.load(Ordering::Relaxed)
     }
 
-    /// What the prepared form adds to the entry's weight: about as much as
-    /// the headers it is made from, once it is made; nothing before.
+    /// What the prepared form adds to the entry's weight once it is made
+    /// (nothing before).
     pub fn prepared_weight(&self) -> u64 {
-        if self.prepared.form.get().is_some() {
-            self.headers_weight
-        } else {
-            0
-        }
+        self.prepared.form.get().map_or(0, |(_, weight)| *weight)
     }
 
     /// Notes that the store holding the entry counts its prepared form.
