@@ -61,6 +61,17 @@ struct Home {
     key: CacheKey,
 }
 
+impl Home {
+    /// Tells the store that `entry` holds its prepared form.
+    #[cold]
+    #[inline(never)]
+    fn count(&self, entry: &Arc<CachedResponse>) {
+        if let Some(store) = self.store.immediate() {
+            store.count_prepared(&self.cache, &self.key, entry);
+        }
+    }
+}
+
 impl Whole {
     /// The entry's headers as the answer carries them, but for those the
     /// hit sets, those in `added` (and the stripped ones), with room for
@@ -125,9 +136,7 @@ impl Answer {
         let whole = self.whole.as_ref().filter(|_| self.headers.is_empty())?;
         let form = get(whole);
         if let Some(home) = &whole.uncounted {
-            if let Some(store) = home.store.immediate() {
-                store.count_prepared(&home.cache, &home.key, &whole.entry);
-            }
+            home.count(&whole.entry);
         }
         form
     }
@@ -305,13 +314,7 @@ impl Cache {
                     entry: Arc::clone(entry),
                     strip: Arc::clone(&self.inner.status_headers.strip),
                     set,
-                    uncounted: home.map(|key| {
-                        Box::new(Home {
-                            store: Arc::clone(&self.inner.store),
-                            cache: plan.rule.cache().to_owned(),
-                            key: key.clone(),
-                        })
-                    }),
+                    uncounted: home.map(|key| self.home(plan, key)),
                 }),
             };
         }
@@ -331,6 +334,18 @@ impl Cache {
             }
         }
         Answer::new(entry.status(), headers, sent)
+    }
+
+    /// Where a hit found its entry: rare (an entry's first hits), and kept
+    /// out of every hit's way.
+    #[cold]
+    #[inline(never)]
+    fn home(&self, plan: &Plan, key: &CacheKey) -> Box<Home> {
+        Box::new(Home {
+            store: Arc::clone(&self.inner.store),
+            cache: plan.rule.cache().to_owned(),
+            key: key.clone(),
+        })
     }
 
     /// The answer to an `only-if-cached` request that missed: 504 Gateway
