@@ -14,3 +14,4 @@ cargo build --release --example memory_bench >/dev/null 2>&1
 # Each entry hit once, so that it holds its prepared header map.
 ./target/release/examples/memory_bench small-hit "$((requests / 2))"
 ./target/release/examples/memory_bench kib-hit "$((requests / 2))"
+./target/release/examples/memory_bench tagged-hit "$((requests / 10))"
