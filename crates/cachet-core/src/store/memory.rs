@@ -20,7 +20,7 @@ type Entries = QuickCache<Arc<str>, Slot, EntryWeight, DefaultHashBuilder, Evict
 /// A value as quick_cache holds it: the entry, and whether its weight
 /// counts the entry's prepared form. The flag is the slot's, not the
 /// entry's, and changes only under the shard's lock
-/// ([`MemoryStore::count_prepared`]), which weighs the slot again: the
+/// ([`MemoryStore::count_form`]), which weighs the slot again: the
 /// weight quick_cache takes away when the slot goes is the one it added.
 #[derive(Debug, Clone)]
 struct Slot {
