@@ -521,6 +521,57 @@ mod tests {
         assert_eq!(bytes(), 0);
     }
 
+    /// First hits counting forms race inserts, replacements and removals of
+    /// the same keys: whatever the interleaving, the store takes away the
+    /// weight it added (a mismatch would underflow quick_cache's totals,
+    /// which overflow-checks in this build) and ends at zero.
+    #[test]
+    fn counting_forms_while_keys_are_replaced_and_removed_keeps_the_weights_exact() {
+        let clock = MockClock::new();
+        let store = store(1 << 30, &clock);
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "text/plain".parse().unwrap());
+        let now = crate::clock::Clock::now(&clock);
+        std::thread::scope(|threads| {
+            for thread in 0..4_u64 {
+                let (store, headers) = (&store, &headers);
+                threads.spawn(move || {
+                    for n in 0..2_000_u64 {
+                        let key = key(&format!("/k{}", (n * 7 + thread) % 8));
+                        let response = Arc::new(
+                            CachedResponse::new(
+                                StatusCode::OK,
+                                headers,
+                                Bytes::from(vec![b'x'; (n % 5) as usize]),
+                                now,
+                                Duration::from_secs(60),
+                            )
+                            .with_prepared_room(true),
+                        );
+                        store
+                            .put("c", &key, Entry::Response(Arc::clone(&response)))
+                            .unwrap();
+                        if n % 3 != 0 {
+                            assert!(response.prepared(|| [0_u8; 64]).is_some());
+                            store.count_prepared("c", &key, &response);
+                        }
+                        if n % 4 == 0 {
+                            store.named("c").unwrap().remove(key.as_str());
+                        }
+                    }
+                });
+            }
+        });
+        for n in 0..8 {
+            store
+                .named("c")
+                .unwrap()
+                .remove(key(&format!("/k{n}")).as_str());
+        }
+        let usage = store.usage("c").unwrap();
+        assert_eq!((usage.entries, usage.bytes), (0, 0));
+    }
+
     #[tokio::test]
     async fn entries_expire_by_the_injected_clock() {
         let clock = MockClock::new();
