@@ -1,9 +1,11 @@
 //! The weigher tells the truth: what a cache counts against `max_bytes` is
 //! what its entries really keep alive on the heap (within ±20%), for
 //! representative entries; and a cache filled with ten times its budget,
-//! through the Tower layer or through `cachet-proxy`'s upstream path,
-//! holds no more than 1.3 × its budget of live heap, with exact tag and
-//! URI indexes (1.2 for tagged responses with `Vary` variants). This binary counts every allocation (`stats_alloc`), so
+//! through the Tower layer or through `cachet-proxy`'s upstream path (and,
+//! each entry hit once so that it holds its prepared header form, through
+//! the Tower layer and actix-web's middleware), holds no more than 1.3 × its
+//! budget of live heap, with exact tag and URI indexes (1.2 for tagged
+//! responses with `Vary` variants). This binary counts every allocation (`stats_alloc`), so
 //! its tests run one at a time.
 
 use cachet::adapter::{self, Route};
@@ -353,6 +355,44 @@ async fn ten_budgets_of_hit_entries_through_the_tower_layer_stay_within_the_budg
                     .body(axum::body::Body::empty())
                     .unwrap();
                 fetch(service.clone(), req).await;
+            }
+        }
+    };
+    let baseline = fill_ten_budgets(&cache, 1, get).await;
+    let stats = cache.stats().caches["default"].clone();
+    assert_eq!(stats.hits, stats.misses, "each entry stored, then hit");
+    check_filled(&cache, baseline).await;
+}
+
+/// The same through actix-web's middleware: its prepared form is a list
+/// of actix-web's own header types, counted from the hit that makes it.
+#[actix_web::test]
+async fn ten_budgets_of_hit_entries_through_actix_web_stay_within_the_budget() {
+    use actix_web::{test, web, App, HttpRequest, HttpResponse};
+    let _serial = SERIAL.lock().await;
+    let cache = Cache::from_toml(&budget_rules()).unwrap();
+    let origin = |req: HttpRequest| async move {
+        let n: usize = req.match_info().query("n").parse().unwrap_or(0);
+        HttpResponse::Ok()
+            .insert_header(("cache-control", "max-age=3600"))
+            .insert_header(("content-type", "text/plain"))
+            .insert_header(("cache-tag", format!("group-{}", n % 10)))
+            .body(vec![b'x'; 300])
+    };
+    let app = test::init_service(
+        App::new()
+            .wrap(cachet_actix::ResponseCache::new(cache.clone()))
+            .route("/item/{n}", web::get().to(origin)),
+    )
+    .await;
+    let get = |n: usize| {
+        let app = &app;
+        async move {
+            for _ in 0..2 {
+                let req = test::TestRequest::get()
+                    .uri(&format!("/item/{n}"))
+                    .to_request();
+                test::call_and_read_body(app, req).await;
             }
         }
     };
