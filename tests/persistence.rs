@@ -275,6 +275,35 @@ async fn every_kind_of_entry_comes_back_as_it_was() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A program restores before it sets up its adapter; a restored entry then
+/// shares a prepared form of its headers between hits, as a stored one
+/// does, counted in its weight from the hit that makes it.
+#[tokio::test]
+async fn restored_entries_share_a_prepared_form_once_hit() {
+    let file = dir("prepared").join("dump");
+    let clock = MockClock::new();
+    let before = filled(&clock, &file).await;
+    persisted(&before, &file).dump(&file).unwrap();
+    let identity = Identity::default().secret("shared secret");
+    let after = cache(&MockClock::at(clock.now()), identity, &file, true);
+    adapter::prepare_answers(&after);
+    let bytes = || after.stats().caches["default"].bytes;
+    let restored = bytes();
+    let req = request("/plain", &[]);
+    let Route::Cache(plan) = adapter::route(&after, &req) else {
+        panic!("cached")
+    };
+    let Begun::Hit(answer, _) = adapter::begin(&after, plan, &req) else {
+        panic!("a hit")
+    };
+    let form = answer.prepared(|headers| headers.get("x-origin").cloned());
+    assert_eq!(
+        form.as_deref(),
+        Some(&Some(http::HeaderValue::from_static("a")))
+    );
+    assert!(bytes() > restored, "the form is counted once made");
+}
+
 #[tokio::test]
 async fn a_dump_verifies_only_under_its_secret_and_expired_entries_stay_out() {
     let dir = dir("secrets");

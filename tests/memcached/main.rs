@@ -102,6 +102,11 @@ async fn a_miss_on_one_instance_fills_memcached_and_the_other_hits_it() {
         assert_eq!((hit.outcome(), hit.body.as_str()), ("HIT", "items #1"));
     }
     assert_eq!((a.origin.calls(), b.origin.calls()), (1, 0));
+    // B's copy, read from Memcached into its memory, shares a prepared form
+    // of its headers between hits, counted in its weight: A, which stored
+    // the same entry and never hit it, weighs it without one.
+    let bytes = |app: &App| app.cache.stats().caches["default"].bytes;
+    assert!(bytes(&b) > bytes(&a), "{} vs {}", bytes(&b), bytes(&a));
     // Freshness travels with the entry: B's clock decides, not Memcached's.
     b.clock.advance(Duration::from_secs(60));
     assert_eq!(b.get("/api/items").await.outcome(), "MISS");

@@ -206,7 +206,14 @@ impl RedisStore {
         let Stored::Entry(bytes) = layout::decode(value) else {
             return None;
         };
-        match Entry::from_bytes(bytes) {
+        // Read for memory when this instance keeps one: hits then share
+        // the entry's prepared headers.
+        let entry = if self.local.is_some() {
+            Entry::from_bytes_for_memory(bytes)
+        } else {
+            Entry::from_bytes(bytes)
+        };
+        match entry {
             Ok(entry) => entry.is_kept(now).then_some(entry),
             Err(error) => {
                 self.link

@@ -434,7 +434,9 @@ impl Persistence {
             report.skipped += 1;
             return;
         }
-        let entry = match Entry::from_wire(record.entry) {
+        // Restored into memory, usually before an adapter is set up: room
+        // for a form costs nothing until a hit of such an adapter makes one.
+        let entry = match Entry::from_wire(record.entry, true) {
             Ok(entry) => entry,
             Err(BadEntry(reason)) => {
                 tracing::debug!(key = record.key, reason, "a dumped entry does not rebuild");

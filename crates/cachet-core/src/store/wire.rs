@@ -255,10 +255,23 @@ impl Entry {
 
     /// The entry [`to_bytes`](Self::to_bytes) wrote, or why `bytes` are not one.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, crate::store::StoreError> {
+        Self::decode(bytes, false)
+    }
+
+    /// [`from_bytes`](Self::from_bytes) for an entry that an in-memory
+    /// tier will hold: hits on a response share a prepared form of its
+    /// headers, which its weight counts once a hit makes it. An entry read
+    /// for one answer is better without: it would make the form only to
+    /// drop it.
+    pub fn from_bytes_for_memory(bytes: &[u8]) -> Result<Self, crate::store::StoreError> {
+        Self::decode(bytes, true)
+    }
+
+    fn decode(bytes: &[u8], room: bool) -> Result<Self, crate::store::StoreError> {
         let wire: WireEntry<'_> = postcard::from_bytes(bytes).map_err(|error| {
             crate::store::StoreError::new(format!("an entry does not decode: {error}"))
         })?;
-        Self::from_wire(wire).map_err(|BadEntry(reason)| {
+        Self::from_wire(wire, room).map_err(|BadEntry(reason)| {
             crate::store::StoreError::new(format!("an entry does not rebuild: {reason}"))
         })
     }
@@ -272,10 +285,16 @@ impl Entry {
         }
     }
 
-    /// The entry a record describes.
-    pub(crate) fn from_wire(wire: WireEntry<'_>) -> Result<Self, BadEntry> {
+    /// The entry a record describes; a response with room for a prepared
+    /// form of its headers when `room` (one that will live in memory,
+    /// where hits share the form: see `CachedResponse::with_prepared_room`).
+    pub(crate) fn from_wire(wire: WireEntry<'_>, room: bool) -> Result<Self, BadEntry> {
         Ok(match wire {
-            WireEntry::Response { .. } => Self::Response(CachedResponse::from_wire(wire)?.into()),
+            WireEntry::Response { .. } => Self::Response(
+                CachedResponse::from_wire(wire)?
+                    .with_prepared_room(room)
+                    .into(),
+            ),
             WireEntry::Variants { .. } => Self::Variants(VariantIndex::from_wire(wire)?.into()),
             WireEntry::Value { .. } => Self::Value(ValueEntry::from_wire(wire)?.into()),
         })
@@ -285,6 +304,21 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_read_for_memory_have_room_for_a_prepared_form() {
+        let response = CachedResponse::new(
+            http::StatusCode::OK,
+            &http::HeaderMap::new(),
+            bytes::Bytes::from_static(b"body"),
+            std::time::SystemTime::UNIX_EPOCH,
+            std::time::Duration::from_secs(60),
+        );
+        let bytes = Entry::from(response).to_bytes();
+        let room = |entry: Entry| entry.response().unwrap().prepared(|| 1_u8).is_some();
+        assert!(!room(Entry::from_bytes(&bytes).unwrap()));
+        assert!(room(Entry::from_bytes_for_memory(&bytes).unwrap()));
+    }
 
     #[test]
     fn byte_strings_encode_as_plain_byte_slices_did() {
