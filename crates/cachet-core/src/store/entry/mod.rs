@@ -48,9 +48,10 @@ pub struct CachedResponse {
 /// The entry's headers in a framework's own representation, made by its
 /// adapter on the first hit and shared by the hits after it (see
 /// `Answer::prepared`). Only an entry with room for one gets one: one
-/// stored by a cache whose adapter prepares answers, or restored from a
-/// dump into memory; an entry read back from a remote tier has none. A copy
-/// of the entry starts without one: its headers may differ.
+/// stored by a cache whose adapter prepares answers, or read into memory
+/// from a dump or a shared tier; an entry read from a tier for one answer
+/// has none. A copy of the entry starts without one: its headers may
+/// differ.
 ///
 /// The form is counted in the entry's weight from when it is made, not
 /// from when the entry is stored: most entries of a large cache are never
