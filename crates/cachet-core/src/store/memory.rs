@@ -20,7 +20,7 @@ type Entries = QuickCache<Arc<str>, Slot, EntryWeight, DefaultHashBuilder, Evict
 /// A value as quick_cache holds it: the entry, and whether its weight
 /// counts the entry's prepared form. The flag is the slot's, not the
 /// entry's, and changes only under the shard's lock
-/// ([`MemoryStore::count_form`]), which weighs the slot again: the
+/// (its [`Immediate::count_prepared`]), which weighs the slot again: the
 /// weight quick_cache takes away when the slot goes is the one it added.
 #[derive(Debug, Clone)]
 struct Slot {
@@ -251,28 +251,6 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// Counts `response`'s prepared form in the weight of `key`'s slot, if
-    /// the slot still holds `response` and the form is made; the shard
-    /// weighs the slot again. A slot replaced or removed meanwhile is left
-    /// as it is.
-    fn count_form(&self, cache: &str, key: &str, response: &Arc<CachedResponse>) {
-        let Ok(named) = self.named(cache) else {
-            return;
-        };
-        // quick_cache asks for the key in its owned form (once per entry).
-        let key: Arc<str> = Arc::from(key);
-        // Never waits: a key being loaded holds no entry to count.
-        let _ = named.entries.entry(&key, Some(Duration::ZERO), |_, slot| {
-            if let Entry::Response(held) = &slot.entry {
-                if Arc::ptr_eq(held, response) && response.prepared_weight() > 0 {
-                    slot.counts_prepared = true;
-                    response.mark_prepared_counted();
-                }
-            }
-            EntryAction::Retain(())
-        });
-    }
-
     /// Drops every value past its `keep_until` by the store's clock, so
     /// that usage figures and the tag index are exact. Tests and stats call
     /// it; the request path does not.
@@ -383,8 +361,25 @@ impl Immediate for MemoryStore {
         Some(self.put(cache, key, value))
     }
 
+    /// Counts `entry`'s form in the weight of `key`'s slot, if the slot
+    /// still holds `entry` and the form is made; the shard weighs the slot
+    /// again. A slot replaced or removed meanwhile is left as it is.
     fn count_prepared(&self, cache: &str, key: &CacheKey, entry: &Arc<CachedResponse>) {
-        self.count_form(cache, key.as_str(), entry);
+        let Ok(named) = self.named(cache) else {
+            return;
+        };
+        // quick_cache asks for the key in its owned form (once per entry).
+        let key: Arc<str> = Arc::from(key.as_str());
+        // Never waits: a key being loaded holds no entry to count.
+        let _ = named.entries.entry(&key, Some(Duration::ZERO), |_, slot| {
+            if let Entry::Response(held) = &slot.entry {
+                if Arc::ptr_eq(held, entry) && entry.prepared_weight() > 0 {
+                    slot.counts_prepared = true;
+                    entry.mark_prepared_counted();
+                }
+            }
+            EntryAction::Retain(())
+        });
     }
 }
 
